@@ -1,0 +1,37 @@
+"""Who may call what: token scopes for machines, login for people."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+
+from dashboard.models import TokenScope
+
+#: Scopes that include others: admin can do everything a read or ingest token can.
+_IMPLIES = {
+    TokenScope.ADMIN: {TokenScope.ADMIN, TokenScope.READ, TokenScope.INGEST},
+    TokenScope.READ: {TokenScope.READ},
+    TokenScope.INGEST: {TokenScope.INGEST},
+}
+
+
+def token_has_scope(token: Any, scope: str) -> bool:
+    return scope in _IMPLIES.get(token.scope, set())
+
+
+class ScopePermission(BasePermission):
+    """Tokens need the view's ``required_scopes[method]``; people need to be logged in."""
+
+    message = "this token's scope does not allow this request"
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        if user is None or not user.is_authenticated:
+            return False
+        token = getattr(user, "api_token", None)
+        if token is None:
+            return True
+        required = getattr(view, "required_scopes", {}).get(request.method or "GET")
+        return required is not None and token_has_scope(token, required)

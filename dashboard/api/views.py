@@ -1,0 +1,68 @@
+"""REST API views: read input, call one service or selector, render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import generics, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from dashboard.api.authentication import request_token
+from dashboard.api.permissions import ScopePermission
+from dashboard.api.serializers import FindingSerializer
+from dashboard.api.uploads import read_report
+from dashboard.models import Finding, TokenScope
+from dashboard.selectors.findings import FindingFilters, finding_list
+from dashboard.selectors.teams import report_get
+from dashboard.services.reports import report_submit
+from dashboard.services.reports_summary import report_summary
+
+
+class ReportCreateView(APIView):
+    permission_classes = [ScopePermission]
+    required_scopes = {"POST": TokenScope.INGEST}
+
+    def post(self, request: Request) -> Response:
+        data = read_report(request)
+        params = request.query_params
+        report, _ = report_submit(
+            data=data,
+            token=request_token(request),
+            user=None if request_token(request) else request.user,
+            team_slug=params.get("team", ""),
+            format_name=params.get("format", ""),
+            image=params.get("image", ""),
+            stream=params.get("stream", ""),
+            idempotency_key=request.META.get("HTTP_IDEMPOTENCY_KEY", ""),
+        )
+        url = request.build_absolute_uri(f"/api/v1/reports/{report.pk}/")
+        return Response({"id": str(report.pk), "status": report.status, "url": url}, status=status.HTTP_202_ACCEPTED)
+
+
+class ReportDetailView(APIView):
+    permission_classes = [ScopePermission]
+    required_scopes = {"GET": TokenScope.INGEST}
+
+    def get(self, request: Request, pk: Any) -> Response:
+        report = report_get(user=request.user, pk=pk)
+        return Response(report_summary(report, url=request.build_absolute_uri()))
+
+
+class FindingListView(generics.ListAPIView[Finding]):
+    permission_classes = [ScopePermission]
+    required_scopes = {"GET": TokenScope.READ}
+    serializer_class = FindingSerializer
+
+    def get_queryset(self) -> Any:
+        return finding_list(user=self.request.user, filters=FindingFilters.from_query(self.request.query_params))
+
+
+class FindingDetailView(generics.RetrieveAPIView[Finding]):
+    permission_classes = [ScopePermission]
+    required_scopes = {"GET": TokenScope.READ}
+    serializer_class = FindingSerializer
+
+    def get_queryset(self) -> Any:
+        return Finding.objects.visible_to(self.request.user).select_related("team", "image")

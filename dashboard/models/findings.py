@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+
+from dashboard.models.choices import ACTIVE_STATUSES, Kind, Severity, Status, Stream
+from dashboard.models.images import Image
+from dashboard.models.reports import Report
+from dashboard.models.teams import Team
+
+
+class FindingQuerySet(models.QuerySet["Finding"]):
+    def visible_to(self, user: Any) -> FindingQuerySet:
+        """The one access rule: staff see everything; others see their teams' findings."""
+        if user is None or not user.is_authenticated:
+            return self.none()
+        token = getattr(user, "api_token", None)
+        if token is not None:
+            return self.filter(team_id=token.team_id)
+        if user.is_staff or user.is_superuser:
+            return self
+        return self.filter(team__memberships__user=user)
+
+    def active(self) -> FindingQuerySet:
+        return self.filter(status__in=ACTIVE_STATUSES)
+
+
+class Finding(models.Model):
+    """One finding, identified by its fingerprint across reports, tags and digests."""
+
+    fingerprint = models.CharField(max_length=64, unique=True)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="findings")
+    image = models.ForeignKey(Image, null=True, blank=True, on_delete=models.SET_NULL, related_name="findings")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    source = models.CharField(max_length=32)
+    stream = models.CharField(max_length=16, choices=Stream.choices, default=Stream.SCAN)
+    #: The lifecycle scope the finding was last reported in (closing by absence stays inside it).
+    scope_key = models.CharField(max_length=600, db_index=True)
+    rule_id = models.CharField(max_length=255)
+    title = models.CharField(max_length=500, blank=True, default="")
+    description = models.TextField(blank=True, default="")
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    package_name = models.CharField(max_length=255, blank=True, default="")
+    package_version = models.CharField(max_length=255, blank=True, default="")
+    fixed_version = models.CharField(max_length=255, blank=True, default="")
+    package_type = models.CharField(max_length=64, blank=True, default="")
+    package_path = models.CharField(max_length=1000, blank=True, default="")
+    resource_cluster = models.CharField(max_length=255, blank=True, default="")
+    resource_namespace = models.CharField(max_length=255, blank=True, default="")
+    resource_kind = models.CharField(max_length=100, blank=True, default="")
+    resource_name = models.CharField(max_length=255, blank=True, default="")
+    cvss = models.FloatField(null=True, blank=True)
+    epss = models.FloatField(null=True, blank=True)
+    kev = models.BooleanField(default=False)
+    cwe = models.JSONField(default=list, blank=True)
+    references = models.JSONField(default=list, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    status_hint = models.CharField(max_length=32, blank=True, default="")
+    risk_score = models.FloatField(default=0)
+    #: Times the finding was reported (events for admission/runtime; reports for scans).
+    occurrences = models.PositiveIntegerField(default=1)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    status_changed_at = models.DateTimeField()
+    fixed_at = models.DateTimeField(null=True, blank=True)
+    due_date = models.DateField(null=True, blank=True)
+    assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    last_report = models.ForeignKey(Report, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    objects = FindingQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-risk_score", "id"]
+        indexes = [
+            models.Index(fields=["team", "status", "severity"]),
+            models.Index(fields=["image", "status"]),
+            models.Index(fields=["scope_key", "status"]),
+            models.Index(fields=["status", "-risk_score"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule_id} {self.package_name or self.resource_name}".strip()
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+
+class FindingOccurrence(models.Model):
+    """Where a finding was seen: a tag/digest of its image, or a workload, first and last."""
+
+    finding = models.ForeignKey(Finding, on_delete=models.CASCADE, related_name="occurrence_set")
+    tag = models.CharField(max_length=128, blank=True, default="")
+    digest = models.CharField(max_length=128, blank=True, default="")
+    workload = models.CharField(max_length=255, blank=True, default="")
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-last_seen"]
+        constraints = [
+            models.UniqueConstraint(fields=["finding", "tag", "digest", "workload"], name="occurrence_unique")
+        ]
+
+
+class FindingEvent(models.Model):
+    """Every change to a finding: who (a person, a report or a rule), when and why."""
+
+    class Type(models.TextChoices):
+        CREATED = "created"
+        REOPENED = "reopened"
+        FIXED = "fixed"
+        STATUS = "status"
+        ASSIGNED = "assigned"
+        COMMENT = "comment"
+
+    finding = models.ForeignKey(Finding, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=16, choices=Type.choices)
+    from_status = models.CharField(max_length=16, blank=True, default="")
+    to_status = models.CharField(max_length=16, blank=True, default="")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    report = models.ForeignKey(Report, null=True, blank=True, on_delete=models.SET_NULL, related_name="finding_events")
+    reason = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["finding", "-created_at"])]
+
+
+class LifecycleScope(models.Model):
+    """One row per lifecycle scope, locked while a report of that scope is applied."""
+
+    key = models.CharField(max_length=600, unique=True)
+
+
+class DailySnapshot(models.Model):
+    """Open findings per team and severity at the end of a day, for trend charts."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="snapshots")
+    date = models.DateField()
+    open_by_severity = models.JSONField(default=dict)
+    new = models.PositiveIntegerField(default=0)
+    fixed = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["date"]
+        constraints = [models.UniqueConstraint(fields=["team", "date"], name="snapshot_team_date_unique")]

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from dashboard.models.choices import ReportStatus
+from dashboard.models.teams import Team
+from dashboard.models.tokens import ApiToken
+
+
+def empty_counts() -> dict[str, int]:
+    return {"new": 0, "reopened": 0, "unchanged": 0, "fixed": 0}
+
+
+class Report(models.Model):
+    """One uploaded report and its processing state.  The raw bytes live in ReportPayload."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="reports")
+    token = models.ForeignKey(ApiToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="reports")
+    submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    #: The format the sender declared ("" = detect from content) and the one actually used.
+    declared_format = models.CharField(max_length=32, blank=True, default="")
+    format = models.CharField(max_length=32, blank=True, default="")
+    stream = models.CharField(max_length=16, blank=True, default="")
+    #: Image reference given by the sender (?image=), overriding the report's own.
+    image_ref = models.CharField(max_length=512, blank=True, default="")
+    image = models.ForeignKey("dashboard.Image", null=True, blank=True, on_delete=models.SET_NULL, related_name="reports")
+    content_sha256 = models.CharField(max_length=64, db_index=True)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    idempotency_key = models.CharField(max_length=255, blank=True, default="")
+    status = models.CharField(max_length=16, choices=ReportStatus.choices, default=ReportStatus.QUEUED, db_index=True)
+    counts = models.JSONField(default=empty_counts)
+    findings_total = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    #: Closures held for confirmation because they would close more than half of a scope.
+    held_closures = models.JSONField(default=list, blank=True)
+    #: When the report's content was observed (received_at unless backdated, e.g. demo data).
+    observed_at = models.DateTimeField()
+    received_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        indexes = [models.Index(fields=["team", "-received_at"]), models.Index(fields=["status", "received_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["token", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="report_token_idempotency_key_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.format or self.declared_format or 'report'} {self.id}"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class ReportPayload(models.Model):
+    """The raw report exactly as posted (decompressed), kept apart so lists never load it."""
+
+    report = models.OneToOneField(Report, primary_key=True, on_delete=models.CASCADE, related_name="payload")
+    data = models.BinaryField()

@@ -1,0 +1,1 @@
+"""Reads.  Querysets for pages and the API, always scoped by Finding.objects.visible_to."""

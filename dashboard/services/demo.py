@@ -1,0 +1,96 @@
+"""Demo data: a small organisation's last 90 days, made by ingesting real sample reports.
+
+Reports are backdated (``observed_at``) and processed in date order, with a
+daily snapshot after each day, so the trend charts show real history.
+Loaded by ``manage.py load_demo`` (and `make run`) only into an empty database.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from dashboard.models import Finding, Report, Role, Team
+from dashboard.services.reports import report_confirm_closures, report_process, report_submit
+from dashboard.services.snapshots import snapshot_take
+from dashboard.services.teams import membership_set, team_create, user_create
+
+FIXTURES = Path(settings.BASE_DIR) / "tests" / "fixtures"
+DEMO_PASSWORD = "vigil-demo"  # noqa: S105 - printed by `make run`; demo databases only
+
+TEAMS = [("payments", "Payments"), ("storefront", "Storefront"), ("platform", "Platform")]
+USERS = [
+    # username, staff, memberships
+    ("champion", False, [("payments", Role.CHAMPION)]),
+    ("manager", False, [("payments", Role.MANAGER), ("storefront", Role.MANAGER), ("platform", Role.MANAGER)]),
+    ("storefront-champion", False, [("storefront", Role.CHAMPION)]),
+    ("admin", True, []),
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoReport:
+    days_ago: int
+    team: str
+    file: str
+    image: str = ""
+
+
+TIMELINE = [
+    DemoReport(88, "payments", "trivy/trivy-golden_alpine-310_image.json", "registry.example.com/payments/api:1.0.0"),
+    DemoReport(86, "storefront", "trivy/trivy-golden_fluentd-image_os-and-ruby-gems.json", "registry.example.com/storefront/web:2.3.0"),
+    DemoReport(80, "platform", "kube-bench/kube-bench-report-many-vuln.json"),
+    DemoReport(74, "payments", "grype/fix_available.json", "registry.example.com/payments/worker:0.9.0"),
+    DemoReport(70, "storefront", "sarif/dockle_0_3_15.sarif", "registry.example.com/storefront/web:2.3.0"),
+    DemoReport(66, "platform", "kyverno/openreports_list_format.json"),
+    DemoReport(60, "payments", "trivy/trivy-golden_alpine-310_image.json", "registry.example.com/payments/api:1.1.0"),
+    DemoReport(52, "storefront", "trivy/scheme_2_many_vulns.json", "registry.example.com/storefront/checkout:1.0.0"),
+    DemoReport(45, "platform", "trivy/kubernetes.json"),
+    DemoReport(40, "payments", "trivy/scheme_2_many_vulns.json", "registry.example.com/payments/api:1.2.0"),
+    DemoReport(33, "storefront", "trivy/misconfigurations_and_secrets.json", "registry.example.com/storefront/web:2.4.0"),
+    DemoReport(26, "platform", "docker-bench/docker-bench-report-many-vulns.json"),
+    DemoReport(21, "payments", "grype/same_cve_different_paths.json", "registry.example.com/payments/worker:1.0.0"),
+    DemoReport(14, "storefront", "trivy/scheme_2_many_vulns.json", "registry.example.com/storefront/checkout:1.0.1"),
+    DemoReport(9, "platform", "trivy-operator/vulnerabilityreport_many.json"),
+    DemoReport(5, "payments", "cyclonedx/grype-golden_image_with-vulnerabilities.json", "registry.example.com/payments/ledger:3.1.0"),
+    DemoReport(2, "payments", "trivy/scheme_2_many_vulns.json", "registry.example.com/payments/api:1.2.1"),
+]
+
+
+def demo_is_needed() -> bool:
+    return not Team.objects.exists() and not Finding.objects.exists() and not Report.objects.exists()
+
+
+@transaction.atomic
+def demo_load(*, today: dt.date | None = None) -> dict[str, int]:
+    """Create teams, users and 90 days of history.  Returns counts of what was made."""
+    today = today or timezone.localdate()
+    teams = {slug: team_create(slug=slug, name=name) for slug, name in TEAMS}
+    users = {}
+    for username, staff, memberships in USERS:
+        user = user_create(username=username, password=DEMO_PASSWORD, email=f"{username}@example.com", is_staff=staff)
+        users[username] = user
+        for slug, role in memberships:
+            membership_set(user=user, team=teams[slug], role=role)
+    by_day: dict[int, list[DemoReport]] = {}
+    for item in TIMELINE:
+        by_day.setdefault(item.days_ago, []).append(item)
+    reports = 0
+    for days_ago in range(90, -1, -1):
+        day = today - dt.timedelta(days=days_ago)
+        for item in by_day.get(days_ago, []):
+            observed = timezone.make_aware(dt.datetime.combine(day, dt.time(9, 30)))
+            report, _ = report_submit(
+                data=(FIXTURES / item.file).read_bytes(), team_slug=item.team, image=item.image, observed_at=observed, enqueue_now=False
+            )
+            processed = report_process(report.pk)
+            if processed is not None and processed.held_closures:
+                report_confirm_closures(report=processed, user=users["champion"])
+            reports += 1
+        snapshot_take(day=day)
+    return {"teams": len(teams), "users": len(users), "reports": reports, "findings": Finding.objects.count()}

@@ -1,0 +1,349 @@
+"""Apply one parsed report to the findings: bulk upsert by fingerprint and lifecycle.
+
+Runs inside the caller's transaction with the report's lifecycle scopes
+locked (see ``reports.report_process``).  The number of queries is constant
+per batch of findings, never per finding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.conf import settings
+
+from dashboard.models import (
+    ACTIVE_STATUSES,
+    Finding,
+    FindingEvent,
+    FindingOccurrence,
+    Image,
+    ImageVersion,
+    LifecycleScope,
+    Report,
+    Status,
+    Team,
+)
+from dashboard.services import risk
+from scanners.base import Finding as ParsedFinding
+from scanners.base import ImageRef, ParseResult, ResourceRef
+from scanners.fingerprint import make_fingerprint
+
+#: Formats whose findings are events (aggregated, never closed by absence).
+EVENT_FORMATS = frozenset({"admission-review", "falco"})
+BATCH = 1000
+#: Fields a newer report may change on an existing finding.
+_CONTENT_FIELDS = ("title", "description", "severity", "cvss", "fixed_version", "package_version", "references", "cwe", "details")
+
+
+@dataclasses.dataclass
+class IngestOutcome:
+    counts: dict[str, int]
+    held_closures: list[int]
+    findings_total: int
+
+
+@dataclasses.dataclass
+class _Item:
+    parsed: ParsedFinding
+    fingerprint: str
+    image: ImageRef | None
+    scope_key: str
+    count: int = 1
+
+
+def _resource_key(resource: ResourceRef | None) -> str:
+    if resource is None:
+        return ""
+    return "/".join((resource.cluster, resource.namespace, resource.kind, resource.name))
+
+
+def scope_key(*, stream: str, source: str, image: ImageRef | None, resource: ResourceRef | None, team: Team | None) -> str:
+    """The lifecycle scope: image repository + stream + source, else the resource, else the team."""
+    if image is not None:
+        anchor = f"image:{image.name}"
+    elif resource is not None and resource.name:
+        anchor = f"resource:{_resource_key(resource)}"
+    else:
+        anchor = f"team:{team.slug if team else '-'}"
+    return f"{stream}|{source}|{anchor}"[:600]
+
+
+def _items(report: Report, source: str, stream: str, result: ParseResult, override: ImageRef | None) -> dict[str, _Item]:
+    """Findings keyed by fingerprint; duplicates inside one report are merged and counted."""
+    items: dict[str, _Item] = {}
+    for parsed in result.findings:
+        image, fingerprint = parsed.image, parsed.fingerprint
+        if override is not None and (image is None or image == result.artifact or image.name == getattr(result.artifact, "name", None)):
+            image = override
+            fingerprint = make_fingerprint("image-override", override.name, parsed.fingerprint)
+        item = items.get(fingerprint)
+        if item is not None:
+            item.count += 1
+            continue
+        key = scope_key(stream=stream, source=source, image=image, resource=parsed.resource, team=report.team)
+        items[fingerprint] = _Item(parsed=parsed, fingerprint=fingerprint, image=image, scope_key=key)
+    return items
+
+
+def covered_scopes(report: Report, source: str, stream: str, result: ParseResult, override: ImageRef | None, items: Iterable[_Item]) -> set[str]:
+    """Every scope this (complete) report speaks for; closing by absence stays inside them."""
+    scopes = {item.scope_key for item in items}
+    artifact = override or result.artifact
+    if artifact is not None:
+        scopes.add(scope_key(stream=stream, source=source, image=artifact, resource=None, team=report.team))
+    for resource in result.evaluated:
+        scopes.add(scope_key(stream=stream, source=source, image=None, resource=resource, team=report.team))
+    if not scopes and stream == "scan" and not result.evaluated:
+        # A report without findings nor an artifact (e.g. an empty SARIF log) speaks for its team's scope.
+        scopes.add(scope_key(stream=stream, source=source, image=None, resource=None, team=report.team))
+    return scopes
+
+
+def lock_scopes(keys: Iterable[str]) -> None:
+    """Serialise reports of the same scope: lock one row per scope, always in key order."""
+    ordered = sorted(set(keys))
+    for start in range(0, len(ordered), BATCH):
+        chunk = ordered[start : start + BATCH]
+        LifecycleScope.objects.bulk_create([LifecycleScope(key=key) for key in chunk], ignore_conflicts=True)
+        list(LifecycleScope.objects.select_for_update().filter(key__in=chunk).order_by("key").values_list("id", flat=True))
+
+
+def _images(refs: Iterable[ImageRef], team: Team | None, labels: dict[str, str], now: dt.datetime) -> dict[str, Image]:
+    by_name = {ref.name: ref for ref in refs}
+    if not by_name:
+        return {}
+    keys = {(ref.registry, ref.repository) for ref in by_name.values()}
+    Image.objects.bulk_create(
+        [Image(registry=r, repository=p, team=team, labels=labels, first_seen=now, last_seen=now) for r, p in keys],
+        ignore_conflicts=True,
+    )
+    images: dict[str, Image] = {}
+    registries = {r for r, _ in keys}
+    for image in Image.objects.filter(registry__in=registries, repository__in={p for _, p in keys}):
+        if (image.registry, image.repository) in keys:
+            images[image.name] = image
+    stale = [image.pk for image in images.values() if image.last_seen < now]
+    Image.objects.filter(pk__in=stale).update(last_seen=now)
+    if team is not None:
+        Image.objects.filter(pk__in=[image.pk for image in images.values()], team__isnull=True).update(team=team)
+    versions = {(images[ref.name].pk, ref.tag, ref.digest) for ref in by_name.values() if ref.tag or ref.digest}
+    for pk, tag, digest in versions:
+        ImageVersion.objects.update_or_create(
+            image_id=pk, tag=tag, digest=digest, defaults={"last_seen": now}, create_defaults={"first_seen": now, "last_seen": now}
+        )
+    return images
+
+
+def _sla_days(team: Team | None) -> dict[str, int]:
+    days = dict(settings.VIGIL_SLA_DAYS)
+    if team is not None:
+        days.update({k: int(v) for k, v in (team.sla_days or {}).items()})
+    return days
+
+
+def _new_finding(item: _Item, report: Report, image: Image | None, stream: str, now: dt.datetime, sla: dict[str, int]) -> Finding:
+    parsed = item.parsed
+    package, resource = parsed.package, parsed.resource
+    exposed = stream in ("admission", "runtime")
+    return Finding(
+        fingerprint=item.fingerprint,
+        team=report.team,
+        image=image,
+        kind=parsed.kind,
+        source=parsed.source,
+        stream=stream,
+        scope_key=item.scope_key,
+        rule_id=parsed.rule_id,
+        title=parsed.title,
+        description=parsed.description,
+        severity=parsed.severity,
+        status=Status.OPEN,
+        package_name=package.name[:255] if package else "",
+        package_version=package.version[:255] if package else "",
+        fixed_version=package.fixed_version[:255] if package else "",
+        package_type=package.type[:64] if package else "",
+        package_path=package.path[:1000] if package else "",
+        resource_cluster=resource.cluster[:255] if resource else "",
+        resource_namespace=resource.namespace[:255] if resource else "",
+        resource_kind=resource.kind[:100] if resource else "",
+        resource_name=resource.name[:255] if resource else "",
+        cvss=parsed.cvss,
+        cwe=parsed.cwe,
+        references=parsed.references,
+        details=parsed.details,
+        status_hint=parsed.status_hint[:32],
+        risk_score=risk.risk_score(
+            severity=parsed.severity,
+            cvss=parsed.cvss,
+            epss=None,
+            kev=False,
+            fix_available=bool(package and package.fixed_version),
+            exposed=exposed,
+        ),
+        occurrences=item.count,
+        first_seen=now,
+        last_seen=now,
+        status_changed_at=now,
+        due_date=risk.due_date(severity=parsed.severity, start=now.date(), sla_days=sla),
+        last_report=report,
+    )
+
+
+def _content(item: _Item) -> dict[str, Any]:
+    parsed = item.parsed
+    return {
+        "title": parsed.title,
+        "description": parsed.description,
+        "severity": parsed.severity,
+        "cvss": parsed.cvss,
+        "fixed_version": parsed.package.fixed_version[:255] if parsed.package else "",
+        "package_version": parsed.package.version[:255] if parsed.package else "",
+        "references": parsed.references,
+        "cwe": parsed.cwe,
+        "details": parsed.details,
+    }
+
+
+def _chunks(values: Sequence[Any], size: int = BATCH) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def apply_report(*, report: Report, source: str, stream: str, result: ParseResult, now: dt.datetime) -> IngestOutcome:
+    """Upsert the report's findings and close what it no longer shows.  Caller holds the transaction."""
+    override = ImageRef.parse(report.image_ref) if report.image_ref else None
+    items = _items(report, source, stream, result, override)
+    events_only = source in EVENT_FORMATS
+    scopes = set() if events_only else covered_scopes(report, source, stream, result, override, items.values())
+    lock_scopes(scopes | {item.scope_key for item in items.values()})
+
+    # Open findings in the covered scopes before this report: the base for the "close more than half" rule.
+    active_before: dict[str, int] = {}
+    for chunk in _chunks(sorted(scopes)):
+        active_before.update(
+            {fp: pk for pk, fp in Finding.objects.filter(scope_key__in=chunk, status__in=ACTIVE_STATUSES).values_list("id", "fingerprint")}
+        )
+
+    image_refs = [item.image for item in items.values() if item.image is not None]
+    if override is not None:
+        image_refs.append(override)
+    elif result.artifact is not None:
+        image_refs.append(result.artifact)
+    images = _images(image_refs, report.team, result.labels, now)
+    main_image = images.get((override or result.artifact).name) if (override or result.artifact) else None
+    if main_image is not None and report.image_id != main_image.pk:
+        report.image = main_image
+
+    sla = _sla_days(report.team)
+    counts = {"new": 0, "reopened": 0, "unchanged": 0, "fixed": 0}
+    events: list[FindingEvent] = []
+    fingerprints = list(items)
+    for chunk in _chunks(fingerprints):
+        existing = {f.fingerprint: f for f in Finding.objects.filter(fingerprint__in=chunk)}
+        new = [
+            _new_finding(items[fp], report, images.get(items[fp].image.name) if items[fp].image else None, stream, now, sla)
+            for fp in chunk
+            if fp not in existing
+        ]
+        if new:
+            Finding.objects.bulk_create(new, batch_size=BATCH, ignore_conflicts=True)
+            created = Finding.objects.filter(fingerprint__in=[f.fingerprint for f in new], last_report=report, first_seen=now)
+            for pk in created.values_list("id", flat=True):
+                events.append(FindingEvent(finding_id=pk, type=FindingEvent.Type.CREATED, to_status=Status.OPEN, report=report, created_at=now))
+            counts["new"] += len(new)
+        changed: list[Finding] = []
+        seen_ids: list[int] = []
+        for fp, finding in existing.items():
+            item = items[fp]
+            content = _content(item)
+            dirty = False
+            for field, value in content.items():
+                if getattr(finding, field) != value:
+                    setattr(finding, field, value)
+                    dirty = True
+            if finding.scope_key != item.scope_key:
+                finding.scope_key = item.scope_key
+                dirty = True
+            if finding.status == Status.FIXED:
+                finding.status = Status.OPEN
+                finding.fixed_at = None
+                finding.status_changed_at = now
+                finding.due_date = risk.due_date(severity=finding.severity, start=now.date(), sla_days=sla)
+                events.append(
+                    FindingEvent(finding_id=finding.pk, type=FindingEvent.Type.REOPENED, from_status=Status.FIXED, to_status=Status.OPEN, report=report, created_at=now)
+                )
+                counts["reopened"] += 1
+                dirty = True
+            else:
+                counts["unchanged"] += 1
+            if events_only:
+                finding.occurrences += item.count
+                dirty = True
+            if dirty:
+                finding.last_seen = max(finding.last_seen, now)
+                finding.last_report = report
+                changed.append(finding)
+            else:
+                seen_ids.append(finding.pk)
+        if changed:
+            Finding.objects.bulk_update(
+                changed, [*_CONTENT_FIELDS, "scope_key", "status", "fixed_at", "status_changed_at", "due_date", "occurrences", "last_seen", "last_report"], batch_size=BATCH
+            )
+        if seen_ids:
+            Finding.objects.filter(pk__in=seen_ids, last_seen__lt=now).update(last_seen=now, last_report=report)
+    _record_occurrences(items, now)
+
+    held: list[int] = []
+    if not events_only:
+        to_close = [pk for fp, pk in active_before.items() if fp not in items]
+        if to_close and len(to_close) * 2 > len(active_before):
+            held = sorted(to_close)
+        elif to_close:
+            counts["fixed"] = close_findings(ids=to_close, report=report, now=now, events=events)
+    FindingEvent.objects.bulk_create(events, batch_size=BATCH)
+    return IngestOutcome(counts=counts, held_closures=held, findings_total=len(items))
+
+
+def close_findings(*, ids: Sequence[int], report: Report | None, now: dt.datetime, events: list[FindingEvent] | None = None, reason: str = "") -> int:
+    """Mark active findings fixed (absent from a complete report).  Returns how many changed."""
+    own_events = events is None
+    events = [] if events is None else events
+    closed = 0
+    for chunk in _chunks(list(ids)):
+        active = list(Finding.objects.filter(pk__in=chunk, status__in=ACTIVE_STATUSES).values_list("id", "status"))
+        if not active:
+            continue
+        Finding.objects.filter(pk__in=[pk for pk, _ in active]).update(status=Status.FIXED, fixed_at=now, status_changed_at=now)
+        for pk, status in active:
+            events.append(
+                FindingEvent(finding_id=pk, type=FindingEvent.Type.FIXED, from_status=status, to_status=Status.FIXED, report=report, reason=reason or "absent from a complete report", created_at=now)
+            )
+        closed += len(active)
+    if own_events:
+        FindingEvent.objects.bulk_create(events, batch_size=BATCH)
+    return closed
+
+
+def _record_occurrences(items: dict[str, _Item], now: dt.datetime) -> None:
+    wanted: dict[str, tuple[str, str, str]] = {}
+    for fp, item in items.items():
+        tag = item.image.tag if item.image else ""
+        digest = item.image.digest if item.image else ""
+        resource = item.parsed.resource
+        workload = f"{resource.namespace}/{resource.kind}/{resource.name}".strip("/")[:255] if resource and resource.name else ""
+        if tag or digest or workload:
+            wanted[fp] = (tag[:128], digest[:128], workload)
+    fps = list(wanted)
+    for chunk in _chunks(fps):
+        ids = dict(Finding.objects.filter(fingerprint__in=chunk).values_list("fingerprint", "id"))
+        rows = [
+            FindingOccurrence(finding_id=ids[fp], tag=wanted[fp][0], digest=wanted[fp][1], workload=wanted[fp][2], first_seen=now, last_seen=now)
+            for fp in chunk
+            if fp in ids
+        ]
+        FindingOccurrence.objects.bulk_create(
+            rows, update_conflicts=True, unique_fields=["finding", "tag", "digest", "workload"], update_fields=["last_seen"], batch_size=BATCH
+        )

@@ -1,0 +1,223 @@
+"""Receiving and processing reports: store first, answer at once, process in a worker.
+
+The raw report and its record are committed before the API answers; the
+Celery task gets the report id only, after commit.  Processing is idempotent
+(at-least-once delivery): a report already done or failed is left alone, and
+attempts are counted in the database so a poison report ends as failed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from typing import Any
+
+from celery import current_app
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from dashboard.errors import ApplicationError
+from dashboard.models import ApiToken, Report, ReportPayload, ReportStatus, Stream, Team
+from dashboard.services import ingest
+from scanners import registry
+from scanners.base import ImageRef, ParseError
+
+logger = logging.getLogger(__name__)
+
+#: The Celery task name (dashboard/tasks.py); names are stable so queued messages survive refactors.
+PROCESS_TASK = "vigil.reports.process"
+
+
+def _validate_options(*, format_name: str, image: str, stream: str) -> None:
+    if format_name and format_name not in registry.format_names():
+        raise ApplicationError(
+            f"unknown format {format_name!r}; use one of: {', '.join(registry.format_names())}", code="unknown_format"
+        )
+    if image and ImageRef.parse(image) is None:
+        raise ApplicationError(f"image {image[:200]!r} is not an image reference like registry/repository:tag", code="invalid_image")
+    if stream and stream not in Stream.values:
+        raise ApplicationError(f"unknown stream {stream!r}; use one of: {', '.join(Stream.values)}", code="invalid_stream")
+
+
+def resolve_team(*, token: ApiToken | None, team_slug: str, user: AbstractBaseUser | None = None) -> Team | None:
+    """The team a report is for: the token's team; an explicit team must be the token's own."""
+    if token is not None:
+        if team_slug and team_slug != token.team.slug:
+            raise ApplicationError(f"this token may not post reports for team {team_slug!r}", code="forbidden_team", status=403)
+        return token.team
+    if not team_slug:
+        return None
+    team = Team.objects.filter(slug=team_slug).first()
+    if team is None:
+        raise ApplicationError(f"no team {team_slug!r}", code="unknown_team", status=404 if user else 400)
+    return team
+
+
+def report_submit(
+    *,
+    data: bytes,
+    token: ApiToken | None = None,
+    user: AbstractBaseUser | None = None,
+    team_slug: str = "",
+    format_name: str = "",
+    image: str = "",
+    stream: str = "",
+    idempotency_key: str = "",
+    observed_at: dt.datetime | None = None,
+    enqueue_now: bool = True,
+) -> tuple[Report, bool]:
+    """Store a report and enqueue its processing after commit.
+
+    Returns ``(report, created)``: a repeated Idempotency-Key with the same body
+    returns the first report; with a different body it is refused (422).
+    """
+    _validate_options(format_name=format_name, image=image, stream=stream)
+    team = resolve_team(token=token, team_slug=team_slug, user=user)
+    if not data:
+        raise ApplicationError("empty report: post the tool's output as the request body", code="empty")
+    digest = hashlib.sha256(data).hexdigest()
+    if idempotency_key:
+        earlier = Report.objects.filter(token=token, idempotency_key=idempotency_key).first()
+        if earlier is not None:
+            if earlier.content_sha256 != digest:
+                raise ApplicationError(
+                    "Idempotency-Key was already used with a different body", code="idempotency_conflict", status=422
+                )
+            return earlier, False
+    now = timezone.now()
+    # Validate synchronously so a broken upload gets a clear 4xx now, not a failed report later.
+    # The worker parses again: parse results are not passed through the queue (ids only).
+    problem = ""
+    try:
+        registry.parse_bytes(data, format_name or None)
+    except ParseError as exc:
+        problem = str(exc)
+    with transaction.atomic():
+        report = Report.objects.create(
+            team=team,
+            token=token,
+            submitted_by=user if user is not None and user.is_authenticated else None,
+            declared_format=format_name,
+            stream=stream,
+            image_ref=image,
+            content_sha256=digest,
+            size_bytes=len(data),
+            idempotency_key=idempotency_key[:255],
+            observed_at=observed_at or now,
+            received_at=now,
+        )
+        ReportPayload.objects.create(report=report, data=data)
+        if problem:
+            report.status = ReportStatus.FAILED
+            report.error = problem[:2000]
+            report.finished_at = now
+            report.save(update_fields=["status", "error", "finished_at"])
+        elif enqueue_now:
+            transaction.on_commit(lambda: enqueue(report.pk))
+    if problem:
+        raise ApplicationError(problem, code="unparsable_report", status=422, extra={"report": str(report.pk)})
+    return report, True
+
+
+def enqueue(report_id: Any) -> bool:
+    """Publish the processing task; never raises (the sweeper re-enqueues what did not get through)."""
+    if settings.CELERY_TASK_ALWAYS_EAGER:  # embedded default: no broker, process in-process
+        report_process(report_id)
+        return True
+    try:
+        # By name, so services never import tasks (tasks import services).
+        current_app.send_task(PROCESS_TASK, args=[str(report_id)], queue=settings.CELERY_TASK_DEFAULT_QUEUE, retry=False)
+    except Exception:  # noqa: BLE001 - the broker may be down; the report is safe in the database
+        logger.warning("could not enqueue report %s; the sweeper will retry", report_id, exc_info=True)
+        return False
+    return True
+
+
+def _claim(report_id: Any, now: dt.datetime) -> Report | None:
+    """Count an attempt in its own transaction, so a worker that dies still used one."""
+    with transaction.atomic():
+        report = Report.objects.select_for_update().filter(pk=report_id).first()
+        if report is None or report.status in (ReportStatus.DONE, ReportStatus.FAILED):
+            return None
+        if report.attempts >= settings.VIGIL_MAX_ATTEMPTS:
+            report.status = ReportStatus.FAILED
+            report.error = report.error or f"gave up after {report.attempts} attempts (the worker stopped while processing)"
+            report.finished_at = now
+            report.save(update_fields=["status", "error", "finished_at"])
+            return None
+        report.attempts += 1
+        report.status = ReportStatus.PROCESSING
+        report.started_at = now
+        report.save(update_fields=["attempts", "status", "started_at"])
+        return report
+
+
+def report_process(report_id: Any) -> Report | None:
+    """Parse and apply a stored report.  Safe to call any number of times, even concurrently."""
+    report = _claim(report_id, timezone.now())
+    if report is None:
+        return None
+    data = bytes(ReportPayload.objects.values_list("data", flat=True).get(report_id=report.pk))
+    try:
+        parser, result = registry.parse_bytes(data, report.declared_format or None)
+    except ParseError as exc:
+        return _fail(report.pk, str(exc))
+    del data
+    stream = report.stream or parser.stream
+    with transaction.atomic():
+        locked = Report.objects.select_for_update().get(pk=report.pk)
+        if locked.status != ReportStatus.PROCESSING:
+            return locked  # a concurrent delivery finished it first
+        outcome = ingest.apply_report(report=locked, source=parser.name, stream=stream, result=result, now=locked.observed_at)
+        locked.format = parser.name
+        locked.stream = stream
+        locked.counts = outcome.counts
+        locked.findings_total = outcome.findings_total
+        locked.held_closures = outcome.held_closures
+        locked.status = ReportStatus.DONE
+        locked.error = ""
+        locked.finished_at = timezone.now()
+        locked.save()
+    return locked
+
+
+def _fail(report_id: Any, message: str) -> Report:
+    with transaction.atomic():
+        report = Report.objects.select_for_update().get(pk=report_id)
+        if report.status != ReportStatus.DONE:
+            report.status = ReportStatus.FAILED
+            report.error = message[:2000]
+            report.finished_at = timezone.now()
+            report.save(update_fields=["status", "error", "finished_at"])
+    return report
+
+
+def report_sweep(*, older_than_seconds: int | None = None) -> list[str]:
+    """Re-enqueue reports stuck in queued/processing.  Safe to run twice at once (tasks are idempotent)."""
+    age = settings.VIGIL_STUCK_AFTER_SECONDS if older_than_seconds is None else older_than_seconds
+    cutoff = timezone.now() - dt.timedelta(seconds=age)
+    stuck = list(
+        Report.objects.filter(status__in=[ReportStatus.QUEUED, ReportStatus.PROCESSING], received_at__lte=cutoff)
+        .order_by("received_at")
+        .values_list("id", flat=True)[:1000]
+    )
+    for report_id in stuck:
+        enqueue(report_id)
+    return [str(pk) for pk in stuck]
+
+
+def report_confirm_closures(*, report: Report, user: AbstractBaseUser) -> int:
+    """A person confirms closures a report held back; returns how many findings were fixed."""
+    with transaction.atomic():
+        locked = Report.objects.select_for_update().get(pk=report.pk)
+        ids = list(locked.held_closures or [])
+        if not ids:
+            return 0
+        fixed = ingest.close_findings(ids=ids, report=locked, now=timezone.now(), reason=f"confirmed by {user}")
+        locked.held_closures = []
+        locked.counts = {**locked.counts, "fixed": locked.counts.get("fixed", 0) + fixed}
+        locked.save(update_fields=["held_closures", "counts"])
+    return fixed

@@ -1,0 +1,330 @@
+"""The normalised finding and the parser interface.
+
+Every format module in this package turns one tool's native report into a
+:class:`ParseResult`.  Nothing here imports Django: the package is usable on
+its own (``python -m scanners``) and is tested on real tool output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+KINDS = ("vulnerability", "misconfiguration", "secret", "policy", "runtime", "compliance")
+SEVERITIES = ("critical", "high", "medium", "low", "info", "unknown")
+STREAMS = ("scan", "admission", "runtime")
+
+#: Upper bounds for strings we keep; longer values are cut, never refused.
+MAX_ID = 255
+MAX_TITLE = 500
+MAX_TEXT = 8000
+
+
+class ParseError(ValueError):
+    """A report that cannot be parsed.  The message says what is wrong and where."""
+
+
+def clean_text(value: Any, limit: int = MAX_TEXT) -> str:
+    """A bounded string without NUL characters or lone surrogates ("" for None)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        value = str(value)
+    value = value.replace("\x00", "")
+    if len(value) > limit:
+        value = value[:limit]
+    # Lone surrogates cannot be stored in PostgreSQL or encoded as UTF-8.
+    return value.encode("utf-8", "replace").decode("utf-8")
+
+
+def clean_cvss(value: Any) -> float | None:
+    """A CVSS base score in 0..10, or None for anything else (NaN, -1, 11, "high")."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        score = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if score != score or score < 0 or score > 10:  # NaN fails every comparison
+        return None
+    return round(score, 1)
+
+
+_SEVERITY_WORDS = {
+    "critical": "critical",
+    "high": "high",
+    "important": "high",
+    "medium": "medium",
+    "moderate": "medium",
+    "low": "low",
+    "negligible": "low",
+    "info": "info",
+    "informational": "info",
+    "information": "info",
+    "none": "info",
+    "unknown": "unknown",
+    "": "unknown",
+}
+
+
+def normalise_severity(value: Any) -> str:
+    """Map a tool's severity word onto Vigil's six words (unknown for anything odd)."""
+    if not isinstance(value, str):
+        return "unknown"
+    return _SEVERITY_WORDS.get(value.strip().lower(), "unknown")
+
+
+def severity_from_score(score: float | None) -> str:
+    """CVSS-style thresholds: >= 9 critical, >= 7 high, >= 4 medium, > 0 low, 0 info."""
+    if score is None:
+        return "unknown"
+    if score >= 9:
+        return "critical"
+    if score >= 7:
+        return "high"
+    if score >= 4:
+        return "medium"
+    if score > 0:
+        return "low"
+    return "info"
+
+
+_CWE_RE = re.compile(r"CWE-(\d{1,6})", re.IGNORECASE)
+
+
+def normalise_cwes(values: Iterable[Any] | None) -> list[str]:
+    """CWE ids as ``CWE-<n>``, deduplicated, in input order."""
+    out: list[str] = []
+    for value in values or ():
+        if isinstance(value, int) and not isinstance(value, bool):
+            text = f"CWE-{value}"
+        elif isinstance(value, str):
+            match = _CWE_RE.search(value)
+            text = f"CWE-{int(match.group(1))}" if match else (f"CWE-{int(value)}" if value.isdigit() and len(value) < 7 else "")
+        else:
+            text = ""
+        if text and text not in out:
+            out.append(text)
+    return out
+
+
+def clean_references(values: Iterable[Any] | None, limit: int = 50) -> list[str]:
+    out: list[str] = []
+    for value in values or ():
+        if isinstance(value, str) and value.strip():
+            text = clean_text(value.strip(), 2000)
+            if text not in out:
+                out.append(text)
+        if len(out) >= limit:
+            break
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageRef:
+    """An image as a repository plus an occurrence (tag and/or digest)."""
+
+    registry: str
+    repository: str
+    tag: str = ""
+    digest: str = ""
+
+    @property
+    def name(self) -> str:
+        """``registry/repository``: the identity of the image (no tag, no digest)."""
+        return f"{self.registry}/{self.repository}" if self.registry else self.repository
+
+    @classmethod
+    def parse(cls, reference: str) -> ImageRef | None:
+        """Parse ``[registry/]repository[:tag][@digest]`` as Docker does.
+
+        ``alpine`` becomes ``docker.io/library/alpine``; returns None for text
+        that cannot be an image reference (empty, spaces, tarball paths).
+        """
+        ref = clean_text(reference, MAX_ID * 2).strip()
+        if not ref or any(ch.isspace() for ch in ref):
+            return None
+        digest = ""
+        if "@" in ref:
+            ref, digest = ref.split("@", 1)
+            if not re.fullmatch(r"[A-Za-z0-9_+.-]+:[A-Fa-f0-9]{32,}", digest):
+                return None
+        tag = ""
+        last = ref.rsplit("/", 1)[-1]
+        if ":" in last:
+            ref, tag = ref.rsplit(":", 1)
+        if not ref or ref.endswith("/") or ref.startswith("/"):
+            return None
+        parts = ref.split("/")
+        if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
+            registry, repository = parts[0], "/".join(parts[1:])
+        else:
+            registry, repository = "docker.io", ref
+        if registry in ("docker.io", "index.docker.io", "registry-1.docker.io"):
+            registry = "docker.io"
+            if "/" not in repository:
+                repository = f"library/{repository}"
+        if not re.fullmatch(r"[a-z0-9]+(?:[._/-][a-z0-9]+|__[a-z0-9]+)*", repository.lower()):
+            return None
+        return cls(registry=registry.lower(), repository=repository.lower(), tag=clean_text(tag, 128), digest=digest.lower())
+
+    def to_dict(self) -> dict[str, str]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class PackageRef:
+    name: str
+    version: str = ""
+    fixed_version: str = ""
+    type: str = ""
+    path: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class ResourceRef:
+    """A Kubernetes object (or a host, for bench tools: kind "Node"/"Host")."""
+
+    cluster: str = ""
+    namespace: str = ""
+    kind: str = ""
+    name: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class Finding:
+    """One normalised finding.  ``fingerprint`` is its stable identity."""
+
+    kind: str
+    source: str
+    rule_id: str
+    title: str
+    severity: str
+    fingerprint: str
+    image: ImageRef | None = None
+    package: PackageRef | None = None
+    resource: ResourceRef | None = None
+    cvss: float | None = None
+    cwe: list[str] = dataclasses.field(default_factory=list)
+    references: list[str] = dataclasses.field(default_factory=list)
+    occurred_at: str | None = None
+    description: str = ""
+    #: A hint from the report about status, e.g. VEX ``not_affected``; never applied silently.
+    status_hint: str = ""
+    #: Format-specific details worth keeping (fix state, match type, enforcement action, ...).
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown finding kind {self.kind!r}")
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"unknown severity {self.severity!r}")
+        self.rule_id = clean_text(self.rule_id, MAX_ID)
+        self.title = clean_text(self.title, MAX_TITLE)
+        self.description = clean_text(self.description, MAX_TEXT)
+        self.cvss = clean_cvss(self.cvss)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "source": self.source,
+            "rule_id": self.rule_id,
+            "title": self.title,
+            "severity": self.severity,
+            "fingerprint": self.fingerprint,
+            "image": self.image.to_dict() if self.image else None,
+            "package": self.package.to_dict() if self.package else None,
+            "resource": self.resource.to_dict() if self.resource else None,
+            "cvss": self.cvss,
+            "cwe": list(self.cwe),
+            "references": list(self.references),
+            "occurred_at": self.occurred_at,
+            "description": self.description,
+            "status_hint": self.status_hint,
+            "details": self.details,
+        }
+
+
+@dataclasses.dataclass
+class ParseResult:
+    """Everything a parser learned from one report."""
+
+    findings: list[Finding]
+    #: The image the whole report is about, when there is one.
+    artifact: ImageRef | None = None
+    #: Resources the report evaluated (policy reports): lifecycle closes only within these.
+    evaluated: list[ResourceRef] = dataclasses.field(default_factory=list)
+    #: Labels the report carries (OCI image labels, Kubernetes labels), for ownership rules.
+    labels: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: SBOM components (name, version, purl, type), kept for later use.
+    components: list[dict[str, str]] = dataclasses.field(default_factory=list)
+
+
+class Parser(Protocol):
+    """One input format: a name, a stream, content detection and parsing."""
+
+    name: str
+    #: "scan" (snapshots), "admission" (policy reports and denials) or "runtime" (events).
+    stream: str
+
+    def detect(self, document: Any) -> bool:
+        """True when the loaded document is in this format.  Must never raise."""
+        ...
+
+    def parse(self, document: Any) -> ParseResult:
+        """Normalise the document; raise :class:`ParseError` on anything malformed."""
+        ...
+
+
+# ---------------------------------------------------------------------------
+# Small typed accessors that turn malformed input into ParseError with a path.
+
+
+def expect_dict(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise ParseError(f"{where}: expected an object, got {type_name(value)}")
+    return value
+
+
+def expect_list(value: Any, where: str, *, allow_none: bool = True) -> list[Any]:
+    if value is None and allow_none:
+        return []
+    if not isinstance(value, list):
+        raise ParseError(f"{where}: expected a list, got {type_name(value)}")
+    return value
+
+
+def opt_str(mapping: Mapping[str, Any], key: str, where: str, limit: int = MAX_TEXT) -> str:
+    """An optional string field ("" when absent or null); other types are an error."""
+    value = mapping.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ParseError(f"{where}: {key} is not a string")
+    return clean_text(value, limit)
+
+
+def req_str(mapping: Mapping[str, Any], key: str, where: str, limit: int = MAX_ID) -> str:
+    """A required, non-empty string field."""
+    value = mapping.get(key)
+    if value is None or value == "":
+        raise ParseError(f"{where}: missing {key}")
+    if not isinstance(value, str):
+        raise ParseError(f"{where}: {key} is not a string")
+    return clean_text(value, limit)
+
+
+def type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__
+    )

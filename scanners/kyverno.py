@@ -1,0 +1,264 @@
+"""Kyverno policy reports: wgpolicyk8s.io PolicyReport / ClusterPolicyReport and openreports.io Report / ClusterReport.
+
+The format is the report *shape*: any engine that writes these CRDs (Kyverno, Falco's policy-report adapter,
+image scanners writing OpenReports) is parsed here.  Accepted documents: one report, a Kubernetes ``List`` of
+reports, or a list of reports (multi-document YAML).
+
+Only ``fail``, ``warn`` and ``error`` results are findings; every result (including ``pass`` and ``skip``)
+names a resource that was evaluated, which the lifecycle uses to close findings by absence.  A result with
+``scored: false`` is downgraded from fail to warn.  Severity comes from ``result.severity`` when present,
+else fail → medium, warn → low, error → low.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+from scanners.base import (
+    Finding,
+    PackageRef,
+    ParseError,
+    ParseResult,
+    ResourceRef,
+    clean_references,
+    clean_text,
+    expect_dict,
+    expect_list,
+    normalise_severity,
+    opt_str,
+    req_str,
+    type_name,
+)
+from scanners.fingerprint import make_fingerprint, workload_name
+
+_GROUPS = ("wgpolicyk8s.io/", "openreports.io/")
+_REPORT_KINDS = frozenset({"PolicyReport", "ClusterPolicyReport", "Report", "ClusterReport"})
+_CLUSTER_KINDS = frozenset({"ClusterPolicyReport", "ClusterReport"})
+_RESULTS = frozenset({"pass", "fail", "warn", "error", "skip"})
+_FINDING_RESULTS = frozenset({"fail", "warn", "error"})
+_DEFAULT_SEVERITY = {"fail": "medium", "warn": "low", "error": "low"}
+
+
+def _is_report(value: Any) -> bool:
+    if not isinstance(value, dict):
+        return False
+    api_version = value.get("apiVersion")
+    return isinstance(api_version, str) and api_version.startswith(_GROUPS) and value.get("kind") in _REPORT_KINDS
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("kind") == "List" and "items" in value
+
+
+def _candidates(document: Any) -> list[tuple[str, Any]]:
+    """(path, object) for every report-like object in a report, a List, or a list of either."""
+    if isinstance(document, list):
+        out: list[tuple[str, Any]] = []
+        for index, item in enumerate(document):
+            if _is_list(item):
+                items = expect_list(item.get("items"), f"[{index}].items")
+                out.extend((f"[{index}].items[{sub}]", entry) for sub, entry in enumerate(items))
+            else:
+                out.append((f"[{index}]", item))
+        return out
+    if _is_list(document):
+        items = expect_list(document.get("items"), "items")
+        return [(f"items[{index}]", item) for index, item in enumerate(items)]
+    return [("", document)]
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def timestamp_to_iso(value: Any, where: str) -> str | None:
+    """A protobuf-style ``{seconds, nanos}`` timestamp as ISO 8601 (UTC), or None when absent."""
+    if value is None:
+        return None
+    stamp = expect_dict(value, where)
+    seconds = stamp.get("seconds")
+    nanos = stamp.get("nanos") or 0
+    if seconds is None:
+        return None
+    if isinstance(seconds, str) and seconds.isdigit():
+        seconds = int(seconds)
+    if isinstance(seconds, bool) or not isinstance(seconds, int):
+        raise ParseError(f"{where}: seconds is not an integer")
+    if isinstance(nanos, bool) or not isinstance(nanos, int) or not 0 <= nanos < 1_000_000_000:
+        raise ParseError(f"{where}: nanos is not an integer in 0..999999999")
+    try:
+        moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
+    except (OverflowError, OSError, ValueError):
+        raise ParseError(f"{where}: seconds {seconds} is out of range") from None
+    return moment.replace(microsecond=nanos // 1000).isoformat()
+
+
+class KyvernoParser:
+    name = "kyverno"
+    stream = "admission"
+
+    def detect(self, document: Any) -> bool:
+        try:
+            candidates = _candidates(document)
+        except ParseError:
+            return False
+        return bool(candidates) and all(_is_report(obj) for _, obj in candidates)
+
+    def parse(self, document: Any) -> ParseResult:
+        if not isinstance(document, (dict, list)):
+            raise ParseError(f"not a policy report: expected an object or a list, got {type_name(document)}")
+        findings: list[Finding] = []
+        evaluated: list[ResourceRef] = []
+        for where, report in _candidates(document):
+            self._parse_report(report, where, findings, evaluated)
+        return ParseResult(findings=findings, evaluated=evaluated)
+
+    # ------------------------------------------------------------------
+
+    def _parse_report(self, value: Any, where: str, findings: list[Finding], evaluated: list[ResourceRef]) -> None:
+        label = where or "report"
+        report = expect_dict(value, label)
+        if not _is_report(report):
+            api_version = report.get("apiVersion")
+            raise ParseError(
+                f"{label}: not a policy report (apiVersion {api_version!r}, kind {report.get('kind')!r}); expected "
+                "wgpolicyk8s.io PolicyReport/ClusterPolicyReport or openreports.io Report/ClusterReport"
+            )
+        report_kind = str(report["kind"])
+        cluster_scoped = report_kind in _CLUSTER_KINDS
+        metadata = expect_dict(report.get("metadata") or {}, _join(where, "metadata"))
+        report_namespace = "" if cluster_scoped else opt_str(metadata, "namespace", _join(where, "metadata"))
+        report_name = opt_str(metadata, "name", _join(where, "metadata"))
+        scope: ResourceRef | None = None
+        scope_raw: dict[str, str] = {}
+        if report.get("scope") is not None:
+            scope_where = _join(where, "scope")
+            scope_raw = self._object_ref(expect_dict(report["scope"], scope_where), scope_where)
+            scope = self._resource(scope_raw, report_namespace, cluster_scoped)
+            _add(evaluated, scope)
+        report_source = opt_str(report, "source", label)
+        results = expect_list(report.get("results"), _join(where, "results"))
+        for index, raw in enumerate(results):
+            result_where = f"{_join(where, 'results')}[{index}]"
+            result = expect_dict(raw, result_where)
+            resources: list[tuple[ResourceRef, dict[str, str]]] = []
+            for sub, entry in enumerate(expect_list(result.get("resources"), f"{result_where}.resources")):
+                entry_where = f"{result_where}.resources[{sub}]"
+                ref_raw = self._object_ref(expect_dict(entry, entry_where), entry_where)
+                resources.append((self._resource(ref_raw, report_namespace, cluster_scoped), ref_raw))
+            if not resources and scope is not None:
+                resources.append((scope, scope_raw))
+            for ref, _ in resources:
+                _add(evaluated, ref)
+            outcome = req_str(result, "result", result_where).strip().lower()
+            if outcome not in _RESULTS:
+                raise ParseError(f"{result_where}: unknown result {outcome!r} (expected pass, fail, warn, error or skip)")
+            policy = req_str(result, "policy", result_where)
+            if outcome not in _FINDING_RESULTS:
+                continue
+            rule = opt_str(result, "rule", result_where, 255)
+            scored = result.get("scored")
+            if scored is not None and not isinstance(scored, bool):
+                raise ParseError(f"{result_where}: scored is not a boolean")
+            effective = "warn" if outcome == "fail" and scored is False else outcome
+            severity_word = opt_str(result, "severity", result_where, 64)
+            severity = normalise_severity(severity_word) if severity_word else "unknown"
+            if severity == "unknown":
+                severity = _DEFAULT_SEVERITY[effective]
+            message = opt_str(result, "message", result_where)
+            properties = self._properties(result.get("properties"), f"{result_where}.properties")
+            occurred_at = timestamp_to_iso(result.get("timestamp"), f"{result_where}.timestamp")
+            package = None
+            if properties.get("pkgName"):
+                package = PackageRef(
+                    name=clean_text(properties["pkgName"], 255),
+                    version=clean_text(properties.get("installedVersion", ""), 255),
+                    fixed_version=clean_text(properties.get("fixedVersion", ""), 255),
+                )
+            references = clean_references([properties.get("primaryURL"), properties.get("url")])
+            details: dict[str, Any] = {
+                "policy": policy,
+                "rule": rule,
+                "result": outcome,
+                "effective_result": effective,
+                "report_kind": report_kind,
+            }
+            if scored is not None:
+                details["scored"] = scored
+            for key in ("category", "source"):
+                text = opt_str(result, key, result_where, 255)
+                if text:
+                    details[key] = text
+            if "source" not in details and report_source:
+                details["source"] = report_source
+            if report_name:
+                details["report"] = report_name
+            if properties:
+                details["properties"] = properties
+            title = message.strip().splitlines()[0] if message.strip() else (f"{policy} {rule}".strip())
+            targets: list[tuple[ResourceRef | None, dict[str, str]]] = list(resources) or [(None, {})]
+            for resource, raw_ref in targets:
+                finding_details = dict(details)
+                if raw_ref.get("name") and resource is not None and raw_ref["name"] != resource.name:
+                    finding_details["resource_name"] = raw_ref["name"]
+                if raw_ref.get("uid"):
+                    finding_details["resource_uid"] = raw_ref["uid"]
+                findings.append(
+                    Finding(
+                        kind="policy",
+                        source=self.name,
+                        rule_id=f"{policy}/{rule}" if rule else policy,
+                        title=title,
+                        severity=severity,
+                        fingerprint=make_fingerprint(
+                            "policy",
+                            resource.cluster if resource else "",
+                            resource.namespace if resource else report_namespace,
+                            resource.kind if resource else "",
+                            resource.name if resource else "",
+                            policy,
+                            rule,
+                        ),
+                        resource=resource,
+                        package=package,
+                        references=references,
+                        occurred_at=occurred_at,
+                        description=message,
+                        details=finding_details,
+                    )
+                )
+
+    @staticmethod
+    def _object_ref(ref: Mapping[str, Any], where: str) -> dict[str, str]:
+        out = {key: opt_str(ref, key, where, 255) for key in ("apiVersion", "kind", "name", "namespace", "uid")}
+        if not out["kind"] and not out["name"]:
+            raise ParseError(f"{where}: resource has neither kind nor name")
+        return out
+
+    @staticmethod
+    def _resource(ref: Mapping[str, str], report_namespace: str, cluster_scoped: bool) -> ResourceRef:
+        kind = ref.get("kind", "")
+        namespace = ref.get("namespace", "") or ("" if cluster_scoped else report_namespace)
+        return ResourceRef(cluster="", namespace=namespace, kind=kind, name=workload_name(ref.get("name", ""), kind=kind))
+
+    @staticmethod
+    def _properties(value: Any, where: str) -> dict[str, str]:
+        if value is None:
+            return {}
+        properties = expect_dict(value, where)
+        out: dict[str, str] = {}
+        for key, item in properties.items():
+            if item is None or isinstance(item, (dict, list)):
+                continue
+            out[clean_text(key, 255)] = clean_text(item, 2000)
+        return out
+
+
+def _add(resources: list[ResourceRef], resource: ResourceRef) -> None:
+    if resource not in resources:
+        resources.append(resource)
+
+
+parser = KyvernoParser()

@@ -1,0 +1,136 @@
+"""Load a report's raw bytes into Python objects, refusing hostile input.
+
+JSON (one document or JSON lines) and YAML (one or more documents) are
+accepted.  Everything that could hurt the process is refused with a
+:class:`ParseError` that says what is wrong: bytes that are not UTF-8, XML,
+duplicate keys, absurd numbers, NaN, nesting deeper than Python can follow,
+YAML aliases (the "billion laughs" bomb).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+
+from scanners.base import ParseError
+
+MAX_INT_DIGITS = 40
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ParseError(f"duplicate key {key[:80]!r} in a JSON object")
+        result[key] = value
+    return result
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ParseError(f"number with {len(text)} digits is too long")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    if len(text) > 400:
+        raise ParseError(f"number with {len(text)} characters is too long")
+    return float(text)
+
+
+def _parse_constant(text: str) -> float:
+    raise ParseError(f"{text} is not valid JSON")
+
+
+def _json_loads(text: str) -> Any:
+    return json.loads(
+        text,
+        object_pairs_hook=_no_duplicates,
+        parse_int=_parse_int,
+        parse_float=_parse_float,
+        parse_constant=_parse_constant,
+    )
+
+
+class _SafeNoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors and aliases (exponential expansion)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise ParseError(f"YAML aliases are not accepted (line {event.start_mark.line + 1})")
+        return super().compose_node(parent, index)
+
+
+def _yaml_load_all(text: str) -> list[Any]:
+    try:
+        return [doc for doc in yaml.load_all(text, Loader=_SafeNoAliasLoader) if doc is not None]  # noqa: S506
+    except ParseError:
+        raise
+    except RecursionError as exc:
+        raise ParseError("YAML nested too deeply") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ParseError(f"not valid JSON or YAML: {problem}{where}") from exc
+
+
+def decode(data: bytes) -> str:
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ParseError(f"not UTF-8: invalid byte at offset {exc.start}") from exc
+    if "\x00" in text:
+        raise ParseError(f"NUL character at offset {text.index(chr(0))}")
+    return text
+
+
+def load_document(data: bytes) -> Any:
+    """Parse raw report bytes into a document (dict, or list for arrays / JSON lines / multi-doc YAML)."""
+    text = decode(data)
+    stripped = text.lstrip()
+    if not stripped:
+        raise ParseError("empty report")
+    first = stripped[0]
+    if first == "<":
+        raise ParseError("XML is not accepted: post the tool's JSON output")
+    if first in "{[":
+        try:
+            return _json_loads(text)
+        except RecursionError as exc:
+            raise ParseError("JSON nested too deeply") from exc
+        except json.JSONDecodeError as exc:
+            if first == "{" and exc.msg == "Extra data":
+                return _json_lines(text)
+            raise ParseError(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+        except ValueError as exc:  # int() digit limit and similar
+            if isinstance(exc, ParseError):
+                raise
+            raise ParseError(f"invalid JSON: {exc}") from exc
+    documents = _yaml_load_all(text)
+    if not documents:
+        raise ParseError("empty report")
+    if len(documents) == 1:
+        if not isinstance(documents[0], (dict, list)):
+            raise ParseError("not a JSON or YAML document: expected an object or a list")
+        return documents[0]
+    return documents
+
+
+def _json_lines(text: str) -> list[Any]:
+    documents = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            documents.append(_json_loads(line))
+        except RecursionError as exc:
+            raise ParseError(f"line {number}: JSON nested too deeply") from exc
+        except json.JSONDecodeError as exc:
+            raise ParseError(f"invalid JSON lines: line {number}: {exc.msg} at column {exc.colno}") from exc
+    return documents

@@ -1,0 +1,36 @@
+"""A champion logs in, lands on the team page, sees findings and a rendered Plotly chart."""
+
+from __future__ import annotations
+
+import pytest
+
+from dashboard.services.demo import DEMO_PASSWORD, demo_load
+from tests.browser.conftest import login
+
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
+
+
+def test_demo_champion_sees_team_findings_and_a_rendered_chart(live_server, transactional_db, page) -> None:
+    demo_load()
+
+    login(page, live_server.url, "champion", DEMO_PASSWORD)
+
+    assert page.url.endswith("/teams/payments/")
+    assert page.inner_text("h1") == "Payments"
+    page.wait_for_selector("#trend-chart .main-svg", timeout=15000)
+    assert page.locator("#trend-chart .scatterlayer .trace").count() >= 2
+    assert page.locator("table.findings tbody tr").count() == 20
+    page.click("text=all →")
+    page.wait_for_load_state("networkidle")
+    assert "team=payments" in page.url
+    assert page.locator("table.findings tbody tr").count() > 0
+    assert page.console_errors == []
+
+
+def test_a_champion_cannot_open_another_teams_page(live_server, transactional_db, page) -> None:
+    demo_load()
+    login(page, live_server.url, "champion", DEMO_PASSWORD)
+
+    response = page.goto(f"{live_server.url}/teams/storefront/")
+
+    assert response.status == 404

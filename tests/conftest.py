@@ -1,0 +1,25 @@
+"""Shared fixtures.  Tests run in-process by default (eager tasks); the integration
+tests start a real Celery worker against the broker in CELERY_BROKER_URL."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def fixture_bytes(relative: str) -> bytes:
+    return (FIXTURES / relative).read_bytes()
+
+
+def services_required() -> bool:
+    """CI sets VIGIL_REQUIRE_SERVICES=1: tests that need PostgreSQL/Redis must then fail, never skip."""
+    return os.environ.get("VIGIL_REQUIRE_SERVICES") == "1"
+
+
+@pytest.fixture(autouse=True)
+def _eager_tasks(settings: pytest.FixtureRequest) -> None:
+    settings.CELERY_TASK_ALWAYS_EAGER = True  # type: ignore[attr-defined]

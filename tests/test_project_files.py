@@ -1,0 +1,34 @@
+"""The production stack files: docker compose and the Dockerfile.
+
+There is no Docker engine (nor the compose plugin) on our machines, so the compose
+file is checked structurally here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_compose_runs_the_production_stack_with_healthchecks_and_a_database_volume() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+
+    assert {"db", "redis", "web", "worker", "beat"} <= set(services)
+    assert "gunicorn" in services["web"]["command"]
+    assert services["worker"]["command"][:4] == ["celery", "-A", "vigil", "worker"]
+    assert services["beat"]["command"][:4] == ["celery", "-A", "vigil", "beat"]
+    assert all("healthcheck" in services[name] for name in ("db", "redis", "web", "worker"))
+    assert "pgdata:/var/lib/postgresql/data" in services["db"]["volumes"]
+    assert "pgdata" in compose["volumes"]
+    assert services["web"]["environment"]["CELERY_BROKER_URL"] == "redis://redis:6379/0"
+
+
+def test_dockerfile_runs_as_a_non_root_user() -> None:
+    lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()]
+
+    users = [line.split()[1] for line in lines if line.startswith("USER ")]
+    assert users == ["vigil"]
+    assert lines.index("USER vigil") > max(i for i, line in enumerate(lines) if line.startswith("RUN "))
