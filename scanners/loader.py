@@ -66,7 +66,7 @@ class _SafeNoAliasLoader(yaml.SafeLoader):
 
 def _yaml_load_all(text: str) -> list[Any]:
     try:
-        return [doc for doc in yaml.load_all(text, Loader=_SafeNoAliasLoader) if doc is not None]  # noqa: S506
+        return [doc for doc in yaml.load_all(text, Loader=_SafeNoAliasLoader) if doc is not None]
     except ParseError:
         raise
     except RecursionError as exc:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from scanners.base import ParseError, ParseResult, Parser
+from scanners.base import ParseError, Parser, ParseResult
 from scanners.loader import load_document
 from scanners.trivy import parser as trivy_parser
 
-PARSERS: tuple[Parser, ...] = (
-    trivy_parser,
-)
+PARSERS: tuple[Parser, ...] = (trivy_parser,)
 
 _BY_NAME: dict[str, Parser] = {parser.name: parser for parser in PARSERS}
 

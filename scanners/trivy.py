@@ -132,6 +132,14 @@ def _strings(value: Any, where: str, key: str) -> list[str]:
     return out
 
 
+def severity_word(mapping: Mapping[str, Any], key: str, where: str) -> str:
+    """A severity field normalised to Vigil's words; a number or object there is an error, not "unknown"."""
+    value = mapping.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ParseError(f"{where}: {key} is not a string")
+    return normalise_severity(value or "")
+
+
 def _line(mapping: Mapping[str, Any], key: str, where: str) -> int | None:
     value = mapping.get(key)
     if value is None:
@@ -316,7 +324,7 @@ class TrivyParser:
             source=self.name,
             rule_id=vuln_id,
             title=opt_str(vuln, "Title", where, MAX_TITLE) or vuln_id,
-            severity=normalise_severity(opt_str(vuln, "Severity", where, 64)),
+            severity=severity_word(vuln, "Severity", where),
             fingerprint=make_fingerprint(
                 "vuln", scope.image.name if scope.image else target, vuln_id, pkg_name, pkg_path
             ),
@@ -378,7 +386,7 @@ class TrivyParser:
             source=self.name,
             rule_id=rule_id,
             title=opt_str(misconfig, "Title", where, MAX_TITLE) or rule_id,
-            severity=normalise_severity(opt_str(misconfig, "Severity", where, 64)),
+            severity=severity_word(misconfig, "Severity", where),
             fingerprint=fingerprint,
             image=scope.image,
             resource=scope.resource,
@@ -420,7 +428,7 @@ class TrivyParser:
             source=self.name,
             rule_id=rule_id,
             title=opt_str(secret, "Title", where, MAX_TITLE) or rule_id,
-            severity=normalise_severity(opt_str(secret, "Severity", where, 64)),
+            severity=severity_word(secret, "Severity", where),
             fingerprint=fingerprint,
             image=scope.image,
             resource=scope.resource,

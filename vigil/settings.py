@@ -129,6 +129,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "dashboard.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
+    # `?format=` names the report format in this API, not a DRF renderer.
+    "URL_FORMAT_OVERRIDE": None,
 }
 
 # --- Celery -----------------------------------------------------------------

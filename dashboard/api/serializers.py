@@ -16,9 +16,30 @@ class FindingSerializer(serializers.ModelSerializer[Finding]):
     class Meta:
         model = Finding
         fields = [
-            "id", "status", "severity", "rule_id", "kind", "source", "stream", "title", "team", "image", "package",
-            "resource", "cvss", "epss", "kev", "cwe", "due_date", "risk_score", "occurrences", "first_seen", "last_seen",
-            "fixed_at", "status_hint", "fingerprint",
+            "id",
+            "status",
+            "severity",
+            "rule_id",
+            "kind",
+            "source",
+            "stream",
+            "title",
+            "team",
+            "image",
+            "package",
+            "resource",
+            "cvss",
+            "epss",
+            "kev",
+            "cwe",
+            "due_date",
+            "risk_score",
+            "occurrences",
+            "first_seen",
+            "last_seen",
+            "fixed_at",
+            "status_hint",
+            "fingerprint",
         ]
         read_only_fields = fields
 
@@ -31,7 +52,13 @@ class FindingSerializer(serializers.ModelSerializer[Finding]):
     def get_package(self, obj: Finding) -> dict[str, Any] | None:
         if not obj.package_name:
             return None
-        return {"name": obj.package_name, "version": obj.package_version, "fixed_version": obj.fixed_version, "type": obj.package_type, "path": obj.package_path}
+        return {
+            "name": obj.package_name,
+            "version": obj.package_version,
+            "fixed_version": obj.fixed_version,
+            "type": obj.package_type,
+            "path": obj.package_path,
+        }
 
     def get_resource(self, obj: Finding) -> dict[str, Any] | None:
         if not obj.resource_name:

@@ -27,9 +27,7 @@ _CHUNK = 1024 * 1024
 
 
 def _too_large(limit: int) -> ApplicationError:
-    return ApplicationError(
-        f"report is larger than the limit of {limit} bytes (VIGIL_MAX_REPORT_BYTES)", code="too_large", status=413
-    )
+    return ApplicationError(f"report is larger than the limit of {limit} bytes (VIGIL_MAX_REPORT_BYTES)", code="too_large", status=413)
 
 
 def _read_capped(stream: object, limit: int) -> bytes:

@@ -30,7 +30,7 @@ class ReportCreateView(APIView):
         report, _ = report_submit(
             data=data,
             token=request_token(request),
-            user=None if request_token(request) else request.user,
+            user=None if request_token(request) else request.user,  # type: ignore[arg-type]
             team_slug=params.get("team", ""),
             format_name=params.get("format", ""),
             image=params.get("image", ""),

@@ -15,7 +15,9 @@ SEVERITY_COLOURS = {
 SEVERITIES = ("critical", "high", "medium", "low", "info", "unknown")
 
 
-def open_by_severity_over_time(points: Sequence[tuple[dt.date, dict[str, int]]], *, title: str = "Open findings by severity") -> dict[str, Any]:
+def open_by_severity_over_time(
+    points: Sequence[tuple[dt.date, dict[str, int]]], *, title: str = "Open findings by severity"
+) -> dict[str, Any]:
     """A stacked area chart: one trace per severity, one point per day (summed across teams)."""
     totals: dict[dt.date, dict[str, int]] = {}
     for day, counts in points:

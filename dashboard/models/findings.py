@@ -101,9 +101,7 @@ class FindingOccurrence(models.Model):
 
     class Meta:
         ordering = ["-last_seen"]
-        constraints = [
-            models.UniqueConstraint(fields=["finding", "tag", "digest", "workload"], name="occurrence_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["finding", "tag", "digest", "workload"], name="occurrence_unique")]
 
 
 class FindingEvent(models.Model):

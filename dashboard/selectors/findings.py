@@ -73,7 +73,9 @@ def finding_list(*, user: Any, filters: FindingFilters) -> QuerySet[Finding]:
         from django.db.models import Case, IntegerField, Value, When
 
         qs = qs.annotate(
-            severity_rank=Case(*[When(severity=s, then=Value(len(SEVERITY_ORDER) - i)) for i, s in enumerate(SEVERITY_ORDER)], output_field=IntegerField())
+            severity_rank=Case(
+                *[When(severity=s, then=Value(len(SEVERITY_ORDER) - i)) for i, s in enumerate(SEVERITY_ORDER)], output_field=IntegerField()
+            )
         )
     return qs.order_by(*SORTS[filters.sort])
 
@@ -124,6 +126,10 @@ def team_images(*, user: Any, team: Team) -> list[dict[str, Any]]:
         counts.setdefault(row["image_id"], {})[row["severity"]] = row["n"]
     images = Image.objects.filter(Q(team=team) | Q(pk__in=list(counts))).order_by("repository")
     return [
-        {"image": image, "by_severity": {s: counts.get(image.pk, {}).get(s, 0) for s in SEVERITY_ORDER}, "total": sum(counts.get(image.pk, {}).values())}
+        {
+            "image": image,
+            "by_severity": {s: counts.get(image.pk, {}).get(s, 0) for s in SEVERITY_ORDER},
+            "total": sum(counts.get(image.pk, {}).values()),
+        }
         for image in images
     ]

@@ -88,7 +88,9 @@ def _items(report: Report, source: str, stream: str, result: ParseResult, overri
     return items
 
 
-def covered_scopes(report: Report, source: str, stream: str, result: ParseResult, override: ImageRef | None, items: Iterable[_Item]) -> set[str]:
+def covered_scopes(
+    report: Report, source: str, stream: str, result: ParseResult, override: ImageRef | None, items: Iterable[_Item]
+) -> set[str]:
     """Every scope this (complete) report speaks for; closing by absence stays inside them."""
     scopes = {item.scope_key for item in items}
     artifact = override or result.artifact
@@ -135,6 +137,10 @@ def _images(refs: Iterable[ImageRef], team: Team | None, labels: dict[str, str],
             image_id=pk, tag=tag, digest=digest, defaults={"last_seen": now}, create_defaults={"first_seen": now, "last_seen": now}
         )
     return images
+
+
+def _image_of(item: _Item, images: dict[str, Image]) -> Image | None:
+    return images.get(item.image.name) if item.image is not None else None
 
 
 def _sla_days(team: Team | None) -> dict[str, int]:
@@ -233,7 +239,8 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
     elif result.artifact is not None:
         image_refs.append(result.artifact)
     images = _images(image_refs, report.team, result.labels, now)
-    main_image = images.get((override or result.artifact).name) if (override or result.artifact) else None
+    report_image = override or result.artifact
+    main_image = images.get(report_image.name) if report_image is not None else None
     if main_image is not None and report.image_id != main_image.pk:
         report.image = main_image
 
@@ -243,16 +250,14 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
     fingerprints = list(items)
     for chunk in _chunks(fingerprints):
         existing = {f.fingerprint: f for f in Finding.objects.filter(fingerprint__in=chunk)}
-        new = [
-            _new_finding(items[fp], report, images.get(items[fp].image.name) if items[fp].image else None, stream, now, sla)
-            for fp in chunk
-            if fp not in existing
-        ]
+        new = [_new_finding(items[fp], report, _image_of(items[fp], images), stream, now, sla) for fp in chunk if fp not in existing]
         if new:
             Finding.objects.bulk_create(new, batch_size=BATCH, ignore_conflicts=True)
             created = Finding.objects.filter(fingerprint__in=[f.fingerprint for f in new], last_report=report, first_seen=now)
             for pk in created.values_list("id", flat=True):
-                events.append(FindingEvent(finding_id=pk, type=FindingEvent.Type.CREATED, to_status=Status.OPEN, report=report, created_at=now))
+                events.append(
+                    FindingEvent(finding_id=pk, type=FindingEvent.Type.CREATED, to_status=Status.OPEN, report=report, created_at=now)
+                )
             counts["new"] += len(new)
         changed: list[Finding] = []
         seen_ids: list[int] = []
@@ -273,7 +278,14 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
                 finding.status_changed_at = now
                 finding.due_date = risk.due_date(severity=finding.severity, start=now.date(), sla_days=sla)
                 events.append(
-                    FindingEvent(finding_id=finding.pk, type=FindingEvent.Type.REOPENED, from_status=Status.FIXED, to_status=Status.OPEN, report=report, created_at=now)
+                    FindingEvent(
+                        finding_id=finding.pk,
+                        type=FindingEvent.Type.REOPENED,
+                        from_status=Status.FIXED,
+                        to_status=Status.OPEN,
+                        report=report,
+                        created_at=now,
+                    )
                 )
                 counts["reopened"] += 1
                 dirty = True
@@ -290,7 +302,19 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
                 seen_ids.append(finding.pk)
         if changed:
             Finding.objects.bulk_update(
-                changed, [*_CONTENT_FIELDS, "scope_key", "status", "fixed_at", "status_changed_at", "due_date", "occurrences", "last_seen", "last_report"], batch_size=BATCH
+                changed,
+                [
+                    *_CONTENT_FIELDS,
+                    "scope_key",
+                    "status",
+                    "fixed_at",
+                    "status_changed_at",
+                    "due_date",
+                    "occurrences",
+                    "last_seen",
+                    "last_report",
+                ],
+                batch_size=BATCH,
             )
         if seen_ids:
             Finding.objects.filter(pk__in=seen_ids, last_seen__lt=now).update(last_seen=now, last_report=report)
@@ -307,7 +331,9 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
     return IngestOutcome(counts=counts, held_closures=held, findings_total=len(items))
 
 
-def close_findings(*, ids: Sequence[int], report: Report | None, now: dt.datetime, events: list[FindingEvent] | None = None, reason: str = "") -> int:
+def close_findings(
+    *, ids: Sequence[int], report: Report | None, now: dt.datetime, events: list[FindingEvent] | None = None, reason: str = ""
+) -> int:
     """Mark active findings fixed (absent from a complete report).  Returns how many changed."""
     own_events = events is None
     events = [] if events is None else events
@@ -319,7 +345,15 @@ def close_findings(*, ids: Sequence[int], report: Report | None, now: dt.datetim
         Finding.objects.filter(pk__in=[pk for pk, _ in active]).update(status=Status.FIXED, fixed_at=now, status_changed_at=now)
         for pk, status in active:
             events.append(
-                FindingEvent(finding_id=pk, type=FindingEvent.Type.FIXED, from_status=status, to_status=Status.FIXED, report=report, reason=reason or "absent from a complete report", created_at=now)
+                FindingEvent(
+                    finding_id=pk,
+                    type=FindingEvent.Type.FIXED,
+                    from_status=status,
+                    to_status=Status.FIXED,
+                    report=report,
+                    reason=reason or "absent from a complete report",
+                    created_at=now,
+                )
             )
         closed += len(active)
     if own_events:
@@ -340,10 +374,16 @@ def _record_occurrences(items: dict[str, _Item], now: dt.datetime) -> None:
     for chunk in _chunks(fps):
         ids = dict(Finding.objects.filter(fingerprint__in=chunk).values_list("fingerprint", "id"))
         rows = [
-            FindingOccurrence(finding_id=ids[fp], tag=wanted[fp][0], digest=wanted[fp][1], workload=wanted[fp][2], first_seen=now, last_seen=now)
+            FindingOccurrence(
+                finding_id=ids[fp], tag=wanted[fp][0], digest=wanted[fp][1], workload=wanted[fp][2], first_seen=now, last_seen=now
+            )
             for fp in chunk
             if fp in ids
         ]
         FindingOccurrence.objects.bulk_create(
-            rows, update_conflicts=True, unique_fields=["finding", "tag", "digest", "workload"], update_fields=["last_seen"], batch_size=BATCH
+            rows,
+            update_conflicts=True,
+            unique_fields=["finding", "tag", "digest", "workload"],
+            update_fields=["last_seen"],
+            batch_size=BATCH,
         )

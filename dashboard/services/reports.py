@@ -15,7 +15,7 @@ from typing import Any
 
 from celery import current_app
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -33,16 +33,14 @@ PROCESS_TASK = "vigil.reports.process"
 
 def _validate_options(*, format_name: str, image: str, stream: str) -> None:
     if format_name and format_name not in registry.format_names():
-        raise ApplicationError(
-            f"unknown format {format_name!r}; use one of: {', '.join(registry.format_names())}", code="unknown_format"
-        )
+        raise ApplicationError(f"unknown format {format_name!r}; use one of: {', '.join(registry.format_names())}", code="unknown_format")
     if image and ImageRef.parse(image) is None:
         raise ApplicationError(f"image {image[:200]!r} is not an image reference like registry/repository:tag", code="invalid_image")
     if stream and stream not in Stream.values:
         raise ApplicationError(f"unknown stream {stream!r}; use one of: {', '.join(Stream.values)}", code="invalid_stream")
 
 
-def resolve_team(*, token: ApiToken | None, team_slug: str, user: AbstractBaseUser | None = None) -> Team | None:
+def resolve_team(*, token: ApiToken | None, team_slug: str, user: User | None = None) -> Team | None:
     """The team a report is for: the token's team; an explicit team must be the token's own."""
     if token is not None:
         if team_slug and team_slug != token.team.slug:
@@ -60,7 +58,7 @@ def report_submit(
     *,
     data: bytes,
     token: ApiToken | None = None,
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
     team_slug: str = "",
     format_name: str = "",
     image: str = "",
@@ -83,9 +81,7 @@ def report_submit(
         earlier = Report.objects.filter(token=token, idempotency_key=idempotency_key).first()
         if earlier is not None:
             if earlier.content_sha256 != digest:
-                raise ApplicationError(
-                    "Idempotency-Key was already used with a different body", code="idempotency_conflict", status=422
-                )
+                raise ApplicationError("Idempotency-Key was already used with a different body", code="idempotency_conflict", status=422)
             return earlier, False
     now = timezone.now()
     # Validate synchronously so a broken upload gets a clear 4xx now, not a failed report later.
@@ -130,7 +126,7 @@ def enqueue(report_id: Any) -> bool:
     try:
         # By name, so services never import tasks (tasks import services).
         current_app.send_task(PROCESS_TASK, args=[str(report_id)], queue=settings.CELERY_TASK_DEFAULT_QUEUE, retry=False)
-    except Exception:  # noqa: BLE001 - the broker may be down; the report is safe in the database
+    except Exception:
         logger.warning("could not enqueue report %s; the sweeper will retry", report_id, exc_info=True)
         return False
     return True
@@ -209,7 +205,7 @@ def report_sweep(*, older_than_seconds: int | None = None) -> list[str]:
     return [str(pk) for pk in stuck]
 
 
-def report_confirm_closures(*, report: Report, user: AbstractBaseUser) -> int:
+def report_confirm_closures(*, report: Report, user: User) -> int:
     """A person confirms closures a report held back; returns how many findings were fixed."""
     with transaction.atomic():
         locked = Report.objects.select_for_update().get(pk=report.pk)

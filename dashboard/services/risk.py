@@ -7,9 +7,7 @@ import datetime as dt
 SEVERITY_BASE = {"critical": 9.5, "high": 7.5, "medium": 5.0, "low": 2.5, "info": 0.5, "unknown": 4.0}
 
 
-def risk_parts(
-    *, severity: str, cvss: float | None, epss: float | None, kev: bool, fix_available: bool, exposed: bool
-) -> dict[str, float]:
+def risk_parts(*, severity: str, cvss: float | None, epss: float | None, kev: bool, fix_available: bool, exposed: bool) -> dict[str, float]:
     """The score's components (0-100 in total), shown on hover and in the API."""
     base = cvss if cvss is not None else SEVERITY_BASE.get(severity, 4.0)
     return {

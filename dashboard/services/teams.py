@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils.text import slugify
 
@@ -19,14 +19,14 @@ def team_create(*, slug: str, name: str = "") -> Team:
 
 
 @transaction.atomic
-def membership_set(*, user: AbstractBaseUser, team: Team, role: str) -> Membership:
+def membership_set(*, user: User, team: Team, role: str) -> Membership:
     if role not in Role.values:
         raise ApplicationError(f"unknown role {role!r}; use one of {', '.join(Role.values)}")
     membership, _ = Membership.objects.update_or_create(user=user, team=team, defaults={"role": role})
     return membership
 
 
-def user_create(*, username: str, password: str, email: str = "", is_staff: bool = False) -> AbstractBaseUser:
+def user_create(*, username: str, password: str, email: str = "", is_staff: bool = False) -> User:
     user_model = get_user_model()
     user = user_model.objects.create_user(username=username, password=password, email=email)
     if is_staff:

@@ -14,13 +14,13 @@ import zlib
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from dashboard.errors import ApplicationError
 from dashboard.models import ApiToken, Team, TokenScope
 
-TOKEN_PREFIX = "vgl_"
+TOKEN_PREFIX = "vgl_"  # noqa: S105 - the public token prefix, not a secret
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _PUBLIC_LEN = 10
 _SECRET_LEN = 32
@@ -46,7 +46,7 @@ def _hash(token: str) -> str:
 
 
 def token_create(
-    *, team: Team, name: str, scope: str = TokenScope.INGEST, created_by: AbstractBaseUser | None = None, days: int | None = None
+    *, team: Team, name: str, scope: str = TokenScope.INGEST, created_by: User | None = None, days: int | None = None
 ) -> tuple[ApiToken, str]:
     """Create a token; returns the record and the plaintext, which is never stored."""
     if scope not in TokenScope.values:

@@ -37,7 +37,13 @@ def overview(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "dashboard/overview.html",
-        {"rows": rows, "severities": SEVERITY_ORDER, "figure": figure, "has_trend": bool(figure["data"]), "unowned": finding_selectors.unowned_count(user=request.user)},
+        {
+            "rows": rows,
+            "severities": SEVERITY_ORDER,
+            "figure": figure,
+            "has_trend": bool(figure["data"]),
+            "unowned": finding_selectors.unowned_count(user=request.user),
+        },
     )
 
 
@@ -48,7 +54,9 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
     figure = trends.open_by_severity_over_time(_points(snapshots), title=f"{team.name}: open findings by severity")
     filters = finding_selectors.FindingFilters(team=team.slug, status="active")
     top = finding_selectors.finding_list(user=request.user, filters=filters)[:20]
-    counts = finding_selectors.severity_counts(finding_selectors.finding_list(user=request.user, filters=finding_selectors.FindingFilters(team=team.slug)))
+    counts = finding_selectors.severity_counts(
+        finding_selectors.finding_list(user=request.user, filters=finding_selectors.FindingFilters(team=team.slug))
+    )
     return render(
         request,
         "dashboard/team.html",
@@ -71,7 +79,9 @@ def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
     filters = finding_selectors.FindingFilters(image=str(image.pk), status="active")
     findings = finding_selectors.finding_list(user=request.user, filters=filters)
     page = Paginator(findings, PAGE_SIZE).get_page(request.GET.get("page"))
-    counts = finding_selectors.severity_counts(finding_selectors.finding_list(user=request.user, filters=finding_selectors.FindingFilters(image=str(image.pk))))
+    counts = finding_selectors.severity_counts(
+        finding_selectors.finding_list(user=request.user, filters=finding_selectors.FindingFilters(image=str(image.pk)))
+    )
     return render(
         request,
         "dashboard/image.html",
@@ -120,7 +130,11 @@ def finding_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "dashboard/finding.html",
-        {"finding": finding, "events": finding.events.select_related("actor", "report")[:100], "occurrences": finding.occurrence_set.all()[:100]},
+        {
+            "finding": finding,
+            "events": finding.events.select_related("actor", "report")[:100],
+            "occurrences": finding.occurrence_set.all()[:100],
+        },
     )
 
 

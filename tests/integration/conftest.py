@@ -58,10 +58,31 @@ def celery_worker(broker_url: str, postgres_url: str, settings: pytest.FixtureRe
     queue = f"vigil-test-{uuid.uuid4().hex[:8]}"
     settings.CELERY_TASK_ALWAYS_EAGER = False  # type: ignore[attr-defined]
     settings.CELERY_TASK_DEFAULT_QUEUE = queue  # type: ignore[attr-defined]
-    env = {**os.environ, "DATABASE_URL": postgres_url, "CELERY_BROKER_URL": broker_url, "VIGIL_CELERY_QUEUE": queue, "VIGIL_DB_CONN_MAX_AGE": "0"}
-    log = open(ROOT / "var" / f"worker-{queue}.log", "wb")  # noqa: SIM115 - closed below
+    env = {
+        **os.environ,
+        "DATABASE_URL": postgres_url,
+        "CELERY_BROKER_URL": broker_url,
+        "VIGIL_CELERY_QUEUE": queue,
+        "VIGIL_DB_CONN_MAX_AGE": "0",
+    }
+    log = open(ROOT / "var" / f"worker-{queue}.log", "wb")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "vigil", "worker", "-Q", queue, "--pool", "solo", "--without-gossip", "--without-mingle", "-l", "info"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "vigil",
+            "worker",
+            "-Q",
+            queue,
+            "--pool",
+            "solo",
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "info",
+        ],
         cwd=ROOT,
         env=env,
         stdout=log,

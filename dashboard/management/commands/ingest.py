@@ -26,7 +26,12 @@ class Command(BaseCommand):
             raise CommandError(f"{options['file']}: {exc.strerror}") from exc
         try:
             report, _ = report_submit(
-                data=data, team_slug=options["team"], format_name=options["format"], image=options["image"], stream=options["stream"], enqueue_now=False
+                data=data,
+                team_slug=options["team"],
+                format_name=options["format"],
+                image=options["image"],
+                stream=options["stream"],
+                enqueue_now=False,
             )
         except ApplicationError as exc:
             raise CommandError(f"{options['file']}: {exc.message}") from exc

@@ -1,0 +1,226 @@
+"""Falco alerts: Falco's ``json_output`` and the falcosidekick webhook payload.
+
+Accepted documents: one alert, a JSON array of alerts, or JSON lines (the loader turns both into a list).
+Every alert is one runtime finding; the runtime stream aggregates them per identity (rule, cluster, namespace,
+workload or image repository) and counts occurrences.
+
+Priority → severity: Emergency, Alert, Critical → critical; Error → high; Warning → medium; Notice → low;
+Informational, Debug → info (case-insensitive; anything else → unknown).
+
+``output_fields`` values are mixed types and often null.  When the Kubernetes or container fields are missing
+from ``output_fields`` (some rules only template them into the text, e.g. ``Drop and execute new binary in
+container``), they are read from ``key=value`` pairs in ``output`` (``k8s_pod_name=…``, ``k8s_ns=…``,
+``container_image=…``, ``container_name=…``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from scanners.base import (
+    Finding,
+    ImageRef,
+    ParseError,
+    ParseResult,
+    ResourceRef,
+    clean_text,
+    expect_dict,
+    opt_str,
+    req_str,
+    type_name,
+)
+from scanners.fingerprint import make_fingerprint, workload_name
+
+PRIORITY_SEVERITY = {
+    "emergency": "critical",
+    "alert": "critical",
+    "critical": "critical",
+    "error": "high",
+    "warning": "medium",
+    "notice": "low",
+    "informational": "info",
+    "info": "info",
+    "debug": "info",
+}
+
+# output_fields keys first, then the names Falco uses for the same values in the output text.
+_FIELD_NAMES: dict[str, tuple[str, ...]] = {
+    "namespace": ("k8s.ns.name", "k8s_ns_name", "k8s_ns", "k8s.ns"),
+    "pod": ("k8s.pod.name", "k8s_pod_name", "k8s_pod", "k8s.pod"),
+    "repository": (
+        "container.image.repository",
+        "container_image_repository",
+        "container_image",
+        "container.image",
+        "image",
+    ),
+    "tag": ("container.image.tag", "container_image_tag"),
+    "container_name": ("container.name", "container_name"),
+    "container_id": ("container.id", "container_id", "container"),
+}
+_MISSING = frozenset({"", "<na>", "n/a", "null", "none"})
+_PAIR = re.compile(r"(?<![\w.\[\]])([A-Za-z_][\w.]*)=([^\s()]*)")
+
+
+def _is_alert(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("rule"), str)
+        and isinstance(value.get("priority"), str)
+        and "output" in value
+        and ("time" in value or "output_fields" in value)
+    )
+
+
+def _scalar(value: Any) -> str:
+    """A field value as text; lists, objects and Falco's ``<NA>`` become ""."""
+    if value is None or isinstance(value, (dict, list)):
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = clean_text(value, 1000).strip()
+    return "" if text.lower() in _MISSING else text
+
+
+def _output_pairs(output: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for key, value in _PAIR.findall(output):
+        if key not in pairs:
+            pairs[key] = value
+    return pairs
+
+
+def _iso(text: str, where: str) -> str | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ParseError(f"{where}: time {text[:40]!r} is not an RFC 3339 timestamp") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.astimezone(datetime.UTC).isoformat()
+
+
+def _nanoseconds(value: Any) -> int | None:
+    """``evt.time`` as integer epoch nanoseconds (never through a float)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    if isinstance(value, float) and value == value:
+        return int(value)
+    return None
+
+
+class FalcoParser:
+    name = "falco"
+    stream = "runtime"
+
+    def detect(self, document: Any) -> bool:
+        if isinstance(document, list):
+            return bool(document) and all(_is_alert(item) for item in document)
+        return _is_alert(document)
+
+    def parse(self, document: Any) -> ParseResult:
+        if isinstance(document, list):
+            alerts = [(f"[{index}]", item) for index, item in enumerate(document)]
+        elif isinstance(document, dict):
+            alerts = [("alert", document)]
+        else:
+            raise ParseError(f"not a Falco alert: expected an object or a list, got {type_name(document)}")
+        return ParseResult(findings=[self._parse_alert(alert, where) for where, alert in alerts])
+
+    def _parse_alert(self, value: Any, where: str) -> Finding:
+        alert = expect_dict(value, where)
+        rule = req_str(alert, "rule", where)
+        priority = req_str(alert, "priority", where, 64)
+        output = opt_str(alert, "output", where)
+        occurred_at = _iso(opt_str(alert, "time", where, 64), where)
+        fields_raw = alert.get("output_fields")
+        fields: Mapping[str, Any] = {} if fields_raw is None else expect_dict(fields_raw, f"{where}.output_fields")
+        pairs = _output_pairs(output)
+
+        def pick(what: str) -> str:
+            for key in _FIELD_NAMES[what]:
+                text = _scalar(fields.get(key))
+                if text:
+                    return text
+            for key in _FIELD_NAMES[what]:
+                text = _scalar(pairs.get(key))
+                if text:
+                    return text
+            return ""
+
+        namespace = pick("namespace")
+        pod = pick("pod")
+        repository = pick("repository")
+        tag = pick("tag")
+        container_name = pick("container_name")
+        container_id = pick("container_id")
+
+        image: ImageRef | None = None
+        if repository:
+            image = ImageRef.parse(f"{repository}:{tag}" if tag and ":" not in repository.rsplit("/", 1)[-1] else repository)
+        digest = fields.get("container.image.digest")
+        if image is not None and isinstance(digest, str) and re.fullmatch(r"sha256:[a-f0-9]{64}", digest.strip().lower()):
+            image = ImageRef(image.registry, image.repository, image.tag, digest.strip().lower())
+
+        workload = workload_name(pod) if pod else ""
+        cluster = ""
+        resource = ResourceRef(cluster=cluster, namespace=namespace, kind="Pod", name=workload) if workload else None
+        subject = workload or (image.name if image is not None else repository) or container_name
+        severity = PRIORITY_SEVERITY.get(priority.strip().lower(), "unknown")
+
+        details: dict[str, Any] = {"priority": priority}
+        hostname = opt_str(alert, "hostname", where, 255)
+        if hostname:
+            details["hostname"] = hostname
+        source = opt_str(alert, "source", where, 64)
+        if source:
+            details["source"] = source
+        uuid = opt_str(alert, "uuid", where, 64)
+        if uuid:
+            details["uuid"] = uuid
+        tags = alert.get("tags")
+        if tags is not None:
+            if not isinstance(tags, list):
+                raise ParseError(f"{where}: tags is not a list")
+            details["tags"] = [clean_text(tag_text, 255) for tag_text in tags if isinstance(tag_text, str)]
+        for key, detail_key in (("proc.cmdline", "proc_cmdline"), ("user.name", "user_name")):
+            text = _scalar(fields.get(key)) or _scalar(pairs.get(detail_key.replace("proc_cmdline", "command")))
+            if text:
+                details[detail_key] = text
+        evt_time = _nanoseconds(fields.get("evt.time", fields.get("evt_time")))
+        if evt_time is not None:
+            details["evt_time"] = evt_time
+        if pod:
+            details["pod"] = pod
+        if container_name:
+            details["container_name"] = container_name
+        if container_id:
+            details["container_id"] = container_id
+        if repository and image is None:
+            details["image_repository"] = repository
+
+        return Finding(
+            kind="runtime",
+            source=self.name,
+            rule_id=rule,
+            title=rule,
+            severity=severity,
+            fingerprint=make_fingerprint("runtime", rule, cluster, namespace, subject),
+            image=image,
+            resource=resource,
+            occurred_at=occurred_at,
+            description=output,
+            details=details,
+        )
+
+
+parser = FalcoParser()

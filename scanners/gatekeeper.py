@@ -1,0 +1,169 @@
+"""OPA Gatekeeper audit results: constraint objects (``constraints.gatekeeper.sh/*``) with ``status.violations``.
+
+Accepted documents: one constraint, a Kubernetes ``List`` of constraints (``kubectl get constraints -o json``),
+or a list of constraints (multi-document YAML).  Each entry of ``status.violations`` is one finding about the
+violating resource.  Gatekeeper truncates the list at ``--constraint-violations-limit``; ``totalViolations``
+(the real count) is kept in ``details`` together with a ``truncated`` flag.
+
+Severity: Gatekeeper has none.  ``deny`` (and ``scoped``) → medium, ``warn`` / ``dryrun`` → low.
+
+``ParseResult.evaluated`` stays empty: a constraint's status lists only violating resources, and the resources a
+constraint audited (or the other constraints on those resources) are not known from it.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from scanners.base import (
+    Finding,
+    ParseError,
+    ParseResult,
+    ResourceRef,
+    expect_dict,
+    expect_list,
+    opt_str,
+    req_str,
+    type_name,
+)
+from scanners.fingerprint import make_fingerprint, workload_name
+
+_GROUP = "constraints.gatekeeper.sh/"
+_SEVERITY = {"deny": "medium", "scoped": "medium", "warn": "low", "dryrun": "low"}
+
+
+def _is_constraint(value: Any) -> bool:
+    if not isinstance(value, dict):
+        return False
+    api_version = value.get("apiVersion")
+    return isinstance(api_version, str) and api_version.startswith(_GROUP) and isinstance(value.get("kind"), str)
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("kind") == "List" and "items" in value
+
+
+def _candidates(document: Any) -> list[tuple[str, Any]]:
+    if isinstance(document, list):
+        out: list[tuple[str, Any]] = []
+        for index, item in enumerate(document):
+            if _is_list(item):
+                items = expect_list(item.get("items"), f"[{index}].items")
+                out.extend((f"[{index}].items[{sub}]", entry) for sub, entry in enumerate(items))
+            else:
+                out.append((f"[{index}]", item))
+        return out
+    if _is_list(document):
+        items = expect_list(document.get("items"), "items")
+        return [(f"items[{index}]", item) for index, item in enumerate(items)]
+    return [("", document)]
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _iso(text: str, where: str) -> str | None:
+    """An RFC 3339 timestamp normalised to ISO 8601 in UTC, or None when empty."""
+    if not text:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ParseError(f"{where}: {text[:40]!r} is not an ISO 8601 timestamp") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.astimezone(datetime.UTC).isoformat()
+
+
+class GatekeeperParser:
+    name = "gatekeeper"
+    stream = "admission"
+
+    def detect(self, document: Any) -> bool:
+        try:
+            candidates = _candidates(document)
+        except ParseError:
+            return False
+        return bool(candidates) and all(_is_constraint(obj) for _, obj in candidates)
+
+    def parse(self, document: Any) -> ParseResult:
+        if not isinstance(document, (dict, list)):
+            raise ParseError(f"not a Gatekeeper constraint: expected an object or a list, got {type_name(document)}")
+        findings: list[Finding] = []
+        for where, constraint in _candidates(document):
+            findings.extend(self._parse_constraint(constraint, where))
+        return ParseResult(findings=findings)
+
+    def _parse_constraint(self, value: Any, where: str) -> list[Finding]:
+        label = where or "constraint"
+        constraint = expect_dict(value, label)
+        if not _is_constraint(constraint):
+            raise ParseError(
+                f"{label}: not a Gatekeeper constraint (apiVersion {constraint.get('apiVersion')!r}); "
+                "expected apiVersion constraints.gatekeeper.sh/*"
+            )
+        constraint_kind = req_str(constraint, "kind", label)
+        metadata = expect_dict(constraint.get("metadata"), _join(where, "metadata"))
+        constraint_name = req_str(metadata, "name", _join(where, "metadata"))
+        spec = expect_dict(constraint.get("spec") or {}, _join(where, "spec"))
+        spec_action = opt_str(spec, "enforcementAction", _join(where, "spec"), 64) or "deny"
+        if constraint.get("status") is None:
+            return []
+        status_where = _join(where, "status")
+        status = expect_dict(constraint["status"], status_where)
+        violations = expect_list(status.get("violations"), f"{status_where}.violations")
+        total = status.get("totalViolations")
+        if total is not None and (isinstance(total, bool) or not isinstance(total, (int, float))):
+            raise ParseError(f"{status_where}: totalViolations is not a number")
+        total_count = int(total) if total is not None else len(violations)
+        audit_timestamp = _iso(opt_str(status, "auditTimestamp", status_where, 64), f"{status_where}.auditTimestamp")
+        findings: list[Finding] = []
+        for index, raw in enumerate(violations):
+            violation_where = f"{status_where}.violations[{index}]"
+            violation = expect_dict(raw, violation_where)
+            kind = req_str(violation, "kind", violation_where)
+            name = req_str(violation, "name", violation_where)
+            namespace = opt_str(violation, "namespace", violation_where, 255)
+            message = opt_str(violation, "message", violation_where)
+            action = opt_str(violation, "enforcementAction", violation_where, 64) or spec_action
+            details: dict[str, Any] = {
+                "constraint_kind": constraint_kind,
+                "constraint_name": constraint_name,
+                "enforcement_action": action,
+                "total_violations": total_count,
+                "truncated": total_count > len(violations),
+            }
+            scoped_actions = violation.get("enforcementActions")
+            if isinstance(scoped_actions, list):
+                details["enforcement_actions"] = [str(item) for item in scoped_actions if isinstance(item, str)]
+            group = opt_str(violation, "group", violation_where, 255)
+            version = opt_str(violation, "version", violation_where, 64)
+            if group or version:
+                details["api_version"] = f"{group}/{version}" if group else version
+            resource_name = workload_name(name, kind=kind)
+            if resource_name != name:
+                details["resource_name"] = name
+            resource = ResourceRef(cluster="", namespace=namespace, kind=kind, name=resource_name)
+            first_line = message.strip().splitlines()[0] if message.strip() else ""
+            findings.append(
+                Finding(
+                    kind="policy",
+                    source=self.name,
+                    rule_id=f"{constraint_kind}/{constraint_name}",
+                    title=first_line or f"{constraint_kind} {constraint_name}",
+                    severity=_SEVERITY.get(action.lower(), "medium"),
+                    fingerprint=make_fingerprint(
+                        "policy", resource.cluster, namespace, kind, resource_name, constraint_kind, constraint_name
+                    ),
+                    resource=resource,
+                    occurred_at=audit_timestamp,
+                    description=message,
+                    details=details,
+                )
+            )
+        return findings
+
+
+parser = GatekeeperParser()

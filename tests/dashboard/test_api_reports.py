@@ -1,0 +1,122 @@
+"""POST /api/v1/reports/ and GET /api/v1/reports/{id}/ (in-process tasks)."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+from rest_framework.test import APIClient
+
+from dashboard.models import Finding, FindingEvent, Report, ReportPayload
+from dashboard.services.tokens import token_create
+from tests.conftest import fixture_bytes
+from tests.factories import TeamFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ALPINE = "trivy/trivy-golden_alpine-310_image.json"
+
+
+@pytest.fixture
+def team():
+    return TeamFactory(slug="payments")
+
+
+@pytest.fixture
+def client(team) -> APIClient:
+    _, token = token_create(team=team, name="payments CI")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+def post(client: APIClient, body: bytes, query: str = "", **extra: str):
+    return client.generic("POST", f"/api/v1/reports/{query}", body, content_type=extra.pop("content_type", "application/json"), **extra)
+
+
+def test_post_answers_202_with_id_status_url_and_stores_the_raw_report(client) -> None:
+    response = post(client, fixture_bytes(ALPINE), "?image=registry.example.com/payments/api:1.4.1")
+
+    assert response.status_code == 202
+    body = response.json()
+    assert set(body) == {"id", "status", "url"}
+    assert body["url"] == f"http://testserver/api/v1/reports/{body['id']}/"
+    assert bytes(ReportPayload.objects.get(report_id=body["id"]).data) == fixture_bytes(ALPINE)
+
+
+def test_report_reaches_done_with_exact_counts_and_findings_under_the_team(client, team) -> None:
+    response = post(client, fixture_bytes(ALPINE), "?image=registry.example.com/payments/api:1.4.1")
+
+    detail = client.get(response.json()["url"]).json()
+
+    assert detail["status"] == "done"
+    assert detail["format"] == "trivy"
+    assert detail["counts"] == {"new": 4, "reopened": 0, "unchanged": 0, "fixed": 0}
+    assert detail["image"] == "registry.example.com/payments/api"
+    assert Finding.objects.filter(team=team, image__repository="payments/api", status="open").count() == 4
+
+
+def test_the_same_report_under_a_new_tag_changes_nothing_but_records_the_tag(client) -> None:
+    post(client, fixture_bytes(ALPINE), "?image=registry.example.com/payments/api:1.4.1")
+    events_before = FindingEvent.objects.count()
+
+    second = post(client, fixture_bytes(ALPINE), "?image=registry.example.com/payments/api:1.4.2")
+
+    detail = client.get(second.json()["url"]).json()
+    assert detail["counts"] == {"new": 0, "reopened": 0, "unchanged": 4, "fixed": 0}
+    assert FindingEvent.objects.count() == events_before
+    assert Finding.objects.count() == 4
+    tags = sorted(Finding.objects.first().occurrence_set.values_list("tag", flat=True))
+    assert tags == ["1.4.1", "1.4.2"]
+
+
+def test_gzip_body_is_accepted(client) -> None:
+    response = post(client, gzip.compress(fixture_bytes(ALPINE)), HTTP_CONTENT_ENCODING="gzip")
+
+    assert response.status_code == 202
+    assert client.get(response.json()["url"]).json()["status"] == "done"
+
+
+def test_multipart_file_field_is_accepted(client) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    upload = SimpleUploadedFile("report.json", fixture_bytes(ALPINE), content_type="application/json")
+    response = client.post("/api/v1/reports/", {"file": upload}, format="multipart")
+
+    assert response.status_code == 202
+    assert client.get(response.json()["url"]).json()["counts"]["new"] == 4
+
+
+def test_unparsable_report_gets_422_naming_the_problem_and_is_recorded_as_failed(client) -> None:
+    response = post(client, b'{"SchemaVersion": 2, "ArtifactName": "x", "Results": [')
+
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "unparsable_report"
+    assert "invalid JSON" in response.json()["error"]["message"]
+    report = Report.objects.get(pk=response.json()["error"]["details"]["report"])
+    assert report.status == "failed"
+    assert Finding.objects.count() == 0
+
+
+def test_missing_or_bad_token_is_refused_with_401() -> None:
+    anonymous = APIClient()
+    bad = APIClient()
+    bad.credentials(HTTP_AUTHORIZATION="Bearer vgl_notarealtoken")
+
+    assert anonymous.post("/api/v1/reports/", b"{}", content_type="application/json").status_code == 401
+    assert bad.post("/api/v1/reports/", b"{}", content_type="application/json").status_code == 401
+    assert bad.post("/api/v1/reports/", b"{}", content_type="application/json").json()["error"]["code"] == "authentication_failed"
+
+
+def test_a_token_cannot_post_for_another_team(client) -> None:
+    TeamFactory(slug="storefront")
+
+    response = post(client, fixture_bytes(ALPINE), "?team=storefront")
+
+    assert response.status_code == 403
+    assert Report.objects.count() == 0
+
+
+def test_unknown_format_and_wrong_content_type_are_refused(client) -> None:
+    assert post(client, fixture_bytes(ALPINE), "?format=nessus").json()["error"]["code"] == "unknown_format"
+    assert post(client, fixture_bytes(ALPINE), content_type="text/html").status_code == 415
