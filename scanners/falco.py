@@ -61,6 +61,7 @@ _FIELD_NAMES: dict[str, tuple[str, ...]] = {
     "container_name": ("container.name", "container_name"),
     "container_id": ("container.id", "container_id", "container"),
 }
+_DIGEST = re.compile(r"sha256:[a-f0-9]{64}")
 _MISSING = frozenset({"", "<na>", "n/a", "null", "none"})
 _PAIR = re.compile(r"(?<![\w.\[\]])([A-Za-z_][\w.]*)=([^\s()]*)")
 
@@ -168,7 +169,9 @@ class FalcoParser:
         if repository:
             image = ImageRef.parse(f"{repository}:{tag}" if tag and ":" not in repository.rsplit("/", 1)[-1] else repository)
         digest = fields.get("container.image.digest")
-        if image is not None and isinstance(digest, str) and re.fullmatch(r"sha256:[a-f0-9]{64}", digest.strip().lower()):
+        if isinstance(digest, list):
+            digest = next((item for item in digest if isinstance(item, str)), None)
+        if image is not None and isinstance(digest, str) and _DIGEST.fullmatch(digest.strip().lower()):
             image = ImageRef(image.registry, image.repository, image.tag, digest.strip().lower())
 
         workload = workload_name(pod) if pod else ""
@@ -192,10 +195,12 @@ class FalcoParser:
             if not isinstance(tags, list):
                 raise ParseError(f"{where}: tags is not a list")
             details["tags"] = [clean_text(tag_text, 255) for tag_text in tags if isinstance(tag_text, str)]
-        for key, detail_key in (("proc.cmdline", "proc_cmdline"), ("user.name", "user_name")):
-            text = _scalar(fields.get(key)) or _scalar(pairs.get(detail_key.replace("proc_cmdline", "command")))
-            if text:
-                details[detail_key] = text
+        cmdline = _scalar(fields.get("proc.cmdline"))
+        if cmdline:
+            details["proc_cmdline"] = cmdline
+        user = _scalar(fields.get("user.name")) or _scalar(pairs.get("user_name")) or _scalar(pairs.get("user"))
+        if user:
+            details["user_name"] = user
         evt_time = _nanoseconds(fields.get("evt.time", fields.get("evt_time")))
         if evt_time is not None:
             details["evt_time"] = evt_time
