@@ -132,7 +132,9 @@ class AdmissionReviewParser:
 
         review = expect_dict(value, where or "AdmissionReview")
         if not _is_review(review):
-            raise ParseError(f"{prefix}not an AdmissionReview: expected kind AdmissionReview, apiVersion admission.k8s.io/*")
+            raise ParseError(
+                f"{prefix}not an AdmissionReview: expected kind AdmissionReview, apiVersion admission.k8s.io/*"
+            )
         if review.get("request") is None:
             raise ParseError(prefix + BARE_RESPONSE)
         if review.get("response") is None:
@@ -162,7 +164,9 @@ class AdmissionReviewParser:
         namespace = opt_str(request, "namespace", at("request"), 255) or opt_str(
             metadata, "namespace", f"{obj_where}.metadata", 255
         )
-        raw_name = opt_str(request, "name", at("request"), 255) or opt_str(metadata, "name", f"{obj_where}.metadata", 255)
+        raw_name = opt_str(request, "name", at("request"), 255) or opt_str(
+            metadata, "name", f"{obj_where}.metadata", 255
+        )
         name = self._workload(raw_name, kind, metadata, f"{obj_where}.metadata")
         resource = ResourceRef(cluster="", namespace=namespace, kind=kind, name=name)
         if resource not in result.evaluated:
@@ -174,7 +178,6 @@ class AdmissionReviewParser:
                     result.labels[clean_text(key, 255)] = clean_text(label, 255)
 
         containers = self._containers(obj, kind, obj_where)
-        images = [image for _, _, image in containers]
         first_image = next((ImageRef.parse(image) for group, _, image in containers if group == "containers"), None)
         if first_image is None and containers:
             first_image = ImageRef.parse(containers[0][2])
@@ -195,7 +198,9 @@ class AdmissionReviewParser:
         if raw_name and raw_name != name:
             details["resource_name"] = raw_name
         if containers:
-            details["images"] = [{"container": cname, "image": image, "list": group} for group, cname, image in containers]
+            details["images"] = [
+                {"container": cname, "image": image, "list": group} for group, cname, image in containers
+            ]
 
         warnings = expect_list(response.get("warnings"), at("response.warnings"))
         if not allowed:
@@ -274,7 +279,11 @@ class AdmissionReviewParser:
             owners = metadata.get("ownerReferences")
             if isinstance(owners, list):
                 for owner in owners:
-                    if isinstance(owner, dict) and owner.get("kind") == "ReplicaSet" and isinstance(owner.get("name"), str):
+                    if (
+                        isinstance(owner, dict)
+                        and owner.get("kind") == "ReplicaSet"
+                        and isinstance(owner.get("name"), str)
+                    ):
                         return workload_name(owner["name"], kind="ReplicaSet")
         return generate
 

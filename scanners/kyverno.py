@@ -154,7 +154,9 @@ class KyvernoParser:
                 _add(evaluated, ref)
             outcome = req_str(result, "result", result_where).strip().lower()
             if outcome not in _RESULTS:
-                raise ParseError(f"{result_where}: unknown result {outcome!r} (expected pass, fail, warn, error or skip)")
+                raise ParseError(
+                    f"{result_where}: unknown result {outcome!r} (expected pass, fail, warn, error or skip)"
+                )
             policy = req_str(result, "policy", result_where)
             if outcome not in _FINDING_RESULTS:
                 continue
@@ -241,7 +243,9 @@ class KyvernoParser:
     def _resource(ref: Mapping[str, str], report_namespace: str, cluster_scoped: bool) -> ResourceRef:
         kind = ref.get("kind", "")
         namespace = ref.get("namespace", "") or ("" if cluster_scoped else report_namespace)
-        return ResourceRef(cluster="", namespace=namespace, kind=kind, name=workload_name(ref.get("name", ""), kind=kind))
+        return ResourceRef(
+            cluster="", namespace=namespace, kind=kind, name=workload_name(ref.get("name", ""), kind=kind)
+        )
 
     @staticmethod
     def _properties(value: Any, where: str) -> dict[str, str]:

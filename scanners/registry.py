@@ -7,8 +7,12 @@ from typing import Any
 from scanners.base import ParseError, Parser, ParseResult
 from scanners.loader import load_document
 from scanners.trivy import parser as trivy_parser
+from scanners.trivy_operator import parser as trivy_operator_parser
 
-PARSERS: tuple[Parser, ...] = (trivy_parser,)
+PARSERS: tuple[Parser, ...] = (
+    trivy_parser,
+    trivy_operator_parser,
+)
 
 _BY_NAME: dict[str, Parser] = {parser.name: parser for parser in PARSERS}
 

@@ -27,6 +27,7 @@ from dashboard.models import (
     Team,
 )
 from dashboard.services import risk
+from dashboard.services.ownership import resolve_owner
 from scanners.base import Finding as ParsedFinding
 from scanners.base import ImageRef, ParseResult, ResourceRef
 from scanners.fingerprint import make_fingerprint
@@ -150,13 +151,16 @@ def _sla_days(team: Team | None) -> dict[str, int]:
     return days
 
 
-def _new_finding(item: _Item, report: Report, image: Image | None, stream: str, now: dt.datetime, sla: dict[str, int]) -> Finding:
+def _new_finding(
+    item: _Item, report: Report, image: Image | None, stream: str, now: dt.datetime, sla: dict[str, int], labels: dict[str, str]
+) -> Finding:
     parsed = item.parsed
+    owner = resolve_owner(report_team=report.team, image=item.image, resource=parsed.resource, labels=labels)
     package, resource = parsed.package, parsed.resource
     exposed = stream in ("admission", "runtime")
     return Finding(
         fingerprint=item.fingerprint,
-        team=report.team,
+        team=owner.team,
         image=image,
         kind=parsed.kind,
         source=parsed.source,
@@ -250,7 +254,11 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
     fingerprints = list(items)
     for chunk in _chunks(fingerprints):
         existing = {f.fingerprint: f for f in Finding.objects.filter(fingerprint__in=chunk)}
-        new = [_new_finding(items[fp], report, _image_of(items[fp], images), stream, now, sla) for fp in chunk if fp not in existing]
+        new = [
+            _new_finding(items[fp], report, _image_of(items[fp], images), stream, now, sla, result.labels)
+            for fp in chunk
+            if fp not in existing
+        ]
         if new:
             Finding.objects.bulk_create(new, batch_size=BATCH, ignore_conflicts=True)
             created = Finding.objects.filter(fingerprint__in=[f.fingerprint for f in new], last_report=report, first_seen=now)
