@@ -1,13 +1,24 @@
-"""Celery tasks: thin, explicitly named wrappers around services; they take ids, not payloads."""
+"""Celery tasks: thin, explicitly named wrappers around services; they take ids, not payloads.
+
+Names are part of the queue contract: queued messages must survive refactors.
+"""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from dashboard.services import reports, snapshots
+from dashboard.services import events, reports, snapshots
 
 
-@shared_task(name=reports.PROCESS_TASK, acks_late=True, reject_on_worker_lost=True)
+@shared_task(
+    name=reports.PROCESS_TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=reports.DATABASE_ERRORS,
+    retry_backoff=2,
+    retry_backoff_max=30,
+    max_retries=5,
+)
 def process_report(report_id: str) -> None:
     reports.report_process(report_id)
 
@@ -20,3 +31,8 @@ def sweep_reports() -> None:
 @shared_task(name="vigil.snapshots.take")
 def take_snapshots() -> None:
     snapshots.snapshot_take()
+
+
+@shared_task(name="vigil.events.resolve_quiet")
+def resolve_quiet_events() -> None:
+    events.resolve_quiet_events()

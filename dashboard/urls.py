@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard.views import pages
+from dashboard.views import pages, reports
 
 urlpatterns = [
     path("", pages.home, name="home"),
@@ -9,6 +9,7 @@ urlpatterns = [
     path("images/<int:pk>/", pages.image_detail, name="image"),
     path("findings/", pages.finding_list, name="findings"),
     path("findings/<int:pk>/", pages.finding_detail, name="finding"),
-    path("reports/", pages.report_list, name="reports"),
-    path("reports/<uuid:pk>/", pages.report_detail, name="report"),
+    path("reports/", reports.report_list, name="reports"),
+    path("reports/<uuid:pk>/", reports.report_detail, name="report"),
+    path("reports/<uuid:pk>/confirm-closures/", reports.report_confirm, name="report-confirm"),
 ]

@@ -65,6 +65,16 @@ _GENERIC_REASONS = frozenset(
     }
 )
 _TEMPLATE_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet", "ReplicationController"})
+_KINDS_BY_RESOURCE = {
+    "pods": "Pod",
+    "deployments": "Deployment",
+    "statefulsets": "StatefulSet",
+    "daemonsets": "DaemonSet",
+    "replicasets": "ReplicaSet",
+    "replicationcontrollers": "ReplicationController",
+    "jobs": "Job",
+    "cronjobs": "CronJob",
+}
 _CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
 
 # Gatekeeper: "[constraint-name] message" (one line per violated constraint).
@@ -159,8 +169,10 @@ class AdmissionReviewParser:
         request_resource = expect_dict(request.get("resource") or {}, at("request.resource"))
         sub_resource = opt_str(request, "subResource", at("request"), 64)
         kind = opt_str(obj, "kind", obj_where, 255) or opt_str(request_kind, "kind", at("request.kind"), 255)
-        if sub_resource and opt_str(request_resource, "resource", at("request.resource"), 255) == "pods":
-            kind = "Pod"
+        if sub_resource:
+            # e.g. deployments/scale (object is a Scale), pods/ephemeralcontainers: the workload is the parent.
+            plural = opt_str(request_resource, "resource", at("request.resource"), 255)
+            kind = _KINDS_BY_RESOURCE.get(plural, kind)
         namespace = opt_str(request, "namespace", at("request"), 255) or opt_str(
             metadata, "namespace", f"{obj_where}.metadata", 255
         )
@@ -177,7 +189,7 @@ class AdmissionReviewParser:
                 if isinstance(key, str) and isinstance(label, str):
                     result.labels[clean_text(key, 255)] = clean_text(label, 255)
 
-        containers = self._containers(obj, kind, obj_where)
+        containers = self._containers(obj, opt_str(obj, "kind", obj_where, 255) or kind, obj_where)
         first_image = next((ImageRef.parse(image) for group, _, image in containers if group == "containers"), None)
         if first_image is None and containers:
             first_image = ImageRef.parse(containers[0][2])
@@ -223,6 +235,9 @@ class AdmissionReviewParser:
             if policies:
                 denial["policies"] = [f"{p}/{r}" if r else p for p, r in policies]
             lines = [line.strip() for line in message.splitlines() if line.strip()]
+            if lines and lines[0].endswith("blocked due to the following policies") and policies:
+                # Kyverno's first line is generic; name the first failed policy instead.
+                lines[0] = f"{lines[0].split(' was blocked', 1)[0]} was blocked by policy {policies[0][0]}"
             result.findings.append(
                 Finding(
                     kind="policy",

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from scanners.admission_review import parser as admission_review_parser
 from scanners.base import ParseError, Parser, ParseResult
+from scanners.docker_bench import parser as docker_bench_parser
+from scanners.falco import parser as falco_parser
+from scanners.gatekeeper import parser as gatekeeper_parser
+from scanners.kube_bench import parser as kube_bench_parser
+from scanners.kyverno import parser as kyverno_parser
 from scanners.loader import load_document
 from scanners.trivy import parser as trivy_parser
 from scanners.trivy_operator import parser as trivy_operator_parser
@@ -12,6 +18,12 @@ from scanners.trivy_operator import parser as trivy_operator_parser
 PARSERS: tuple[Parser, ...] = (
     trivy_parser,
     trivy_operator_parser,
+    kyverno_parser,
+    gatekeeper_parser,
+    admission_review_parser,
+    falco_parser,
+    kube_bench_parser,
+    docker_bench_parser,
 )
 
 _BY_NAME: dict[str, Parser] = {parser.name: parser for parser in PARSERS}

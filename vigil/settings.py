@@ -153,6 +153,7 @@ CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-reports": {"task": "vigil.reports.sweep", "schedule": 300.0},
     "daily-snapshots": {"task": "vigil.snapshots.take", "schedule": 3600.0},
+    "resolve-quiet-events": {"task": "vigil.events.resolve_quiet", "schedule": 3600.0},
 }
 
 # --- Vigil ------------------------------------------------------------------
@@ -166,6 +167,10 @@ VIGIL_MAX_ATTEMPTS = 3
 VIGIL_STUCK_AFTER_SECONDS = int(os.environ.get("VIGIL_STUCK_AFTER_SECONDS", "600"))
 #: Default SLA days per severity (overridable per team).
 VIGIL_SLA_DAYS = {"critical": 7, "high": 30, "medium": 90, "low": 180}
+#: The same bytes posted again (same team, format, image, stream) within this window return the first report.
+VIGIL_DEDUPLICATE_SECONDS = int(os.environ.get("VIGIL_DEDUPLICATE_SECONDS", "86400"))
+#: Admission denials and runtime alerts resolve after this many quiet days.
+VIGIL_EVENT_QUIET_DAYS = int(os.environ.get("VIGIL_EVENT_QUIET_DAYS", "14"))
 VIGIL_TOKEN_DAYS = int(os.environ.get("VIGIL_TOKEN_DAYS", "365"))
 
 LOGGING = {

@@ -35,6 +35,8 @@ from scanners.fingerprint import make_fingerprint
 #: Formats whose findings are events (aggregated, never closed by absence).
 EVENT_FORMATS = frozenset({"admission-review", "falco"})
 BATCH = 1000
+#: Recent occurrences kept on an event finding (admission denials, runtime alerts).
+SAMPLES_KEPT = 5
 #: Fields a newer report may change on an existing finding.
 _CONTENT_FIELDS = ("title", "description", "severity", "cvss", "fixed_version", "package_version", "references", "cwe", "details")
 
@@ -53,6 +55,7 @@ class _Item:
     image: ImageRef | None
     scope_key: str
     count: int = 1
+    samples: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 def _resource_key(resource: ResourceRef | None) -> str:
@@ -81,12 +84,25 @@ def _items(report: Report, source: str, stream: str, result: ParseResult, overri
             image = override
             fingerprint = make_fingerprint("image-override", override.name, parsed.fingerprint)
         item = items.get(fingerprint)
-        if item is not None:
+        if item is None:
+            key = scope_key(stream=stream, source=source, image=image, resource=parsed.resource, team=report.team)
+            item = items[fingerprint] = _Item(parsed=parsed, fingerprint=fingerprint, image=image, scope_key=key)
+        else:
             item.count += 1
-            continue
-        key = scope_key(stream=stream, source=source, image=image, resource=parsed.resource, team=report.team)
-        items[fingerprint] = _Item(parsed=parsed, fingerprint=fingerprint, image=image, scope_key=key)
+        if source in EVENT_FORMATS:
+            item.samples = [_sample(parsed), *item.samples][:SAMPLES_KEPT]
     return items
+
+
+def _sample(parsed: ParsedFinding) -> dict[str, Any]:
+    """A small record of one event occurrence, kept on the aggregated finding."""
+    resource = parsed.resource
+    return {
+        "occurred_at": parsed.occurred_at,
+        "resource": resource.to_dict() if resource else None,
+        "image": parsed.image.to_dict() if parsed.image else None,
+        "title": parsed.title[:200],
+    }
 
 
 def covered_scopes(
@@ -183,7 +199,7 @@ def _new_finding(
         cvss=parsed.cvss,
         cwe=parsed.cwe,
         references=parsed.references,
-        details=parsed.details,
+        details=_content(item)["details"],
         status_hint=parsed.status_hint[:32],
         risk_score=risk.risk_score(
             severity=parsed.severity,
@@ -202,8 +218,12 @@ def _new_finding(
     )
 
 
-def _content(item: _Item) -> dict[str, Any]:
+def _content(item: _Item, previous_details: dict[str, Any] | None = None) -> dict[str, Any]:
     parsed = item.parsed
+    details = dict(parsed.details)
+    if item.samples:
+        older = (previous_details or {}).get("samples") or []
+        details["samples"] = [*item.samples, *older][:SAMPLES_KEPT]
     return {
         "title": parsed.title,
         "description": parsed.description,
@@ -213,7 +233,7 @@ def _content(item: _Item) -> dict[str, Any]:
         "package_version": parsed.package.version[:255] if parsed.package else "",
         "references": parsed.references,
         "cwe": parsed.cwe,
-        "details": parsed.details,
+        "details": details,
     }
 
 
@@ -271,7 +291,7 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
         seen_ids: list[int] = []
         for fp, finding in existing.items():
             item = items[fp]
-            content = _content(item)
+            content = _content(item, finding.details)
             dirty = False
             for field, value in content.items():
                 if getattr(finding, field) != value:

@@ -16,19 +16,21 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from dashboard.errors import ApplicationError
 from dashboard.models import ApiToken, Report, ReportPayload, ReportStatus, Stream, Team
 from dashboard.services import ingest
 from scanners import registry
-from scanners.base import ImageRef, ParseError
+from scanners.base import ImageRef, ParseError, ParseResult
 
 logger = logging.getLogger(__name__)
 
 #: The Celery task name (dashboard/tasks.py); names are stable so queued messages survive refactors.
 PROCESS_TASK = "vigil.reports.process"
+#: Errors that mean "the database is unavailable right now", not "this report is bad".
+DATABASE_ERRORS = (OperationalError, InterfaceError)
 
 
 def _validate_options(*, format_name: str, image: str, stream: str) -> None:
@@ -66,11 +68,15 @@ def report_submit(
     idempotency_key: str = "",
     observed_at: dt.datetime | None = None,
     enqueue_now: bool = True,
+    deduplicate: bool = True,
 ) -> tuple[Report, bool]:
     """Store a report and enqueue its processing after commit.
 
     Returns ``(report, created)``: a repeated Idempotency-Key with the same body
-    returns the first report; with a different body it is refused (422).
+    returns the first report; with a different body it is refused (422).  Without
+    a key, the same bytes posted again for the same team, format, image and
+    stream within VIGIL_DEDUPLICATE_SECONDS return the first report (senders such
+    as falcosidekick retry without keys).
     """
     _validate_options(format_name=format_name, image=image, stream=stream)
     team = resolve_team(token=token, team_slug=team_slug, user=user)
@@ -84,6 +90,22 @@ def report_submit(
                 raise ApplicationError("Idempotency-Key was already used with a different body", code="idempotency_conflict", status=422)
             return earlier, False
     now = timezone.now()
+    if deduplicate and not idempotency_key:
+        duplicate = (
+            Report.objects.filter(
+                team=team,
+                content_sha256=digest,
+                declared_format=format_name,
+                image_ref=image,
+                stream=stream,
+                received_at__gte=now - dt.timedelta(seconds=settings.VIGIL_DEDUPLICATE_SECONDS),
+            )
+            .exclude(status=ReportStatus.FAILED)
+            .order_by("received_at")
+            .first()
+        )
+        if duplicate is not None:
+            return duplicate, False
     # Validate synchronously so a broken upload gets a clear 4xx now, not a failed report later.
     # The worker parses again: parse results are not passed through the queue (ids only).
     problem = ""
@@ -91,6 +113,52 @@ def report_submit(
         registry.parse_bytes(data, format_name or None)
     except ParseError as exc:
         problem = str(exc)
+    try:
+        report = _store(
+            team=team,
+            token=token,
+            user=user,
+            format_name=format_name,
+            stream=stream,
+            image=image,
+            digest=digest,
+            data=data,
+            idempotency_key=idempotency_key,
+            observed_at=observed_at or now,
+            now=now,
+            problem=problem,
+            enqueue_now=enqueue_now,
+        )
+    except IntegrityError:
+        # A concurrent request with the same Idempotency-Key stored first: answer like it did.
+        earlier = Report.objects.filter(token=token, idempotency_key=idempotency_key[:255]).first()
+        if earlier is None:
+            raise
+        if earlier.content_sha256 != digest:
+            raise ApplicationError("Idempotency-Key was already used with a different body", code="idempotency_conflict", status=422) from None
+        return earlier, False
+    if problem:
+        raise ApplicationError(problem, code="unparsable_report", status=422, extra={"report": str(report.pk)})
+    return report, True
+
+
+def _store(
+    *,
+    team: Team | None,
+    token: ApiToken | None,
+    user: User | None,
+    format_name: str,
+    stream: str,
+    image: str,
+    digest: str,
+    data: bytes,
+    idempotency_key: str,
+    observed_at: dt.datetime,
+    now: dt.datetime,
+    problem: str,
+    enqueue_now: bool,
+) -> Report:
+    """Commit the report and its raw bytes; publish the task only after the commit."""
     with transaction.atomic():
         report = Report.objects.create(
             team=team,
@@ -102,7 +170,7 @@ def report_submit(
             content_sha256=digest,
             size_bytes=len(data),
             idempotency_key=idempotency_key[:255],
-            observed_at=observed_at or now,
+            observed_at=observed_at,
             received_at=now,
         )
         ReportPayload.objects.create(report=report, data=data)
@@ -113,9 +181,7 @@ def report_submit(
             report.save(update_fields=["status", "error", "finished_at"])
         elif enqueue_now:
             transaction.on_commit(lambda: enqueue(report.pk))
-    if problem:
-        raise ApplicationError(problem, code="unparsable_report", status=422, extra={"report": str(report.pk)})
-    return report, True
+    return report
 
 
 def enqueue(report_id: Any) -> bool:
@@ -163,12 +229,22 @@ def report_process(report_id: Any) -> Report | None:
         return _fail(report.pk, str(exc))
     del data
     stream = report.stream or parser.stream
+    try:
+        return _apply(report.pk, parser.name, stream, result)
+    except DATABASE_ERRORS:
+        raise  # transient (e.g. PostgreSQL restarting): the task retries; attempts are counted
+    except Exception as exc:
+        logger.exception("report %s could not be applied", report.pk)
+        return _fail(report.pk, f"internal error while applying the report ({type(exc).__name__}); the report is kept")
+
+
+def _apply(report_id: Any, source: str, stream: str, result: ParseResult) -> Report:
     with transaction.atomic():
-        locked = Report.objects.select_for_update().get(pk=report.pk)
+        locked = Report.objects.select_for_update().get(pk=report_id)
         if locked.status != ReportStatus.PROCESSING:
             return locked  # a concurrent delivery finished it first
-        outcome = ingest.apply_report(report=locked, source=parser.name, stream=stream, result=result, now=locked.observed_at)
-        locked.format = parser.name
+        outcome = ingest.apply_report(report=locked, source=source, stream=stream, result=result, now=locked.observed_at)
+        locked.format = source
         locked.stream = stream
         locked.counts = outcome.counts
         locked.findings_total = outcome.findings_total

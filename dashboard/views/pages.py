@@ -136,15 +136,3 @@ def finding_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "occurrences": finding.occurrence_set.all()[:100],
         },
     )
-
-
-@login_required
-def report_list(request: HttpRequest) -> HttpResponse:
-    page = Paginator(team_selectors.report_list(user=request.user), PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "dashboard/reports.html", {"page": page})
-
-
-@login_required
-def report_detail(request: HttpRequest, pk: Any) -> HttpResponse:
-    report = team_selectors.report_get(user=request.user, pk=pk)
-    return render(request, "dashboard/report.html", {"report": report})
