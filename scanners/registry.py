@@ -9,6 +9,7 @@ from scanners.base import ParseError, Parser, ParseResult
 from scanners.docker_bench import parser as docker_bench_parser
 from scanners.falco import parser as falco_parser
 from scanners.gatekeeper import parser as gatekeeper_parser
+from scanners.grype import parser as grype_parser
 from scanners.kube_bench import parser as kube_bench_parser
 from scanners.kyverno import parser as kyverno_parser
 from scanners.loader import load_document
@@ -18,6 +19,7 @@ from scanners.trivy_operator import parser as trivy_operator_parser
 PARSERS: tuple[Parser, ...] = (
     trivy_parser,
     trivy_operator_parser,
+    grype_parser,
     kyverno_parser,
     gatekeeper_parser,
     admission_review_parser,

@@ -23,3 +23,15 @@ def services_required() -> bool:
 @pytest.fixture(autouse=True)
 def _eager_tasks(settings: pytest.FixtureRequest) -> None:
     settings.CELERY_TASK_ALWAYS_EAGER = True  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def require_postgres(db: None) -> None:
+    """For behaviour only PostgreSQL has (row locks, unbounded batches): fail in CI without it, skip elsewhere."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        return
+    if services_required():
+        pytest.fail("CI requires PostgreSQL (DATABASE_URL)")
+    pytest.skip("needs PostgreSQL (set DATABASE_URL)")

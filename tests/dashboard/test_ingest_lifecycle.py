@@ -1,0 +1,128 @@
+"""Identity and lifecycle: upsert by fingerprint, close by absence within scope, reopen, hold."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from bench.reportgen import trivy_bytes, trivy_report
+from dashboard.models import Finding, FindingEvent, Status
+from dashboard.services.reports import report_confirm_closures
+from tests.dashboard.ingest_helpers import ingest
+from tests.factories import TeamFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+IMAGE = "registry.example.com/payments/api"
+
+
+@pytest.fixture(autouse=True)
+def team():
+    return TeamFactory(slug="payments")
+
+
+def without(report: dict, count: int) -> bytes:
+    """The report with the first ``count`` OS-package vulnerabilities removed."""
+    report = json.loads(json.dumps(report))
+    report["Results"][0]["Vulnerabilities"] = report["Results"][0]["Vulnerabilities"][count:]
+    return json.dumps(report).encode()
+
+
+def test_importing_the_same_report_three_times_changes_nothing_after_the_first() -> None:
+    data = trivy_bytes(40, image=IMAGE)
+    first = ingest(data, team="payments")
+    events = FindingEvent.objects.count()
+
+    second = ingest(data, team="payments")
+    third = ingest(data, team="payments")
+
+    assert first.counts == {"new": 40, "reopened": 0, "unchanged": 0, "fixed": 0}
+    assert second.counts == third.counts == {"new": 0, "reopened": 0, "unchanged": 40, "fixed": 0}
+    assert FindingEvent.objects.count() == events == 40
+    assert Finding.objects.filter(status=Status.OPEN).count() == 40
+
+
+def test_a_finding_absent_from_a_complete_report_is_fixed_with_the_report_as_reason() -> None:
+    report = trivy_report(40, image=IMAGE)
+    ingest(json.dumps(report).encode(), team="payments")
+
+    later = ingest(without(report, 3), team="payments")
+
+    assert later.counts == {"new": 0, "reopened": 0, "unchanged": 37, "fixed": 3}
+    fixed = Finding.objects.filter(status=Status.FIXED)
+    assert fixed.count() == 3
+    assert set(FindingEvent.objects.filter(type="fixed").values_list("report_id", flat=True)) == {later.pk}
+
+
+def test_a_finding_that_comes_back_reopens_with_its_history() -> None:
+    report = trivy_report(40, image=IMAGE)
+    ingest(json.dumps(report).encode(), team="payments")
+    ingest(without(report, 2), team="payments")
+
+    back = ingest(json.dumps(report).encode(), team="payments")
+
+    assert back.counts == {"new": 0, "reopened": 2, "unchanged": 38, "fixed": 0}
+    reopened = Finding.objects.get(rule_id=report["Results"][0]["Vulnerabilities"][0]["VulnerabilityID"], package_path="")
+    assert list(reopened.events.order_by("created_at", "id").values_list("type", flat=True)) == ["created", "fixed", "reopened"]
+    assert reopened.status == Status.OPEN
+
+
+def test_closing_more_than_half_of_a_scope_is_held_until_a_person_confirms() -> None:
+    report = trivy_report(10, image=IMAGE)
+    ingest(json.dumps(report).encode(), team="payments")
+
+    risky = ingest(without(report, 6), team="payments")
+
+    assert risky.counts["fixed"] == 0
+    assert len(risky.held_closures) == 6
+    assert Finding.objects.filter(status=Status.OPEN).count() == 10
+    fixed = report_confirm_closures(report=risky, user=UserFactory())
+    risky.refresh_from_db()
+    assert fixed == 6
+    assert risky.counts["fixed"] == 6 and risky.held_closures == []
+    assert Finding.objects.filter(status=Status.FIXED).count() == 6
+
+
+def test_a_failed_or_truncated_report_closes_nothing() -> None:
+    data = trivy_bytes(20, image=IMAGE)
+    ingest(data, team="payments")
+
+    with pytest.raises(Exception, match="invalid JSON"):
+        ingest(data[: len(data) // 2], team="payments")
+
+    assert Finding.objects.filter(status=Status.OPEN).count() == 20
+
+
+def test_a_report_of_another_image_never_closes_this_images_findings() -> None:
+    ingest(trivy_bytes(20, image=IMAGE), team="payments")
+
+    other = ingest(trivy_bytes(5, start=1000, image="registry.example.com/payments/worker"), team="payments")
+
+    assert other.counts == {"new": 5, "reopened": 0, "unchanged": 0, "fixed": 0}
+    assert Finding.objects.filter(image__repository="payments/api", status=Status.OPEN).count() == 20
+
+
+def test_tags_are_occurrences_so_the_same_finding_spans_tags() -> None:
+    ingest(trivy_bytes(10, image=IMAGE, tag="1.4.1"), team="payments")
+
+    second = ingest(trivy_bytes(10, image=IMAGE, tag="1.4.2"), team="payments")
+
+    assert second.counts == {"new": 0, "reopened": 0, "unchanged": 10, "fixed": 0}
+    assert Finding.objects.count() == 10
+    assert sorted(Finding.objects.first().occurrence_set.values_list("tag", flat=True)) == ["1.4.1", "1.4.2"]
+
+
+def test_upsert_uses_a_constant_number_of_queries_whatever_the_number_of_findings(require_postgres) -> None:
+    # SQLite caps statements at 999 variables, so only PostgreSQL shows the batch size Vigil chooses.
+    with CaptureQueriesContext(connection) as small:
+        ingest(trivy_bytes(50, image="registry.example.com/a/one"), team="payments")
+    with CaptureQueriesContext(connection) as large:
+        ingest(trivy_bytes(500, image="registry.example.com/a/two"), team="payments")
+    with CaptureQueriesContext(connection) as again:
+        ingest(trivy_bytes(500, image="registry.example.com/a/two"), team="payments")
+
+    assert len(large.captured_queries) == len(small.captured_queries)
+    assert len(again.captured_queries) <= len(large.captured_queries)
