@@ -10,6 +10,7 @@ YAML aliases (the "billion laughs" bomb).
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import yaml
@@ -90,6 +91,23 @@ def decode(data: bytes) -> str:
     return text
 
 
+_ESCAPED_NUL = re.compile(r"(?<!\\)\\u0000")
+_SURROGATE = re.compile(r"(?<!\\)\\u[dD][89abAB][0-9a-fA-F]{2}(?:\\u[dD][c-fC-F][0-9a-fA-F]{2})?|(?<!\\)\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+
+
+_BARE_VALUE = re.compile(r'(?:-?[0-9]|"|(?:null|true|false)\s*$)')
+
+
+def _check_escapes(text: str) -> None:
+    """Refuse escaped NUL characters and lone UTF-16 surrogates: no tool writes them, databases can't store them."""
+    match = _ESCAPED_NUL.search(text)
+    if match:
+        raise ParseError(f"NUL character (\\u0000) in a string at offset {match.start()}")
+    for match in _SURROGATE.finditer(text):
+        if len(match.group(0)) == 6:
+            raise ParseError(f"lone surrogate {match.group(0)} in a string at offset {match.start()}")
+
+
 def load_document(data: bytes) -> Any:
     """Parse raw report bytes into a document (dict, or list for arrays / JSON lines / multi-doc YAML)."""
     text = decode(data)
@@ -99,7 +117,11 @@ def load_document(data: bytes) -> Any:
     first = stripped[0]
     if first == "<":
         raise ParseError("XML is not accepted: post the tool's JSON output")
+    if _BARE_VALUE.match(stripped):
+        raise ParseError("not a report: expected an object or a list, got a bare JSON value")
     if first in "{[":
+        if "\\u" in text:
+            _check_escapes(text)
         try:
             return _json_loads(text)
         except RecursionError as exc:

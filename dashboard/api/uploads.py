@@ -54,14 +54,15 @@ def gunzip_capped(data: bytes, limit: int, ratio: int) -> bytes:
         while pending:
             chunk = decompressor.decompress(pending, _CHUNK)
             total += len(chunk)
-            if total > limit:
-                raise _too_large(limit)
-            if total > max(ratio * len(data), 10 * _CHUNK):
+            pending = decompressor.unconsumed_tail
+            consumed = len(data) - len(pending)
+            if total > _CHUNK and total > ratio * max(consumed, 1):
                 raise ApplicationError(
                     f"gzip body expands more than {ratio} times: refused as a possible gzip bomb", code="gzip_bomb", status=413
                 )
+            if total > limit:
+                raise _too_large(limit)
             out.append(chunk)
-            pending = decompressor.unconsumed_tail
             if decompressor.eof:
                 break
         if not decompressor.eof:
@@ -71,16 +72,19 @@ def gunzip_capped(data: bytes, limit: int, ratio: int) -> bytes:
     return b"".join(out)
 
 
+def declared_length(request: Request) -> int:
+    try:
+        return max(0, int(request.META.get("CONTENT_LENGTH") or 0))
+    except ValueError:
+        return 0
+
+
 def read_report(request: Request) -> bytes:
     limit: int = settings.VIGIL_MAX_REPORT_BYTES
     django_request = request._request
     content_type = (django_request.META.get("CONTENT_TYPE") or "").split(";")[0].strip().lower()
     encoding = (django_request.META.get("HTTP_CONTENT_ENCODING") or "").strip().lower()
-    try:
-        declared = int(django_request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    if declared > limit:
+    if declared_length(request) > limit:
         raise _too_large(limit)
     if content_type == "multipart/form-data":
         upload = request.FILES.get("file")

@@ -12,11 +12,12 @@ from rest_framework.views import APIView
 from dashboard.api.authentication import request_token
 from dashboard.api.permissions import ScopePermission
 from dashboard.api.serializers import FindingSerializer
-from dashboard.api.uploads import read_report
+from dashboard.api.uploads import declared_length, read_report
+from dashboard.errors import ApplicationError
 from dashboard.models import Finding, TokenScope
 from dashboard.selectors.findings import FindingFilters, finding_list
 from dashboard.selectors.teams import report_get
-from dashboard.services.reports import report_submit
+from dashboard.services.reports import report_record_refusal, report_submit
 from dashboard.services.reports_summary import report_summary
 
 
@@ -25,18 +26,31 @@ class ReportCreateView(APIView):
     required_scopes = {"POST": TokenScope.INGEST}
 
     def post(self, request: Request) -> Response:
-        data = read_report(request)
         params = request.query_params
-        report, _ = report_submit(
-            data=data,
-            token=request_token(request),
-            user=None if request_token(request) else request.user,  # type: ignore[arg-type]
-            team_slug=params.get("team", ""),
-            format_name=params.get("format", ""),
-            image=params.get("image", ""),
-            stream=params.get("stream", ""),
-            idempotency_key=request.META.get("HTTP_IDEMPOTENCY_KEY", ""),
-        )
+        token = request_token(request)
+        user = None if token else request.user
+        try:
+            report, _ = report_submit(
+                data=read_report(request),
+                token=token,
+                user=user,  # type: ignore[arg-type]
+                team_slug=params.get("team", ""),
+                format_name=params.get("format", ""),
+                image=params.get("image", ""),
+                stream=params.get("stream", ""),
+                idempotency_key=request.META.get("HTTP_IDEMPOTENCY_KEY", ""),
+            )
+        except ApplicationError as exc:
+            if "report" not in exc.extra:  # refused before it was stored: record the refusal
+                refused = report_record_refusal(
+                    token=token,
+                    user=user,  # type: ignore[arg-type]
+                    message=exc.message,
+                    size=declared_length(request),
+                    params={key: str(params.get(key, "")) for key in ("format", "image")},
+                )
+                exc.extra = {**exc.extra, "report": str(refused.pk)}
+            raise
         url = request.build_absolute_uri(f"/api/v1/reports/{report.pk}/")
         return Response({"id": str(report.pk), "status": report.status, "url": url}, status=status.HTTP_202_ACCEPTED)
 

@@ -18,7 +18,9 @@ def resolve_quiet_events(*, now: dt.datetime | None = None, quiet_days: int | No
     days = settings.VIGIL_EVENT_QUIET_DAYS if quiet_days is None else quiet_days
     cutoff = now - dt.timedelta(days=days)
     ids = list(
-        Finding.objects.filter(source__in=EVENT_FORMATS, status__in=ACTIVE_STATUSES, last_seen__lt=cutoff).values_list("id", flat=True)[:10000]
+        Finding.objects.filter(source__in=EVENT_FORMATS, status__in=ACTIVE_STATUSES, last_seen__lt=cutoff).values_list("id", flat=True)[
+            :10000
+        ]
     )
     with transaction.atomic():
         return close_findings(ids=ids, report=None, now=now, reason=f"quiet for {days} days")

@@ -87,7 +87,7 @@ def report_submit(
         earlier = Report.objects.filter(token=token, idempotency_key=idempotency_key).first()
         if earlier is not None:
             if earlier.content_sha256 != digest:
-                raise ApplicationError("Idempotency-Key was already used with a different body", code="idempotency_conflict", status=422)
+                raise _idempotency_conflict()
             return earlier, False
     now = timezone.now()
     if deduplicate and not idempotency_key:
@@ -135,11 +135,17 @@ def report_submit(
         if earlier is None:
             raise
         if earlier.content_sha256 != digest:
-            raise ApplicationError("Idempotency-Key was already used with a different body", code="idempotency_conflict", status=422) from None
+            raise ApplicationError(
+                "Idempotency-Key was already used with a different body", code="idempotency_conflict", status=422
+            ) from None
         return earlier, False
     if problem:
         raise ApplicationError(problem, code="unparsable_report", status=422, extra={"report": str(report.pk)})
     return report, True
+
+
+def _idempotency_conflict() -> ApplicationError:
+    return ApplicationError("Idempotency-Key was already used with a different body", code="idempotency_conflict", status=422)
 
 
 def _store(
@@ -293,3 +299,22 @@ def report_confirm_closures(*, report: Report, user: User) -> int:
         locked.counts = {**locked.counts, "fixed": locked.counts.get("fixed", 0) + fixed}
         locked.save(update_fields=["held_closures", "counts"])
     return fixed
+
+
+def report_record_refusal(*, token: ApiToken | None, user: User | None, message: str, size: int, params: dict[str, str]) -> Report:
+    """Record an upload refused before it could be stored (too large, wrong type, bad gzip), without its body."""
+    now = timezone.now()
+    return Report.objects.create(
+        team=token.team if token is not None else None,
+        token=token,
+        submitted_by=user if user is not None and user.is_authenticated else None,
+        declared_format=params.get("format", "")[:32],
+        image_ref=params.get("image", "")[:512],
+        content_sha256="",
+        size_bytes=size,
+        status=ReportStatus.FAILED,
+        error=f"refused: {message}"[:2000],
+        observed_at=now,
+        received_at=now,
+        finished_at=now,
+    )
