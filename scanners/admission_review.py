@@ -77,8 +77,8 @@ _KINDS_BY_RESOURCE = {
 }
 _CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
 
-# Gatekeeper: "[constraint-name] message" (one line per violated constraint).
-_GATEKEEPER = re.compile(r"^\s*\[([A-Za-z0-9][A-Za-z0-9._:-]*)\]\s", re.MULTILINE)
+# Gatekeeper: "[constraint-name] message" (one line per violated constraint; may follow the API server's prefix).
+_GATEKEEPER = re.compile(r"(?:^|denied the request:)\s*\[([A-Za-z0-9][A-Za-z0-9._:-]*)\]\s", re.MULTILINE)
 # Kyverno denial: "... blocked due to the following policies\n\npolicy-name:\n  rule-name: message".
 _KYVERNO_POLICY = re.compile(r"^([a-z0-9][a-z0-9.-]*):\s*$\n^[ \t]+([A-Za-z0-9][\w.-]*):", re.MULTILINE)
 # Kyverno warning: "policy policy-name.rule-name: message".

@@ -39,6 +39,23 @@ def clean_text(value: Any, limit: int = MAX_TEXT) -> str:
     return value.encode("utf-8", "replace").decode("utf-8")
 
 
+def clean_json(value: Any, depth: int = 0) -> Any:
+    """A JSON-able copy with bounded strings and no NUL characters (for ``details``)."""
+    if depth > 20:
+        return None
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(k), MAX_ID): clean_json(v, depth + 1) for k, v in list(value.items())[:200]}
+    if isinstance(value, (list, tuple)):
+        return [clean_json(v, depth + 1) for v in list(value)[:200]]
+    if isinstance(value, float) and value != value:
+        return None
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return clean_text(str(value))
+
+
 def clean_cvss(value: Any) -> float | None:
     """A CVSS base score in 0..10, or None for anything else (NaN, -1, 11, "high")."""
     if isinstance(value, bool) or value is None:
@@ -231,6 +248,10 @@ class Finding:
         self.title = clean_text(self.title, MAX_TITLE)
         self.description = clean_text(self.description, MAX_TEXT)
         self.cvss = clean_cvss(self.cvss)
+        self.status_hint = clean_text(self.status_hint, 32)
+        self.references = [clean_text(r, 2000) for r in self.references]
+        self.cwe = [clean_text(c, 32) for c in self.cwe]
+        self.details = clean_json(self.details)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -11,6 +11,11 @@ Informational, Debug → info (case-insensitive; anything else → unknown).
 from ``output_fields`` (some rules only template them into the text, e.g. ``Drop and execute new binary in
 container``), they are read from ``key=value`` pairs in ``output`` (``k8s_pod_name=…``, ``k8s_ns=…``,
 ``container_image=…``, ``container_name=…``).
+
+Identity: rule + cluster ("", Falco does not name it) + namespace + the pod's workload name, else the image
+(``registry/repository``, normalised), else ``container.name``.  ``details`` keeps hostname, source, uuid,
+tags, priority and the Falco fields ``proc.cmdline``, ``user.name``, ``evt.time`` (integer nanoseconds),
+``k8s.pod.name`` (the real pod name), ``container.name`` and ``container.id`` under their Falco names.
 """
 
 from __future__ import annotations
@@ -199,21 +204,21 @@ class FalcoParser:
             details["tags"] = [clean_text(tag_text, 255) for tag_text in tags if isinstance(tag_text, str)]
         cmdline = _scalar(fields.get("proc.cmdline"))
         if cmdline:
-            details["proc_cmdline"] = cmdline
+            details["proc.cmdline"] = cmdline
         user = _scalar(fields.get("user.name")) or _scalar(pairs.get("user_name")) or _scalar(pairs.get("user"))
         if user:
-            details["user_name"] = user
+            details["user.name"] = user
         evt_time = _nanoseconds(fields.get("evt.time", fields.get("evt_time")))
         if evt_time is not None:
-            details["evt_time"] = evt_time
+            details["evt.time"] = evt_time
         if pod:
-            details["pod"] = pod
+            details["k8s.pod.name"] = pod
         if container_name:
-            details["container_name"] = container_name
+            details["container.name"] = container_name
         if container_id:
-            details["container_id"] = container_id
+            details["container.id"] = container_id
         if repository and image is None:
-            details["image_repository"] = repository
+            details["container.image.repository"] = repository
 
         return Finding(
             kind="runtime",

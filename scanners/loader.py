@@ -91,7 +91,6 @@ def decode(data: bytes) -> str:
     return text
 
 
-_ESCAPED_NUL = re.compile(r"(?<!\\)\\u0000")
 _SURROGATE = re.compile(r"(?<!\\)\\u[dD][89abAB][0-9a-fA-F]{2}(?:\\u[dD][c-fC-F][0-9a-fA-F]{2})?|(?<!\\)\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 
 
@@ -99,10 +98,11 @@ _BARE_VALUE = re.compile(r'(?:-?[0-9]|"|(?:null|true|false)\s*$)')
 
 
 def _check_escapes(text: str) -> None:
-    """Refuse escaped NUL characters and lone UTF-16 surrogates: no tool writes them, databases can't store them."""
-    match = _ESCAPED_NUL.search(text)
-    if match:
-        raise ParseError(f"NUL character (\\u0000) in a string at offset {match.start()}")
+    """Refuse lone UTF-16 surrogates: they are not text, and no database can store them.
+
+    Escaped NUL characters (``\\u0000``) are accepted: real Grype output contains them.
+    They are stripped from every string kept (``base.clean_text`` / ``base.clean_json``).
+    """
     for match in _SURROGATE.finditer(text):
         if len(match.group(0)) == 6:
             raise ParseError(f"lone surrogate {match.group(0)} in a string at offset {match.start()}")

@@ -13,6 +13,7 @@ from scanners.grype import parser as grype_parser
 from scanners.kube_bench import parser as kube_bench_parser
 from scanners.kyverno import parser as kyverno_parser
 from scanners.loader import load_document
+from scanners.sarif import parser as sarif_parser
 from scanners.trivy import parser as trivy_parser
 from scanners.trivy_operator import parser as trivy_operator_parser
 
@@ -20,6 +21,7 @@ PARSERS: tuple[Parser, ...] = (
     trivy_parser,
     trivy_operator_parser,
     grype_parser,
+    sarif_parser,
     kyverno_parser,
     gatekeeper_parser,
     admission_review_parser,

@@ -21,8 +21,10 @@ def services_required() -> bool:
 
 
 @pytest.fixture(autouse=True)
-def _eager_tasks(settings: pytest.FixtureRequest) -> None:
-    settings.CELERY_TASK_ALWAYS_EAGER = True  # type: ignore[attr-defined]
+def _eager_tasks(request: pytest.FixtureRequest) -> None:
+    """Tasks run in-process unless a test starts a real worker (scanner tests run without Django)."""
+    if request.config.pluginmanager.hasplugin("django"):
+        request.getfixturevalue("settings").CELERY_TASK_ALWAYS_EAGER = True
 
 
 @pytest.fixture

@@ -173,6 +173,21 @@ VIGIL_DEDUPLICATE_SECONDS = int(os.environ.get("VIGIL_DEDUPLICATE_SECONDS", "864
 VIGIL_EVENT_QUIET_DAYS = int(os.environ.get("VIGIL_EVENT_QUIET_DAYS", "14"))
 VIGIL_TOKEN_DAYS = int(os.environ.get("VIGIL_TOKEN_DAYS", "365"))
 
+# --- Triage (issue 6) -------------------------------------------------------------
+#: Risk acceptances: default and longest lifetime in days.
+VIGIL_RISK_ACCEPTANCE_DAYS = int(os.environ.get("VIGIL_RISK_ACCEPTANCE_DAYS", "90"))
+VIGIL_RISK_ACCEPTANCE_MAX_DAYS = int(os.environ.get("VIGIL_RISK_ACCEPTANCE_MAX_DAYS", "365"))
+#: When a finding reopens (found again after a fix, or its risk acceptance expired): restart its SLA clock.
+VIGIL_SLA_RESTART_ON_REOPEN = env_bool("VIGIL_SLA_RESTART_ON_REOPEN", True)
+#: Largest "everything matching this filter" bulk action, in findings.
+VIGIL_BULK_MAX = int(os.environ.get("VIGIL_BULK_MAX", "20000"))
+#: Optional daily download of the CISA KEV JSON and FIRST EPSS CSV (off unless a URL is set).
+VIGIL_KEV_URL = os.environ.get("VIGIL_KEV_URL", "")
+VIGIL_EPSS_URL = os.environ.get("VIGIL_EPSS_URL", "")
+CELERY_BEAT_SCHEDULE["expire-risk-acceptances"] = {"task": "vigil.triage.expire_acceptances", "schedule": 3600.0}
+if VIGIL_KEV_URL or VIGIL_EPSS_URL:
+    CELERY_BEAT_SCHEDULE["refresh-threat-intel"] = {"task": "vigil.intel.refresh", "schedule": 86400.0}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -69,6 +69,15 @@ class Finding(models.Model):
     due_date = models.DateField(null=True, blank=True)
     assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     last_report = models.ForeignKey(Report, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Triage (issue 6): threat intelligence, exposure, risk parts and the SLA clock.
+    epss_percentile = models.FloatField(null=True, blank=True)
+    kev_due_date = models.DateField(null=True, blank=True)
+    #: Deployed or alerting: the same image also has findings in the admission or runtime stream.
+    exposed = models.BooleanField(default=False)
+    #: The parts of risk_score, e.g. {"severity": 41.3, "epss": 2.0, "kev": 15.0, ...}.
+    risk_parts = models.JSONField(default=dict, blank=True)
+    #: When the SLA clock started (first seen, or the last reopening when clocks restart).
+    sla_started_on = models.DateField(null=True, blank=True)
 
     objects = FindingQuerySet.as_manager()
 
@@ -79,6 +88,11 @@ class Finding(models.Model):
             models.Index(fields=["image", "status"]),
             models.Index(fields=["scope_key", "status"]),
             models.Index(fields=["status", "-risk_score"]),
+            # Triage queue: keyset pagination per team, and intel lookups by CVE.
+            models.Index(fields=["team", "-risk_score", "id"], name="finding_team_risk_idx"),
+            models.Index(fields=["team", "due_date", "id"], name="finding_team_due_idx"),
+            models.Index(fields=["team", "-first_seen", "id"], name="finding_team_first_seen_idx"),
+            models.Index(fields=["rule_id"], name="finding_rule_id_idx"),
         ]
 
     def __str__(self) -> str:
@@ -114,6 +128,10 @@ class FindingEvent(models.Model):
         STATUS = "status"
         ASSIGNED = "assigned"
         COMMENT = "comment"
+        # Triage (issue 6)
+        SEVERITY = "severity"
+        ACCEPTANCE = "acceptance"
+        UNDONE = "undone"
 
     finding = models.ForeignKey(Finding, on_delete=models.CASCADE, related_name="events")
     type = models.CharField(max_length=16, choices=Type.choices)
@@ -123,6 +141,12 @@ class FindingEvent(models.Model):
     report = models.ForeignKey(Report, null=True, blank=True, on_delete=models.SET_NULL, related_name="finding_events")
     reason = models.TextField(blank=True, default="")
     created_at = models.DateTimeField()
+    # Triage (issue 6): the auto-triage rule that acted, the bulk action it belongs to,
+    # the event an undo reverts, and extras (previous assignee, severity, acceptance, token).
+    triage_rule = models.ForeignKey("dashboard.TriageRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
+    batch = models.UUIDField(null=True, blank=True, db_index=True)
+    undoes = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="undone_by")
+    data = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

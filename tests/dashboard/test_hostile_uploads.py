@@ -176,6 +176,7 @@ def test_out_of_range_cvss_unknown_severity_and_huge_names_are_stored_safely(cli
         vulns[1]["Severity"] = "SEVERE"
         vulns[0]["PkgName"] = "p" * 10_000
         vulns[0]["Title"] = '<script>alert(1)</script>=HYPERLINK("http://evil")'
+        vulns[1]["Title"] = "NUL\u0000inside"  # escaped NULs occur in real Grype output: accepted, stripped
 
     with django_capture_on_commit_callbacks(execute=True):
         response = client.generic("POST", "/api/v1/reports/", trivy_with(mutate), content_type="application/json")
@@ -187,6 +188,7 @@ def test_out_of_range_cvss_unknown_severity_and_huge_names_are_stored_safely(cli
     assert second.severity == "unknown"
     assert len(first.package_name) == 255
     assert first.title == '<script>alert(1)</script>=HYPERLINK("http://evil")'
+    assert second.title == "NULinside"
 
 
 def test_idempotency_key_returns_the_first_answer_and_refuses_a_different_body(client) -> None:

@@ -90,7 +90,10 @@ def test_kyverno_denial_of_a_generated_pod() -> None:
     result = parser.parse(load("denied_pod_kyverno.json"))
     (finding,) = result.findings
     assert finding.rule_id == "disallow-latest-tag/validate-image-tag"
-    assert finding.details["policies"] == ["disallow-latest-tag/validate-image-tag", "require-run-as-nonroot/run-as-non-root"]
+    assert finding.details["policies"] == [
+        "disallow-latest-tag/validate-image-tag",
+        "require-run-as-nonroot/run-as-non-root",
+    ]
     # generateName "api-7d9f8b6c5-" with a ReplicaSet owner: the workload is "api".
     assert finding.resource == ResourceRef(namespace="payments", kind="Pod", name="api")
     assert finding.image == ImageRef.parse("registry.example.com/payments/api:latest")
@@ -215,3 +218,12 @@ def test_malformed_review_in_a_list_names_its_index() -> None:
     reviews = [load("denied_ephemeral_debug.json"), load("bare_response_docs_example.json")]
     with pytest.raises(ParseError, match=re.escape("[1]: " + BARE_RESPONSE)):
         parser.parse(reviews)
+
+
+def test_gatekeeper_name_after_api_server_prefix() -> None:
+    review = copy.deepcopy(load("denied_scale_docs_example.json"))
+    review["response"]["status"]["message"] = (
+        'admission webhook "validation.gatekeeper.sh" denied the request: [ns-must-have-gk] you must provide labels'
+    )
+    (finding,) = parser.parse(review).findings
+    assert finding.rule_id == "ns-must-have-gk"

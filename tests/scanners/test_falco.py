@@ -95,11 +95,11 @@ def test_docs_json_output_example() -> None:
     assert finding.resource == ResourceRef(cluster="", namespace="default", kind="Pod", name="kubecon")
     assert finding.image == ImageRef.parse("docker.io/library/alpine")
     assert finding.occurred_at == "2023-05-25T13:44:05.478445+00:00"
-    assert finding.details["evt_time"] == 1685022245478445995
-    assert isinstance(finding.details["evt_time"], int)
+    assert finding.details["evt.time"] == 1685022245478445995
+    assert isinstance(finding.details["evt.time"], int)
     assert finding.details["hostname"] == "falco-xczjd"
-    assert finding.details["proc_cmdline"] == "sh -c clear; (bash || ash || sh)"
-    assert finding.details["user_name"] == "root"
+    assert finding.details["proc.cmdline"] == "sh -c clear; (bash || ash || sh)"
+    assert finding.details["user.name"] == "root"
     assert finding.details["tags"] == ["container", "mitre_execution", "shell"]
     assert finding.details["source"] == "syscall"
     assert finding.description.startswith("13:44:05.478445995: Critical A shell was spawned")
@@ -107,27 +107,29 @@ def test_docs_json_output_example() -> None:
 
 
 def test_falcosidekick_payloads() -> None:
-    shell_one, shell_two, drop, docker, mount, packet = parser.parse(load("falcosidekick_webhook_payloads.jsonl")).findings
+    shell_one, shell_two, drop, docker, mount, packet = parser.parse(
+        load("falcosidekick_webhook_payloads.jsonl")
+    ).findings
     assert shell_one.details["uuid"] == "0a3e2e4f-2b1c-4d5e-8f9a-0b1c2d3e4f5a"
     assert shell_one.details["hostname"] == "worker-node-1"
     assert shell_one.severity == "low"
     assert shell_one.resource == ResourceRef(namespace="payments", kind="Pod", name="api")
-    assert shell_one.details["pod"] == "api-7d9f8b6c5-x2x4z"
+    assert shell_one.details["k8s.pod.name"] == "api-7d9f8b6c5-x2x4z"
     assert shell_one.image == ImageRef(
         registry="registry.example.com", repository="payments/api", tag="1.4.1", digest="sha256:" + "b" * 64
     )
     # Another pod of the same Deployment running another tag: the same identity.
     assert shell_two.image is not None
     assert shell_two.image.tag == "1.4.2"
-    assert shell_two.details["pod"] == "api-5f6d7c8b9-q8z7w"
+    assert shell_two.details["k8s.pod.name"] == "api-5f6d7c8b9-q8z7w"
     assert shell_two.fingerprint == shell_one.fingerprint
     # Almost empty output_fields: container, image and pod come from the output text.
     assert drop.severity == "critical"
     assert drop.resource == ResourceRef(namespace="my_ns", kind="Pod", name="my_pod_name")
     assert drop.image == ImageRef.parse("ubuntu:latest")
-    assert drop.details["container_name"] == "optimistic_newton"
-    assert drop.details["container_id"] == "0fdb3cd5b5fc"
-    assert drop.details["evt_time"] == 1717383803573329751
+    assert drop.details["container.name"] == "optimistic_newton"
+    assert drop.details["container.id"] == "0fdb3cd5b5fc"
+    assert drop.details["evt.time"] == 1717383803573329751
     # A plain Docker host: no Kubernetes fields, identified by the image repository.
     assert docker.severity == "medium"
     assert docker.resource is None
@@ -137,7 +139,7 @@ def test_falcosidekick_payloads() -> None:
     )
     assert mount.severity == "info"
     assert mount.resource == ResourceRef(namespace="monitoring", kind="Pod", name="node-exporter")
-    assert mount.details["evt_time"] == 1717415100000000001
+    assert mount.details["evt.time"] == 1717415100000000001
     # Null k8s fields and no image: identified by container.name.
     assert packet.severity == "high"
     assert packet.image is None
@@ -150,7 +152,7 @@ def test_alert_array_with_output_fields_null_and_lowercase_priority() -> None:
     assert ptrace.severity == "medium"
     assert ptrace.resource == ResourceRef(namespace="payments", kind="Pod", name="api")
     assert ptrace.image == ImageRef.parse("registry.example.com/payments/api:1.4.1")
-    assert ptrace.details["user_name"] == "root"
+    assert ptrace.details["user.name"] == "root"
     assert miner.severity == "info"
     assert miner.resource is None
     assert miner.image is None

@@ -59,7 +59,12 @@ def test_parser_identity() -> None:
 
 def test_docs_example_namespaces() -> None:
     findings = parser.parse(load("constraint_ns_must_have_gk.yaml")).findings
-    assert [f.resource.name for f in findings if f.resource] == ["default", "gatekeeper-system", "kube-public", "kube-system"]
+    assert [f.resource.name for f in findings if f.resource] == [
+        "default",
+        "gatekeeper-system",
+        "kube-public",
+        "kube-system",
+    ]
     first = findings[0]
     assert first.rule_id == "K8sRequiredLabels/ns-must-have-gk"
     assert first.severity == "medium"
@@ -80,7 +85,9 @@ def test_list_truncated_dryrun_and_warn() -> None:
     assert scheduler.details["enforcement_action"] == "dryrun"
     assert scheduler.details["total_violations"] == 57
     assert scheduler.details["truncated"] is True
-    assert scheduler.resource == ResourceRef(namespace="kube-system", kind="Pod", name="kube-scheduler-kind-control-plane")
+    assert scheduler.resource == ResourceRef(
+        namespace="kube-system", kind="Pod", name="kube-scheduler-kind-control-plane"
+    )
     # Two pods of one Deployment: same workload, same identity.
     assert api_one.resource == ResourceRef(namespace="payments", kind="Pod", name="api")
     assert api_one.details["resource_name"] == "api-7d9f8b6c5-x2x4z"

@@ -156,8 +156,13 @@ def _one_result(**result: Any) -> dict[str, Any]:
                 "result": "fail",
                 "message": "validation error: Using a mutable image tag e.g. 'latest' is not allowed.",
                 "resources": [
-                    {"apiVersion": "v1", "kind": "Pod", "name": "api-7d9f8b6c5-x2x4z", "namespace": "payments",
-                     "uid": "3407b31a-b0bb-4716-a443-f4aa15662ef2"}
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Pod",
+                        "name": "api-7d9f8b6c5-x2x4z",
+                        "namespace": "payments",
+                        "uid": "3407b31a-b0bb-4716-a443-f4aa15662ef2",
+                    }
                 ],
                 "scored": True,
                 "source": "kyverno",
@@ -190,7 +195,9 @@ def test_error_result_and_explicit_severity() -> None:
 
 def test_several_resources_in_one_result() -> None:
     report = _one_result()
-    report["results"][0]["resources"].append({"apiVersion": "v1", "kind": "Pod", "name": "worker-0", "namespace": "payments"})
+    report["results"][0]["resources"].append(
+        {"apiVersion": "v1", "kind": "Pod", "name": "worker-0", "namespace": "payments"}
+    )
     result = parser.parse(report)
     assert [f.resource.name for f in result.findings if f.resource] == ["api", "worker-0"]
     assert len(result.evaluated) == 2
@@ -270,4 +277,3 @@ def test_malformed_list_item_names_its_path() -> None:
 def test_scalar_document_is_refused() -> None:
     with pytest.raises(ParseError, match="not a policy report"):
         parser.parse("text")
-
