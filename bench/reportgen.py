@@ -70,3 +70,10 @@ def trivy_report(n_findings: int, *, start: int = 0, image: str = "registry.exam
 
 def trivy_bytes(n_findings: int, **kwargs: Any) -> bytes:
     return json.dumps(trivy_report(n_findings, **kwargs)).encode()
+
+
+def trivy_bytes_of_size(target_bytes: int, **kwargs: Any) -> bytes:
+    """A report of about ``target_bytes`` (within a few per cent): the finding count is sized from a sample."""
+    sample = 1000
+    per_finding = (len(trivy_bytes(2 * sample, **kwargs)) - len(trivy_bytes(sample, **kwargs))) / sample
+    return trivy_bytes(max(1, int(target_bytes / per_finding)), **kwargs)

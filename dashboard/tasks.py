@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from dashboard.services import events, reports, snapshots
+from dashboard.services import events, ownership_rules, reports, snapshots, tokens
 
 
 @shared_task(
@@ -36,3 +36,17 @@ def take_snapshots() -> None:
 @shared_task(name="vigil.events.resolve_quiet")
 def resolve_quiet_events() -> None:
     events.resolve_quiet_events()
+
+
+# --- Ownership and tokens (issue 5) ---------------------------------------------------------
+
+
+@shared_task(name=ownership_rules.REASSIGN_TASK, acks_late=True, autoretry_for=reports.DATABASE_ERRORS, retry_backoff=2, max_retries=5)
+def reassign_ownership(rule_id: int) -> None:
+    """Re-apply ownership rules to the findings a change of this rule affects (idempotent)."""
+    ownership_rules.ownership_reassign(rule_id=rule_id)
+
+
+@shared_task(name="vigil.tokens.prune_signatures")
+def prune_signatures() -> None:
+    tokens.signatures_prune()

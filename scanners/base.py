@@ -283,6 +283,12 @@ class ParseResult:
     artifact: ImageRef | None = None
     #: Resources the report evaluated (policy reports): lifecycle closes only within these.
     evaluated: list[ResourceRef] = dataclasses.field(default_factory=list)
+    #: (resource, policy) pairs a policy report evaluated, pass and skip included.  A ``None``
+    #: resource means the report lists every violation of that policy (e.g. a Gatekeeper constraint).
+    #: Closing by absence then stays inside exactly these pairs; the policy of a finding is ``details["policy"]``.
+    evaluated_policies: list[tuple[ResourceRef | None, str]] = dataclasses.field(default_factory=list)
+    #: Policies whose results the report truncated: nothing of theirs is closed by absence.
+    incomplete_policies: list[str] = dataclasses.field(default_factory=list)
     #: Labels the report carries (OCI image labels, Kubernetes labels), for ownership rules.
     labels: dict[str, str] = dataclasses.field(default_factory=dict)
     #: SBOM components (name, version, purl, type), kept for later use.

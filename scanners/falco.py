@@ -21,6 +21,7 @@ tags, priority and the Falco fields ``proc.cmdline``, ``user.name``, ``evt.time`
 from __future__ import annotations
 
 import datetime
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -119,7 +120,7 @@ def _nanoseconds(value: Any) -> int | None:
         return value
     if isinstance(value, str) and value.strip().isdigit():
         return int(value.strip())
-    if isinstance(value, float) and value == value:
+    if isinstance(value, float) and math.isfinite(value):
         return int(value)
     return None
 

@@ -91,12 +91,13 @@ class GatekeeperParser:
     def parse(self, document: Any) -> ParseResult:
         if not isinstance(document, (dict, list)):
             raise ParseError(f"not a Gatekeeper constraint: expected an object or a list, got {type_name(document)}")
-        findings: list[Finding] = []
+        result = ParseResult(findings=[])
         for where, constraint in _candidates(document):
-            findings.extend(self._parse_constraint(constraint, where))
-        return ParseResult(findings=findings)
+            self._parse_constraint(constraint, where, result)
+        return result
 
-    def _parse_constraint(self, value: Any, where: str) -> list[Finding]:
+    def _parse_constraint(self, value: Any, where: str, result: ParseResult) -> None:
+        """Add the constraint's violations; its status lists every violator (unless truncated)."""
         label = where or "constraint"
         constraint = expect_dict(value, label)
         if not _is_constraint(constraint):
@@ -109,17 +110,23 @@ class GatekeeperParser:
         constraint_name = req_str(metadata, "name", _join(where, "metadata"))
         spec = expect_dict(constraint.get("spec") or {}, _join(where, "spec"))
         spec_action = opt_str(spec, "enforcementAction", _join(where, "spec"), 64) or "deny"
+        policy = f"{constraint_kind}/{constraint_name}"
         if constraint.get("status") is None:
-            return []
+            return  # not audited yet: says nothing about its violations
         status_where = _join(where, "status")
         status = expect_dict(constraint["status"], status_where)
         violations = expect_list(status.get("violations"), f"{status_where}.violations")
         total = status.get("totalViolations")
-        if total is not None and (isinstance(total, bool) or not isinstance(total, (int, float))):
-            raise ParseError(f"{status_where}: totalViolations is not a number")
-        total_count = int(total) if total is not None else len(violations)
+        if isinstance(total, float) and total.is_integer():
+            total = int(total)
+        if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 0):
+            raise ParseError(f"{status_where}: totalViolations is not a non-negative integer")
+        total_count = total if total is not None else len(violations)
         audit_timestamp = _iso(opt_str(status, "auditTimestamp", status_where, 64), f"{status_where}.auditTimestamp")
-        findings: list[Finding] = []
+        result.evaluated_policies.append((None, policy))
+        if total_count > len(violations):
+            result.incomplete_policies.append(policy)
+        findings = result.findings
         for index, raw in enumerate(violations):
             violation_where = f"{status_where}.violations[{index}]"
             violation = expect_dict(raw, violation_where)
@@ -129,6 +136,7 @@ class GatekeeperParser:
             message = opt_str(violation, "message", violation_where)
             action = opt_str(violation, "enforcementAction", violation_where, 64) or spec_action
             details: dict[str, Any] = {
+                "policy": policy,
                 "constraint_kind": constraint_kind,
                 "constraint_name": constraint_name,
                 "enforcement_action": action,
@@ -151,7 +159,7 @@ class GatekeeperParser:
                 Finding(
                     kind="policy",
                     source=self.name,
-                    rule_id=f"{constraint_kind}/{constraint_name}",
+                    rule_id=policy,
                     title=first_line or f"{constraint_kind} {constraint_name}",
                     severity=_SEVERITY.get(action.lower(), "medium"),
                     fingerprint=make_fingerprint(
@@ -163,7 +171,6 @@ class GatekeeperParser:
                     details=details,
                 )
             )
-        return findings
 
 
 parser = GatekeeperParser()

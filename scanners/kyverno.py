@@ -45,7 +45,13 @@ def _is_report(value: Any) -> bool:
     if not isinstance(value, dict):
         return False
     api_version = value.get("apiVersion")
-    return isinstance(api_version, str) and api_version.startswith(_GROUPS) and value.get("kind") in _REPORT_KINDS
+    kind = value.get("kind")
+    return (
+        isinstance(api_version, str)
+        and api_version.startswith(_GROUPS)
+        and isinstance(kind, str)
+        and kind in _REPORT_KINDS
+    )
 
 
 def _is_list(value: Any) -> bool:
@@ -111,13 +117,21 @@ class KyvernoParser:
             raise ParseError(f"not a policy report: expected an object or a list, got {type_name(document)}")
         findings: list[Finding] = []
         evaluated: list[ResourceRef] = []
+        pairs: list[tuple[ResourceRef | None, str]] = []
         for where, report in _candidates(document):
-            self._parse_report(report, where, findings, evaluated)
-        return ParseResult(findings=findings, evaluated=evaluated)
+            self._parse_report(report, where, findings, evaluated, pairs)
+        return ParseResult(findings=findings, evaluated=evaluated, evaluated_policies=pairs)
 
     # ------------------------------------------------------------------
 
-    def _parse_report(self, value: Any, where: str, findings: list[Finding], evaluated: list[ResourceRef]) -> None:
+    def _parse_report(
+        self,
+        value: Any,
+        where: str,
+        findings: list[Finding],
+        evaluated: list[ResourceRef],
+        pairs: list[tuple[ResourceRef | None, str]],
+    ) -> None:
         label = where or "report"
         report = expect_dict(value, label)
         if not _is_report(report):
@@ -158,6 +172,8 @@ class KyvernoParser:
                     f"{result_where}: unknown result {outcome!r} (expected pass, fail, warn, error or skip)"
                 )
             policy = req_str(result, "policy", result_where)
+            for ref, _ in resources:
+                _add_pair(pairs, (ref, policy))
             if outcome not in _FINDING_RESULTS:
                 continue
             rule = opt_str(result, "rule", result_where, 255)
@@ -258,6 +274,11 @@ class KyvernoParser:
                 continue
             out[clean_text(key, 255)] = clean_text(item, 2000)
         return out
+
+
+def _add_pair(pairs: list[tuple[ResourceRef | None, str]], pair: tuple[ResourceRef | None, str]) -> None:
+    if pair not in pairs:
+        pairs.append(pair)
 
 
 def _add(resources: list[ResourceRef], resource: ResourceRef) -> None:

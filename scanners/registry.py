@@ -6,6 +6,7 @@ from typing import Any
 
 from scanners.admission_review import parser as admission_review_parser
 from scanners.base import ParseError, Parser, ParseResult
+from scanners.cyclonedx import parser as cyclonedx_parser
 from scanners.docker_bench import parser as docker_bench_parser
 from scanners.falco import parser as falco_parser
 from scanners.gatekeeper import parser as gatekeeper_parser
@@ -22,6 +23,7 @@ PARSERS: tuple[Parser, ...] = (
     trivy_operator_parser,
     grype_parser,
     sarif_parser,
+    cyclonedx_parser,
     kyverno_parser,
     gatekeeper_parser,
     admission_review_parser,

@@ -17,9 +17,12 @@ Empty logs: ``runs: []`` is a valid log (the spec allows zero runs) and yields z
 contributes no findings.
 
 Kinds: a rule id that is a vulnerability id (CVE-, GHSA-, ...) is a vulnerability, a rule tagged or
-named "secret" is a secret, anything else (code scanning included) a misconfiguration.  Identity: namespace "sarif" with the tool
-name, rule id, artifact uri, ``partialFingerprints`` when present (else the start line) and, for
-Trivy's image results, the package name Trivy writes as a ``Package:`` line; never the message.
+named "secret" is a secret, anything else (code scanning included) a misconfiguration.
+
+Identity: namespace "sarif" with the tool name, rule id, artifact uri, ``partialFingerprints`` when
+present (else the start line) and, for Trivy's image results, the package name Trivy writes as a
+``Package:`` line; never the message.  Several results at one identity (shellcheck repeating a rule
+on one line) are one finding with ``details["occurrences"]``.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from scanners.trivy import image_from_refs, iso_timestamp
 _LEVELS = {"error": "high", "warning": "medium", "note": "low", "none": "info"}
 _NOT_PROBLEMS = {"pass", "notapplicable"}
 _VULN_ID = re.compile(
-    r"^(?:CVE-\d{4}-\d{4,}|GHSA(?:-[0-9a-z]{4}){3}|GO-\d{4}-\d+|PYSEC-\d{4}-\d+|RUSTSEC-\d{4}-\d+)", re.I
+    r"^(?:CVE-\d{4}-\d{4,}|GHSA(?:-[0-9a-z]{4}){3}|GO-\d{4}-\d+|PYSEC-\d{4}-\d+|RUSTSEC-\d{4}-\d+)", re.IGNORECASE
 )
 #: Trivy writes the package only into the message: ``Package: libssl1.1\nInstalled Version: ...``.
 _TRIVY_LINE = re.compile(r"^(Package|Installed Version|Fixed Version):[ \t]*(\S*)[ \t]*$", re.MULTILINE)

@@ -188,6 +188,24 @@ CELERY_BEAT_SCHEDULE["expire-risk-acceptances"] = {"task": "vigil.triage.expire_
 if VIGIL_KEV_URL or VIGIL_EPSS_URL:
     CELERY_BEAT_SCHEDULE["refresh-threat-intel"] = {"task": "vigil.intel.refresh", "schedule": 86400.0}
 
+# --- Training nudges (issue 7) -------------------------------------------------------
+#: Overrides of the nudge rules' defaults (dashboard/services/nudge_rules.py NudgeConfig); any key may be left out.
+VIGIL_NUDGES: dict[str, object] = {
+    "per_week": int(os.environ.get("VIGIL_NUDGES_PER_WEEK", "2")),
+    "cooldown_days": int(os.environ.get("VIGIL_NUDGE_COOLDOWN_DAYS", "28")),
+    "busy_hours": int(os.environ.get("VIGIL_NUDGE_BUSY_HOURS", "24")),
+    #: "22-7": no nudges are made from 22:00 to 07:00 (TIME_ZONE); empty for none.
+    "quiet_hours": os.environ.get("VIGIL_NUDGE_QUIET_HOURS", ""),
+}
+#: Links in digests point here.
+VIGIL_BASE_URL = os.environ.get("VIGIL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+EMAIL_BACKEND = os.environ.get("VIGIL_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("VIGIL_EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("VIGIL_EMAIL_PORT", "25"))
+DEFAULT_FROM_EMAIL = os.environ.get("VIGIL_FROM_EMAIL", "vigil@localhost")
+CELERY_BEAT_SCHEDULE["compute-nudges"] = {"task": "vigil.nudges.compute", "schedule": 3600.0}
+CELERY_BEAT_SCHEDULE["weekly-nudge-digest"] = {"task": "vigil.nudges.weekly_digest", "schedule": 3600.0}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -1,4 +1,10 @@
-"""Bearer tokens for machines.  A token authenticates as a TokenPrincipal bound to its team."""
+"""Bearer tokens for machines.  A token authenticates as a TokenPrincipal bound to its team(s).
+
+Order of checks: format and checksum (no query), one lookup by public prefix with a
+constant-time hash compare, active (not revoked, not expired), the token's IP allow-list,
+then, for a token with a signing secret, the signature on the raw body (dashboard/api/signing.py).
+Tokens are accepted only in the Authorization header, never in a URL, so they never reach access logs.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,15 @@ from typing import Any
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from dashboard.api.signing import verify_signed_request
+from dashboard.errors import ApplicationError
 from dashboard.models import ApiToken
-from dashboard.services.tokens import token_authenticate
+from dashboard.services.audit import client_ip
+from dashboard.services.tokens import token_authenticate, token_check_address
+
+
+class AddressNotAllowed(exceptions.PermissionDenied):
+    default_code = "address_not_allowed"
 
 
 class TokenPrincipal:
@@ -42,6 +55,13 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         token = token_authenticate(parts[1])
         if token is None:
             raise exceptions.AuthenticationFailed("invalid, expired or revoked token")
+        django_request = request._request
+        try:
+            token_check_address(token=token, ip=client_ip(django_request.META))
+        except ApplicationError as exc:
+            raise AddressNotAllowed(exc.message) from None
+        if token.requires_signature:
+            verify_signed_request(django_request, token)
         return TokenPrincipal(token), token
 
     def authenticate_header(self, request: Request) -> str:

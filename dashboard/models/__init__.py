@@ -1,5 +1,6 @@
 """Vigil's data model, split by domain; import models from here."""
 
+from dashboard.models.audit import AuditEvent, AuditLogIsAppendOnly
 from dashboard.models.choices import (
     ACTIVE_STATUSES,
     SEVERITY_ORDER,
@@ -13,18 +14,25 @@ from dashboard.models.choices import (
 )
 from dashboard.models.findings import DailySnapshot, Finding, FindingEvent, FindingOccurrence, LifecycleScope
 from dashboard.models.images import Image, ImageVersion
+from dashboard.models.nudges import ACTIVE_NUDGE_STATES, EventSighting, Nudge, NudgeDigest, NudgeRule, NudgeState, TeamWebhook
+from dashboard.models.ownership import OwnershipRule, OwnerSource
 from dashboard.models.reports import Report, ReportPayload
 from dashboard.models.teams import Membership, Team
-from dashboard.models.tokens import ApiToken
+from dashboard.models.tokens import ApiToken, SignedRequest, TokenAddress
+from dashboard.models.training import Topic, TrainingModule
 from dashboard.models.triage import Comment, EpssScore, HomeVisit, KevEntry, RiskAcceptance, TriageRule
 
 __all__ = [
+    "ACTIVE_NUDGE_STATES",
     "ACTIVE_STATUSES",
     "SEVERITY_ORDER",
     "ApiToken",
+    "AuditEvent",
+    "AuditLogIsAppendOnly",
     "Comment",
     "DailySnapshot",
     "EpssScore",
+    "EventSighting",
     "Finding",
     "FindingEvent",
     "FindingOccurrence",
@@ -35,15 +43,26 @@ __all__ = [
     "Kind",
     "LifecycleScope",
     "Membership",
+    "Nudge",
+    "NudgeDigest",
+    "NudgeRule",
+    "NudgeState",
+    "OwnerSource",
+    "OwnershipRule",
     "Report",
     "ReportPayload",
     "ReportStatus",
     "RiskAcceptance",
     "Role",
     "Severity",
+    "SignedRequest",
     "Status",
     "Stream",
     "Team",
+    "TeamWebhook",
+    "TokenAddress",
     "TokenScope",
+    "Topic",
+    "TrainingModule",
     "TriageRule",
 ]

@@ -28,11 +28,11 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
 
 class AuditEvent(models.Model):
     class Action(models.TextChoices):
-        TOKEN_CREATED = "token.created"
-        TOKEN_REVOKED = "token.revoked"
-        TOKEN_ROTATED = "token.rotated"
-        TOKEN_NEW_IP = "token.new_ip"
-        TOKEN_REFUSED_IP = "token.refused_ip"
+        TOKEN_CREATED = "token.created"  # noqa: S105
+        TOKEN_REVOKED = "token.revoked"  # noqa: S105
+        TOKEN_ROTATED = "token.rotated"  # noqa: S105
+        TOKEN_NEW_IP = "token.new_ip"  # noqa: S105
+        TOKEN_REFUSED_IP = "token.refused_ip"  # noqa: S105
         MEMBERSHIP_SET = "membership.set"
         MEMBERSHIP_REMOVED = "membership.removed"
         RULE_CREATED = "rule.created"
@@ -55,9 +55,7 @@ class AuditEvent(models.Model):
     actor_label = models.CharField(max_length=255)
     ip = models.GenericIPAddressField(null=True, blank=True)
     action = models.CharField(max_length=40, choices=Action.choices, db_index=True)
-    team = models.ForeignKey(
-        "dashboard.Team", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
-    )
+    team = models.ForeignKey("dashboard.Team", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
     team_slug = models.CharField(max_length=64, blank=True, default="")
     #: What the action was about: ("finding", "42"), ("token", "AbC123xyz0"), ("rule", "3").
     target_type = models.CharField(max_length=32, blank=True, default="")

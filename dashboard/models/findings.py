@@ -5,6 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
+from dashboard.models.access import visible_team_filter
 from dashboard.models.choices import ACTIVE_STATUSES, Kind, Severity, Status, Stream
 from dashboard.models.images import Image
 from dashboard.models.reports import Report
@@ -13,15 +14,12 @@ from dashboard.models.teams import Team
 
 class FindingQuerySet(models.QuerySet["Finding"]):
     def visible_to(self, user: Any) -> FindingQuerySet:
-        """The one access rule: staff see everything; others see their teams' findings."""
+        """The one access rule (dashboard/models/access.py): staff see everything, unowned included;
+        people see the teams they are members of (managers: the teams granted to them); tokens their teams."""
         if user is None or not user.is_authenticated:
             return self.none()
-        token = getattr(user, "api_token", None)
-        if token is not None:
-            return self.filter(team_id=token.team_id)
-        if user.is_staff or user.is_superuser:
-            return self
-        return self.filter(team__memberships__user=user)
+        scope = visible_team_filter(user)
+        return self if scope is None else self.filter(**scope)
 
     def active(self) -> FindingQuerySet:
         return self.filter(status__in=ACTIVE_STATUSES)
@@ -69,6 +67,10 @@ class Finding(models.Model):
     due_date = models.DateField(null=True, blank=True)
     assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     last_report = models.ForeignKey(Report, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Ownership (issue 5): how the team was decided, and the rule that decided it.
+    owner_source = models.CharField(max_length=16, blank=True, default="")
+    owner_rule = models.ForeignKey("dashboard.OwnershipRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="findings")
+    owner_reason = models.CharField(max_length=300, blank=True, default="")
     # Triage (issue 6): threat intelligence, exposure, risk parts and the SLA clock.
     epss_percentile = models.FloatField(null=True, blank=True)
     kev_due_date = models.DateField(null=True, blank=True)
@@ -128,6 +130,7 @@ class FindingEvent(models.Model):
         STATUS = "status"
         ASSIGNED = "assigned"
         COMMENT = "comment"
+        OWNER = "owner"  # ownership (issue 5): the team changed, by a rule or by hand
         # Triage (issue 6)
         SEVERITY = "severity"
         ACCEPTANCE = "acceptance"

@@ -15,6 +15,16 @@ from dashboard.models.teams import Team
 GLOB_CHARS = frozenset("*?[")
 
 
+class OwnerSource(models.TextChoices):
+    """How a finding's team was decided (Finding.owner_source), in order of precedence."""
+
+    MANUAL = "manual", "set by an administrator"
+    NAMED = "named", "named by the report (team=)"
+    RULE = "rule", "an ownership rule"
+    REPORT = "report", "the report's team (its token's team)"
+    NONE = "none", "unowned"
+
+
 class OwnershipRule(models.Model):
     class Kind(models.TextChoices):
         IMAGE = "image", "image repository"

@@ -21,15 +21,15 @@ from dashboard.models import (
     FindingOccurrence,
     Image,
     ImageVersion,
-    LifecycleScope,
     Report,
     Status,
     Team,
 )
 from dashboard.services import risk
-from dashboard.services.ownership import resolve_owner
+from dashboard.services.ownership import resolve_owner, rules_for
+from dashboard.services.scopes import covered_scopes, explicitly_evaluated, lock_scopes, policy_scope_key, scope_key
 from scanners.base import Finding as ParsedFinding
-from scanners.base import ImageRef, ParseResult, ResourceRef
+from scanners.base import ImageRef, ParseResult
 from scanners.fingerprint import make_fingerprint
 
 #: Formats whose findings are events (aggregated, never closed by absence).
@@ -46,6 +46,10 @@ class IngestOutcome:
     counts: dict[str, int]
     held_closures: list[int]
     findings_total: int
+    #: For triage after ingest (issue 6): findings this report created, reopened, or rewrote.
+    new_ids: list[int] = dataclasses.field(default_factory=list)
+    reopened_ids: list[int] = dataclasses.field(default_factory=list)
+    changed_ids: list[int] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -58,26 +62,17 @@ class _Item:
     samples: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
-def _resource_key(resource: ResourceRef | None) -> str:
-    if resource is None:
-        return ""
-    return "/".join((resource.cluster, resource.namespace, resource.kind, resource.name))
-
-
-def scope_key(*, stream: str, source: str, image: ImageRef | None, resource: ResourceRef | None, team: Team | None) -> str:
-    """The lifecycle scope: image repository + stream + source, else the resource, else the team."""
-    if image is not None:
-        anchor = f"image:{image.name}"
-    elif resource is not None and resource.name:
-        anchor = f"resource:{_resource_key(resource)}"
-    else:
-        anchor = f"team:{team.slug if team else '-'}"
-    return f"{stream}|{source}|{anchor}"[:600]
+def _finding_scope(parsed: ParsedFinding, image: ImageRef | None, report: Report, source: str, stream: str, policy_level: set[str]) -> str:
+    policy = parsed.details.get("policy") if parsed.kind == "policy" and source not in EVENT_FORMATS else None
+    if isinstance(policy, str) and policy:
+        return policy_scope_key(stream=stream, source=source, policy=policy, resource=None if policy in policy_level else parsed.resource)
+    return scope_key(stream=stream, source=source, image=image, resource=parsed.resource, team=report.team)
 
 
 def _items(report: Report, source: str, stream: str, result: ParseResult, override: ImageRef | None) -> dict[str, _Item]:
     """Findings keyed by fingerprint; duplicates inside one report are merged and counted."""
     items: dict[str, _Item] = {}
+    policy_level = {policy for resource, policy in result.evaluated_policies if resource is None}
     for parsed in result.findings:
         image, fingerprint = parsed.image, parsed.fingerprint
         if override is not None and (image is None or image == result.artifact or image.name == getattr(result.artifact, "name", None)):
@@ -85,7 +80,7 @@ def _items(report: Report, source: str, stream: str, result: ParseResult, overri
             fingerprint = make_fingerprint("image-override", override.name, parsed.fingerprint)
         item = items.get(fingerprint)
         if item is None:
-            key = scope_key(stream=stream, source=source, image=image, resource=parsed.resource, team=report.team)
+            key = _finding_scope(parsed, image, report, source, stream, policy_level)
             item = items[fingerprint] = _Item(parsed=parsed, fingerprint=fingerprint, image=image, scope_key=key)
         else:
             item.count += 1
@@ -105,29 +100,9 @@ def _sample(parsed: ParsedFinding) -> dict[str, Any]:
     }
 
 
-def covered_scopes(
-    report: Report, source: str, stream: str, result: ParseResult, override: ImageRef | None, items: Iterable[_Item]
-) -> set[str]:
-    """Every scope this (complete) report speaks for; closing by absence stays inside them."""
-    scopes = {item.scope_key for item in items}
-    artifact = override or result.artifact
-    if artifact is not None:
-        scopes.add(scope_key(stream=stream, source=source, image=artifact, resource=None, team=report.team))
-    for resource in result.evaluated:
-        scopes.add(scope_key(stream=stream, source=source, image=None, resource=resource, team=report.team))
-    if not scopes and stream == "scan" and not result.evaluated:
-        # A report without findings nor an artifact (e.g. an empty SARIF log) speaks for its team's scope.
-        scopes.add(scope_key(stream=stream, source=source, image=None, resource=None, team=report.team))
-    return scopes
-
-
-def lock_scopes(keys: Iterable[str]) -> None:
-    """Serialise reports of the same scope: lock one row per scope, always in key order."""
-    ordered = sorted(set(keys))
-    for start in range(0, len(ordered), BATCH):
-        chunk = ordered[start : start + BATCH]
-        LifecycleScope.objects.bulk_create([LifecycleScope(key=key) for key in chunk], ignore_conflicts=True)
-        list(LifecycleScope.objects.select_for_update().filter(key__in=chunk).order_by("key").values_list("id", flat=True))
+def _policy_of(item: _Item) -> str:
+    policy = item.parsed.details.get("policy")
+    return policy if isinstance(policy, str) else ""
 
 
 def _images(refs: Iterable[ImageRef], team: Team | None, labels: dict[str, str], now: dt.datetime) -> dict[str, Image]:
@@ -171,12 +146,17 @@ def _new_finding(
     item: _Item, report: Report, image: Image | None, stream: str, now: dt.datetime, sla: dict[str, int], labels: dict[str, str]
 ) -> Finding:
     parsed = item.parsed
-    owner = resolve_owner(report_team=report.team, image=item.image, resource=parsed.resource, labels=labels)
+    owner = resolve_owner(
+        report_team=report.team, image=item.image, resource=parsed.resource, labels=labels, named=report.team_named, rules=rules_for(report)
+    )
     package, resource = parsed.package, parsed.resource
     exposed = stream in ("admission", "runtime")
     return Finding(
         fingerprint=item.fingerprint,
         team=owner.team,
+        owner_source=owner.source,
+        owner_rule=owner.rule,
+        owner_reason=owner.reason[:300],
         image=image,
         kind=parsed.kind,
         source=parsed.source,
@@ -247,15 +227,25 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
     override = ImageRef.parse(report.image_ref) if report.image_ref else None
     items = _items(report, source, stream, result, override)
     events_only = source in EVENT_FORMATS
-    scopes = set() if events_only else covered_scopes(report, source, stream, result, override, items.values())
+    scopes = (
+        set()
+        if events_only
+        else covered_scopes(
+            team=report.team,
+            source=source,
+            stream=stream,
+            result=result,
+            artifact=override or result.artifact,
+            item_scopes=[(item.scope_key, _policy_of(item)) for item in items.values()],
+        )
+    )
     lock_scopes(scopes | {item.scope_key for item in items.values()})
 
     # Open findings in the covered scopes before this report: the base for the "close more than half" rule.
-    active_before: dict[str, int] = {}
+    active_before: dict[str, tuple[int, str]] = {}
     for chunk in _chunks(sorted(scopes)):
-        active_before.update(
-            {fp: pk for pk, fp in Finding.objects.filter(scope_key__in=chunk, status__in=ACTIVE_STATUSES).values_list("id", "fingerprint")}
-        )
+        rows = Finding.objects.filter(scope_key__in=chunk, status__in=ACTIVE_STATUSES).values_list("id", "fingerprint", "scope_key")
+        active_before.update({fp: (pk, key) for pk, fp, key in rows})
 
     image_refs = [item.image for item in items.values() if item.image is not None]
     if override is not None:
@@ -270,6 +260,7 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
 
     sla = _sla_days(report.team)
     counts = {"new": 0, "reopened": 0, "unchanged": 0, "fixed": 0}
+    triaged = IngestOutcome(counts=counts, held_closures=[], findings_total=0)
     events: list[FindingEvent] = []
     fingerprints = list(items)
     for chunk in _chunks(fingerprints):
@@ -283,6 +274,7 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
             Finding.objects.bulk_create(new, batch_size=BATCH, ignore_conflicts=True)
             created = Finding.objects.filter(fingerprint__in=[f.fingerprint for f in new], last_report=report, first_seen=now)
             for pk in created.values_list("id", flat=True):
+                triaged.new_ids.append(pk)
                 events.append(
                     FindingEvent(finding_id=pk, type=FindingEvent.Type.CREATED, to_status=Status.OPEN, report=report, created_at=now)
                 )
@@ -316,6 +308,7 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
                     )
                 )
                 counts["reopened"] += 1
+                triaged.reopened_ids.append(finding.pk)
                 dirty = True
             else:
                 counts["unchanged"] += 1
@@ -329,6 +322,7 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
             else:
                 seen_ids.append(finding.pk)
         if changed:
+            triaged.changed_ids.extend(f.pk for f in changed)
             Finding.objects.bulk_update(
                 changed,
                 [
@@ -350,13 +344,20 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
 
     held: list[int] = []
     if not events_only:
-        to_close = [pk for fp, pk in active_before.items() if fp not in items]
-        if to_close and len(to_close) * 2 > len(active_before):
-            held = sorted(to_close)
-        elif to_close:
-            counts["fixed"] = close_findings(ids=to_close, report=report, now=now, events=events)
+        # A policy the report explicitly evaluated on a resource (pass/skip) is positive evidence of a fix;
+        # everything else missing is closed by absence, which the "more than half" rule guards.
+        evaluated = explicitly_evaluated(stream, source, result)
+        missing = [(pk, key) for fp, (pk, key) in active_before.items() if fp not in items]
+        passed = [pk for pk, key in missing if key in evaluated]
+        absent = [pk for pk, key in missing if key not in evaluated]
+        if absent and len(absent) * 2 > len(active_before):
+            held = sorted(absent)
+            absent = []
+        if passed or absent:
+            counts["fixed"] = close_findings(ids=[*passed, *absent], report=report, now=now, events=events)
     FindingEvent.objects.bulk_create(events, batch_size=BATCH)
-    return IngestOutcome(counts=counts, held_closures=held, findings_total=len(items))
+    triaged.counts, triaged.held_closures, triaged.findings_total = counts, held, len(items)
+    return triaged
 
 
 def close_findings(

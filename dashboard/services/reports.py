@@ -21,7 +21,8 @@ from django.utils import timezone
 
 from dashboard.errors import ApplicationError
 from dashboard.models import ApiToken, Report, ReportPayload, ReportStatus, Stream, Team
-from dashboard.services import ingest
+from dashboard.selectors.access import can_triage
+from dashboard.services import ingest, triage_rules
 from scanners import registry
 from scanners.base import ImageRef, ParseError, ParseResult
 
@@ -43,14 +44,20 @@ def _validate_options(*, format_name: str, image: str, stream: str) -> None:
 
 
 def resolve_team(*, token: ApiToken | None, team_slug: str, user: User | None = None) -> Team | None:
-    """The team a report is for: the token's team; an explicit team must be the token's own."""
+    """The team a report is for: the token's team; an explicit team must be one the token covers
+    (its own, or an integration token's extra teams) or, for a person, one they may triage."""
     if token is not None:
-        if team_slug and team_slug != token.team.slug:
+        if not team_slug or team_slug == token.team.slug:
+            return token.team
+        named = Team.objects.filter(slug=team_slug, pk__in=token.team_ids()).first()
+        if named is None:
             raise ApplicationError(f"this token may not post reports for team {team_slug!r}", code="forbidden_team", status=403)
-        return token.team
+        return named
     if not team_slug:
         return None
     team = Team.objects.filter(slug=team_slug).first()
+    if team is not None and user is not None and user.is_authenticated and not can_triage(user, team):
+        team = None  # a team the person may not write to answers like one that does not exist
     if team is None:
         raise ApplicationError(f"no team {team_slug!r}", code="unknown_team", status=404 if user else 400)
     return team
@@ -116,6 +123,7 @@ def report_submit(
     try:
         report = _store(
             team=team,
+            team_named=bool(team_slug),
             token=token,
             user=user,
             format_name=format_name,
@@ -163,11 +171,13 @@ def _store(
     now: dt.datetime,
     problem: str,
     enqueue_now: bool,
+    team_named: bool = False,
 ) -> Report:
     """Commit the report and its raw bytes; publish the task only after the commit."""
     with transaction.atomic():
         report = Report.objects.create(
             team=team,
+            team_named=team_named,
             token=token,
             submitted_by=user if user is not None and user.is_authenticated else None,
             declared_format=format_name,
@@ -250,6 +260,9 @@ def _apply(report_id: Any, source: str, stream: str, result: ParseResult) -> Rep
         if locked.status != ReportStatus.PROCESSING:
             return locked  # a concurrent delivery finished it first
         outcome = ingest.apply_report(report=locked, source=source, stream=stream, result=result, now=locked.observed_at)
+        triage_rules.after_ingest(
+            new_ids=outcome.new_ids, reopened_ids=outcome.reopened_ids, changed_ids=outcome.changed_ids, now=locked.observed_at
+        )
         locked.format = source
         locked.stream = stream
         locked.counts = outcome.counts

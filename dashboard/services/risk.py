@@ -3,24 +3,64 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
+
+from django.conf import settings
 
 SEVERITY_BASE = {"critical": 9.5, "high": 7.5, "medium": 5.0, "low": 2.5, "info": 0.5, "unknown": 4.0}
 
+#: How each part of the score is explained on hover, in the finding page and in the API.
+PART_LABELS = {
+    "severity": "severity / CVSS",
+    "epss": "EPSS",
+    "kev": "in CISA KEV",
+    "fix_available": "fix available",
+    "exposed": "deployed or alerting at runtime",
+}
+
+#: Days before the due date from which a finding is "due soon".
+DUE_SOON_DAYS = 7
+
 
 def risk_parts(*, severity: str, cvss: float | None, epss: float | None, kev: bool, fix_available: bool, exposed: bool) -> dict[str, float]:
-    """The score's components (0-100 in total), shown on hover and in the API."""
+    """The score's components (0-100 in total), shown on hover and in the API.
+
+    Severity (or CVSS when known) weighs most; the likelihood of exploitation (EPSS, KEV)
+    and whether the image actually runs raise it; a published fix raises it a little,
+    because it is the cheapest risk to remove.
+    """
     base = cvss if cvss is not None else SEVERITY_BASE.get(severity, 4.0)
+    base = min(max(base, 0.0), 10.0)
     return {
         "severity": round(base * 5.5, 1),  # up to 55
-        "epss": round((epss or 0.0) * 15, 1),  # up to 15
+        "epss": round(min(max(epss or 0.0, 0.0), 1.0) * 15, 1),  # up to 15
         "kev": 15.0 if kev else 0.0,
         "fix_available": 5.0 if fix_available else 0.0,
         "exposed": 10.0 if exposed else 0.0,  # deployed (admission) or alerting at runtime
     }
 
 
-def risk_score(**facts: object) -> float:
-    return round(sum(risk_parts(**facts).values()), 1)  # type: ignore[arg-type]
+def risk_score(**facts: Any) -> float:
+    return score_of(risk_parts(**facts))
+
+
+def score_of(parts: dict[str, float]) -> float:
+    return round(sum(parts.values()), 1)
+
+
+def explain(parts: dict[str, Any]) -> str:
+    """One line for a hover title: "severity / CVSS 41.3 + EPSS 2.1 + in CISA KEV 15 = 58.4"."""
+    shown = [f"{PART_LABELS.get(name, name)} {float(value):g}" for name, value in parts.items() if value]
+    if not shown:
+        return "no risk factors"
+    return " + ".join(shown) + f" = {score_of({k: float(v) for k, v in parts.items()}):g}"
+
+
+def sla_days_for(team_sla: dict[str, Any] | None) -> dict[str, int]:
+    """The SLA days per severity: the defaults (VIGIL_SLA_DAYS) overridden by a team's own."""
+    days = {key: int(value) for key, value in settings.VIGIL_SLA_DAYS.items()}
+    days.update({key: int(value) for key, value in (team_sla or {}).items() if value is not None})
+    return days
 
 
 def due_date(*, severity: str, start: dt.date, sla_days: dict[str, int], kev_due: dt.date | None = None) -> dt.date | None:
@@ -30,3 +70,14 @@ def due_date(*, severity: str, start: dt.date, sla_days: dict[str, int], kev_due
     if kev_due is not None and (due is None or kev_due < due):
         return kev_due
     return due
+
+
+def sla_state(*, due: dt.date | None, today: dt.date, active: bool) -> str:
+    """overdue, due_soon (within DUE_SOON_DAYS), on_track, or none (no SLA or not active)."""
+    if due is None or not active:
+        return "none"
+    if due < today:
+        return "overdue"
+    if due <= today + dt.timedelta(days=DUE_SOON_DAYS):
+        return "due_soon"
+    return "on_track"

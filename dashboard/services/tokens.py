@@ -3,29 +3,45 @@
 Format: ``vgl_`` + 10-character public prefix + 32-character secret + 6-character
 CRC32 checksum (base62), so secret scanners can recognise leaked tokens and a
 typo is caught before any database lookup.
+
+Optional per token: an IP allow-list (CIDRs) and a request-signing secret.  The signing
+secret is never stored: it is HMAC(TOKEN_HASH_KEY, random salt), so a copy of the database
+alone cannot sign requests.  Signed requests carry
+``X-Vigil-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
+import ipaddress
 import secrets
 import zlib
+from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from dashboard.errors import ApplicationError
-from dashboard.models import ApiToken, Team, TokenScope
+from dashboard.models import ApiToken, AuditEvent, SignedRequest, Team, TokenAddress, TokenScope
+from dashboard.services.audit import audit_record
 
 TOKEN_PREFIX = "vgl_"  # noqa: S105 - the public token prefix, not a secret
+SIGNING_PREFIX = "vgs_"  # prefix of request-signing secrets
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _PUBLIC_LEN = 10
 _SECRET_LEN = 32
 _CHECK_LEN = 6
 TOKEN_LENGTH = len(TOKEN_PREFIX) + _PUBLIC_LEN + _SECRET_LEN + _CHECK_LEN
+#: Signed requests whose timestamp is further than this from the server's clock are refused.
+SIGNATURE_WINDOW_SECONDS = 300
+#: Largest first answer kept for replays of a signed request.
+_REPLAY_BODY_LIMIT = 64 * 1024
 
 
 def _random(length: int) -> str:
@@ -45,26 +61,92 @@ def _hash(token: str) -> str:
     return hmac.new(settings.TOKEN_HASH_KEY.encode(), token.encode(), hashlib.sha256).hexdigest()
 
 
+def clean_cidrs(cidrs: Iterable[str]) -> list[str]:
+    """Normalised networks (``10.0.0.0/8``, ``2001:db8::/32``, a bare address is a /32 or /128)."""
+    out = []
+    for raw in cidrs:
+        text = raw.strip()
+        if not text:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(text, strict=False)))
+        except ValueError as exc:
+            raise ApplicationError(f"{text!r} is not an IP network (use CIDR notation like 10.0.0.0/8)", code="invalid_cidr") from exc
+    return sorted(set(out))
+
+
+def token_signing_secret(token: ApiToken) -> str:
+    """The request-signing secret of a token (empty when it has none).  Derived, never stored."""
+    if not token.signing_salt:
+        return ""
+    digest = hmac.new(settings.TOKEN_HASH_KEY.encode(), f"signing:{token.signing_salt}".encode(), hashlib.sha256).hexdigest()
+    return SIGNING_PREFIX + digest
+
+
+def _ids(token: ApiToken) -> dict[str, Any]:
+    return {"prefix": token.prefix, "name": token.name, "scope": token.scope}
+
+
+@transaction.atomic
 def token_create(
-    *, team: Team, name: str, scope: str = TokenScope.INGEST, created_by: User | None = None, days: int | None = None
+    *,
+    team: Team,
+    name: str,
+    scope: str = TokenScope.INGEST,
+    created_by: User | None = None,
+    days: int | None = None,
+    extra_teams: Iterable[Team] = (),
+    allowed_cidrs: Iterable[str] = (),
+    signing: bool = False,
+    ip: str | None = None,
+    rotated_from: ApiToken | None = None,
 ) -> tuple[ApiToken, str]:
-    """Create a token; returns the record and the plaintext, which is never stored."""
+    """Create a token; returns the record and the plaintext, which is never stored.
+
+    ``extra_teams`` makes an integration token covering several teams; ``allowed_cidrs``
+    limits where it may be used from; ``signing`` gives it a request-signing secret
+    (``token_signing_secret``) that every request must then be signed with.
+    """
     if scope not in TokenScope.values:
         raise ApplicationError(f"unknown scope {scope!r}; use one of {', '.join(TokenScope.values)}")
     if not name.strip():
         raise ApplicationError("a token needs a name")
+    cidrs = clean_cidrs(allowed_cidrs)
     public = _random(_PUBLIC_LEN)
     body = TOKEN_PREFIX + public + _random(_SECRET_LEN)
     plaintext = body + _checksum(body)
     lifetime = settings.VIGIL_TOKEN_DAYS if days is None else days
     token = ApiToken.objects.create(
         team=team,
-        name=name.strip(),
+        name=name.strip()[:100],
         prefix=public,
         key_hash=_hash(plaintext),
         scope=scope,
+        allowed_cidrs=cidrs,
+        signing_salt=secrets.token_hex(16) if signing else "",
+        rotated_from=rotated_from,
         created_by=created_by,
         expires_at=timezone.now() + timedelta(days=lifetime) if lifetime else None,
+    )
+    extra = [other for other in extra_teams if other.pk != team.pk]
+    if extra:
+        token.extra_teams.set(extra)
+    audit_record(
+        action=AuditEvent.Action.TOKEN_CREATED,
+        actor=created_by,
+        ip=ip,
+        team=team,
+        target=token,
+        target_id=token.prefix,
+        summary=f"token {token.name} ({token.prefix}) created with scope {scope} for {team.slug}"
+        + (f" and {', '.join(sorted(t.slug for t in extra))}" if extra else ""),
+        details={
+            **_ids(token),
+            "expires_at": token.expires_at.isoformat() if token.expires_at else None,
+            "extra_teams": sorted(t.slug for t in extra),
+            "allowed_cidrs": cidrs,
+            "signed": signing,
+        },
     )
     return token, plaintext
 
@@ -80,15 +162,200 @@ def token_authenticate(plaintext: str) -> ApiToken | None:
     token = ApiToken.objects.select_related("team").filter(prefix=public).first()
     if token is None or not hmac.compare_digest(token.key_hash, _hash(plaintext)) or not token.is_active:
         return None
-    now = timezone.now()
-    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-        token.last_used_at = now
     return token
 
 
-def token_revoke(*, token: ApiToken) -> ApiToken:
+def token_check_address(*, token: ApiToken, ip: str | None) -> None:
+    """Refuse a token used from outside its allow-list; note when it is used, and audit each new address.
+
+    Costs no query when the token was used from the same address within the last minute.
+    """
+    if token.allowed_cidrs:
+        address = ipaddress.ip_address(ip) if ip else None
+        if address is None or not any(address in ipaddress.ip_network(cidr) for cidr in token.allowed_cidrs):
+            _audit_refused_address(token, ip)
+            raise ApplicationError(f"this token may not be used from {ip or 'an unknown address'}", code="address_not_allowed", status=403)
+    now = timezone.now()
+    same_address = ip == token.last_used_ip
+    if same_address and token.last_used_at is not None and now - token.last_used_at <= timedelta(minutes=1):
+        return
+    if ip and not same_address:
+        _, created = TokenAddress.objects.get_or_create(token=token, ip=ip, defaults={"first_seen": now, "last_seen": now})
+        if created:
+            audit_record(
+                action=AuditEvent.Action.TOKEN_NEW_IP,
+                actor=token,
+                ip=ip,
+                team=token.team,
+                target=token,
+                target_id=token.prefix,
+                summary=f"token {token.name} ({token.prefix}) used from a new address {ip}",
+                details=_ids(token),
+            )
+        else:
+            TokenAddress.objects.filter(token=token, ip=ip).update(last_seen=now)
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=now, last_used_ip=ip or token.last_used_ip)
+    token.last_used_at = now
+    token.last_used_ip = ip or token.last_used_ip
+
+
+def _audit_refused_address(token: ApiToken, ip: str | None) -> None:
+    """One audit record per token and address per hour, so a stolen token cannot flood the log."""
+    since = timezone.now() - timedelta(hours=1)
+    recent = AuditEvent.objects.filter(
+        action=AuditEvent.Action.TOKEN_REFUSED_IP, target_type="apitoken", target_id=token.prefix, ip=ip, created_at__gte=since
+    )
+    if recent.exists():
+        return
+    audit_record(
+        action=AuditEvent.Action.TOKEN_REFUSED_IP,
+        actor=token,
+        ip=ip,
+        team=token.team,
+        target=token,
+        target_id=token.prefix,
+        summary=f"token {token.name} ({token.prefix}) refused: {ip or 'unknown address'} is outside its allow-list",
+        details={**_ids(token), "allowed_cidrs": token.allowed_cidrs},
+    )
+
+
+@transaction.atomic
+def token_revoke(*, token: ApiToken, by: User | None = None, ip: str | None = None, reason: str = "") -> ApiToken:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+        audit_record(
+            action=AuditEvent.Action.TOKEN_REVOKED,
+            actor=by,
+            ip=ip,
+            team=token.team,
+            target=token,
+            target_id=token.prefix,
+            summary=f"token {token.name} ({token.prefix}) revoked",
+            reason=reason,
+            details=_ids(token),
+        )
     return token
+
+
+@transaction.atomic
+def token_rotate(
+    *, token: ApiToken, by: User | None = None, overlap_hours: int = 24, ip: str | None = None, reason: str = ""
+) -> tuple[ApiToken, str]:
+    """Issue a successor with the same teams, scope, allow-list and signing (a new secret);
+    the old token keeps working for ``overlap_hours`` (both overlap while senders switch)."""
+    if not token.is_active:
+        raise ApplicationError("a revoked or expired token cannot be rotated: create a new one", code="inactive_token")
+    if overlap_hours < 0:
+        raise ApplicationError("the overlap cannot be negative", code="invalid_overlap")
+    now = timezone.now()
+    days = settings.VIGIL_TOKEN_DAYS
+    successor, plaintext = token_create(
+        team=token.team,
+        name=token.name,
+        scope=token.scope,
+        created_by=by,
+        days=days,
+        extra_teams=list(token.extra_teams.all()),
+        allowed_cidrs=token.allowed_cidrs,
+        signing=token.requires_signature,
+        ip=ip,
+        rotated_from=token,
+    )
+    ends = now + timedelta(hours=overlap_hours)
+    if token.expires_at is None or token.expires_at > ends:
+        token.expires_at = ends
+        token.save(update_fields=["expires_at"])
+    audit_record(
+        action=AuditEvent.Action.TOKEN_ROTATED,
+        actor=by,
+        ip=ip,
+        team=token.team,
+        target=token,
+        target_id=token.prefix,
+        summary=f"token {token.name} ({token.prefix}) rotated to {successor.prefix}; the old one ends {token.expires_at:%Y-%m-%d %H:%M}",
+        reason=reason,
+        details={**_ids(token), "successor": successor.prefix, "old_expires_at": token.expires_at.isoformat()},
+    )
+    return successor, plaintext
+
+
+# --- signed requests ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class SignatureClaim:
+    """A verified signed request: the first of its kind (``replay`` False) or a repeat of an earlier one."""
+
+    record: SignedRequest
+    replay: bool
+
+
+def _parse_signature_header(header: str) -> tuple[int, list[str]]:
+    timestamp: int | None = None
+    signatures: list[str] = []
+    for part in header.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t" and value.isdigit() and len(value) <= 12:
+            timestamp = int(value)
+        elif key == "v1" and len(value) == 64:
+            signatures.append(value.lower())
+    if timestamp is None or not signatures:
+        raise ApplicationError(
+            'X-Vigil-Signature must be "t=<unix time>,v1=<hex HMAC-SHA256 of \\"<t>.<body>\\">"', code="bad_signature", status=401
+        )
+    return timestamp, signatures
+
+
+def signature_verify(*, token: ApiToken, header: str, body: bytes, now: float | None = None) -> tuple[int, str]:
+    """Check a signature on the raw body: timestamp within the window, HMAC compared in constant time.
+
+    Returns ``(timestamp, signature)``; raises a 401 ApplicationError otherwise.
+    """
+    secret = token_signing_secret(token)
+    if not secret:
+        raise ApplicationError("this token has no signing secret", code="bad_signature", status=401)
+    if not header:
+        raise ApplicationError("this token requires signed requests: send X-Vigil-Signature", code="signature_required", status=401)
+    timestamp, candidates = _parse_signature_header(header)
+    current = timezone.now().timestamp() if now is None else now
+    if abs(current - timestamp) > SIGNATURE_WINDOW_SECONDS:
+        raise ApplicationError(
+            f"signature timestamp is more than {SIGNATURE_WINDOW_SECONDS} s away from the server's clock",
+            code="stale_signature",
+            status=401,
+        )
+    expected = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
+    matched = [candidate for candidate in candidates if hmac.compare_digest(expected, candidate)]
+    if not matched:
+        raise ApplicationError("signature does not match the body", code="bad_signature", status=401)
+    return timestamp, matched[0]
+
+
+def signature_claim(*, token: ApiToken, timestamp: int, signature: str, method: str, path: str) -> SignatureClaim:
+    """Record a verified signature; a second request with the same signature is a replay of the first."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            record = SignedRequest.objects.create(
+                token=token, signature=signature, timestamp=timestamp, method=method[:10], path=path[:500], received_at=now
+            )
+        return SignatureClaim(record=record, replay=False)
+    except IntegrityError:
+        record = SignedRequest.objects.get(token=token, signature=signature)
+        return SignatureClaim(record=record, replay=True)
+
+
+def signature_store_answer(*, record: SignedRequest, status_code: int, body: bytes, content_type: str) -> None:
+    """Keep the first answer to a signed request, to replay it to any repeat (only its status when it is large)."""
+    kept = body if len(body) <= _REPLAY_BODY_LIMIT else None
+    SignedRequest.objects.filter(pk=record.pk, status_code__isnull=True).update(
+        status_code=status_code, response_body=kept, content_type=content_type[:100] if kept is not None else ""
+    )
+
+
+def signatures_prune(*, now: Any = None) -> int:
+    """Forget signatures older than twice the window: their timestamps are refused anyway."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=2 * SIGNATURE_WINDOW_SECONDS)
+    deleted, _ = SignedRequest.objects.filter(received_at__lt=cutoff).delete()
+    return deleted

@@ -1,0 +1,446 @@
+"""Triage decisions on findings: status transitions, assignment, comments and undo.
+
+Every change is a FindingEvent with who (a person, a token or a rule), when and why.
+Functions take many ids and use a constant number of queries per batch, so a bulk
+action over "everything matching this filter" costs the same per finding as one.
+Risk acceptance has its own module (``risk_acceptance``); ``finding_updates`` is the
+entry point the UI and the API call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from dashboard.errors import ApplicationError
+from dashboard.models import ACTIVE_STATUSES, Comment, Finding, FindingEvent, RiskAcceptance, Status, Team
+from dashboard.models.access import sees_everything
+from dashboard.selectors import access
+from dashboard.services import intel
+
+BATCH = 1000
+
+#: Which status a person may move a finding to, from each status (PRODUCT.md "Statuses").
+#: risk_accepted is reached through a risk acceptance (reason, expiry, maybe a second approver).
+TRANSITIONS: dict[str, frozenset[str]] = {
+    Status.OPEN: frozenset({Status.TRIAGED, Status.IN_PROGRESS, Status.FIXED, Status.RISK_ACCEPTED, Status.FALSE_POSITIVE, Status.DUPLICATE}),
+    Status.TRIAGED: frozenset({Status.OPEN, Status.IN_PROGRESS, Status.FIXED, Status.RISK_ACCEPTED, Status.FALSE_POSITIVE, Status.DUPLICATE}),
+    Status.IN_PROGRESS: frozenset({Status.OPEN, Status.TRIAGED, Status.FIXED, Status.RISK_ACCEPTED, Status.FALSE_POSITIVE, Status.DUPLICATE}),
+    Status.FIXED: frozenset({Status.OPEN}),
+    Status.RISK_ACCEPTED: frozenset({Status.OPEN}),
+    Status.FALSE_POSITIVE: frozenset({Status.OPEN}),
+    Status.DUPLICATE: frozenset({Status.OPEN}),
+}
+#: Closing a finding, or reopening a closed one, needs a reason.
+REASON_REQUIRED = frozenset({Status.FIXED, Status.RISK_ACCEPTED, Status.FALSE_POSITIVE, Status.DUPLICATE})
+#: Event types whose status change an undo can revert.
+_STATUS_EVENTS = (FindingEvent.Type.STATUS, FindingEvent.Type.FIXED, FindingEvent.Type.REOPENED, FindingEvent.Type.UNDONE)
+
+
+# --- who may do what --------------------------------------------------------------------------
+
+
+class TriageRights:
+    """Who may triage or accept risk, per team, for one actor: dashboard.selectors.access decides, cached per team.
+
+    A bulk action over many teams asks once per team, not once per finding.
+    """
+
+    def __init__(self, by: Any) -> None:
+        self.by = by
+        self.staff = sees_everything(by)
+        self._actions: dict[int | None, frozenset[str]] = {}
+
+    @classmethod
+    def of(cls, by: Any) -> TriageRights:
+        return cls(by)
+
+    def actions(self, team_id: int | None) -> frozenset[str]:
+        if team_id not in self._actions:
+            team = Team.objects.filter(pk=team_id).first() if team_id is not None else None
+            self._actions[team_id] = access.team_actions(self.by, team) if team is not None or team_id is None else frozenset()
+        return self._actions[team_id]
+
+    def may_triage(self, team_id: int | None) -> bool:
+        return access.TRIAGE in self.actions(team_id)
+
+    def may_accept_risk(self, team_id: int | None) -> bool:
+        return access.ACCEPT_RISK in self.actions(team_id)
+
+
+def may_triage(by: Any, team_id: int | None) -> bool:
+    return TriageRights.of(by).may_triage(team_id)
+
+
+def may_accept_risk(by: Any, team_id: int | None) -> bool:
+    return TriageRights.of(by).may_accept_risk(team_id)
+
+
+def person_of(by: Any) -> User | None:
+    """The person behind an action (None for a token or the system)."""
+    if by is None or getattr(by, "api_token", None) is not None or not getattr(by, "is_authenticated", False):
+        return None
+    return by  # type: ignore[no-any-return]
+
+
+def actor_label(by: Any) -> str:
+    token = getattr(by, "api_token", None)
+    if token is not None:
+        return f"token {token.name} ({token.prefix})"
+    return str(by) if by is not None else "Vigil"
+
+
+# --- results and events -----------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class BulkResult:
+    """What a (bulk) action did: the findings changed, the ones skipped and why, its batch id."""
+
+    batch: uuid.UUID
+    changed: list[int] = dataclasses.field(default_factory=list)
+    skipped: dict[str, int] = dataclasses.field(default_factory=dict)
+    pending_acceptances: list[int] = dataclasses.field(default_factory=list)
+    verb: str = "changed"
+
+    def skip(self, why: str, count: int = 1) -> None:
+        self.skipped[why] = self.skipped.get(why, 0) + count
+
+    def merge(self, other: BulkResult) -> None:
+        known = set(self.changed)
+        self.changed.extend(pk for pk in other.changed if pk not in known)
+        for why, count in other.skipped.items():
+            self.skip(why, count)
+        self.pending_acceptances.extend(other.pending_acceptances)
+
+    @property
+    def message(self) -> str:
+        n = len(self.changed)
+        parts = [f"{n} finding{'s' if n != 1 else ''} {self.verb}."]
+        if self.pending_acceptances:
+            ids = ", ".join(f"#{pk}" for pk in self.pending_acceptances)
+            parts.append(f"Risk acceptance {ids} waits for a second person's approval.")
+        parts.extend(f"{count} skipped: {why}." for why, count in sorted(self.skipped.items()))
+        return " ".join(parts)
+
+
+def new_batch() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+def make_event(
+    *,
+    finding_id: int,
+    type: str,
+    by: Any,
+    now: dt.datetime,
+    reason: str = "",
+    from_status: str = "",
+    to_status: str = "",
+    batch: uuid.UUID | None = None,
+    data: dict[str, Any] | None = None,
+    rule_id: int | None = None,
+    undoes_id: int | None = None,
+) -> FindingEvent:
+    extra = dict(data or {})
+    if getattr(by, "api_token", None) is not None:
+        extra["by"] = actor_label(by)
+    return FindingEvent(
+        finding_id=finding_id,
+        type=type,
+        from_status=from_status,
+        to_status=to_status,
+        actor=person_of(by),
+        reason=reason[:5000],
+        created_at=now,
+        batch=batch,
+        data=extra,
+        triage_rule_id=rule_id,
+        undoes_id=undoes_id,
+    )
+
+
+def chunks(values: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def clean_reason(reason: str | None, *, required: bool, what: str = "this change") -> str:
+    text = (reason or "").strip()
+    if required and not text:
+        raise ApplicationError(f"{what} needs a reason: say why, for the people who read the history later", code="reason_required")
+    if len(text) > 5000:
+        raise ApplicationError("the reason is longer than 5000 characters", code="reason_too_long")
+    return text
+
+
+# --- status transitions -----------------------------------------------------------------------
+
+
+def reopen_side_effects(*, ids: Sequence[int], today: dt.date) -> None:
+    """A finding reopens: its SLA clock restarts when configured, and its due date follows."""
+    if not ids:
+        return
+    if settings.VIGIL_SLA_RESTART_ON_REOPEN:
+        for chunk in chunks(list(ids)):
+            Finding.objects.filter(pk__in=chunk).update(sla_started_on=today)
+    intel.findings_rescore(ids=ids, today=today)
+
+
+def detach_from_acceptances(*, ids: Sequence[int]) -> None:
+    """Findings leaving risk_accepted by hand no longer count as covered by their acceptances."""
+    through = RiskAcceptance.findings.through
+    for chunk in chunks(list(ids)):
+        through.objects.filter(finding_id__in=chunk, riskacceptance__state=RiskAcceptance.State.APPROVED).delete()
+
+
+def findings_set_status(
+    *,
+    ids: Iterable[int],
+    by: Any,
+    status: str,
+    reason: str = "",
+    now: dt.datetime | None = None,
+    batch: uuid.UUID | None = None,
+) -> BulkResult:
+    """Move findings to ``status`` (not risk_accepted: see risk_acceptance.acceptance_request)."""
+    if status not in Status.values:
+        raise ApplicationError(f"unknown status {status!r}; use one of: {', '.join(Status.values)}", code="invalid_status")
+    if status == Status.RISK_ACCEPTED:
+        raise ApplicationError("accepting risk needs a risk acceptance with a reason and an expiry", code="use_risk_acceptance")
+    reopening = status == Status.OPEN
+    text = clean_reason(reason, required=status in REASON_REQUIRED, what=f"marking findings {status.replace('_', ' ')}")
+    now = now or timezone.now()
+    result = BulkResult(batch=batch or new_batch(), verb=f"now {status.replace('_', ' ')}")
+    rights = TriageRights.of(by)
+    with transaction.atomic():
+        for chunk in chunks(sorted(set(ids))):
+            rows = list(Finding.objects.filter(pk__in=chunk).select_for_update().order_by("id").values_list("id", "status", "team_id"))
+            moving: list[tuple[int, str]] = []
+            for pk, current, team_id in rows:
+                if not rights.may_triage(team_id):
+                    result.skip("you may not triage this team's findings")
+                elif current == status:
+                    result.skip(f"already {status.replace('_', ' ')}")
+                elif status not in TRANSITIONS[current]:
+                    result.skip(f"a {current.replace('_', ' ')} finding cannot become {status.replace('_', ' ')}")
+                elif reopening and current not in ACTIVE_STATUSES and not text:
+                    result.skip("reopening a closed finding needs a reason")
+                else:
+                    moving.append((pk, current))
+            if not moving:
+                continue
+            moved = [pk for pk, _ in moving]
+            fields: dict[str, Any] = {"status": status, "status_changed_at": now}
+            if status == Status.FIXED:
+                fields["fixed_at"] = now
+            elif reopening:
+                fields["fixed_at"] = None
+            Finding.objects.filter(pk__in=moved).update(**fields)
+            FindingEvent.objects.bulk_create(
+                [
+                    make_event(
+                        finding_id=pk, type=FindingEvent.Type.STATUS, by=by, now=now, reason=text, from_status=current, to_status=status, batch=result.batch
+                    )
+                    for pk, current in moving
+                ]
+            )
+            left_acceptance = [pk for pk, current in moving if current == Status.RISK_ACCEPTED]
+            detach_from_acceptances(ids=left_acceptance)
+            if reopening:
+                reopen_side_effects(ids=[pk for pk, current in moving if current not in ACTIVE_STATUSES], today=now.date())
+            result.changed.extend(moved)
+    return result
+
+
+# --- assignment and comments ------------------------------------------------------------------
+
+
+def findings_assign(
+    *,
+    ids: Iterable[int],
+    by: Any,
+    assignee: User | None,
+    reason: str = "",
+    now: dt.datetime | None = None,
+    batch: uuid.UUID | None = None,
+) -> BulkResult:
+    """Assign findings to a member of their team (None unassigns)."""
+    now = now or timezone.now()
+    text = clean_reason(reason, required=False)
+    result = BulkResult(batch=batch or new_batch(), verb=f"assigned to {assignee}" if assignee else "unassigned")
+    rights = TriageRights.of(by)
+    assignee_teams: set[int] = set()
+    assignee_staff = False
+    if assignee is not None:
+        assignee_staff = assignee.is_staff or assignee.is_superuser
+        assignee_teams = set(Membership.objects.filter(user=assignee).values_list("team_id", flat=True))
+    with transaction.atomic():
+        for chunk in chunks(sorted(set(ids))):
+            rows = list(Finding.objects.filter(pk__in=chunk).select_for_update().order_by("id").values_list("id", "assignee_id", "team_id"))
+            moving: list[tuple[int, int | None]] = []
+            for pk, current, team_id in rows:
+                if not rights.may_triage(team_id):
+                    result.skip("you may not triage this team's findings")
+                elif assignee is not None and not assignee_staff and team_id not in assignee_teams:
+                    result.skip(f"{assignee} is not a member of the finding's team")
+                elif current == (assignee.pk if assignee else None):
+                    result.skip("already assigned so")
+                else:
+                    moving.append((pk, current))
+            if not moving:
+                continue
+            Finding.objects.filter(pk__in=[pk for pk, _ in moving]).update(assignee=assignee)
+            to_id = assignee.pk if assignee else None
+            FindingEvent.objects.bulk_create(
+                [
+                    make_event(
+                        finding_id=pk,
+                        type=FindingEvent.Type.ASSIGNED,
+                        by=by,
+                        now=now,
+                        reason=text,
+                        batch=result.batch,
+                        data={"from_assignee": current, "to_assignee": to_id, "to_name": str(assignee) if assignee else ""},
+                    )
+                    for pk, current in moving
+                ]
+            )
+            result.changed.extend(pk for pk, _ in moving)
+    return result
+
+
+def finding_comment(*, finding: Finding, by: Any, body: str, now: dt.datetime | None = None) -> Comment:
+    text = (body or "").strip()
+    if not text:
+        raise ApplicationError("the comment is empty", code="empty_comment")
+    if len(text) > 10000:
+        raise ApplicationError("the comment is longer than 10000 characters", code="comment_too_long")
+    if not may_triage(by, finding.team_id):
+        raise ApplicationError("you may not comment on this team's findings", code="forbidden", status=403)
+    return Comment.objects.create(finding=finding, author=person_of(by), author_label=actor_label(by), body=text, created_at=now or timezone.now())
+
+
+# --- undo -------------------------------------------------------------------------------------
+
+
+def _undo_target(event: FindingEvent, finding: dict[str, Any]) -> tuple[str, Any] | str:
+    """(field, value to restore) for an event, or why it cannot be undone."""
+    if event.type in _STATUS_EVENTS:
+        if not event.from_status:
+            return "this event did not change the status"
+        if finding["status"] != event.to_status:
+            return "the finding changed since"
+        if event.from_status == Status.RISK_ACCEPTED:
+            return "a risk acceptance cannot be restored by undo: request a new one"
+        return ("status", event.from_status)
+    if event.type == FindingEvent.Type.ASSIGNED:
+        if finding["assignee_id"] != event.data.get("to_assignee"):
+            return "the finding was reassigned since"
+        return ("assignee_id", event.data.get("from_assignee"))
+    if event.type == FindingEvent.Type.SEVERITY:
+        if finding["severity"] != event.data.get("to") or not event.data.get("from"):
+            return "the severity changed since"
+        return ("severity", event.data["from"])
+    return "this kind of event cannot be undone"
+
+
+def events_undo(*, events: Sequence[FindingEvent], by: Any, reason: str = "", now: dt.datetime | None = None) -> BulkResult:
+    """Revert these events (from a finding's history or a whole bulk action), each recorded as an event."""
+    now = now or timezone.now()
+    text = clean_reason(reason, required=False) or "undo"
+    result = BulkResult(batch=new_batch(), verb="restored")
+    rights = TriageRights.of(by)
+    with transaction.atomic():
+        for chunk in chunks(list(events)):
+            event_ids = [e.pk for e in chunk]
+            undone = set(FindingEvent.objects.filter(undoes_id__in=event_ids).values_list("undoes_id", flat=True))
+            finding_ids = sorted({e.finding_id for e in chunk})
+            findings = {
+                row["id"]: row
+                for row in Finding.objects.filter(pk__in=finding_ids).select_for_update().values("id", "status", "assignee_id", "severity", "team_id")
+            }
+            updates: dict[tuple[str, Any], list[int]] = {}
+            new_events: list[FindingEvent] = []
+            for event in chunk:
+                finding = findings.get(event.finding_id)
+                if finding is None:
+                    continue
+                if event.pk in undone:
+                    result.skip("already undone")
+                    continue
+                if not rights.may_triage(finding["team_id"]):
+                    result.skip("you may not triage this team's findings")
+                    continue
+                target = _undo_target(event, finding)
+                if isinstance(target, str):
+                    result.skip(target)
+                    continue
+                field, value = target
+                updates.setdefault((field, value), []).append(event.finding_id)
+                finding[field] = value
+                data: dict[str, Any] = {}
+                if field == "assignee_id":
+                    data = {"from_assignee": event.data.get("to_assignee"), "to_assignee": value}
+                elif field == "severity":
+                    data = {"from": event.data.get("to"), "to": value}
+                new_events.append(
+                    make_event(
+                        finding_id=event.finding_id,
+                        type=FindingEvent.Type.UNDONE,
+                        by=by,
+                        now=now,
+                        reason=text,
+                        from_status=event.to_status if field == "status" else "",
+                        to_status=str(value) if field == "status" else "",
+                        batch=result.batch,
+                        data=data,
+                        undoes_id=event.pk,
+                    )
+                )
+                result.changed.append(event.finding_id)
+                if field == "status" and event.to_status == Status.RISK_ACCEPTED:
+                    detach_from_acceptances(ids=[event.finding_id])
+            _apply_undo_updates(updates, now)
+            FindingEvent.objects.bulk_create(new_events)
+    return result
+
+
+def _apply_undo_updates(updates: dict[tuple[str, Any], list[int]], now: dt.datetime) -> None:
+    rescore: list[int] = []
+    for (field, value), ids in updates.items():
+        fields: dict[str, Any] = {field: value}
+        if field == "status":
+            fields["status_changed_at"] = now
+            fields["fixed_at"] = now if value == Status.FIXED else None
+        Finding.objects.filter(pk__in=ids).update(**fields)
+        if field == "severity":
+            rescore.extend(ids)
+    if rescore:
+        intel.findings_rescore(ids=rescore, today=now.date())
+
+
+def event_undo(*, event: FindingEvent, by: Any, reason: str = "") -> FindingEvent:
+    """Undo one event from a finding's history; raises with the reason when it cannot be undone."""
+    result = events_undo(events=[event], by=by, reason=reason)
+    if not result.changed:
+        why = next(iter(result.skipped), "nothing to undo")
+        status = 403 if why.startswith("you may not") else 409
+        raise ApplicationError(f"cannot undo: {why}", code="cannot_undo", status=status)
+    return FindingEvent.objects.filter(undoes=event).latest("id")
+
+
+def batch_undo(*, batch: uuid.UUID, by: Any, reason: str = "") -> BulkResult:
+    """Undo every change of one bulk action (the findings changed since are skipped, with the reason)."""
+    events = list(FindingEvent.objects.filter(batch=batch).exclude(type=FindingEvent.Type.UNDONE).order_by("id"))
+    if not events:
+        raise ApplicationError("no such bulk action", code="not_found", status=404)
+    return events_undo(events=events, by=by, reason=reason)
