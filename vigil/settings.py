@@ -6,6 +6,7 @@ Celery tasks run in-process, so `make run` needs no services.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -48,6 +49,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
+    "drf_spectacular",
+    "axes",
     "dashboard",
 ]
 
@@ -60,6 +63,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "dashboard.api.signing.SignedReplayMiddleware",
+    # Last, as django-axes asks: login throttling.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "vigil.urls"
@@ -131,6 +138,15 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     # `?format=` names the report format in this API, not a DRF renderer.
     "URL_FORMAT_OVERRIDE": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Vigil API",
+    "DESCRIPTION": "Container-security findings for DevSecOps security champions. Authenticate with `Authorization: Bearer <token>`.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1/",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # --- Celery -----------------------------------------------------------------
@@ -209,7 +225,10 @@ CELERY_BEAT_SCHEDULE["weekly-nudge-digest"] = {"task": "vigil.nudges.weekly_dige
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Tokens, signing secrets and bearer credentials never reach the logs (issue 5).
+    "filters": {"redact_secrets": {"()": "dashboard.log_redaction.RedactSecrets"}},
+    "formatters": {"redacted": {"()": "dashboard.log_redaction.RedactingFormatter", "format": "%(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_secrets"], "formatter": "redacted"}},
     "root": {"handlers": ["console"], "level": os.environ.get("VIGIL_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
@@ -225,9 +244,39 @@ if env_bool("VIGIL_PRODUCTION", False):
     CSRF_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+
+# --- Access baseline (issue 5): login throttling, CSP, proxies -----------------------
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+#: How many reverse proxies of ours append to X-Forwarded-For (0: use the peer address).
+VIGIL_TRUSTED_PROXIES = int(os.environ.get("VIGIL_TRUSTED_PROXIES", "0"))
+#: Five wrong passwords for a username from one address lock it out for 15 minutes (429).
+AXES_FAILURE_LIMIT = int(os.environ.get("VIGIL_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = dt.timedelta(minutes=int(os.environ.get("VIGIL_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_IPWARE_PROXY_COUNT = VIGIL_TRUSTED_PROXIES or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if VIGIL_TRUSTED_PROXIES else ["REMOTE_ADDR"]
+AXES_SENSITIVE_PARAMETERS = ["password"]
+#: No inline scripts anywhere; Plotly injects <style> elements, hence style-src 'unsafe-inline'.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+CELERY_BEAT_SCHEDULE["prune-signatures"] = {"task": "vigil.tokens.prune_signatures", "schedule": 600.0}
 
 # Report uploads are read as a stream with their own cap (VIGIL_MAX_REPORT_BYTES), not buffered by Django.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

@@ -56,6 +56,7 @@ def finding_update(
     set_assignee: bool = False,
     assignee: str | None = None,
     comment: str = "",
+    ip: str | None = None,
 ) -> Finding:
     """Change one finding's status (with reason, and expiry for risk_accepted), assignee and/or add a comment."""
     if expires is not None and status != Status.RISK_ACCEPTED:
@@ -68,7 +69,7 @@ def finding_update(
     with transaction.atomic():
         current = Finding.objects.select_for_update().values_list("status", flat=True).get(pk=finding.pk)
         if status and status != current:
-            _change_status(finding=finding, current=current, by=by, rights=rights, status=status, reason=reason, expires=expires)
+            _change_status(finding=finding, current=current, by=by, rights=rights, status=status, reason=reason, expires=expires, ip=ip)
         if set_assignee:
             result = triage.findings_assign(ids=[finding.pk], by=by, assignee=resolve_assignee(assignee), reason="")
             refused = [why for why in result.skipped if why != "already assigned so"]
@@ -80,7 +81,9 @@ def finding_update(
     return finding
 
 
-def _change_status(*, finding: Finding, current: str, by: Any, rights: TriageRights, status: str, reason: str, expires: dt.date | None) -> None:
+def _change_status(
+    *, finding: Finding, current: str, by: Any, rights: TriageRights, status: str, reason: str, expires: dt.date | None, ip: str | None
+) -> None:
     if status not in Status.values:
         raise ApplicationError(f"unknown status {status!r}; use one of: {', '.join(Status.values)}", code="invalid_status")
     if status not in TRANSITIONS[current]:
@@ -90,9 +93,9 @@ def _change_status(*, finding: Finding, current: str, by: Any, rights: TriageRig
     if status == Status.RISK_ACCEPTED:
         if not rights.may_accept_risk(finding.team_id):
             raise ApplicationError("you may not accept risk for this team (champions do)", code="forbidden", status=403)
-        risk_acceptance.acceptance_request(ids=[finding.pk], by=by, reason=reason, expires=expires)
+        risk_acceptance.acceptance_request(ids=[finding.pk], by=by, reason=reason, expires=expires, ip=ip)
         return
-    result = triage.findings_set_status(ids=[finding.pk], by=by, status=status, reason=reason)
+    result = triage.findings_set_status(ids=[finding.pk], by=by, status=status, reason=reason, ip=ip)
     if not result.changed:
         raise ApplicationError(f"cannot change the status: {next(iter(result.skipped), 'refused')}", code="invalid_transition", status=409)
 
@@ -106,6 +109,7 @@ def findings_bulk(
     status: str = "",
     assignee: str | None = None,
     expires: dt.date | None = None,
+    ip: str | None = None,
 ) -> BulkResult:
     """One action, one reason, for every selected finding; what could not be done is counted, not fatal."""
     if action not in BULK_ACTIONS:
@@ -122,8 +126,8 @@ def findings_bulk(
     if action == "assign":
         return triage.findings_assign(ids=selected, by=by, assignee=resolve_assignee(assignee), reason=reason, now=now)
     if action == "accept_risk" or (action == "status" and status == Status.RISK_ACCEPTED):
-        return risk_acceptance.acceptance_request(ids=selected, by=by, reason=reason, expires=expires, now=now)
+        return risk_acceptance.acceptance_request(ids=selected, by=by, reason=reason, expires=expires, now=now, ip=ip)
     target = Status.FALSE_POSITIVE if action == "false_positive" else status
     if not target:
         raise ApplicationError("choose the status to set", code="status_required")
-    return triage.findings_set_status(ids=selected, by=by, status=target, reason=reason, now=now)
+    return triage.findings_set_status(ids=selected, by=by, status=target, reason=reason, now=now, ip=ip)

@@ -219,7 +219,16 @@ def kev_import(*, data: bytes) -> ImportResult:
             chunk,
             update_conflicts=True,
             unique_fields=["cve"],
-            update_fields=["vendor_project", "product", "name", "date_added", "due_date", "required_action", "known_ransomware", "imported_at"],
+            update_fields=[
+                "vendor_project",
+                "product",
+                "name",
+                "date_added",
+                "due_date",
+                "required_action",
+                "known_ransomware",
+                "imported_at",
+            ],
         )
     gone = list(KevEntry.objects.filter(imported_at__lt=now).values_list("cve", flat=True))
     KevEntry.objects.filter(imported_at__lt=now).delete()
@@ -322,7 +331,11 @@ def epss_import(*, data: bytes, batch_size: int = 5000) -> ImportResult:
 
 def _store_epss(scores: list[EpssScore], teams: dict[int, dict[str, int]]) -> int:
     EpssScore.objects.bulk_create(
-        scores, update_conflicts=True, unique_fields=["cve"], update_fields=["epss", "percentile", "date", "model_version"], batch_size=BATCH
+        scores,
+        update_conflicts=True,
+        unique_fields=["cve"],
+        update_fields=["epss", "percentile", "date", "model_version"],
+        batch_size=BATCH,
     )
     rescored = 0
     for chunk in _chunks(sorted(score.cve for score in scores)):
@@ -351,4 +364,3 @@ def intel_refresh(*, kev_url: str | None = None, epss_url: str | None = None) ->
     if epss_url:
         done["epss"] = epss_import(data=_download(epss_url)).summary("EPSS scores")
     return done
-

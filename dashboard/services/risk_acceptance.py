@@ -23,7 +23,9 @@ from django.utils import timezone
 
 from dashboard.errors import ApplicationError
 from dashboard.models import ACTIVE_STATUSES, Finding, FindingEvent, Membership, RiskAcceptance, Role, Status, Team
+from dashboard.models.audit import AuditEvent
 from dashboard.services import triage
+from dashboard.services.audit import audit_record
 from dashboard.services.triage import BulkResult, TriageRights, actor_label, chunks, make_event, person_of
 
 logger = logging.getLogger(__name__)
@@ -92,6 +94,7 @@ def acceptance_request(
     team: Team | None = None,
     now: dt.datetime | None = None,
     batch: uuid.UUID | None = None,
+    ip: str | None = None,
 ) -> BulkResult:
     """Accept the risk of these findings (one acceptance per team).
 
@@ -135,6 +138,7 @@ def acceptance_request(
                 scope=scope if team is not None and team.pk == team_id else None,
                 now=now,
             )
+            _audit(acceptance, by=by, ip=ip, findings=eligible, what="requested" if acceptance.state == State.PENDING else "accepted")
             if acceptance.state == State.APPROVED:
                 result.changed.extend(accept_findings(acceptance, eligible, by=by, now=now, batch=result.batch))
             else:
@@ -157,7 +161,15 @@ def acceptance_request(
 
 
 def _create(
-    *, team: Team | None, ids: Sequence[int], by: Any, reason: str, expires: dt.date, scope: Scope | None, now: dt.datetime, rule_id: int | None = None
+    *,
+    team: Team | None,
+    ids: Sequence[int],
+    by: Any,
+    reason: str,
+    expires: dt.date,
+    scope: Scope | None,
+    now: dt.datetime,
+    rule_id: int | None = None,
 ) -> RiskAcceptance:
     four_eyes = team is not None and team.four_eyes and rule_id is None
     acceptance = RiskAcceptance.objects.create(
@@ -185,7 +197,9 @@ def attach(acceptance: RiskAcceptance, ids: Sequence[int]) -> None:
         through.objects.bulk_create([through(riskacceptance_id=acceptance.pk, finding_id=pk) for pk in chunk], ignore_conflicts=True)
 
 
-def accept_findings(acceptance: RiskAcceptance, ids: Sequence[int], *, by: Any, now: dt.datetime, batch: uuid.UUID | None, rule_id: int | None = None) -> list[int]:
+def accept_findings(
+    acceptance: RiskAcceptance, ids: Sequence[int], *, by: Any, now: dt.datetime, batch: uuid.UUID | None, rule_id: int | None = None
+) -> list[int]:
     """Move the findings that still need work to risk_accepted, one event each."""
     accepted: list[int] = []
     data = {"acceptance": acceptance.pk, "expires": acceptance.expires.isoformat(), "requested_by": acceptance.requester_name}
@@ -217,11 +231,28 @@ def accept_findings(acceptance: RiskAcceptance, ids: Sequence[int], *, by: Any, 
     return accepted
 
 
+def _audit(acceptance: RiskAcceptance, *, by: Any, ip: str | None, findings: Sequence[int], what: str, reason: str = "") -> None:
+    count = len(findings)
+    plural = "s" if count != 1 else ""
+    audit_record(
+        action=AuditEvent.Action.RISK_ACCEPTED,
+        summary=f"risk acceptance #{acceptance.pk} {what}: {count} finding{plural} until {acceptance.expires.isoformat()}",
+        actor=by,
+        ip=ip,
+        team=acceptance.team,
+        target=acceptance,
+        reason=reason or acceptance.reason,
+        details={"state": acceptance.state, "requested_by": acceptance.requester_name, "findings": list(findings)[:1000], "count": count},
+    )
+
+
 def _locked(acceptance: RiskAcceptance) -> RiskAcceptance:
     return RiskAcceptance.objects.select_for_update().select_related("team", "requested_by").get(pk=acceptance.pk)
 
 
-def acceptance_approve(*, acceptance: RiskAcceptance, by: Any, reason: str = "", now: dt.datetime | None = None) -> BulkResult:
+def acceptance_approve(
+    *, acceptance: RiskAcceptance, by: Any, reason: str = "", now: dt.datetime | None = None, ip: str | None = None
+) -> BulkResult:
     """A second person approves a pending acceptance: its findings become risk_accepted."""
     now = now or timezone.now()
     approver = person_of(by)
@@ -230,9 +261,13 @@ def acceptance_approve(*, acceptance: RiskAcceptance, by: Any, reason: str = "",
     with transaction.atomic():
         locked = _locked(acceptance)
         if locked.state != State.PENDING:
-            raise ApplicationError(f"risk acceptance #{locked.pk} is {locked.state}, not waiting for approval", code="not_pending", status=409)
+            raise ApplicationError(
+                f"risk acceptance #{locked.pk} is {locked.state}, not waiting for approval", code="not_pending", status=409
+            )
         if locked.requested_by_id == approver.pk:
-            raise ApplicationError("four-eyes: a second person, not the requester, must approve this risk acceptance", code="four_eyes", status=403)
+            raise ApplicationError(
+                "four-eyes: a second person, not the requester, must approve this risk acceptance", code="four_eyes", status=403
+            )
         if not TriageRights.of(by).may_accept_risk(locked.team_id):
             raise ApplicationError("you may not accept risk for this team", code="forbidden", status=403)
         if locked.expires < timezone.localdate(now):
@@ -248,10 +283,13 @@ def acceptance_approve(*, acceptance: RiskAcceptance, by: Any, reason: str = "",
             attach(locked, ids)
         result = BulkResult(batch=triage.new_batch(), verb="risk accepted")
         result.changed = accept_findings(locked, ids, by=by, now=now, batch=result.batch)
+        _audit(locked, by=by, ip=ip, findings=result.changed, what="approved")
     return result
 
 
-def acceptance_reject(*, acceptance: RiskAcceptance, by: Any, reason: str, now: dt.datetime | None = None) -> RiskAcceptance:
+def acceptance_reject(
+    *, acceptance: RiskAcceptance, by: Any, reason: str, now: dt.datetime | None = None, ip: str | None = None
+) -> RiskAcceptance:
     """Turn down a pending acceptance (or withdraw one's own request); the findings keep their status."""
     now = now or timezone.now()
     person = person_of(by)
@@ -259,7 +297,9 @@ def acceptance_reject(*, acceptance: RiskAcceptance, by: Any, reason: str, now: 
     with transaction.atomic():
         locked = _locked(acceptance)
         if locked.state != State.PENDING:
-            raise ApplicationError(f"risk acceptance #{locked.pk} is {locked.state}, not waiting for approval", code="not_pending", status=409)
+            raise ApplicationError(
+                f"risk acceptance #{locked.pk} is {locked.state}, not waiting for approval", code="not_pending", status=409
+            )
         own = person is not None and locked.requested_by_id == person.pk
         if not own and not TriageRights.of(by).may_accept_risk(locked.team_id):
             raise ApplicationError("you may not decide risk acceptances for this team", code="forbidden", status=403)
@@ -282,6 +322,7 @@ def acceptance_reject(*, acceptance: RiskAcceptance, by: Any, reason: str, now: 
                 for pk in locked.findings.values_list("id", flat=True)
             ]
         )
+        _audit(locked, by=by, ip=ip, findings=list(locked.findings.values_list("id", flat=True)), what=verb, reason=text)
     return locked
 
 
@@ -304,7 +345,9 @@ def acceptances_expire(*, now: dt.datetime | None = None) -> ExpiryResult:
     today = timezone.localdate(now)
     result = ExpiryResult(expired=[], reopened=[])
     due = list(
-        RiskAcceptance.objects.filter(state__in=[State.APPROVED, State.PENDING], expires__lt=today).order_by("id").values_list("id", flat=True)
+        RiskAcceptance.objects.filter(state__in=[State.APPROVED, State.PENDING], expires__lt=today)
+        .order_by("id")
+        .values_list("id", flat=True)
     )
     for pk in due:
         with transaction.atomic():
@@ -350,6 +393,14 @@ def _reopen_expired(acceptance: RiskAcceptance, *, now: dt.datetime, today: dt.d
             ]
         )
     triage.reopen_side_effects(ids=rows, today=today)
+    triage.audit_changes(
+        action=AuditEvent.Action.STATUS_CHANGED,
+        by=None,
+        ip=None,
+        ids_by_team={acceptance.team_id: rows},
+        summary=f"risk acceptance #{acceptance.pk} expired: {{n}} finding{{s}} reopened",
+        reason=acceptance.reason,
+    )
     return rows
 
 

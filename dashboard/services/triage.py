@@ -21,19 +21,28 @@ from django.db import transaction
 from django.utils import timezone
 
 from dashboard.errors import ApplicationError
-from dashboard.models import ACTIVE_STATUSES, Comment, Finding, FindingEvent, RiskAcceptance, Status, Team
+from dashboard.models import ACTIVE_STATUSES, Comment, Finding, FindingEvent, Membership, RiskAcceptance, Status, Team
 from dashboard.models.access import sees_everything
+from dashboard.models.audit import AuditEvent
 from dashboard.selectors import access
 from dashboard.services import intel
+from dashboard.services.audit import actor_label as audit_actor_label
+from dashboard.services.audit import audit_record
 
 BATCH = 1000
 
 #: Which status a person may move a finding to, from each status (PRODUCT.md "Statuses").
 #: risk_accepted is reached through a risk acceptance (reason, expiry, maybe a second approver).
 TRANSITIONS: dict[str, frozenset[str]] = {
-    Status.OPEN: frozenset({Status.TRIAGED, Status.IN_PROGRESS, Status.FIXED, Status.RISK_ACCEPTED, Status.FALSE_POSITIVE, Status.DUPLICATE}),
-    Status.TRIAGED: frozenset({Status.OPEN, Status.IN_PROGRESS, Status.FIXED, Status.RISK_ACCEPTED, Status.FALSE_POSITIVE, Status.DUPLICATE}),
-    Status.IN_PROGRESS: frozenset({Status.OPEN, Status.TRIAGED, Status.FIXED, Status.RISK_ACCEPTED, Status.FALSE_POSITIVE, Status.DUPLICATE}),
+    Status.OPEN: frozenset(
+        {Status.TRIAGED, Status.IN_PROGRESS, Status.FIXED, Status.RISK_ACCEPTED, Status.FALSE_POSITIVE, Status.DUPLICATE}
+    ),
+    Status.TRIAGED: frozenset(
+        {Status.OPEN, Status.IN_PROGRESS, Status.FIXED, Status.RISK_ACCEPTED, Status.FALSE_POSITIVE, Status.DUPLICATE}
+    ),
+    Status.IN_PROGRESS: frozenset(
+        {Status.OPEN, Status.TRIAGED, Status.FIXED, Status.RISK_ACCEPTED, Status.FALSE_POSITIVE, Status.DUPLICATE}
+    ),
     Status.FIXED: frozenset({Status.OPEN}),
     Status.RISK_ACCEPTED: frozenset({Status.OPEN}),
     Status.FALSE_POSITIVE: frozenset({Status.OPEN}),
@@ -92,10 +101,35 @@ def person_of(by: Any) -> User | None:
 
 
 def actor_label(by: Any) -> str:
-    token = getattr(by, "api_token", None)
-    if token is not None:
-        return f"token {token.name} ({token.prefix})"
-    return str(by) if by is not None else "Vigil"
+    return audit_actor_label(by)
+
+
+def audit_changes(
+    *,
+    action: str,
+    by: Any,
+    ip: str | None,
+    ids_by_team: dict[int | None, list[int]],
+    summary: str,
+    reason: str = "",
+    details: dict[str, Any] | None = None,
+) -> None:
+    """One audit record per team for a (bulk) change; ``summary`` may use {n} and {s} (plural s)."""
+    teams = Team.objects.in_bulk([pk for pk, ids in ids_by_team.items() if pk is not None and ids])
+    for team_id, ids in ids_by_team.items():
+        if not ids:
+            continue
+        audit_record(
+            action=action,
+            summary=summary.format(n=len(ids), s="" if len(ids) == 1 else "s"),
+            actor=by,
+            ip=ip,
+            team=teams.get(team_id) if team_id is not None else None,
+            target_type="finding",
+            target_id=str(ids[0]) if len(ids) == 1 else "",
+            reason=reason,
+            details={**(details or {}), "count": len(ids), "findings": ids[:1000]},
+        )
 
 
 # --- results and events -----------------------------------------------------------------------
@@ -210,6 +244,7 @@ def findings_set_status(
     reason: str = "",
     now: dt.datetime | None = None,
     batch: uuid.UUID | None = None,
+    ip: str | None = None,
 ) -> BulkResult:
     """Move findings to ``status`` (not risk_accepted: see risk_acceptance.acceptance_request)."""
     if status not in Status.values:
@@ -221,6 +256,7 @@ def findings_set_status(
     now = now or timezone.now()
     result = BulkResult(batch=batch or new_batch(), verb=f"now {status.replace('_', ' ')}")
     rights = TriageRights.of(by)
+    by_team: dict[int | None, list[int]] = {}
     with transaction.atomic():
         for chunk in chunks(sorted(set(ids))):
             rows = list(Finding.objects.filter(pk__in=chunk).select_for_update().order_by("id").values_list("id", "status", "team_id"))
@@ -236,6 +272,7 @@ def findings_set_status(
                     result.skip("reopening a closed finding needs a reason")
                 else:
                     moving.append((pk, current))
+                    by_team.setdefault(team_id, []).append(pk)
             if not moving:
                 continue
             moved = [pk for pk, _ in moving]
@@ -248,7 +285,14 @@ def findings_set_status(
             FindingEvent.objects.bulk_create(
                 [
                     make_event(
-                        finding_id=pk, type=FindingEvent.Type.STATUS, by=by, now=now, reason=text, from_status=current, to_status=status, batch=result.batch
+                        finding_id=pk,
+                        type=FindingEvent.Type.STATUS,
+                        by=by,
+                        now=now,
+                        reason=text,
+                        from_status=current,
+                        to_status=status,
+                        batch=result.batch,
                     )
                     for pk, current in moving
                 ]
@@ -258,6 +302,15 @@ def findings_set_status(
             if reopening:
                 reopen_side_effects(ids=[pk for pk, current in moving if current not in ACTIVE_STATUSES], today=now.date())
             result.changed.extend(moved)
+        audit_changes(
+            action=AuditEvent.Action.STATUS_CHANGED,
+            by=by,
+            ip=ip,
+            ids_by_team=by_team,
+            summary=f"{{n}} finding{{s}} marked {status.replace('_', ' ')}",
+            reason=text,
+            details={"status": status, "batch": str(result.batch)},
+        )
     return result
 
 
@@ -326,7 +379,9 @@ def finding_comment(*, finding: Finding, by: Any, body: str, now: dt.datetime | 
         raise ApplicationError("the comment is longer than 10000 characters", code="comment_too_long")
     if not may_triage(by, finding.team_id):
         raise ApplicationError("you may not comment on this team's findings", code="forbidden", status=403)
-    return Comment.objects.create(finding=finding, author=person_of(by), author_label=actor_label(by), body=text, created_at=now or timezone.now())
+    return Comment.objects.create(
+        finding=finding, author=person_of(by), author_label=actor_label(by), body=text, created_at=now or timezone.now()
+    )
 
 
 # --- undo -------------------------------------------------------------------------------------
@@ -353,12 +408,15 @@ def _undo_target(event: FindingEvent, finding: dict[str, Any]) -> tuple[str, Any
     return "this kind of event cannot be undone"
 
 
-def events_undo(*, events: Sequence[FindingEvent], by: Any, reason: str = "", now: dt.datetime | None = None) -> BulkResult:
+def events_undo(
+    *, events: Sequence[FindingEvent], by: Any, reason: str = "", now: dt.datetime | None = None, ip: str | None = None
+) -> BulkResult:
     """Revert these events (from a finding's history or a whole bulk action), each recorded as an event."""
     now = now or timezone.now()
     text = clean_reason(reason, required=False) or "undo"
     result = BulkResult(batch=new_batch(), verb="restored")
     rights = TriageRights.of(by)
+    by_team: dict[int | None, list[int]] = {}
     with transaction.atomic():
         for chunk in chunks(list(events)):
             event_ids = [e.pk for e in chunk]
@@ -366,7 +424,9 @@ def events_undo(*, events: Sequence[FindingEvent], by: Any, reason: str = "", no
             finding_ids = sorted({e.finding_id for e in chunk})
             findings = {
                 row["id"]: row
-                for row in Finding.objects.filter(pk__in=finding_ids).select_for_update().values("id", "status", "assignee_id", "severity", "team_id")
+                for row in Finding.objects.filter(pk__in=finding_ids)
+                .select_for_update()
+                .values("id", "status", "assignee_id", "severity", "team_id")
             }
             updates: dict[tuple[str, Any], list[int]] = {}
             new_events: list[FindingEvent] = []
@@ -407,10 +467,21 @@ def events_undo(*, events: Sequence[FindingEvent], by: Any, reason: str = "", no
                     )
                 )
                 result.changed.append(event.finding_id)
+                if field == "status":
+                    by_team.setdefault(finding["team_id"], []).append(event.finding_id)
                 if field == "status" and event.to_status == Status.RISK_ACCEPTED:
                     detach_from_acceptances(ids=[event.finding_id])
             _apply_undo_updates(updates, now)
             FindingEvent.objects.bulk_create(new_events)
+        audit_changes(
+            action=AuditEvent.Action.STATUS_CHANGED,
+            by=by,
+            ip=ip,
+            ids_by_team=by_team,
+            summary="undo: {n} finding{s} back to their earlier status",
+            reason=text,
+            details={"batch": str(result.batch)},
+        )
     return result
 
 
@@ -428,9 +499,9 @@ def _apply_undo_updates(updates: dict[tuple[str, Any], list[int]], now: dt.datet
         intel.findings_rescore(ids=rescore, today=now.date())
 
 
-def event_undo(*, event: FindingEvent, by: Any, reason: str = "") -> FindingEvent:
+def event_undo(*, event: FindingEvent, by: Any, reason: str = "", ip: str | None = None) -> FindingEvent:
     """Undo one event from a finding's history; raises with the reason when it cannot be undone."""
-    result = events_undo(events=[event], by=by, reason=reason)
+    result = events_undo(events=[event], by=by, reason=reason, ip=ip)
     if not result.changed:
         why = next(iter(result.skipped), "nothing to undo")
         status = 403 if why.startswith("you may not") else 409
@@ -438,9 +509,9 @@ def event_undo(*, event: FindingEvent, by: Any, reason: str = "") -> FindingEven
     return FindingEvent.objects.filter(undoes=event).latest("id")
 
 
-def batch_undo(*, batch: uuid.UUID, by: Any, reason: str = "") -> BulkResult:
+def batch_undo(*, batch: uuid.UUID, by: Any, reason: str = "", ip: str | None = None) -> BulkResult:
     """Undo every change of one bulk action (the findings changed since are skipped, with the reason)."""
     events = list(FindingEvent.objects.filter(batch=batch).exclude(type=FindingEvent.Type.UNDONE).order_by("id"))
     if not events:
         raise ApplicationError("no such bulk action", code="not_found", status=404)
-    return events_undo(events=events, by=by, reason=reason)
+    return events_undo(events=events, by=by, reason=reason, ip=ip)

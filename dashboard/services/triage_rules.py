@@ -23,11 +23,23 @@ from django.utils import timezone
 
 from dashboard.errors import ApplicationError
 from dashboard.models import ACTIVE_STATUSES, Finding, FindingEvent, Kind, RiskAcceptance, Severity, Status, Team, TriageRule
+from dashboard.models.audit import AuditEvent
 from dashboard.services import intel, risk_acceptance, triage
 from dashboard.services.triage import TriageRights, chunks
 
 Action = TriageRule.Action
-_ROW_FIELDS = ("id", "team_id", "status", "rule_id", "package_name", "package_path", "kind", "severity", "image__registry", "image__repository")
+_ROW_FIELDS = (
+    "id",
+    "team_id",
+    "status",
+    "rule_id",
+    "package_name",
+    "package_path",
+    "kind",
+    "severity",
+    "image__registry",
+    "image__repository",
+)
 
 
 # --- managing rules -----------------------------------------------------------------------------
@@ -187,7 +199,11 @@ def _rule_reason(rule: TriageRule) -> str:
 def _set_severity(rule: TriageRule, rows: list[dict[str, Any]], now: dt.datetime, quiet: set[int]) -> list[int]:
     ids = [row["id"] for row in rows]
     Finding.objects.filter(pk__in=ids).update(severity=rule.severity)
-    acted = set(FindingEvent.objects.filter(finding_id__in=ids, triage_rule=rule, type=FindingEvent.Type.SEVERITY).values_list("finding_id", flat=True))
+    acted = set(
+        FindingEvent.objects.filter(finding_id__in=ids, triage_rule=rule, type=FindingEvent.Type.SEVERITY).values_list(
+            "finding_id", flat=True
+        )
+    )
     FindingEvent.objects.bulk_create(
         [
             triage.make_event(
@@ -204,6 +220,13 @@ def _set_severity(rule: TriageRule, rows: list[dict[str, Any]], now: dt.datetime
         ]
     )
     return ids
+
+
+def _by_team(rows: list[dict[str, Any]]) -> dict[int | None, list[int]]:
+    grouped: dict[int | None, list[int]] = {}
+    for row in rows:
+        grouped.setdefault(row["team_id"], []).append(row["id"])
+    return grouped
 
 
 def _mark_false_positive(rule: TriageRule, rows: list[dict[str, Any]], now: dt.datetime) -> list[int]:
@@ -223,6 +246,14 @@ def _mark_false_positive(rule: TriageRule, rows: list[dict[str, Any]], now: dt.d
             )
             for row in rows
         ]
+    )
+    triage.audit_changes(
+        action=AuditEvent.Action.STATUS_CHANGED,
+        by=None,
+        ip=None,
+        ids_by_team=_by_team(rows),
+        summary=f"rule #{rule.pk} marked {{n}} finding{{s}} false positive",
+        reason=rule.reason,
     )
     return ids
 
@@ -245,7 +276,16 @@ def _accept_by_rule(rule: TriageRule, rows: list[dict[str, Any]], now: dt.dateti
             created_at=now,
         )
     risk_acceptance.attach(acceptance, ids)
-    return risk_acceptance.accept_findings(acceptance, ids, by=None, now=now, batch=None, rule_id=rule.pk)
+    accepted = risk_acceptance.accept_findings(acceptance, ids, by=None, now=now, batch=None, rule_id=rule.pk)
+    triage.audit_changes(
+        action=AuditEvent.Action.RISK_ACCEPTED,
+        by=None,
+        ip=None,
+        ids_by_team={rule.team_id: accepted},
+        summary=f"rule #{rule.pk} accepted the risk of {{n}} finding{{s}} until {rule.accept_until.isoformat()}",
+        reason=rule.reason,
+    )
+    return accepted
 
 
 def rule_apply_existing(*, rule: TriageRule, by: Any) -> RulesOutcome:

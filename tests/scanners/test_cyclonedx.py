@@ -19,10 +19,6 @@ from scanners.trivy import parser as trivy_parser
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
-@pytest.fixture(autouse=True)
-def _eager_tasks() -> None:
-    """Overrides the project-wide Django fixture: parser tests run without Django (``-p no:django``)."""
-
 
 def raw(name: str, folder: str = "cyclonedx") -> bytes:
     return (FIXTURES / folder / name).read_bytes()

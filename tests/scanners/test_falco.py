@@ -19,10 +19,6 @@ from scanners.loader import load_document
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "falco"
 
 
-@pytest.fixture(autouse=True)
-def _eager_tasks() -> None:
-    """Overrides the project-wide Django fixture: parser tests run without Django (``-p no:django``)."""
-
 
 def load(name: str) -> Any:
     return load_document((FIXTURES / name).read_bytes())

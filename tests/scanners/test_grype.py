@@ -18,10 +18,6 @@ from scanners.trivy import parser as trivy_parser
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
-@pytest.fixture(autouse=True)
-def _eager_tasks() -> None:
-    """Overrides the project-wide Django fixture: parser tests run without Django (``-p no:django``)."""
-
 
 def raw(name: str) -> bytes:
     return (FIXTURES / "grype" / name).read_bytes()

@@ -17,10 +17,6 @@ from scanners.sarif import parser
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
-@pytest.fixture(autouse=True)
-def _eager_tasks() -> None:
-    """Overrides the project-wide Django fixture: parser tests run without Django (``-p no:django``)."""
-
 
 def raw(name: str) -> bytes:
     return (FIXTURES / "sarif" / name).read_bytes()

@@ -17,10 +17,6 @@ from scanners.trivy import parser
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
-@pytest.fixture(autouse=True)
-def _eager_tasks() -> None:
-    """Overrides the project-wide Django fixture: parser tests run without Django (``-p no:django``)."""
-
 
 def load(name: str) -> Any:
     return load_document((FIXTURES / "trivy" / name).read_bytes())

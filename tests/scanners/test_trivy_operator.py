@@ -19,10 +19,6 @@ from scanners.trivy_operator import parser
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
-@pytest.fixture(autouse=True)
-def _eager_tasks() -> None:
-    """Overrides the project-wide Django fixture: parser tests run without Django (``-p no:django``)."""
-
 
 def raw(name: str) -> bytes:
     return (FIXTURES / "trivy-operator" / name).read_bytes()

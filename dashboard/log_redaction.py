@@ -1,0 +1,36 @@
+"""A logging filter that keeps API tokens, signing secrets and Authorization headers out of logs.
+
+Installed on every handler in settings.LOGGING.  Imports nothing from Django models: logging
+is configured before the app registry is ready.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+#: API tokens (``vgl_`` + 48 characters), signing secrets (``vgs_`` + 64 hex) and bearer credentials.
+_SECRETS = re.compile(r"\bvgl_[0-9A-Za-z]{10,}|\bvgs_[0-9a-f]{16,}|(?i:\bbearer\s+)[^\s'\",]+")
+REDACTED = "[redacted]"
+
+
+def redact(text: str) -> str:
+    return _SECRETS.sub(REDACTED, text)
+
+
+class RedactSecrets(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+class RedactingFormatter(logging.Formatter):
+    """Redacts the whole formatted record, tracebacks included."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
