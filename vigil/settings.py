@@ -258,8 +258,8 @@ AXES_FAILURE_LIMIT = int(os.environ.get("VIGIL_LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = dt.timedelta(minutes=int(os.environ.get("VIGIL_LOGIN_COOLOFF_MINUTES", "15")))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_IPWARE_PROXY_COUNT = VIGIL_TRUSTED_PROXIES or None
-AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if VIGIL_TRUSTED_PROXIES else ["REMOTE_ADDR"]
+#: The same client address everywhere (audit log, token allow-lists, login throttling).
+AXES_CLIENT_IP_CALLABLE = "dashboard.services.audit.request_client_ip"
 AXES_SENSITIVE_PARAMETERS = ["password"]
 #: No inline scripts anywhere; Plotly injects <style> elements, hence style-src 'unsafe-inline'.
 CONTENT_SECURITY_POLICY = {

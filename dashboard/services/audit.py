@@ -37,6 +37,11 @@ def client_ip(meta: Mapping[str, Any]) -> str | None:
         return None
 
 
+def request_client_ip(request: Any) -> str | None:
+    """``client_ip`` of a Django request (django-axes calls this)."""
+    return client_ip(request.META)
+
+
 def actor_label(actor: Any) -> str:
     if actor is None:
         return "Vigil"

@@ -45,6 +45,7 @@ TIMELINE = [
     DemoReport(88, "payments", "trivy/trivy-golden_alpine-310_image.json", "registry.example.com/payments/api:1.0.0"),
     DemoReport(86, "storefront", "trivy/trivy-golden_fluentd-image_os-and-ruby-gems.json", "registry.example.com/storefront/web:2.3.0"),
     DemoReport(80, "platform", "kube-bench/kube-bench-report-many-vuln.json"),
+    DemoReport(78, "platform", "grype/many_vulns.json", "registry.example.com/platform/ingress:1.8.0"),
     DemoReport(74, "payments", "grype/fix_available.json", "registry.example.com/payments/worker:0.9.0"),
     DemoReport(70, "storefront", "sarif/dockle_0_3_15.sarif", "registry.example.com/storefront/web:2.3.0"),
     DemoReport(66, "platform", "kyverno/openreports_list_format.json"),
@@ -56,9 +57,15 @@ TIMELINE = [
     DemoReport(26, "platform", "docker-bench/docker-bench-report-many-vulns.json"),
     DemoReport(21, "payments", "grype/same_cve_different_paths.json", "registry.example.com/payments/worker:1.0.0"),
     DemoReport(14, "storefront", "trivy/scheme_2_many_vulns.json", "registry.example.com/storefront/checkout:1.0.1"),
+    DemoReport(12, "payments", "falco/falcosidekick_webhook_payloads.jsonl"),
+    DemoReport(11, "platform", "trivy-operator/configauditreport_many.json"),
+    DemoReport(8, "storefront", "admission-review/denied_pod_kyverno.json"),
+    DemoReport(6, "platform", "gatekeeper/constraint_ns_must_have_gk.yaml"),
     DemoReport(9, "platform", "trivy-operator/vulnerabilityreport_many.json"),
     DemoReport(5, "payments", "cyclonedx/grype-golden_image_with-vulnerabilities.json", "registry.example.com/payments/ledger:3.1.0"),
+    DemoReport(3, "payments", "falco/falco_alerts_array.json"),
     DemoReport(2, "payments", "trivy/scheme_2_many_vulns.json", "registry.example.com/payments/api:1.2.1"),
+    DemoReport(1, "storefront", "admission-review/reviews_deployment_job.jsonl"),
 ]
 
 

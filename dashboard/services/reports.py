@@ -22,7 +22,7 @@ from django.utils import timezone
 from dashboard.errors import ApplicationError
 from dashboard.models import ApiToken, Report, ReportPayload, ReportStatus, Stream, Team
 from dashboard.selectors.access import can_triage
-from dashboard.services import ingest, triage_rules
+from dashboard.services import ingest, nudges, triage_rules
 from scanners import registry
 from scanners.base import ImageRef, ParseError, ParseResult
 
@@ -272,6 +272,7 @@ def _apply(report_id: Any, source: str, stream: str, result: ParseResult) -> Rep
         locked.error = ""
         locked.finished_at = timezone.now()
         locked.save()
+    nudges.nudges_after_report(report_id=locked.pk)  # training nudges: event sightings, urgent classes (never raises)
     return locked
 
 
