@@ -26,3 +26,34 @@ class ApiTokenAdmin(admin.ModelAdmin):
 class ImageAdmin(admin.ModelAdmin):
     list_display = ("registry", "repository", "team", "last_seen")
     search_fields = ("repository",)
+
+
+# --- Training catalogue and nudges (issue 7) ---------------------------------------------------
+
+
+@admin.register(models.Topic)
+class TopicAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "urgent", "active")
+    list_filter = ("urgent", "active")
+    search_fields = ("name", "slug", "summary")
+
+
+@admin.register(models.TrainingModule)
+class TrainingModuleAdmin(admin.ModelAdmin):
+    list_display = ("title", "provider", "format", "minutes", "rank", "active")
+    list_filter = ("provider", "format", "active", "topics")
+    search_fields = ("title", "url", "provider", "description", "slug")
+    filter_horizontal = ("topics",)
+
+
+@admin.register(models.Nudge)
+class NudgeAdmin(admin.ModelAdmin):
+    list_display = ("team", "topic", "rule", "state", "findings_count", "created_at", "completed_at")
+    list_filter = ("state", "rule", "team", "topic")
+    readonly_fields = ("findings", "created_at", "period", "rule", "findings_count", "acted_by")
+
+
+@admin.register(models.TeamWebhook)
+class TeamWebhookAdmin(admin.ModelAdmin):
+    list_display = ("team", "url", "active", "created_at")
+    list_filter = ("active",)

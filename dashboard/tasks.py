@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from dashboard.services import events, ownership_rules, reports, snapshots, tokens
+from dashboard.services import digest, events, nudges, ownership_rules, reports, snapshots, tokens
 
 
 @shared_task(
@@ -50,3 +50,18 @@ def reassign_ownership(rule_id: int) -> None:
 @shared_task(name="vigil.tokens.prune_signatures")
 def prune_signatures() -> None:
     tokens.signatures_prune()
+
+
+# --- Training nudges (issue 7) -----------------------------------------------------------------
+
+
+@shared_task(name=nudges.COMPUTE_TASK)
+def compute_nudges() -> None:
+    """Run the nudge rules for every team (idempotent: running it twice at once makes nothing new)."""
+    nudges.nudges_compute()
+
+
+@shared_task(name=nudges.DIGEST_TASK)
+def send_nudge_digest() -> None:
+    """Send this week's digests not sent yet (email per champion, webhook per team); idempotent per week."""
+    digest.digest_send_weekly()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard.api import views
+from dashboard.api import nudges, views
 
 app_name = "api"
 
@@ -9,4 +9,5 @@ urlpatterns = [
     path("reports/<uuid:pk>/", views.ReportDetailView.as_view(), name="report-detail"),
     path("findings/", views.FindingListView.as_view(), name="finding-list"),
     path("findings/<int:pk>/", views.FindingDetailView.as_view(), name="finding-detail"),
+    path("nudges/", nudges.NudgeListView.as_view(), name="nudge-list"),
 ]

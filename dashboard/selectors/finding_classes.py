@@ -195,7 +195,6 @@ _KEYWORDS: tuple[tuple[str, str], ...] = (
     ("dockersocket", "exposed-docker-daemon"),
     ("containerruntimesocket", "exposed-docker-daemon"),
     ("tlsauthenticationfordockerdaemon", "exposed-docker-daemon"),
-    ("dockerdaemon", "exposed-docker-daemon"),
     ("writebelowetc", "writes-below-etc"),
     ("belowetc", "writes-below-etc"),
     ("metadataservice", "cloud-metadata-access"),
@@ -222,6 +221,30 @@ _KEYWORDS: tuple[tuple[str, str], ...] = (
     ("rolebinding", "rbac"),
     ("miner", "runtime-threat"),
     ("cryptomin", "runtime-threat"),
+)
+
+#: Keywords in CIS benchmark titles (docker-bench, kube-bench) that name a container-level class.
+_COMPLIANCE_KEYWORDS: tuple[tuple[str, str], ...] = (
+    ("tlsauthenticationfordockerdaemon", "exposed-docker-daemon"),
+    ("dockersocketisnotmounted", "exposed-docker-daemon"),
+    ("userforthecontainerhasbeencreated", "root-container"),
+    ("privilegedcontainersarenotused", "privileged"),
+    ("acquiringadditionalprivileges", "privilege-escalation"),
+    ("acquiringnewprivileges", "privilege-escalation"),
+    ("memoryusageforcontainersislimited", "missing-limits"),
+    ("cpupriorityissetappropriately", "missing-limits"),
+    ("pidscgrouplimit", "missing-limits"),
+    ("rootfilesystemismountedasreadonly", "read-only-root-fs"),
+    ("insecureregistries", "untrusted-registries"),
+    ("seccompprofile", "seccomp"),
+    ("selinuxsecurityoptions", "seccomp"),
+    ("apparmorprofile", "seccomp"),
+    ("hostsnetworknamespace", "host-namespaces"),
+    ("hostsprocessnamespace", "host-namespaces"),
+    ("hostsipcnamespace", "host-namespaces"),
+    ("sensitivehostsystemdirectories", "host-paths"),
+    ("linuxkernelcapabilities", "capabilities"),
+    ("healthcheckinstructions", "dockerfile-practices"),
 )
 
 _CHECK_ID = re.compile(r"^(?:AVD-)?(?P<family>[A-Z]{2,4})-?(?P<number>\d{1,4})$")
@@ -302,13 +325,13 @@ def policy_names(source: str, rule_id: str) -> list[str]:
     return parts[:1]
 
 
-def keyword_classes(*texts: str) -> set[str]:
+def keyword_classes(*texts: str, table: tuple[tuple[str, str], ...] = _KEYWORDS) -> set[str]:
     found: set[str] = set()
     for text in texts:
         flat = squash(text)
         if not flat:
             continue
-        for keyword, klass in _KEYWORDS:
+        for keyword, klass in table:
             if keyword in flat:
                 found.add(klass)
     return found
@@ -353,7 +376,7 @@ def _vigil_classes(facts: FindingFacts, check: str | None) -> set[str]:
         classes |= keyword_classes(facts.rule_id, facts.title)
         return classes or {"runtime-threat"}
     if kind == "compliance":
-        classes |= {klass for klass in keyword_classes(facts.title) if klass in ("exposed-docker-daemon", "privileged")}
+        classes |= keyword_classes(facts.title, table=_COMPLIANCE_KEYWORDS)
         if facts.source == "docker-bench":
             classes.add("docker-host-hardening")
         elif facts.source == "kube-bench":

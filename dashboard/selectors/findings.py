@@ -3,52 +3,148 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import re
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, When
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 
-from dashboard.models import ACTIVE_STATUSES, SEVERITY_ORDER, Finding, Image, Kind, Severity, Status, Team
+from dashboard.models import ACTIVE_STATUSES, SEVERITY_ORDER, Finding, Image, Kind, RiskAcceptance, Severity, Status, Stream, Team
 
-SORTS = {
+#: A finding due within this many days is "due soon" (the same as dashboard.services.risk.DUE_SOON_DAYS).
+DUE_SOON_DAYS = 7
+
+SORTS: dict[str, tuple[Any, ...]] = {
     "risk": ("-risk_score", "id"),
     "severity": ("-severity_rank", "-risk_score", "id"),
-    "due": ("due_date", "-risk_score", "id"),
+    "due": (F("due_date").asc(nulls_last=True), "id"),
     "first_seen": ("-first_seen", "id"),
     "last_seen": ("-last_seen", "id"),
 }
+SLA_STATES = ("overdue", "due_soon", "on_track", "none")
+YES_NO = ("yes", "no")
+_USERNAME = re.compile(r"^[\w.@+-]{1,150}$")
+
+
+def _csv(value: str, allowed: list[str]) -> str:
+    """A comma-separated choice ("critical,high"), keeping only allowed words, in their given order."""
+    words = [word.strip() for word in value.split(",") if word.strip() in allowed]
+    return ",".join(dict.fromkeys(words))
+
+
+def _number(value: str, *, low: float, high: float, integer: bool = False) -> str:
+    try:
+        number = int(value) if integer else float(value)
+    except ValueError:
+        return ""
+    return value if low <= number <= high else ""
+
+
+def _moment(value: str) -> dt.datetime | None:
+    parsed = parse_datetime(value)
+    if parsed is None:
+        day = parse_date(value)
+        parsed = dt.datetime.combine(day, dt.time()) if day else None
+    if parsed is not None and timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed)
+    return parsed
 
 
 @dataclasses.dataclass(frozen=True)
 class FindingFilters:
+    """The queue's filters, exactly as they appear in the URL (so a view can be bookmarked and shared)."""
+
     team: str = ""
     image: str = ""
     kind: str = ""
+    source: str = ""
+    stream: str = ""
+    #: One severity or several, comma-separated.
     severity: str = ""
+    #: "active" (needs work), one status, or several comma-separated.
     status: str = ""
+    #: overdue, due_soon (next 7 days), on_track, none.
+    sla: str = ""
+    fix: str = ""
+    kev: str = ""
+    #: EPSS probability at or above this (0 to 1).
+    epss_min: str = ""
+    #: Deployed or alerting at runtime.
+    exposed: str = ""
+    #: A username, "me", or "none".
+    assignee: str = ""
     q: str = ""
+    #: First seen at or after this moment (ISO date or datetime): "new since".
+    since: str = ""
+    #: Last seen within this many days.
+    seen_days: str = ""
+    #: Covered by risk acceptance #N.
+    acceptance: str = ""
+    #: Risk accepted under an acceptance that expires within this many days.
+    expiring: str = ""
     sort: str = "risk"
 
     @classmethod
     def from_query(cls, params: Any) -> FindingFilters:
-        def pick(name: str, allowed: list[str] | None = None) -> str:
+        def pick(name: str, allowed: list[str] | tuple[str, ...] | None = None) -> str:
             value = (params.get(name) or "").strip()[:200]
             if allowed is not None and value not in allowed:
                 return ""
             return value
 
+        assignee = pick("assignee")
+        since = pick("since")
         return cls(
             team=pick("team"),
             image=pick("image"),
             kind=pick("kind", Kind.values),
-            severity=pick("severity", Severity.values),
-            status=pick("status", [*Status.values, "active"]),
+            source=pick("source"),
+            stream=pick("stream", Stream.values),
+            severity=_csv(pick("severity"), Severity.values),
+            status=_csv(pick("status"), [*Status.values, "active"]),
+            sla=pick("sla", SLA_STATES),
+            fix=pick("fix", YES_NO),
+            kev=pick("kev", YES_NO),
+            epss_min=_number(pick("epss_min"), low=0.0, high=1.0),
+            exposed=pick("exposed", YES_NO),
+            assignee=assignee if _USERNAME.match(assignee) else "",
             q=pick("q"),
+            since=since if since and _moment(since) else "",
+            seen_days=_number(pick("seen_days"), low=1, high=3650, integer=True),
+            acceptance=pick("acceptance") if pick("acceptance").isdigit() else "",
+            expiring=_number(pick("expiring"), low=0, high=3650, integer=True),
             sort=pick("sort", list(SORTS)) or "risk",
         )
 
+    def replace(self, **changes: str) -> FindingFilters:
+        return dataclasses.replace(self, **changes)
 
-def finding_list(*, user: Any, filters: FindingFilters) -> QuerySet[Finding]:
-    qs = Finding.objects.visible_to(user).select_related("team", "image")
+    def as_query(self) -> dict[str, str]:
+        """The non-default filters, for links and the hidden "everything matching" field."""
+        values = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        return {name: value for name, value in values.items() if value and not (name == "sort" and value == "risk")}
+
+    @property
+    def any_set(self) -> bool:
+        return any(name != "sort" for name in self.as_query())
+
+
+def finding_list(*, user: Any, filters: FindingFilters, today: dt.date | None = None) -> QuerySet[Finding]:
+    """Findings the user may see, filtered and ordered as the queue shows them."""
+    qs = Finding.objects.visible_to(user).select_related("team", "image", "assignee")
+    qs = apply_filters(qs, user=user, filters=filters, today=today or timezone.localdate())
+    if filters.sort == "severity":
+        qs = qs.annotate(severity_rank=severity_rank())
+    return qs.order_by(*SORTS[filters.sort])
+
+
+def severity_rank() -> Case:
+    return Case(*[When(severity=s, then=Value(len(SEVERITY_ORDER) - i)) for i, s in enumerate(SEVERITY_ORDER)], output_field=IntegerField())
+
+
+def apply_filters(qs: QuerySet[Finding], *, user: Any, filters: FindingFilters, today: dt.date) -> QuerySet[Finding]:
     if filters.team:
         qs = qs.filter(team__isnull=True) if filters.team == "unowned" else qs.filter(team__slug=filters.team)
     if filters.image:
@@ -61,23 +157,59 @@ def finding_list(*, user: Any, filters: FindingFilters) -> QuerySet[Finding]:
             qs = qs.filter(image__repository=filters.image)
     if filters.kind:
         qs = qs.filter(kind=filters.kind)
+    if filters.source:
+        qs = qs.filter(source=filters.source)
+    if filters.stream:
+        qs = qs.filter(stream=filters.stream)
     if filters.severity:
-        qs = qs.filter(severity=filters.severity)
-    if filters.status == "active":
-        qs = qs.filter(status__in=ACTIVE_STATUSES)
-    elif filters.status:
-        qs = qs.filter(status=filters.status)
+        qs = qs.filter(severity__in=filters.severity.split(","))
+    statuses = set(filters.status.split(",")) if filters.status else set()
+    if "active" in statuses:
+        statuses = (statuses - {"active"}) | set(ACTIVE_STATUSES)
+    if statuses:
+        qs = qs.filter(status__in=sorted(statuses))
+    qs = _sla_filter(qs, filters.sla, today)
+    if filters.fix:
+        qs = qs.exclude(fixed_version="") if filters.fix == "yes" else qs.filter(fixed_version="")
+    if filters.kev:
+        qs = qs.filter(kev=filters.kev == "yes")
+    if filters.epss_min:
+        qs = qs.filter(epss__gte=float(filters.epss_min))
+    if filters.exposed:
+        qs = qs.filter(exposed=filters.exposed == "yes")
+    if filters.assignee == "none":
+        qs = qs.filter(assignee__isnull=True)
+    elif filters.assignee == "me":
+        qs = qs.filter(assignee_id=getattr(user, "pk", None)) if getattr(user, "pk", None) else qs.none()
+    elif filters.assignee:
+        qs = qs.filter(assignee__username=filters.assignee)
     if filters.q:
         qs = qs.filter(Q(rule_id__icontains=filters.q) | Q(title__icontains=filters.q) | Q(package_name__icontains=filters.q))
-    if filters.sort == "severity":
-        from django.db.models import Case, IntegerField, Value, When
+    if filters.since:
+        qs = qs.filter(first_seen__gte=_moment(filters.since))
+    if filters.seen_days:
+        qs = qs.filter(last_seen__gte=timezone.now() - dt.timedelta(days=int(filters.seen_days)))
+    if filters.acceptance:
+        qs = qs.filter(risk_acceptances__id=int(filters.acceptance))
+    if filters.expiring:
+        expiring = RiskAcceptance.objects.filter(
+            state=RiskAcceptance.State.APPROVED, expires__lte=today + dt.timedelta(days=int(filters.expiring))
+        ).values("findings")
+        qs = qs.filter(status=Status.RISK_ACCEPTED, pk__in=expiring)
+    return qs
 
-        qs = qs.annotate(
-            severity_rank=Case(
-                *[When(severity=s, then=Value(len(SEVERITY_ORDER) - i)) for i, s in enumerate(SEVERITY_ORDER)], output_field=IntegerField()
-            )
-        )
-    return qs.order_by(*SORTS[filters.sort])
+
+def _sla_filter(qs: QuerySet[Finding], state: str, today: dt.date) -> QuerySet[Finding]:
+    soon = today + dt.timedelta(days=DUE_SOON_DAYS)
+    if state == "overdue":
+        return qs.filter(status__in=ACTIVE_STATUSES, due_date__lt=today)
+    if state == "due_soon":
+        return qs.filter(status__in=ACTIVE_STATUSES, due_date__gte=today, due_date__lte=soon)
+    if state == "on_track":
+        return qs.filter(status__in=ACTIVE_STATUSES, due_date__gt=soon)
+    if state == "none":
+        return qs.filter(Q(due_date__isnull=True) | ~Q(status__in=ACTIVE_STATUSES))
+    return qs
 
 
 def finding_get(*, user: Any, pk: int) -> Finding:

@@ -10,15 +10,18 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from dashboard.models import Finding, Report, Role, Team
+from dashboard.models import Finding, Nudge, NudgeState, Report, Role, Team
+from dashboard.services.nudges import nudge_complete, nudge_open, nudges_compute
 from dashboard.services.reports import report_confirm_closures, report_process, report_submit
 from dashboard.services.snapshots import snapshot_take
 from dashboard.services.teams import membership_set, team_create, user_create
+from dashboard.services.training import training_load
 
 FIXTURES = Path(settings.BASE_DIR) / "tests" / "fixtures"
 DEMO_PASSWORD = "vigil-demo"  # noqa: S105 - printed by `make run`; demo databases only
@@ -84,6 +87,7 @@ def demo_load(*, today: dt.date | None = None) -> dict[str, int]:
         users[username] = user
         for slug, role in memberships:
             membership_set(user=user, team=teams[slug], role=role)
+    training_load()
     by_day: dict[int, list[DemoReport]] = {}
     for item in TIMELINE:
         by_day.setdefault(item.days_ago, []).append(item)
@@ -100,4 +104,13 @@ def demo_load(*, today: dt.date | None = None) -> dict[str, int]:
                 report_confirm_closures(report=processed, user=users["champion"])
             reports += 1
         snapshot_take(day=day)
+        _demo_nudges(now=timezone.make_aware(dt.datetime.combine(day, dt.time(10, 0))), champion=users["champion"])
     return {"teams": len(teams), "users": len(users), "reports": reports, "findings": Finding.objects.count()}
+
+
+def _demo_nudges(*, now: dt.datetime, champion: Any) -> None:
+    """Training nudges as the days pass; Payments' champion works through each one within two weeks."""
+    nudges_compute(now=now)
+    for nudge in Nudge.objects.filter(team__slug="payments", state=NudgeState.NEW, created_at__lte=now - dt.timedelta(days=12)):
+        nudge_open(nudge=nudge, by=champion, now=now)
+        nudge_complete(nudge=nudge, by=champion, shared_with_team=True, now=now)

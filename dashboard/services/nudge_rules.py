@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 
 from dashboard.models import NudgeRule
+from dashboard.models.choices import SEVERITY_RANK
 from dashboard.selectors.finding_classes import nudge_classes_for, policy_names
 from dashboard.selectors.nudges import Signal
 from dashboard.selectors.training import TopicInfo
@@ -117,10 +118,12 @@ class Candidate:
     rule: str
     finding_ids: tuple[int, ...]
     reason: str
+    #: Within a rule, heavier first (runtime alerts: the highest severity).
+    weight: int = 0
 
     @property
-    def sort_key(self) -> tuple[int, int, int]:
-        return (RULE_PRIORITY[NudgeRule(self.rule)], -len(self.finding_ids), self.topic_id)
+    def sort_key(self) -> tuple[int, int, int, int]:
+        return (RULE_PRIORITY[NudgeRule(self.rule)], -self.weight, -len(self.finding_ids), self.topic_id)
 
 
 def _topics_of(signal: Signal, topics: Mapping[int, TopicInfo]) -> list[int]:
@@ -221,7 +224,8 @@ def runtime_in_production(alerts: Sequence[Signal], topics: Mapping[int, TopicIn
             f"Falco saw “{latest.facts.rule_id}” in production{where} in the last {config.runtime_window_days} days"
             + (f", and {_plural(count - 1, 'other alert')} of the same kind." if count > 1 else ".")
         )
-        out.append(Candidate(topic_id, NudgeRule.RUNTIME_IN_PRODUCTION, _ids(signals), reason))
+        weight = max(SEVERITY_RANK.get(signal.severity, 0) for signal in signals)
+        out.append(Candidate(topic_id, NudgeRule.RUNTIME_IN_PRODUCTION, _ids(signals), reason, weight))
     return out
 
 

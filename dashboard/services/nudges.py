@@ -33,6 +33,10 @@ logger = logging.getLogger(__name__)
 COMPUTE_TASK = "vigil.nudges.compute"
 DIGEST_TASK = "vigil.nudges.weekly_digest"
 MAX_REASON = 2000
+#: Offered in the page when a champion dismisses a nudge (they may also write their own).
+DISMISS_REASONS = ("We already know this", "Not relevant to our stack", "These findings are not ours", "Bad timing, ask again later")
+#: Offered snooze lengths, in days.
+SNOOZE_DAYS = (1, 7, 14)
 
 
 def week_start(day: dt.date) -> dt.date:

@@ -16,8 +16,9 @@ from django.utils import timezone
 
 from dashboard.errors import ApplicationError
 from dashboard.models import AuditEvent, Finding, FindingEvent, Image, OwnershipRule, OwnerSource, Team
+from dashboard.selectors.ownership import CompiledRule, RuleSet, decide_owner
 from dashboard.services.audit import audit_record
-from dashboard.services.ownership import CompiledRule, RuleSet, decide_owner, validate_pattern
+from dashboard.services.ownership import validate_pattern
 
 #: The Celery task (dashboard/tasks.py) that re-applies rules after a change; takes the rule id.
 REASSIGN_TASK = "vigil.ownership.reassign"

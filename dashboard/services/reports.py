@@ -98,19 +98,16 @@ def report_submit(
             return earlier, False
     now = timezone.now()
     if deduplicate and not idempotency_key:
-        duplicate = (
-            Report.objects.filter(
-                team=team,
-                content_sha256=digest,
-                declared_format=format_name,
-                image_ref=image,
-                stream=stream,
-                received_at__gte=now - dt.timedelta(seconds=settings.VIGIL_DEDUPLICATE_SECONDS),
-            )
-            .exclude(status=ReportStatus.FAILED)
-            .order_by("received_at")
-            .first()
-        )
+        candidates = Report.objects.filter(
+            team=team,
+            content_sha256=digest,
+            declared_format=format_name,
+            image_ref=image,
+            received_at__gte=now - dt.timedelta(seconds=settings.VIGIL_DEDUPLICATE_SECONDS),
+        ).exclude(status=ReportStatus.FAILED)
+        if stream:  # the stored stream is the one used, which defaults to the format's
+            candidates = candidates.filter(stream=stream)
+        duplicate = candidates.order_by("received_at").first()
         if duplicate is not None:
             return duplicate, False
     # Validate synchronously so a broken upload gets a clear 4xx now, not a failed report later.

@@ -7,6 +7,8 @@ from typing import Any
 
 from django.conf import settings
 
+from dashboard.selectors import findings as queue_filters
+
 SEVERITY_BASE = {"critical": 9.5, "high": 7.5, "medium": 5.0, "low": 2.5, "info": 0.5, "unknown": 4.0}
 
 #: How each part of the score is explained on hover, in the finding page and in the API.
@@ -18,8 +20,8 @@ PART_LABELS = {
     "exposed": "deployed or alerting at runtime",
 }
 
-#: Days before the due date from which a finding is "due soon".
-DUE_SOON_DAYS = 7
+#: Days before the due date from which a finding is "due soon" (the queue's filter uses the same).
+DUE_SOON_DAYS = queue_filters.DUE_SOON_DAYS
 
 
 def risk_parts(*, severity: str, cvss: float | None, epss: float | None, kev: bool, fix_available: bool, exposed: bool) -> dict[str, float]:

@@ -21,10 +21,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from dashboard.errors import ApplicationError
-from dashboard.models import ACTIVE_STATUSES, Comment, Finding, FindingEvent, Membership, RiskAcceptance, Status, Team
+from dashboard.models import ACTIVE_STATUSES, Comment, Finding, FindingEvent, HomeVisit, Membership, RiskAcceptance, Status, Team
 from dashboard.models.access import sees_everything
 from dashboard.models.audit import AuditEvent
 from dashboard.selectors import access
+from dashboard.selectors.finding_detail import STATUS_EVENT_TYPES, undo_blocker
 from dashboard.services import intel
 from dashboard.services.audit import actor_label as audit_actor_label
 from dashboard.services.audit import audit_record
@@ -50,8 +51,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 #: Closing a finding, or reopening a closed one, needs a reason.
 REASON_REQUIRED = frozenset({Status.FIXED, Status.RISK_ACCEPTED, Status.FALSE_POSITIVE, Status.DUPLICATE})
-#: Event types whose status change an undo can revert.
-_STATUS_EVENTS = (FindingEvent.Type.STATUS, FindingEvent.Type.FIXED, FindingEvent.Type.REOPENED, FindingEvent.Type.UNDONE)
 
 
 # --- who may do what --------------------------------------------------------------------------
@@ -389,23 +388,14 @@ def finding_comment(*, finding: Finding, by: Any, body: str, now: dt.datetime | 
 
 def _undo_target(event: FindingEvent, finding: dict[str, Any]) -> tuple[str, Any] | str:
     """(field, value to restore) for an event, or why it cannot be undone."""
-    if event.type in _STATUS_EVENTS:
-        if not event.from_status:
-            return "this event did not change the status"
-        if finding["status"] != event.to_status:
-            return "the finding changed since"
-        if event.from_status == Status.RISK_ACCEPTED:
-            return "a risk acceptance cannot be restored by undo: request a new one"
+    blocker = undo_blocker(event, status=finding["status"], assignee_id=finding["assignee_id"], severity=finding["severity"])
+    if blocker:
+        return blocker
+    if event.type in STATUS_EVENT_TYPES:
         return ("status", event.from_status)
     if event.type == FindingEvent.Type.ASSIGNED:
-        if finding["assignee_id"] != event.data.get("to_assignee"):
-            return "the finding was reassigned since"
         return ("assignee_id", event.data.get("from_assignee"))
-    if event.type == FindingEvent.Type.SEVERITY:
-        if finding["severity"] != event.data.get("to") or not event.data.get("from"):
-            return "the severity changed since"
-        return ("severity", event.data["from"])
-    return "this kind of event cannot be undone"
+    return ("severity", event.data["from"])
 
 
 def events_undo(
@@ -500,7 +490,19 @@ def _apply_undo_updates(updates: dict[tuple[str, Any], list[int]], now: dt.datet
 
 
 def event_undo(*, event: FindingEvent, by: Any, reason: str = "", ip: str | None = None) -> FindingEvent:
-    """Undo one event from a finding's history; raises with the reason when it cannot be undone."""
+    """Undo one event from a finding's history; raises with the reason when it cannot be undone.
+
+    Status changes undo like a stack: only the latest one of a finding.
+    """
+    if event.type in STATUS_EVENT_TYPES:
+        latest = (
+            FindingEvent.objects.filter(finding_id=event.finding_id, type__in=STATUS_EVENT_TYPES)
+            .exclude(from_status="")
+            .order_by("-created_at", "-id")
+            .first()
+        )
+        if latest is not None and latest.pk != event.pk:
+            raise ApplicationError("cannot undo: a later status change must be undone first", code="cannot_undo", status=409)
     result = events_undo(events=[event], by=by, reason=reason, ip=ip)
     if not result.changed:
         why = next(iter(result.skipped), "nothing to undo")
@@ -515,3 +517,23 @@ def batch_undo(*, batch: uuid.UUID, by: Any, reason: str = "", ip: str | None = 
     if not events:
         raise ApplicationError("no such bulk action", code="not_found", status=404)
     return events_undo(events=events, by=by, reason=reason, ip=ip)
+
+
+# --- the champion's home: "new since your last visit" ----------------------------------------------
+
+#: Visits closer together than this are one session of work: "new since" keeps counting from before it.
+VISIT_SESSION_GAP = dt.timedelta(hours=1)
+
+
+def home_visit(*, user: User, now: dt.datetime | None = None) -> dt.datetime:
+    """Record a visit to the home page; returns the moment "new since your last visit" counts from."""
+    now = now or timezone.now()
+    visit = HomeVisit.objects.filter(user=user).first()
+    if visit is None:
+        HomeVisit.objects.create(user=user, previous=None, last=now)
+        return now - dt.timedelta(days=1)
+    if now - visit.last > VISIT_SESSION_GAP:
+        visit.previous = visit.last
+    visit.last = now
+    visit.save(update_fields=["previous", "last"])
+    return visit.previous or now - dt.timedelta(days=1)

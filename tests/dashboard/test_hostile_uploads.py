@@ -197,9 +197,11 @@ def test_idempotency_key_returns_the_first_answer_and_refuses_a_different_body(c
     assert Report.objects.get(status="failed").error == "refused: Idempotency-Key was already used with a different body"
 
 
-def test_the_same_bytes_posted_twice_without_a_key_are_one_report(client) -> None:
-    first = client.generic("POST", "/api/v1/reports/", VALID, content_type="application/json")
+def test_the_same_bytes_posted_twice_without_a_key_are_one_report(client, django_capture_on_commit_callbacks) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        first = client.generic("POST", "/api/v1/reports/", VALID, content_type="application/json")
     again = client.generic("POST", "/api/v1/reports/", VALID, content_type="application/json")
 
     assert again.json()["id"] == first.json()["id"]
+    assert again.json()["status"] == "done"
     assert Report.objects.count() == 1

@@ -1,0 +1,426 @@
+"""Ingestion on the real stack, in one run: gunicorn, one Celery worker, PostgreSQL, Redis.
+
+    .venv/bin/python bench/ingest_bench.py [--n 10000] [--mb 50] [--alerts 3000] [--json bench/out/ingest.json]
+
+Needs the machine's PostgreSQL on 127.0.0.1:5432 (trust auth) and Redis on 127.0.0.1:6379.  The script
+creates and drops its own database (``vigil_helperbench`` unless --db), uses a private queue name, and starts
+and stops gunicorn and the worker itself (see bench/stack.py).  It measures:
+
+a. the first import of N findings (POST -> ``done``) against the floor: a PostgreSQL COPY of the same
+   normalised rows into an unindexed copy of the findings table, in the same run;
+b. the same report again (CreatedAt changed so the bytes differ), again under a new tag, and with 10 %
+   of the findings removed and 10 % new, as fractions of the first import;
+c. the worker's peak RSS (VmHWM) while it ingests a 50 MB report (and the web worker's, which parses the
+   report once to refuse a broken one with a 422 before answering);
+d. Falco alerts posted one per request by 16 concurrent clients, against GET /healthz on the same gunicorn,
+   and that every accepted alert reaches ``done`` and is counted in the aggregated findings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import datetime as dt
+import http.client
+import io
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import stack as stack_mod  # noqa: E402
+from bench.parse_bench import report_file  # noqa: E402
+from bench.reportgen import trivy_report  # noqa: E402
+
+FALCO_FIXTURE = ROOT / "tests" / "fixtures" / "falco" / "falcosidekick_webhook_payloads.jsonl"
+#: Workloads the generated alerts come from: the findings aggregate per (rule, namespace, workload).
+FALCO_WORKLOADS = [("payments", "api-7d9f8b6c5"), ("payments", "worker-5c8d7f9b4"), ("shop", "web-6b7c8d9f5"), ("shop", "cart-84f9c7d6b")]
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def trivy_window(first: int, last: int, *, tag: str = "1.0.0", created_at: str = "2026-11-27T10:00:00Z") -> bytes:
+    """Findings numbered first..last-1, each with exactly the content it has in every other window.
+
+    ``trivy_report(n, start=...)`` draws CVSS scores from one random sequence, so shifting ``start``
+    would change the score of every finding; cutting a window out of one longer report does not.
+    """
+    report = trivy_report(last, tag=tag)
+    report["CreatedAt"] = created_at
+    for result in report["Results"]:
+        result["Vulnerabilities"] = [v for v in result["Vulnerabilities"] if int(v["VulnerabilityID"].rsplit("-", 1)[1]) - 10000 >= first]
+    return json.dumps(report).encode()
+
+
+# --------------------------------------------------------------------------- the COPY floor
+
+FLOOR_TABLE = "bench_copy_floor"
+
+
+def floor_rows(data: bytes, *, team_id: int, image_id: int | None) -> tuple[list[str], list[list[Any]]]:
+    """The parsed findings as the rows the findings table stores (the columns ingest.apply_report fills)."""
+    from scanners import registry
+
+    _, result = registry.parse_bytes(data)
+    now = dt.datetime.now(dt.UTC)
+    columns = [
+        "id", "fingerprint", "team_id", "image_id", "kind", "source", "stream", "scope_key", "rule_id", "title", "description",
+        "severity", "status", "package_name", "package_version", "fixed_version", "package_type", "package_path",
+        "resource_cluster", "resource_namespace", "resource_kind", "resource_name", "cvss", "kev", "cwe", "references", "details",
+        "status_hint", "risk_score", "occurrences", "first_seen", "last_seen", "status_changed_at", "due_date",
+        "owner_source", "owner_reason", "exposed", "risk_parts",
+    ]  # fmt: skip
+    rows = []
+    for number, f in enumerate(result.findings, start=1):
+        package, resource, image = f.package, f.resource, f.image
+        rows.append(
+            [
+                number, f.fingerprint, team_id, image_id, f.kind, f.source, "scan",
+                f"scan|{f.source}|image:{image.name if image else '-'}", f.rule_id, f.title, f.description, f.severity, "open",
+                package.name if package else "", package.version if package else "", package.fixed_version if package else "",
+                package.type if package else "", package.path if package else "",
+                resource.cluster if resource else "", resource.namespace if resource else "", resource.kind if resource else "",
+                resource.name if resource else "", f.cvss, False, json.dumps(f.cwe), json.dumps(f.references), json.dumps(f.details),
+                f.status_hint, (f.cvss or 4.0) * 5.5, 1, now, now, now, (now + dt.timedelta(days=30)).date(),
+                "report", "the report's team", False, json.dumps({"severity": (f.cvss or 4.0) * 5.5}),
+            ]
+        )  # fmt: skip
+    return columns, rows
+
+
+def copy_floor(stack: stack_mod.Stack, data: bytes) -> dict[str, float]:
+    """COPY the report's normalised rows into an unindexed table shaped like the findings table."""
+    conn = stack.connect()
+    with conn.cursor() as cur:
+        cur.execute("SELECT id FROM dashboard_team WHERE slug = 'bench'")
+        team_id = cur.fetchone()[0]
+        cur.execute(f"DROP TABLE IF EXISTS {FLOOR_TABLE}")
+        # CREATE TABLE AS copies the columns only: no index, no constraint, no default.
+        cur.execute(f"CREATE TABLE {FLOOR_TABLE} AS SELECT * FROM dashboard_finding WITH NO DATA")
+    conn.commit()
+    started = time.perf_counter()
+    columns, rows = floor_rows(data, team_id=team_id, image_id=None)
+    parsed = time.perf_counter()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for row in rows:
+        writer.writerow([r"\N" if value is None else value for value in row])
+    buffer.seek(0)
+    serialised = time.perf_counter()
+    with conn.cursor() as cur:
+        cur.copy_expert(f"COPY {FLOOR_TABLE} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer)
+    conn.commit()
+    copied = time.perf_counter()
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT count(*) FROM {FLOOR_TABLE}")
+        count = cur.fetchone()[0]
+        cur.execute(f"DROP TABLE {FLOOR_TABLE}")
+    conn.commit()
+    conn.close()
+    return {
+        "rows": count,
+        "copy_seconds": copied - serialised,
+        "parse_seconds": parsed - started,
+        "csv_seconds": serialised - parsed,
+        "csv_bytes": len(buffer.getvalue()),
+    }
+
+
+# --------------------------------------------------------------------------- imports
+
+
+def timed_import(stack: stack_mod.Stack, body: bytes, query: str = "") -> dict[str, Any]:
+    started = time.perf_counter()
+    post_seconds, answer = stack.post_report(body, query)
+    done = stack.wait_done(answer["id"])
+    seconds = time.perf_counter() - started
+    if done["status"] != "done":
+        raise RuntimeError(f"report {answer['id']} failed: {done['error']}")
+    worker = (dt.datetime.fromisoformat(done["finished_at"]) - dt.datetime.fromisoformat(done["started_at"])).total_seconds()
+    return {
+        "id": answer["id"],
+        "seconds": seconds,
+        "post_seconds": post_seconds,
+        "worker_seconds": worker,
+        "counts": done["counts"],
+        "findings": done["findings_total"],
+        "bytes": len(body),
+    }
+
+
+def imports(stack: stack_mod.Stack, n: int) -> dict[str, Any]:
+    tenth = n // 10
+    first_body = trivy_window(0, n)
+    first = timed_import(stack, first_body)
+    floor = copy_floor(stack, first_body)
+    again = timed_import(stack, trivy_window(0, n, created_at="2026-11-27T11:00:00Z"))
+    new_tag = timed_import(stack, trivy_window(0, n, tag="1.0.1", created_at="2026-11-27T12:00:00Z"))
+    churn = timed_import(stack, trivy_window(tenth, n + tenth, tag="1.0.1", created_at="2026-11-27T13:00:00Z"))
+    expected = {
+        "first": {"new": n, "reopened": 0, "unchanged": 0, "fixed": 0},
+        "again": {"new": 0, "reopened": 0, "unchanged": n, "fixed": 0},
+        "new_tag": {"new": 0, "reopened": 0, "unchanged": n, "fixed": 0},
+        "churn": {"new": tenth, "reopened": 0, "unchanged": n - tenth, "fixed": tenth},
+    }
+    runs = {"first": first, "again": again, "new_tag": new_tag, "churn": churn}
+    return {
+        "n": n,
+        **runs,
+        "floor": floor,
+        "counts_exact": all(runs[name]["counts"] == expected[name] for name in runs),
+        "ratio_to_floor": first["seconds"] / floor["copy_seconds"],
+        "again_fraction": again["seconds"] / first["seconds"],
+        "new_tag_fraction": new_tag["seconds"] / first["seconds"],
+        "churn_fraction": churn["seconds"] / first["seconds"],
+    }
+
+
+def big_report(stack: stack_mod.Stack, megabytes: float) -> dict[str, Any]:
+    """Ingest a ~50 MB report; the worker's and the web workers' peak RSS while doing it."""
+    body = report_file(megabytes).read_bytes()
+    web = stack.gunicorn_workers()
+    reset = all(stack_mod.reset_hwm(pid) for pid in [stack.worker.pid, *web])
+    worker_before = stack_mod.vm_hwm_mib(stack.worker.pid)
+    result = timed_import(stack, body)
+    result.update(
+        {
+            "hwm_reset": reset,
+            "worker_rss_before_mib": worker_before,
+            "worker_peak_rss_mib": stack_mod.vm_hwm_mib(stack.worker.pid),
+            "web_peak_rss_mib": max(stack_mod.vm_hwm_mib(pid) for pid in web),
+        }
+    )
+    return result
+
+
+# --------------------------------------------------------------------------- Falco alerts and the trivial view
+
+
+def _alert_template() -> dict[str, Any]:
+    return dict(json.loads(FALCO_FIXTURE.read_text().splitlines()[0]))
+
+
+def _alert(template: dict[str, Any], number: int) -> bytes:
+    alert = copy.deepcopy(template)
+    namespace, workload = FALCO_WORKLOADS[number % len(FALCO_WORKLOADS)]
+    pod = f"{workload}-{'bcdfghjklm'[number % 10]}{'npqrstvwxz'[number // 10 % 10]}x2x4"
+    moment = dt.datetime.now(dt.UTC)
+    alert["uuid"] = str(uuid.uuid4())
+    alert["time"] = moment.isoformat().replace("+00:00", "Z")
+    fields = alert["output_fields"]
+    fields.update({"k8s.ns.name": namespace, "k8s.pod.name": pod, "evt.time": int(moment.timestamp() * 1e9) + number})
+    return json.dumps(alert).encode()
+
+
+def _client_process(
+    port: int, token: str, kind: str, threads: int, per_thread: int, offset: int, start_at: float, results: Any
+) -> None:
+    """One load process: ``threads`` clients, each sending ``per_thread`` requests one after another."""
+    template = _alert_template()
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    out: list[tuple[float, float, int, str]] = []
+    lock = threading.Lock()
+
+    def client(index: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        mine = []
+        bodies = [_alert(template, offset + index * per_thread + i) for i in range(per_thread)] if kind == "alerts" else []
+        while time.time() < start_at:
+            time.sleep(0.001)
+        for i in range(per_thread):
+            began = time.time()
+            try:
+                if kind == "alerts":
+                    conn.request("POST", "/api/v1/reports/", body=bodies[i], headers=headers)
+                else:
+                    conn.request("GET", "/healthz")
+                response = conn.getresponse()
+                payload = response.read()
+                status = response.status
+                report_id = json.loads(payload)["id"] if kind == "alerts" and status == 202 else ""
+            except (OSError, http.client.HTTPException, ValueError):
+                conn.close()
+                status, report_id = 0, ""
+            mine.append((began, time.time(), status, report_id))
+        conn.close()
+        with lock:
+            out.extend(mine)
+
+    pool = [threading.Thread(target=client, args=(i,)) for i in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    results.put(out)
+
+
+def load(stack: stack_mod.Stack, kind: str, total: int, clients: int = 16, processes: int = 4) -> dict[str, Any]:
+    """``clients`` concurrent clients (threads spread over ``processes`` processes) sending ``total`` requests."""
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    threads = clients // processes
+    per_thread = total // clients
+    start_at = time.time() + 3.0  # every client starts together, after the processes have started
+    procs = [
+        context.Process(
+            target=_client_process,
+            args=(stack.port, stack.token, kind, threads, per_thread, p * threads * per_thread, start_at, results),
+        )
+        for p in range(processes)
+    ]
+    for proc in procs:
+        proc.start()
+    samples: list[tuple[float, float, int, str]] = []
+    for _ in procs:
+        samples.extend(results.get())
+    for proc in procs:
+        proc.join()
+    began = min(s[0] for s in samples)
+    ended = max(s[1] for s in samples)
+    ok_status = 202 if kind == "alerts" else 200
+    ok = [s for s in samples if s[2] == ok_status]
+    latencies = sorted(s[1] - s[0] for s in samples)
+    return {
+        "requests": len(samples),
+        "accepted": len(ok),
+        "errors": len(samples) - len(ok),
+        "statuses": sorted({s[2] for s in samples}),
+        "seconds": ended - began,
+        "per_second": len(ok) / (ended - began),
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        "ids": [s[3] for s in ok],
+        "ended": ended,
+    }
+
+
+def falco(stack: stack_mod.Stack, total: int, clients: int) -> dict[str, Any]:
+    trivial = load(stack, "healthz", total, clients)
+    alerts = load(stack, "alerts", total, clients)
+    ids = alerts.pop("ids")
+    trivial.pop("ids")
+    conn = stack.connect()
+    deadline = time.monotonic() + 1800
+    while True:
+        with conn.cursor() as cur:
+            cur.execute("SELECT status, count(*) FROM dashboard_report WHERE id = ANY(%s::uuid[]) GROUP BY status", (ids,))
+            statuses = dict(cur.fetchall())
+        conn.rollback()
+        if statuses.get("queued", 0) + statuses.get("processing", 0) == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    drained = time.time()
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*), coalesce(sum(occurrences), 0) FROM dashboard_finding WHERE source = 'falco'")
+        findings, occurrences = cur.fetchone()
+    conn.close()
+    return {
+        "clients": clients,
+        "trivial": trivial,
+        "alerts": alerts,
+        "ratio_to_trivial": alerts["per_second"] / trivial["per_second"],
+        "report_statuses": statuses,
+        "distinct_ids": len(set(ids)),
+        "findings": findings,
+        "occurrences": int(occurrences),
+        "lost": alerts["accepted"] - int(occurrences),
+        "drain_seconds_after_last_post": drained - alerts["ended"],
+        "worker_alerts_per_second": alerts["accepted"] / (drained - alerts["ended"] + alerts["seconds"]),
+    }
+
+
+# --------------------------------------------------------------------------- main
+
+
+def run(*, n: int, megabytes: float, alerts: int, clients: int, web_workers: int, db_name: str, keep_db: bool) -> dict[str, Any]:
+    report_file(megabytes)  # generated before the stack starts (cached under bench/out/)
+    with stack_mod.running_stack(db_name=db_name, web_workers=web_workers, keep_db=keep_db) as stack:
+        figures: dict[str, Any] = {"web_workers": web_workers, "cpus": os.cpu_count(), "load_before": os.getloadavg()}
+        figures["imports"] = imports(stack, n)
+        figures["big"] = big_report(stack, megabytes)
+        figures["falco"] = falco(stack, alerts, clients)
+        figures["load_after"] = os.getloadavg()
+    return figures
+
+
+def show(f: dict[str, Any]) -> None:
+    i, big, fa = f["imports"], f["big"], f["falco"]
+    first, floor = i["first"], i["floor"]
+    mark = {True: "ok", False: "MISSED"}
+    print(f"ingestion on the real stack (gunicorn x{f['web_workers']}, 1 Celery worker --pool solo, PostgreSQL, Redis; {f['cpus']} CPUs)")
+    print(f"  load average before/after: {f['load_before'][0]:.2f} / {f['load_after'][0]:.2f}")
+    print(f"a. first import of {i['n']} findings: {first['seconds']:.2f} s POST->done ({i['n'] / first['seconds']:,.0f} findings/s)")
+    print(f"     POST (API stores, parses once to validate) {first['post_seconds']:.2f} s; worker (parse + apply) {first['worker_seconds']:.2f} s")
+    print(f"   floor: COPY of the same {floor['rows']} rows into an unindexed table {floor['copy_seconds']:.3f} s")
+    print(f"     (not in the floor: parsing {floor['parse_seconds']:.2f} s, CSV {floor['csv_seconds']:.2f} s, {floor['csv_bytes'] / 1e6:.1f} MB)")
+    print(f"   ratio to the floor: {i['ratio_to_floor']:.1f}x  (aim <= 10x: {mark[i['ratio_to_floor'] <= 10]})")
+    print(f"b. same report again:  {i['again']['seconds']:.2f} s = {i['again_fraction']:.1%} of the first (aim <= 5%: {mark[i['again_fraction'] <= 0.05]})")
+    print(f"   again, new tag:     {i['new_tag']['seconds']:.2f} s = {i['new_tag_fraction']:.1%} of the first")
+    print(f"   10% gone, 10% new:  {i['churn']['seconds']:.2f} s = {i['churn_fraction']:.1%} of the first (aim <= 20%: {mark[i['churn_fraction'] <= 0.2]})")
+    print(f"   counts exact on all four imports: {i['counts_exact']}  (churn: {i['churn']['counts']})")
+    print(
+        f"c. {big['bytes'] / 1e6:.1f} MB report ({big['findings']} findings): {big['seconds']:.1f} s POST->done, "
+        f"POST {big['post_seconds']:.1f} s, worker {big['worker_seconds']:.1f} s"
+    )
+    print(
+        f"   worker peak RSS {big['worker_peak_rss_mib']:.0f} MiB (aim <= 500 MB: {mark[big['worker_peak_rss_mib'] * 1.048576 <= 500]}); "
+        f"web worker peak RSS {big['web_peak_rss_mib']:.0f} MiB; peaks reset before: {big['hwm_reset']}"
+    )
+    t, a = fa["trivial"], fa["alerts"]
+    print(f"d. {fa['clients']} concurrent clients, one request each at a time:")
+    print(f"   GET /healthz:        {t['per_second']:,.0f} req/s, p50 {t['p50_ms']:.1f} ms, p99 {t['p99_ms']:.1f} ms ({t['errors']} errors)")
+    print(
+        f"   POST one Falco alert: {a['per_second']:,.0f} alerts/s accepted, p50 {a['p50_ms']:.1f} ms, p99 {a['p99_ms']:.1f} ms "
+        f"({a['accepted']} accepted, {a['errors']} errors, statuses {a['statuses']})"
+    )
+    print(f"   ratio to the trivial view: {fa['ratio_to_trivial']:.2f}  (aim >= 0.5: {mark[fa['ratio_to_trivial'] >= 0.5]})")
+    print(
+        f"   reports: {fa['report_statuses']}; aggregated into {fa['findings']} findings with {fa['occurrences']} occurrences; "
+        f"lost {fa['lost']} (aim 0: {mark[fa['lost'] == 0]})"
+    )
+    print(
+        f"   the worker drained the queue {fa['drain_seconds_after_last_post']:.1f} s after the last POST "
+        f"({fa['worker_alerts_per_second']:,.0f} alerts/s end to end)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10_000, help="findings in the import report (default 10000)")
+    parser.add_argument("--mb", type=float, default=50, help="size of the large report in MB (default 50)")
+    parser.add_argument("--alerts", type=int, default=3200, help="Falco alerts to post (default 3200)")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
+    parser.add_argument("--web-workers", type=int, default=3, help="gunicorn workers (default 3)")
+    parser.add_argument("--db", default=os.environ.get("VIGIL_BENCH_DB", "vigil_helperbench"), help="database to create and drop")
+    parser.add_argument("--keep-db", action="store_true", help="keep the database afterwards (to inspect it)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args()
+    figures = run(
+        n=args.n,
+        megabytes=args.mb,
+        alerts=args.alerts,
+        clients=args.clients,
+        web_workers=args.web_workers,
+        db_name=args.db,
+        keep_db=args.keep_db,
+    )
+    show(figures)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""The champion's home: what needs attention today, each with a count and a link to the queue."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from dashboard.models import ACTIVE_STATUSES, Finding, RiskAcceptance, Status, Stream, Team
+from dashboard.models.access import visible_teams
+from dashboard.selectors.acceptances import acceptances_visible
+from dashboard.selectors.findings import DUE_SOON_DAYS
+
+#: Risk acceptances expiring within this many days are shown.
+EXPIRING_DAYS = 14
+#: Admission denials and runtime alerts seen within this many days are "recent".
+RECENT_DAYS = 7
+
+
+@dataclasses.dataclass
+class HomeCard:
+    key: str
+    label: str
+    count: int
+    query: dict[str, str]
+    hint: str = ""
+    urgent: bool = False
+
+
+@dataclasses.dataclass
+class HomeSummary:
+    since: dt.datetime
+    team: Team | None
+    teams: list[Team]
+    cards: list[HomeCard]
+    to_approve: list[RiskAcceptance]
+    waiting: list[RiskAcceptance]
+    expired_recently: int
+
+
+def home_summary(*, user: Any, since: dt.datetime, team: Team | None = None, today: dt.date | None = None) -> HomeSummary:
+    """Counts for the user's teams (or one team): one query for all finding counts."""
+    today = today or timezone.localdate()
+    now = timezone.now()
+    findings = Finding.objects.visible_to(user)
+    if team is not None:
+        findings = findings.filter(team=team)
+    active = Q(status__in=ACTIVE_STATUSES)
+    recent = now - dt.timedelta(days=RECENT_DAYS)
+    counts = findings.aggregate(
+        new=Count("id", filter=Q(first_seen__gte=since) & active),
+        new_critical=Count("id", filter=Q(first_seen__gte=since, severity="critical") & active),
+        due_soon=Count("id", filter=active & Q(due_date__gte=today, due_date__lte=today + dt.timedelta(days=DUE_SOON_DAYS))),
+        overdue=Count("id", filter=active & Q(due_date__lt=today)),
+        denials=Count("id", filter=active & Q(stream=Stream.ADMISSION, last_seen__gte=recent)),
+        alerts=Count("id", filter=active & Q(stream=Stream.RUNTIME, last_seen__gte=recent)),
+        mine=Count("id", filter=active & Q(assignee_id=getattr(user, "pk", None))),
+    )
+    acceptances = acceptances_visible(user=user, team=team)
+    expiring_soon = acceptances.filter(
+        state=RiskAcceptance.State.APPROVED, expires__gte=today, expires__lte=today + dt.timedelta(days=EXPIRING_DAYS)
+    )
+    expiring_findings = findings.filter(status=Status.RISK_ACCEPTED, pk__in=expiring_soon.values("findings")).count()
+    scoped = {"team": team.slug} if team is not None else {}
+    since_text = timezone.localtime(since).strftime("%Y-%m-%dT%H:%M:%S")
+    cards = [
+        HomeCard(
+            "new",
+            "New since your last visit",
+            counts["new"],
+            {**scoped, "since": since_text, "status": "active"},
+            hint=f"{counts['new_critical']} critical" if counts["new_critical"] else "",
+            urgent=bool(counts["new_critical"]),
+        ),
+        HomeCard("overdue", "Overdue", counts["overdue"], {**scoped, "sla": "overdue", "sort": "due"}, urgent=bool(counts["overdue"])),
+        HomeCard("due_soon", f"Due in the next {DUE_SOON_DAYS} days", counts["due_soon"], {**scoped, "sla": "due_soon", "sort": "due"}),
+        HomeCard(
+            "expiring",
+            f"Risk acceptances expiring in {EXPIRING_DAYS} days",
+            expiring_findings,
+            {**scoped, "expiring": str(EXPIRING_DAYS), "status": Status.RISK_ACCEPTED},
+            hint="findings that reopen at expiry",
+        ),
+        HomeCard(
+            "denials",
+            f"Admission denials ({RECENT_DAYS} days)",
+            counts["denials"],
+            {**scoped, "stream": Stream.ADMISSION, "seen_days": str(RECENT_DAYS), "status": "active"},
+            hint="deploys blocked by policy",
+        ),
+        HomeCard(
+            "alerts",
+            f"Runtime alerts ({RECENT_DAYS} days)",
+            counts["alerts"],
+            {**scoped, "stream": Stream.RUNTIME, "seen_days": str(RECENT_DAYS), "status": "active"},
+            urgent=bool(counts["alerts"]),
+        ),
+        HomeCard("mine", "Assigned to you", counts["mine"], {**scoped, "assignee": "me", "status": "active"}),
+    ]
+    pending = list(
+        acceptances.filter(state=RiskAcceptance.State.PENDING)
+        .select_related("team", "requested_by")
+        .annotate(n=Count("findings"))
+        .order_by("created_at")[:50]
+    )
+    me = getattr(user, "pk", None)
+    return HomeSummary(
+        since=since,
+        team=team,
+        teams=list(visible_teams(user).order_by("name")[:100]),
+        cards=cards,
+        to_approve=[a for a in pending if a.requested_by_id != me],
+        waiting=[a for a in pending if a.requested_by_id == me],
+        expired_recently=acceptances.filter(
+            state=RiskAcceptance.State.EXPIRED, expires__gte=today - dt.timedelta(days=RECENT_DAYS)
+        ).count(),
+    )

@@ -1,0 +1,59 @@
+"""Template helpers for the triage pages: risk explanations, SLA states, queue links, optional includes."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from django import template
+from django.template import Context, TemplateDoesNotExist
+from django.template.loader import get_template
+from django.utils import timezone
+
+from dashboard.models import ACTIVE_STATUSES
+from dashboard.services import risk
+
+register = template.Library()
+
+
+@register.filter
+def risk_explain(parts: dict[str, Any] | None) -> str:
+    """"severity / CVSS 41.3 + EPSS 2.1 + in CISA KEV 15 = 58.4", for a hover title."""
+    return risk.explain(parts or {})
+
+
+@register.filter
+def risk_rows(parts: dict[str, Any] | None) -> list[tuple[str, float]]:
+    return [(risk.PART_LABELS.get(name, name), float(value)) for name, value in (parts or {}).items()]
+
+
+@register.filter
+def sla_state(finding: Any) -> str:
+    """overdue, due_soon, on_track or none, for a finding (or a row with status and due_date)."""
+    status = getattr(finding, "status", "")
+    due = getattr(finding, "due_date", None)
+    return risk.sla_state(due=due, today=timezone.localdate(), active=status in ACTIVE_STATUSES)
+
+
+@register.filter
+def words(value: str) -> str:
+    """due_soon -> due soon; risk_accepted -> risk accepted."""
+    return str(value or "").replace("_", " ")
+
+
+@register.simple_tag
+def queue_url(query: dict[str, str], **changes: Any) -> str:
+    """The queue URL with these filters, changed (a value of "" removes a filter)."""
+    merged = {**query, **{key: str(value) for key, value in changes.items()}}
+    merged = {key: value for key, value in merged.items() if value}
+    return "/findings/" + ("?" + urlencode(merged) if merged else "")
+
+
+@register.simple_tag(takes_context=True)
+def optional_include(context: Context, name: str) -> str:
+    """Render ``name`` with the current context when the template exists (a spot other features fill)."""
+    try:
+        included = get_template(name)
+    except TemplateDoesNotExist:
+        return ""
+    return included.render(context.flatten(), context.get("request"))
