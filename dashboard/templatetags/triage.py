@@ -18,7 +18,7 @@ register = template.Library()
 
 @register.filter
 def risk_explain(parts: dict[str, Any] | None) -> str:
-    """"severity / CVSS 41.3 + EPSS 2.1 + in CISA KEV 15 = 58.4", for a hover title."""
+    """ "severity / CVSS 41.3 + EPSS 2.1 + in CISA KEV 15 = 58.4", for a hover title."""
     return risk.explain(parts or {})
 
 

@@ -16,13 +16,13 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from dashboard.errors import ApplicationError
-from dashboard.models import FindingEvent, Kind, Membership, RiskAcceptance, Severity, Status, Stream, Team, TriageRule
+from dashboard.models import FindingEvent, Kind, Membership, RiskAcceptance, Severity, Status, Stream, TriageRule
 from dashboard.models.access import visible_teams
 from dashboard.selectors import access
 from dashboard.selectors import acceptances as acceptance_selectors
@@ -216,7 +216,10 @@ def _bulk_answer(request: HttpRequest, result: BulkResult | None, error: str = "
     if result is None:
         messages.error(request, error)
     else:
-        request.session[LAST_BULK] = {"message": result.message, "undo_url": f"/findings/bulk/{result.batch}/undo/" if result.changed else ""}
+        request.session[LAST_BULK] = {
+            "message": result.message,
+            "undo_url": f"/findings/bulk/{result.batch}/undo/" if result.changed else "",
+        }
     return redirect(back)
 
 
@@ -246,9 +249,7 @@ def finding_bulk(request: HttpRequest) -> HttpResponse:
     return _bulk_answer(request, result)
 
 
-def _query_dict(query: str) -> Any:
-    from django.http import QueryDict
-
+def _query_dict(query: str) -> QueryDict:
     return QueryDict(query[:4000])
 
 
@@ -352,7 +353,3 @@ def rule_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     except ApplicationError as exc:
         messages.error(request, exc.message)
     return redirect("triage-rules")
-
-
-def team_of(slug: str, user: Any) -> Team | None:
-    return visible_teams(user).filter(slug=slug).first() if slug else None

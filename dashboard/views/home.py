@@ -1,0 +1,26 @@
+"""The champion's home: what needs attention today, each with a count and a link to the filtered queue."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from dashboard.models.access import visible_teams
+from dashboard.selectors.home import EXPIRING_DAYS, RECENT_DAYS, home_summary
+from dashboard.services.triage import home_visit
+
+
+@login_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    slug = (request.GET.get("team") or "").strip()[:64]
+    team = visible_teams(request.user).filter(slug=slug).first() if slug else None
+    since = home_visit(user=request.user)  # type: ignore[arg-type]
+    summary = home_summary(user=request.user, since=since, team=team)
+    return render(
+        request,
+        "dashboard/home.html",
+        {"summary": summary, "team": team, "expiring_days": EXPIRING_DAYS, "recent_days": RECENT_DAYS},
+    )
