@@ -21,6 +21,7 @@ migrate: setup
 
 demo: migrate
 	$(PY) manage.py load_demo --if-empty
+	$(PY) manage.py load_training
 
 run: demo
 	@echo "Vigil on http://127.0.0.1:$(PORT)/  (champion / vigil-demo, manager / vigil-demo)"

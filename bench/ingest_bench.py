@@ -119,8 +119,9 @@ def copy_floor(stack: stack_mod.Stack, data: bytes) -> dict[str, float]:
         writer.writerow([r"\N" if value is None else value for value in row])
     buffer.seek(0)
     serialised = time.perf_counter()
+    quoted = ", ".join(f'"{column}"' for column in columns)
     with conn.cursor() as cur:
-        cur.copy_expert(f"COPY {FLOOR_TABLE} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer)
+        cur.copy_expert(f"COPY {FLOOR_TABLE} ({quoted}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer)
     conn.commit()
     copied = time.perf_counter()
     with conn.cursor() as cur:
@@ -215,7 +216,7 @@ def _alert_template() -> dict[str, Any]:
 def _alert(template: dict[str, Any], number: int) -> bytes:
     alert = copy.deepcopy(template)
     namespace, workload = FALCO_WORKLOADS[number % len(FALCO_WORKLOADS)]
-    pod = f"{workload}-{'bcdfghjklm'[number % 10]}{'npqrstvwxz'[number // 10 % 10]}x2x4"
+    pod = f"{workload}-{'bcdfghjklm'[number % 10]}{'npqrstvwxz'[number // 10 % 10]}x2x"  # one pod name of 100 per workload
     moment = dt.datetime.now(dt.UTC)
     alert["uuid"] = str(uuid.uuid4())
     alert["time"] = moment.isoformat().replace("+00:00", "Z")

@@ -1,6 +1,11 @@
+from typing import Any
+
 from django.contrib import admin
 
 from dashboard import models
+from dashboard.services.audit import client_ip
+from dashboard.services.teams import membership_remove, membership_set
+from dashboard.services.tokens import token_revoke
 
 
 @admin.register(models.Team)
@@ -11,15 +16,60 @@ class TeamAdmin(admin.ModelAdmin):
 
 @admin.register(models.Membership)
 class MembershipAdmin(admin.ModelAdmin):
-    list_display = ("user", "team", "role")
+    """Changes go through the services, so every one is in the audit log (issue 5)."""
+
+    list_display = ("user", "team", "role", "can_triage")
     list_filter = ("role", "team")
+
+    def save_model(self, request: Any, obj: Any, form: Any, change: bool) -> None:
+        ip = client_ip(request.META)
+        if change and ("user" in form.changed_data or "team" in form.changed_data):
+            old = models.Membership.objects.select_related("user", "team").get(pk=obj.pk)
+            membership_remove(user=old.user, team=old.team, by=request.user, ip=ip)
+        saved = membership_set(user=obj.user, team=obj.team, role=obj.role, can_triage=obj.can_triage, by=request.user, ip=ip)
+        obj.pk = saved.pk
+
+    def delete_model(self, request: Any, obj: Any) -> None:
+        membership_remove(user=obj.user, team=obj.team, by=request.user, ip=client_ip(request.META))
+
+    def delete_queryset(self, request: Any, queryset: Any) -> None:
+        for membership in queryset.select_related("user", "team"):
+            self.delete_model(request, membership)
 
 
 @admin.register(models.ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ("name", "team", "prefix", "scope", "expires_at", "last_used_at", "revoked_at")
+    """Tokens are created with `manage.py create_token` (the secret is shown once); here they are listed and revoked."""
+
+    list_display = ("name", "team", "prefix", "scope", "expires_at", "last_used_at", "last_used_ip", "revoked_at")
     list_filter = ("scope", "team")
-    readonly_fields = ("prefix", "key_hash", "last_used_at")
+    readonly_fields = (
+        "team",
+        "extra_teams",
+        "name",
+        "prefix",
+        "scope",
+        "allowed_cidrs",
+        "rotated_from",
+        "created_by",
+        "expires_at",
+        "last_used_at",
+        "last_used_ip",
+        "revoked_at",
+    )
+    exclude = ("key_hash", "signing_salt")
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request: Any, queryset: Any) -> None:
+        for token in queryset.select_related("team"):
+            token_revoke(token=token, by=request.user, ip=client_ip(request.META), reason="revoked in the admin")
 
 
 @admin.register(models.Image)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from dashboard.services import digest, events, nudges, ownership_rules, reports, snapshots, tokens
+from dashboard.services import digest, events, intel, nudges, ownership_rules, reports, risk_acceptance, snapshots, tokens
 
 
 @shared_task(
@@ -65,3 +65,18 @@ def compute_nudges() -> None:
 def send_nudge_digest() -> None:
     """Send this week's digests not sent yet (email per champion, webhook per team); idempotent per week."""
     digest.digest_send_weekly()
+
+
+# --- Triage (issue 6) ---------------------------------------------------------------------------
+
+
+@shared_task(name="vigil.triage.expire_acceptances")
+def expire_acceptances() -> None:
+    """Expire risk acceptances past their date: their findings reopen, champions are emailed (idempotent)."""
+    risk_acceptance.acceptances_expire()
+
+
+@shared_task(name="vigil.intel.refresh")
+def refresh_intel() -> None:
+    """Download and import KEV and EPSS from VIGIL_KEV_URL / VIGIL_EPSS_URL (scheduled only when one is set)."""
+    intel.intel_refresh()

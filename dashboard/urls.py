@@ -1,14 +1,28 @@
 from django.urls import path
 
-from dashboard.views import audit, nudges, ownership, pages, reports
+from dashboard.views import audit, home, nudges, ownership, pages, reports, triage
 
 urlpatterns = [
-    path("", pages.home, name="home"),
+    path("", home.home, name="home"),
     path("overview/", pages.overview, name="overview"),
     path("teams/<slug:slug>/", pages.team_detail, name="team"),
     path("images/<int:pk>/", pages.image_detail, name="image"),
-    path("findings/", pages.finding_list, name="findings"),
-    path("findings/<int:pk>/", pages.finding_detail, name="finding"),
+    # Triage (issue 6)
+    path("findings/", triage.finding_list, name="findings"),
+    path("findings/export.csv", triage.finding_export, name="findings-export"),
+    path("findings/bulk/", triage.finding_bulk, name="findings-bulk"),
+    path("findings/bulk/<uuid:batch>/undo/", triage.bulk_undo, name="findings-bulk-undo"),
+    path("findings/<int:pk>/", triage.finding_detail, name="finding"),
+    path("findings/<int:pk>/update/", triage.finding_update, name="finding-update"),
+    path("findings/<int:pk>/accept-scope/", triage.finding_accept_scope, name="finding-accept-scope"),
+    path("findings/<int:pk>/events/<int:event_pk>/undo/", triage.event_undo, name="finding-event-undo"),
+    path("acceptances/", triage.acceptance_list, name="acceptances"),
+    path("acceptances/<int:pk>/approve/", triage.acceptance_decide, {"decision": "approve"}, name="acceptance-approve"),
+    path("acceptances/<int:pk>/reject/", triage.acceptance_decide, {"decision": "reject"}, name="acceptance-reject"),
+    path("triage-rules/", triage.rule_list, name="triage-rules"),
+    path("triage-rules/<int:pk>/enable/", triage.rule_action, {"action": "enable"}, name="triage-rule-enable"),
+    path("triage-rules/<int:pk>/disable/", triage.rule_action, {"action": "disable"}, name="triage-rule-disable"),
+    path("triage-rules/<int:pk>/apply/", triage.rule_action, {"action": "apply"}, name="triage-rule-apply"),
     path("reports/", reports.report_list, name="reports"),
     path("reports/<uuid:pk>/", reports.report_detail, name="report"),
     path("reports/<uuid:pk>/confirm-closures/", reports.report_confirm, name="report-confirm"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
@@ -73,3 +75,191 @@ class FindingFactory(factory.django.DjangoModelFactory):
     first_seen = factory.LazyFunction(timezone.now)
     last_seen = factory.LazyFunction(timezone.now)
     status_changed_at = factory.LazyFunction(timezone.now)
+
+
+# --- Ownership and access (issue 5) ---------------------------------------------------------
+
+
+class OwnershipRuleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.OwnershipRule
+
+    team = factory.SubFactory(TeamFactory)
+    kind = models.OwnershipRule.Kind.IMAGE
+    pattern = factory.Sequence(lambda n: f"registry.example.com/team{n}/*")
+    priority = 0
+    created_at = factory.LazyFunction(timezone.now)
+    updated_at = factory.LazyFunction(timezone.now)
+
+
+class ReportFactory(factory.django.DjangoModelFactory):
+    """A report record (no payload): the report a finding came from, for ownership fallbacks."""
+
+    class Meta:
+        model = models.Report
+
+    team = factory.SubFactory(TeamFactory)
+    content_sha256 = factory.Sequence(lambda n: f"{n:064x}")
+    status = models.ReportStatus.DONE
+    observed_at = factory.LazyFunction(timezone.now)
+    received_at = factory.LazyFunction(timezone.now)
+
+
+# --- Training nudges (issue 7) -----------------------------------------------------------------
+
+
+class FindingEventFactory(factory.django.DjangoModelFactory):
+    """A finding's history entry (created, reopened, fixed ...): what the nudge rules count."""
+
+    class Meta:
+        model = models.FindingEvent
+
+    finding = factory.SubFactory(FindingFactory)
+    type = models.FindingEvent.Type.CREATED
+    to_status = models.Status.OPEN
+    created_at = factory.LazyFunction(timezone.now)
+
+
+class TopicFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Topic
+        django_get_or_create = ("slug",)
+
+    slug = factory.Sequence(lambda n: f"topic-{n}")
+    name = factory.LazyAttribute(lambda t: t.slug.replace("-", " ").capitalize())
+    summary = "Why it matters, in one sentence."
+    keys = factory.LazyAttribute(lambda t: [f"vigil:{t.slug}"])
+
+
+class TrainingModuleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.TrainingModule
+        skip_postgeneration_save = True
+
+    slug = factory.Sequence(lambda n: f"module-{n}")
+    title = factory.Sequence(lambda n: f"Module {n}")
+    url = factory.Sequence(lambda n: f"https://docs.example.org/module-{n}/")
+    provider = "Example docs"
+    format = models.TrainingModule.Format.DOCUMENTATION
+    minutes = 15
+
+    @factory.post_generation
+    def topics(obj, create, extracted, **kwargs):  # type: ignore[no-untyped-def]
+        if create and extracted:
+            obj.topics.set(extracted)
+
+
+class NudgeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Nudge
+
+    team = factory.SubFactory(TeamFactory)
+    topic = factory.SubFactory(TopicFactory)
+    module = factory.SubFactory(TrainingModuleFactory)
+    rule = models.NudgeRule.REPEATED_CLASS
+    state = models.NudgeState.NEW
+    reason = "“Topic” came up 3 times in your team's reports in the last 14 days."
+    findings_count = 3
+    created_at = factory.LazyFunction(timezone.now)
+    period = factory.LazyAttribute(lambda n: n.created_at.date() - dt.timedelta(days=n.created_at.weekday()))
+
+
+class EventSightingFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.EventSighting
+
+    finding = factory.SubFactory(FindingFactory)
+    team = factory.SelfAttribute("finding.team")
+    report = factory.SubFactory(ReportFactory, team=factory.SelfAttribute("..finding.team"))
+    seen_at = factory.LazyFunction(timezone.now)
+
+
+class ImageVersionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.ImageVersion
+
+    image = factory.SubFactory(ImageFactory)
+    tag = factory.Sequence(lambda n: f"1.{n}.0")
+    first_seen = factory.LazyFunction(timezone.now)
+    last_seen = factory.LazyFunction(timezone.now)
+
+
+class FindingOccurrenceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.FindingOccurrence
+
+    finding = factory.SubFactory(FindingFactory)
+    tag = "1.0.0"
+    first_seen = factory.LazyFunction(timezone.now)
+    last_seen = factory.LazyFunction(timezone.now)
+
+
+class TeamWebhookFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.TeamWebhook
+
+    team = factory.SubFactory(TeamFactory)
+    url = "http://127.0.0.1:9/hook"
+
+
+# --- Triage (issue 6) -------------------------------------------------------------------------
+
+
+class RiskAcceptanceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.RiskAcceptance
+        skip_postgeneration_save = True
+
+    team = factory.SubFactory(TeamFactory)
+    reason = "compensating control: the endpoint is not reachable from outside"
+    requested_by = factory.SubFactory(UserFactory)
+    approved_by = factory.SubFactory(UserFactory)
+    state = models.RiskAcceptance.State.APPROVED
+    expires = factory.LazyFunction(lambda: timezone.localdate() + dt.timedelta(days=30))
+    created_at = factory.LazyFunction(timezone.now)
+
+    @factory.post_generation
+    def findings(obj, create, extracted, **kwargs):  # type: ignore[no-untyped-def]
+        if create and extracted:
+            obj.findings.add(*extracted)
+
+
+class TriageRuleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.TriageRule
+
+    team = factory.SubFactory(TeamFactory)
+    name = factory.Sequence(lambda n: f"rule {n}")
+    action = models.TriageRule.Action.FALSE_POSITIVE
+    reason = "test fixtures are not shipped"
+    created_at = factory.LazyFunction(timezone.now)
+
+
+class CommentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Comment
+
+    finding = factory.SubFactory(FindingFactory)
+    author = factory.SubFactory(UserFactory)
+    body = "Checked with the platform team."
+    created_at = factory.LazyFunction(timezone.now)
+
+
+class KevEntryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.KevEntry
+
+    cve = factory.Sequence(lambda n: f"CVE-2021-{40000 + n}")
+    date_added = factory.LazyFunction(lambda: timezone.localdate() - dt.timedelta(days=10))
+    due_date = factory.LazyFunction(lambda: timezone.localdate() + dt.timedelta(days=11))
+    imported_at = factory.LazyFunction(timezone.now)
+
+
+class EpssScoreFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.EpssScore
+
+    cve = factory.Sequence(lambda n: f"CVE-2022-{50000 + n}")
+    epss = 0.5
+    percentile = 0.9
+    date = factory.LazyFunction(timezone.localdate)

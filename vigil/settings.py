@@ -147,6 +147,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1/",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "FindingStatusEnum": "dashboard.models.choices.Status",
+        "ReportStatusEnum": "dashboard.models.choices.ReportStatus",
+    },
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "dashboard.api.schema.add_error_responses"],
 }
 
 # --- Celery -----------------------------------------------------------------

@@ -14,8 +14,8 @@ from dashboard.selectors.teams import team_get
 
 
 class NudgeSerializer(serializers.ModelSerializer[Nudge]):
-    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    topic = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    team = serializers.CharField(source="team.slug", read_only=True)
+    topic = serializers.CharField(source="topic.slug", read_only=True)
     topic_name = serializers.CharField(source="topic.name", read_only=True)
     findings = serializers.IntegerField(source="findings_count", read_only=True)
     module = serializers.SerializerMethodField()
@@ -62,5 +62,7 @@ class NudgeListView(generics.ListAPIView[Nudge]):
             team_get(user=self.request.user, slug=team)  # 404 for a team the caller cannot read
         state = (params.get("state") or "").strip()
         if state not in [*NudgeState.values, "active", ""]:
-            raise ApplicationError(f"unknown state {state[:40]!r}; use one of: {', '.join([*NudgeState.values, 'active'])}", code="invalid_state")
+            raise ApplicationError(
+                f"unknown state {state[:40]!r}; use one of: {', '.join([*NudgeState.values, 'active'])}", code="invalid_state"
+            )
         return nudge_list(user=self.request.user, team=team, state=state)

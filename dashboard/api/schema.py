@@ -11,7 +11,7 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiViewExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiYamlRenderer
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
@@ -136,7 +136,7 @@ class ReportDetailSchema(OpenApiViewExtension):  # type: ignore[no-untyped-call]
 
 
 class FindingListSchema(OpenApiViewExtension):  # type: ignore[no-untyped-call]
-    target_class = "dashboard.api.views.FindingListView"
+    target_class = "dashboard.api.findings.FindingListView"
 
     def view_replacement(self) -> Any:
         @extend_schema_view(get=extend_schema(summary="Findings the caller may read", parameters=_FINDING_FILTERS))
@@ -166,6 +166,3 @@ class SchemaView(SpectacularAPIView):
 
     permission_classes = [IsAuthenticated]
     renderer_classes = [OpenApiJsonRenderer, OpenApiYamlRenderer]
-
-
-__all__ = ["ERROR_STATUSES", "OpenApiResponse", "SchemaView", "add_error_responses"]

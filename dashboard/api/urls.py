@@ -1,13 +1,16 @@
 from django.urls import path
 
-from dashboard.api import nudges, views
+from dashboard.api import findings, nudges, schema, views
 
 app_name = "api"
 
 urlpatterns = [
     path("reports/", views.ReportCreateView.as_view(), name="report-create"),
     path("reports/<uuid:pk>/", views.ReportDetailView.as_view(), name="report-detail"),
-    path("findings/", views.FindingListView.as_view(), name="finding-list"),
-    path("findings/<int:pk>/", views.FindingDetailView.as_view(), name="finding-detail"),
+    path("findings/", findings.FindingListView.as_view(), name="finding-list"),
+    path("findings/bulk/", findings.FindingBulkView.as_view(), name="finding-bulk"),
+    path("findings/export.csv", findings.FindingExportView.as_view(), name="finding-export"),
+    path("findings/<int:pk>/", findings.FindingDetailView.as_view(), name="finding-detail"),
     path("nudges/", nudges.NudgeListView.as_view(), name="nudge-list"),
+    path("schema/", schema.SchemaView.as_view(), name="schema"),
 ]

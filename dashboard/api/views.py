@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework import generics, status
+from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dashboard.api.authentication import request_token
 from dashboard.api.permissions import ScopePermission
-from dashboard.api.serializers import FindingSerializer
 from dashboard.api.uploads import declared_length, read_report
 from dashboard.errors import ApplicationError
-from dashboard.models import Finding, TokenScope
-from dashboard.selectors.findings import FindingFilters, finding_list
+from dashboard.models import TokenScope
 from dashboard.selectors.teams import report_get
 from dashboard.services.reports import report_record_refusal, report_submit
 from dashboard.services.reports_summary import report_summary
@@ -62,21 +60,3 @@ class ReportDetailView(APIView):
     def get(self, request: Request, pk: Any) -> Response:
         report = report_get(user=request.user, pk=pk)
         return Response(report_summary(report, url=request.build_absolute_uri()))
-
-
-class FindingListView(generics.ListAPIView[Finding]):
-    permission_classes = [ScopePermission]
-    required_scopes = {"GET": TokenScope.READ}
-    serializer_class = FindingSerializer
-
-    def get_queryset(self) -> Any:
-        return finding_list(user=self.request.user, filters=FindingFilters.from_query(self.request.query_params))
-
-
-class FindingDetailView(generics.RetrieveAPIView[Finding]):
-    permission_classes = [ScopePermission]
-    required_scopes = {"GET": TokenScope.READ}
-    serializer_class = FindingSerializer
-
-    def get_queryset(self) -> Any:
-        return Finding.objects.visible_to(self.request.user).select_related("team", "image")

@@ -21,7 +21,9 @@ DROP FUNCTION IF EXISTS vigil_audit_append_only();
 
 def forwards(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(CREATE)
+        # params=None: the SQL is sent as is (with params, Django's PostgreSQL backend would read the
+        # plpgsql `%` placeholder as a query parameter and fail with IndexError).
+        schema_editor.execute(CREATE, params=None)
 
 
 def backwards(apps, schema_editor):

@@ -147,6 +147,19 @@ KSV_CLASSES: dict[int, str] = {
 #: Trivy Dockerfile checks (DSnnn) with a more specific class than "dockerfile-practices".
 DS_CLASSES: dict[int, str] = {1: "mutable-tags", 2: "root-container", 4: "shell-in-container", 25: "secrets-in-images"}
 
+#: Other tools' rule ids with a known class (Dockle's CIS-DI checks, Checkov's Dockerfile checks).
+RULE_CLASSES: dict[str, str] = {
+    "CIS-DI-0001": "root-container",
+    "CIS-DI-0005": "image-signing",
+    "CIS-DI-0006": "dockerfile-practices",
+    "CIS-DI-0008": "privilege-escalation",
+    "CIS-DI-0009": "dockerfile-practices",
+    "CIS-DI-0010": "secrets-in-images",
+    "CKV_DOCKER_2": "dockerfile-practices",
+    "CKV_DOCKER_3": "root-container",
+    "CKV_DOCKER_7": "mutable-tags",
+}
+
 #: Keywords in policy names, Falco rule names and titles -> Vigil class.  First match wins per keyword.
 _KEYWORDS: tuple[tuple[str, str], ...] = (
     ("latesttag", "mutable-tags"),
@@ -382,6 +395,9 @@ def _vigil_classes(facts: FindingFacts, check: str | None) -> set[str]:
         elif facts.source == "kube-bench":
             classes.add("kubernetes-cis")
         return classes
+    known = RULE_CLASSES.get(facts.rule_id.strip().upper())
+    if known:
+        classes.add(known)
     if not classes:
         names = policy_names(facts.source, facts.rule_id) if kind == "policy" else [facts.rule_id]
         classes = keyword_classes(*names) or keyword_classes(facts.title)

@@ -64,18 +64,19 @@ def finding_detail(*, user: Any, pk: int) -> FindingDetail:
     undone = set(FindingEvent.objects.filter(undoes__in=[e.pk for e in events]).values_list("undoes_id", flat=True)) if events else set()
     latest_undoable = True
     for event in events:
-        event.undone = event.pk in undone  # type: ignore[attr-defined]
+        is_undone = event.pk in undone
         blocker = (
             "already undone"
-            if event.undone
-            else undo_blocker(  # type: ignore[attr-defined]
-                event, status=finding.status, assignee_id=finding.assignee_id, severity=finding.severity
-            )
+            if is_undone
+            else undo_blocker(event, status=finding.status, assignee_id=finding.assignee_id, severity=finding.severity)
         )
-        # Only the latest change of each kind can be undone, so history reads as a stack.
-        event.can_undo = not blocker and latest_undoable if event.type in STATUS_EVENT_TYPES else not blocker  # type: ignore[attr-defined]
-        if event.type in STATUS_EVENT_TYPES and event.from_status:
+        # Only the latest status change can be undone, so history reads as a stack.
+        is_status = event.type in STATUS_EVENT_TYPES
+        can_undo = not blocker and (latest_undoable or not is_status)
+        if is_status and event.from_status:
             latest_undoable = False
+        event.undone = is_undone  # type: ignore[attr-defined]
+        event.can_undo = can_undo  # type: ignore[attr-defined]
     cve = finding.rule_id.upper()
     user_model = get_user_model()
     members = (

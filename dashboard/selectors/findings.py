@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from dashboard.models import ACTIVE_STATUSES, SEVERITY_ORDER, Finding, Image, Kind, RiskAcceptance, Severity, Status, Stream, Team
+from dashboard.models import access as access_rule
 
 #: A finding due within this many days is "due soon" (the same as dashboard.services.risk.DUE_SOON_DAYS).
 DUE_SOON_DAYS = 7
@@ -128,12 +129,13 @@ class FindingFilters:
 
     @property
     def any_set(self) -> bool:
-        return any(name != "sort" for name in self.as_query())
+        """Any filter beyond the queue's default ("needs work", by risk)?"""
+        return any(not (name == "status" and value == "active") for name, value in self.as_query().items() if name != "sort")
 
 
 def finding_list(*, user: Any, filters: FindingFilters, today: dt.date | None = None) -> QuerySet[Finding]:
     """Findings the user may see, filtered and ordered as the queue shows them."""
-    qs = Finding.objects.visible_to(user).select_related("team", "image", "assignee")
+    qs: QuerySet[Finding] = Finding.objects.visible_to(user).select_related("team", "image", "assignee")
     qs = apply_filters(qs, user=user, filters=filters, today=today or timezone.localdate())
     if filters.sort == "severity":
         qs = qs.annotate(severity_rank=severity_rank())
@@ -242,12 +244,8 @@ def unowned_count(*, user: Any) -> int:
 
 
 def visible_teams(*, user: Any) -> QuerySet[Team]:
-    token = getattr(user, "api_token", None)
-    if token is not None:
-        return Team.objects.filter(pk=token.team_id)
-    if user.is_staff or user.is_superuser:
-        return Team.objects.all()
-    return Team.objects.filter(memberships__user=user).distinct()
+    """The teams the user may read: the one access rule (dashboard/models/access.py)."""
+    return access_rule.visible_teams(user)
 
 
 def team_images(*, user: Any, team: Team) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db.models import Q, QuerySet
-from django.db.models.fields.json import KT
+from django.db.models.fields.json import KeyTextTransform
 from django.http import Http404
 
 from dashboard.models import (
@@ -85,7 +85,13 @@ def _facts(row: dict[str, Any], prefix: str = "finding__") -> FindingFacts:
     )
 
 
-_WHERE = ("finding__resource_namespace", "finding__resource_kind", "finding__resource_name", "finding__image__registry", "finding__image__repository")
+_WHERE = (
+    "finding__resource_namespace",
+    "finding__resource_kind",
+    "finding__resource_name",
+    "finding__image__registry",
+    "finding__image__repository",
+)
 
 
 def _where(row: dict[str, Any]) -> str:
@@ -99,9 +105,9 @@ def _where(row: dict[str, Any]) -> str:
 
 def _finding_rows(qs: QuerySet[Any], *extra: str) -> list[dict[str, Any]]:
     return list(
-        qs.annotate(details_class=KT("finding__details__class"), details_purl=KT("finding__details__purl")).values(
-            "finding_id", *_FACTS.values(), *_WHERE, "details_class", "details_purl", *extra
-        )
+        qs.annotate(
+            details_class=KeyTextTransform("class", "finding__details"), details_purl=KeyTextTransform("purl", "finding__details")
+        ).values("finding_id", *_FACTS.values(), *_WHERE, "details_class", "details_purl", *extra)
     )
 
 
@@ -163,7 +169,11 @@ def runtime_signals(*, team_id: int, since: dt.datetime, until: dt.datetime) -> 
     for row in rows:
         facts = FindingFacts(kind=row["kind"], source=row["source"], rule_id=row["rule_id"], title=row["title"])
         parts = (row["resource_namespace"], row["resource_kind"], row["resource_name"])
-        where = "/".join(p for p in parts if p) if row["resource_name"] else "/".join(p for p in (row["image__registry"], row["image__repository"]) if p)
+        where = (
+            "/".join(p for p in parts if p)
+            if row["resource_name"]
+            else "/".join(p for p in (row["image__registry"], row["image__repository"]) if p)
+        )
         out.append(
             Signal(
                 row["id"],
@@ -207,7 +217,11 @@ def team_is_busy(*, team_id: int, now: dt.datetime, hours: int, severities: Sequ
         return False
     return (
         Finding.objects.filter(
-            team_id=team_id, kind="runtime", severity__in=list(severities), last_seen__gt=now - dt.timedelta(hours=hours), last_seen__lte=now
+            team_id=team_id,
+            kind="runtime",
+            severity__in=list(severities),
+            last_seen__gt=now - dt.timedelta(hours=hours),
+            last_seen__lte=now,
         )
         .exclude(status__in=IGNORED_STATUSES)
         .exists()
@@ -240,11 +254,13 @@ def nudge_get(*, user: Any, pk: int) -> Nudge:
 
 
 def nudges_for_panel(*, user: Any, team: Team | None, now: dt.datetime, limit: int = 5) -> list[Nudge]:
-    """What the champion's home shows: new and opened nudges, and snoozed ones whose snooze is over."""
-    if team is None:
-        return []
+    """What the champion's home shows: new and opened nudges, and snoozed ones whose snooze is over
+    (of ``team``, or of every team the user can read)."""
     awake = Q(state__in=[NudgeState.NEW, NudgeState.OPENED]) | Q(state=NudgeState.SNOOZED, snooze_until__lte=now)
-    return list(nudge_visible(user=user).filter(awake, team=team).order_by("-created_at", "-id")[:limit])
+    qs = nudge_visible(user=user).filter(awake)
+    if team is not None:
+        qs = qs.filter(team=team)
+    return list(qs.order_by("-created_at", "-id")[:limit])
 
 
 def nudge_findings(*, user: Any, nudge: Nudge, limit: int = 50) -> list[Finding]:
@@ -284,6 +300,10 @@ class ImpactRow:
         if self.before.rate is None or self.after.rate is None or self.before.rate == 0:
             return None
         return round((self.after.rate - self.before.rate) / self.before.rate, 2)
+
+    @property
+    def change_percent(self) -> int | None:
+        return None if self.change is None else round(self.change * 100)
 
     @property
     def measuring(self) -> bool:
@@ -367,8 +387,12 @@ def impact_by_topic(rows: Iterable[ImpactRow], *, per_team: bool) -> list[Impact
         if group is None:
             group = groups[key] = ImpactRow(row.team, row.topic_name, row.topic_slug, 0, Window(), Window())
         group.nudges += 1
-        group.before = Window(group.before.findings + row.before.findings, group.before.scans + row.before.scans, max(group.before.days, row.before.days))
-        group.after = Window(group.after.findings + row.after.findings, group.after.scans + row.after.scans, max(group.after.days, row.after.days))
+        group.before = Window(
+            group.before.findings + row.before.findings, group.before.scans + row.before.scans, max(group.before.days, row.before.days)
+        )
+        group.after = Window(
+            group.after.findings + row.after.findings, group.after.scans + row.after.scans, max(group.after.days, row.after.days)
+        )
     return sorted(groups.values(), key=lambda r: (r.topic_name, r.team.name if per_team else ""))
 
 
@@ -387,6 +411,13 @@ class EngagementRow:
     @property
     def has_champion(self) -> bool:
         return bool(self.champions)
+
+    @property
+    def median_to_done(self) -> str:
+        hours = self.median_hours_to_complete
+        if hours is None:
+            return "—"
+        return f"{hours:g} h" if hours < 48 else f"{hours / 24:.1f} days"
 
 
 def sees_engagement(*, user: Any) -> bool:

@@ -6,6 +6,7 @@ OFFSET, so page 2,000 costs what page 1 costs; the count stops at COUNT_CAP.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime as dt
 from collections.abc import Iterator
@@ -232,3 +233,19 @@ def export_rows(*, user: Any, filters: FindingFilters) -> Iterator[list[str]]:
             row["last_seen"],
         ]
         yield [csv_safe(value) for value in values]
+
+
+class _Line:
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_lines(rows: Iterator[list[str]]) -> Iterator[str]:
+    """CSV text, line by line, for a streamed response."""
+    writer = csv.writer(_Line())
+    for row in rows:
+        yield writer.writerow(row)
+
+
+def export_filename(now: dt.datetime | None = None) -> str:
+    return f"vigil-findings-{timezone.localtime(now).strftime('%Y%m%d-%H%M')}.csv"

@@ -50,7 +50,7 @@ def report_list(*, user: Any) -> QuerySet[Report]:
 def report_get(*, user: Any, pk: Any) -> Report:
     token = getattr(user, "api_token", None)
     if token is not None:
-        report = Report.objects.filter(pk=pk, team_id=token.team_id).first()
+        report = Report.objects.filter(pk=pk, team_id__in=token.team_ids()).first()
     else:
         report = report_list(user=user).filter(pk=pk).first()
     if report is None:

@@ -39,7 +39,7 @@ def topic_catalogue() -> dict[int, TopicInfo]:
 
 
 def modules_for_finding(*, finding: Any, limit: int = 4) -> list[TrainingModule]:
-    """"Learn how to avoid this": the modules of every topic the finding's classes match (two queries)."""
+    """ "Learn how to avoid this": the modules of every topic the finding's classes match (two queries)."""
     keys = classes_for(FindingFacts.of(finding))
     if not keys:
         return []

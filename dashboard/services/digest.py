@@ -41,7 +41,9 @@ def digest_nudges(*, team: Team, now: dt.datetime) -> list[Nudge]:
     waiting = Q(state__in=[NudgeState.NEW, NudgeState.OPENED]) | Q(state=NudgeState.SNOOZED, snooze_until__lte=now)
     recent = Q(created_at__gt=now - dt.timedelta(days=7))
     return list(
-        Nudge.objects.filter(waiting | recent, team=team, created_at__lte=now).select_related("topic", "module").order_by("-created_at", "-id")
+        Nudge.objects.filter(waiting | recent, team=team, created_at__lte=now)
+        .select_related("topic", "module")
+        .order_by("-created_at", "-id")
     )
 
 
@@ -115,7 +117,7 @@ def digest_send_weekly(*, now: dt.datetime | None = None, config: NudgeConfig | 
             try:
                 send_mail(subject, text, settings.DEFAULT_FROM_EMAIL, [email])
                 outcome.emails += 1
-            except Exception:  # noqa: BLE001 - one bad address must not stop the others; retried next run
+            except Exception:
                 logger.exception("digest email to %s failed", email)
                 claim.delete()
                 outcome.failures += 1

@@ -65,7 +65,8 @@ class ImportResult:
 
     def summary(self, what: str) -> str:
         removed = f", {self.removed} removed" if self.removed else ""
-        return f"imported {self.entries} {what}{removed}; {self.findings_rescored} findings re-scored"
+        plural = "" if self.findings_rescored == 1 else "s"
+        return f"imported {self.entries} {what}{removed}; {self.findings_rescored} finding{plural} re-scored"
 
 
 def _chunks(values: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:

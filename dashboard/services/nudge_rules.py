@@ -180,7 +180,8 @@ def reappeared(appearances: Sequence[Signal], fixes: Sequence[Signal], topics: M
         back = [
             s
             for s in signals
-            if s.event == "reopened" or (s.facts.kind != "vulnerability" and any(fix.at < s.at and fix.finding_id != s.finding_id for fix in earlier))
+            if s.event == "reopened"
+            or (s.facts.kind != "vulnerability" and any(fix.at < s.at and fix.finding_id != s.finding_id for fix in earlier))
         ]
         if not back:
             continue
@@ -220,9 +221,8 @@ def runtime_in_production(alerts: Sequence[Signal], topics: Mapping[int, TopicIn
         latest = max(signals, key=lambda s: (s.at, s.finding_id))
         where = f" ({latest.where})" if latest.where else ""
         count = len(_ids(signals))
-        reason = (
-            f"Falco saw “{latest.facts.rule_id}” in production{where} in the last {config.runtime_window_days} days"
-            + (f", and {_plural(count - 1, 'other alert')} of the same kind." if count > 1 else ".")
+        reason = f"Falco saw “{latest.facts.rule_id}” in production{where} in the last {config.runtime_window_days} days" + (
+            f", and {_plural(count - 1, 'other alert')} of the same kind." if count > 1 else "."
         )
         weight = max(SEVERITY_RANK.get(signal.severity, 0) for signal in signals)
         out.append(Candidate(topic_id, NudgeRule.RUNTIME_IN_PRODUCTION, _ids(signals), reason, weight))

@@ -67,7 +67,11 @@ def _candidates(*, team: Team, now: dt.datetime, config: NudgeConfig, topics: di
         found += nudge_rules.outdated_base(images, topics, config)
     else:
         # On ingest: only what just happened in a cluster and is worth saying now.
-        found = [c for c in found if c.rule in nudge_rules.URGENT_RULES and (topics[c.topic_id].urgent or c.rule != NudgeRule.RUNTIME_IN_PRODUCTION)]
+        found = [
+            c
+            for c in found
+            if c.rule in nudge_rules.URGENT_RULES and (topics[c.topic_id].urgent or c.rule != NudgeRule.RUNTIME_IN_PRODUCTION)
+        ]
     return nudge_rules.best_per_topic(found)
 
 

@@ -64,10 +64,10 @@ def clean_expires(expires: dt.date | None, *, today: dt.date) -> dt.date:
     return expires
 
 
-def _scope_matches(team_id: int | None, scope: Scope) -> list[int]:
+def _scope_matches(team_id: int, scope: Scope) -> list[int]:
     """Findings of the team that need work and match the scope (one query)."""
     rows = (
-        Finding.objects.filter(team_id=team_id, status__in=ACTIVE_STATUSES, rule_id__iexact=scope.rule_id)
+        Finding.objects.filter(team__pk=team_id, status__in=ACTIVE_STATUSES, rule_id__iexact=scope.rule_id)
         .values_list("id", "rule_id", "image__registry", "image__repository", "package_name")
         .order_by("id")
     )
@@ -115,11 +115,11 @@ def acceptance_request(
         wanted.update(_scope_matches(team.pk, scope))
     by_team: dict[int | None, list[tuple[int, str]]] = {}
     for chunk in chunks(sorted(wanted)):
-        for pk, status, team_id in Finding.objects.filter(pk__in=chunk).order_by("id").values_list("id", "status", "team_id"):
-            by_team.setdefault(team_id, []).append((pk, status))
+        for pk, status, owner_id in Finding.objects.filter(pk__in=chunk).order_by("id").values_list("id", "status", "team_id"):
+            by_team.setdefault(owner_id, []).append((pk, status))
     if scope is not None and scope.rule_id and team is not None:
         by_team.setdefault(team.pk, [])
-    teams = {t.pk: t for t in Team.objects.filter(pk__in=[pk for pk in by_team if pk is not None])}
+    teams: dict[int | None, Team] = {t.pk: t for t in Team.objects.filter(pk__in=[pk for pk in by_team if pk is not None])}
     with transaction.atomic():
         for team_id, rows in by_team.items():
             if not rights.may_accept_risk(team_id):
@@ -278,7 +278,7 @@ def acceptance_approve(
         locked.decision_reason = triage.clean_reason(reason, required=False)
         locked.save(update_fields=["state", "approved_by", "decided_at", "decision_reason"])
         ids = list(locked.findings.values_list("id", flat=True))
-        if locked.has_scope:
+        if locked.has_scope and locked.team_id is not None:
             ids.extend(_scope_matches(locked.team_id, _scope_of(locked)))
             attach(locked, ids)
         result = BulkResult(batch=triage.new_batch(), verb="risk accepted")
@@ -406,7 +406,7 @@ def _reopen_expired(acceptance: RiskAcceptance, *, now: dt.datetime, today: dt.d
 
 def _notify_expired(acceptance: RiskAcceptance, reopened: Sequence[int]) -> None:
     """Email the team's champions (and the requester) that an acceptance expired."""
-    emails = set()
+    emails: set[str] = set()
     if acceptance.team_id:
         emails.update(
             Membership.objects.filter(team_id=acceptance.team_id, role=Role.CHAMPION)

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils.text import slugify
 
 from dashboard.errors import ApplicationError
-from dashboard.models import Membership, Role, Team
+from dashboard.models import AuditEvent, Membership, Role, Team
+from dashboard.services.audit import audit_record
 
 
 def team_create(*, slug: str, name: str = "") -> Team:
@@ -19,11 +22,48 @@ def team_create(*, slug: str, name: str = "") -> Team:
 
 
 @transaction.atomic
-def membership_set(*, user: User, team: Team, role: str) -> Membership:
+def membership_set(
+    *, user: User, team: Team, role: str, can_triage: bool = False, by: Any = None, ip: str | None = None, reason: str = ""
+) -> Membership:
+    """Add a person to a team or change their role (audited).  ``can_triage`` is a manager's triage grant."""
     if role not in Role.values:
         raise ApplicationError(f"unknown role {role!r}; use one of {', '.join(Role.values)}")
-    membership, _ = Membership.objects.update_or_create(user=user, team=team, defaults={"role": role})
+    before = Membership.objects.filter(user=user, team=team).values("role", "can_triage").first()
+    membership, _ = Membership.objects.update_or_create(user=user, team=team, defaults={"role": role, "can_triage": can_triage})
+    after = {"role": role, "can_triage": can_triage}
+    if before != after:
+        grant = " with the triage grant" if can_triage and role == Role.MANAGER else ""
+        audit_record(
+            action=AuditEvent.Action.MEMBERSHIP_SET,
+            actor=by,
+            ip=ip,
+            team=team,
+            target_type="user",
+            target_id=str(user.pk),
+            summary=f"{user.get_username()} is {role} of {team.slug}{grant}" + (f" (was {before['role']})" if before else ""),
+            reason=reason,
+            details={"user": user.get_username(), "before": before, "after": after},
+        )
     return membership
+
+
+@transaction.atomic
+def membership_remove(*, user: User, team: Team, by: Any = None, ip: str | None = None, reason: str = "") -> bool:
+    """Take a person out of a team (audited).  Returns whether they were in it."""
+    deleted, _ = Membership.objects.filter(user=user, team=team).delete()
+    if deleted:
+        audit_record(
+            action=AuditEvent.Action.MEMBERSHIP_REMOVED,
+            actor=by,
+            ip=ip,
+            team=team,
+            target_type="user",
+            target_id=str(user.pk),
+            summary=f"{user.get_username()} removed from {team.slug}",
+            reason=reason,
+            details={"user": user.get_username()},
+        )
+    return bool(deleted)
 
 
 def user_create(*, username: str, password: str, email: str = "", is_staff: bool = False) -> User:

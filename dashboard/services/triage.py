@@ -145,7 +145,8 @@ class BulkResult:
     verb: str = "changed"
 
     def skip(self, why: str, count: int = 1) -> None:
-        self.skipped[why] = self.skipped.get(why, 0) + count
+        if count:
+            self.skipped[why] = self.skipped.get(why, 0) + count
 
     def merge(self, other: BulkResult) -> None:
         known = set(self.changed)
@@ -157,7 +158,7 @@ class BulkResult:
     @property
     def message(self) -> str:
         n = len(self.changed)
-        parts = [f"{n} finding{'s' if n != 1 else ''} {self.verb}."]
+        parts = [f"{n} finding{'s' if n != 1 else ''} {self.verb}."] if self.changed or not self.pending_acceptances else []
         if self.pending_acceptances:
             ids = ", ".join(f"#{pk}" for pk in self.pending_acceptances)
             parts.append(f"Risk acceptance {ids} waits for a second person's approval.")
@@ -412,8 +413,8 @@ def events_undo(
             event_ids = [e.pk for e in chunk]
             undone = set(FindingEvent.objects.filter(undoes_id__in=event_ids).values_list("undoes_id", flat=True))
             finding_ids = sorted({e.finding_id for e in chunk})
-            findings = {
-                row["id"]: row
+            findings: dict[int, dict[str, Any]] = {
+                row["id"]: dict(row)
                 for row in Finding.objects.filter(pk__in=finding_ids)
                 .select_for_update()
                 .values("id", "status", "assignee_id", "severity", "team_id")
@@ -494,6 +495,8 @@ def event_undo(*, event: FindingEvent, by: Any, reason: str = "", ip: str | None
 
     Status changes undo like a stack: only the latest one of a finding.
     """
+    if FindingEvent.objects.filter(undoes=event).exists():
+        raise ApplicationError("cannot undo: already undone", code="cannot_undo", status=409)
     if event.type in STATUS_EVENT_TYPES:
         latest = (
             FindingEvent.objects.filter(finding_id=event.finding_id, type__in=STATUS_EVENT_TYPES)

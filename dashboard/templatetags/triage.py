@@ -1,4 +1,4 @@
-"""Template helpers for the triage pages: risk explanations, SLA states, queue links, optional includes."""
+"""Template helpers for the triage pages: risk explanations, SLA states and queue links."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django import template
-from django.template import Context, TemplateDoesNotExist
-from django.template.loader import get_template
 from django.utils import timezone
 
 from dashboard.models import ACTIVE_STATUSES
@@ -48,12 +46,3 @@ def queue_url(query: dict[str, str], **changes: Any) -> str:
     merged = {key: value for key, value in merged.items() if value}
     return "/findings/" + ("?" + urlencode(merged) if merged else "")
 
-
-@register.simple_tag(takes_context=True)
-def optional_include(context: Context, name: str) -> str:
-    """Render ``name`` with the current context when the template exists (a spot other features fill)."""
-    try:
-        included = get_template(name)
-    except TemplateDoesNotExist:
-        return ""
-    return included.render(context.flatten(), context.get("request"))

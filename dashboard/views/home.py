@@ -16,9 +16,12 @@ from dashboard.services.triage import home_visit
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     slug = (request.GET.get("team") or "").strip()[:64]
-    team = visible_teams(request.user).filter(slug=slug).first() if slug else None
+    teams = list(visible_teams(request.user).order_by("name")[:200])
+    chosen = [t for t in teams if t.slug == slug]
+    # A champion of one team sees that team; people with several choose (all of them by default).
+    team = chosen[0] if chosen else (teams[0] if len(teams) == 1 else None)
     since = home_visit(user=request.user)  # type: ignore[arg-type]
-    summary = home_summary(user=request.user, since=since, team=team)
+    summary = home_summary(user=request.user, since=since, team=team, teams=teams)
     return render(
         request,
         "dashboard/home.html",

@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -82,12 +82,13 @@ def nudge_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     try:
         if action == "open":
             nudge_services.nudge_open(nudge=nudge, by=request.user)
-            if nudge.module is not None and request.POST.get("go") != "0":
-                return HttpResponseRedirect(nudge.module.url)
-            return redirect(back)
-        if action == "done":
+            if "application/json" in request.headers.get("Accept", ""):
+                return JsonResponse({"id": nudge.pk, "state": nudge.state, "label": nudge.get_state_display()})
+        elif action == "done":
             nudge_services.nudge_complete(nudge=nudge, by=request.user, shared_with_team=request.POST.get("shared") == "1")
-            messages.success(request, f"Thanks! “{nudge.topic.name}” is marked done; Vigil will show whether the findings stop coming back.")
+            messages.success(
+                request, f"Thanks! “{nudge.topic.name}” is marked done; Vigil will show whether the findings stop coming back."
+            )
         elif action == "snooze":
             days = int(request.POST.get("days") or 0) if (request.POST.get("days") or "").isdigit() else 0
             nudge_services.nudge_snooze(nudge=nudge, by=request.user, days=days)
@@ -100,6 +101,8 @@ def nudge_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             messages.error(request, f"Unknown action {action[:30]!r}.")
             return redirect(nudge_url)
     except ApplicationError as exc:
+        if "application/json" in request.headers.get("Accept", ""):
+            return JsonResponse({"error": {"code": exc.code, "message": exc.message}}, status=exc.status)
         messages.error(request, exc.message)
         return redirect(nudge_url)
     return redirect(back)

@@ -6,11 +6,11 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 
 from dashboard.charts import trends
-from dashboard.models import SEVERITY_ORDER, Kind, Severity, Status
+from dashboard.models import SEVERITY_ORDER
 from dashboard.selectors import findings as finding_selectors
 from dashboard.selectors import teams as team_selectors
 
@@ -19,14 +19,6 @@ PAGE_SIZE = 50
 
 def _points(snapshots: Any) -> list[tuple[Any, dict[str, int]]]:
     return [(snap.date, snap.open_by_severity) for snap in snapshots]
-
-
-@login_required
-def home(request: HttpRequest) -> HttpResponse:
-    teams = list(finding_selectors.visible_teams(user=request.user)[:2])
-    if len(teams) == 1 and not request.user.is_staff:
-        return redirect("team", slug=teams[0].slug)
-    return redirect("overview")
 
 
 @login_required
@@ -92,47 +84,5 @@ def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "counts": counts,
             "severities": SEVERITY_ORDER,
             "figure": trends.severity_bar(counts, title="Open findings in this image"),
-        },
-    )
-
-
-@login_required
-def finding_list(request: HttpRequest) -> HttpResponse:
-    filters = finding_selectors.FindingFilters.from_query(request.GET)
-    if "status" not in request.GET:
-        filters = finding_selectors.FindingFilters(**{**filters.__dict__, "status": "active"})
-    findings = finding_selectors.finding_list(user=request.user, filters=filters)
-    page = Paginator(findings, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    return render(
-        request,
-        "dashboard/findings.html",
-        {
-            "page": page,
-            "filters": filters,
-            "query": query.urlencode(),
-            "teams": finding_selectors.visible_teams(user=request.user),
-            "severities": Severity.values,
-            "statuses": Status.values,
-            "kinds": Kind.values,
-            "sorts": list(finding_selectors.SORTS),
-        },
-    )
-
-
-@login_required
-def finding_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    try:
-        finding = finding_selectors.finding_get(user=request.user, pk=pk)
-    except finding_selectors.Finding.DoesNotExist:
-        raise Http404("no such finding") from None
-    return render(
-        request,
-        "dashboard/finding.html",
-        {
-            "finding": finding,
-            "events": finding.events.select_related("actor", "report")[:100],
-            "occurrences": finding.occurrence_set.all()[:100],
         },
     )

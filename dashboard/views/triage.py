@@ -6,7 +6,6 @@ answer JSON to the queue's script (static/vigil/queue.js) and redirect without i
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import uuid
 from typing import Any
@@ -24,8 +23,8 @@ from django.views.decorators.http import require_GET, require_POST
 from dashboard.errors import ApplicationError
 from dashboard.models import FindingEvent, Kind, Membership, RiskAcceptance, Severity, Status, Stream, TriageRule
 from dashboard.models.access import visible_teams
-from dashboard.selectors import access
 from dashboard.selectors import acceptances as acceptance_selectors
+from dashboard.selectors import access
 from dashboard.selectors import queue as queue_selectors
 from dashboard.selectors.finding_detail import finding_detail as finding_detail_selector
 from dashboard.selectors.findings import SLA_STATES, SORTS, FindingFilters
@@ -93,16 +92,9 @@ def finding_export(request: HttpRequest) -> StreamingHttpResponse:
     return csv_response(queue_selectors.export_rows(user=request.user, filters=queue_filters(request.GET)))
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 def csv_response(rows: Any) -> StreamingHttpResponse:
-    writer = csv.writer(_Echo())
-    response = StreamingHttpResponse((writer.writerow(row) for row in rows), content_type="text/csv; charset=utf-8")
-    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
-    response["Content-Disposition"] = f'attachment; filename="vigil-findings-{stamp}.csv"'
+    response = StreamingHttpResponse(queue_selectors.csv_lines(rows), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{queue_selectors.export_filename()}"'
     return response
 
 

@@ -1,0 +1,326 @@
+"""Route-by-route isolation: every URL pattern and API route, tried as every kind of caller.
+
+Every route the URL resolver knows must be classified in ROUTES below (the Django admin is
+classified as a whole by its namespace).  A route nobody classified fails
+``test_every_route_is_classified``: add it to ROUTES with the access class that describes it,
+and, for routes that take an object, how to reach an object of the *other* team.
+
+Callers: anonymous; a champion of team alpha; a manager of alpha without a grant for bravo;
+alpha's tokens of each scope; a champion of bravo (the owner: proves the route really reaches
+bravo's object, so a 404 above is isolation and not a broken URL); and a staff administrator.
+Every object is bravo's.  Pages and answers seen by outsiders must not contain bravo's data
+(``+LEAK``) and their requests must not change bravo's data (``+MUTATED``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from dashboard.models import AuditEvent, Finding, FindingEvent, Nudge, OwnershipRule, Report, RiskAcceptance, Role, Status, TriageRule
+from dashboard.services.audit import audit_record
+from dashboard.services.tokens import token_create
+from tests.factories import (
+    FindingEventFactory,
+    FindingFactory,
+    ImageFactory,
+    MembershipFactory,
+    NudgeFactory,
+    OwnershipRuleFactory,
+    ReportFactory,
+    RiskAcceptanceFactory,
+    TeamFactory,
+    TriageRuleFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+MARKER = "bravo-secret"
+OUTSIDERS = ("anonymous", "champion", "manager", "token:ingest", "token:read", "token:admin")
+PERSONAS = (*OUTSIDERS, "owner", "staff")
+
+# --- what each access class answers to each caller ------------------------------------------------
+# ok: any 2xx, a redirect other than to a login page, or a 400/409/422 about the input.
+# login / admin-login: a redirect to the login page.  Other values are status codes.
+PAGE_TOKENS = {"token:ingest": "login", "token:read": "login", "token:admin": "login"}
+EXPECT: dict[str, dict[str, str]] = {
+    # Anyone: the login page, the health check.
+    "public": {persona: "ok" for persona in PERSONAS},
+    # Logging out (POST) sends everyone to the login page.
+    "logout": {persona: "login" for persona in PERSONAS},
+    # A page of the caller's own data: lists, overviews, queues, exports.
+    "page": {"anonymous": "login", "champion": "ok", "manager": "ok", **PAGE_TOKENS, "owner": "ok", "staff": "ok"},
+    # A page or action on one of bravo's objects: 404 for whoever cannot read bravo.
+    "object": {"anonymous": "login", "champion": "404", "manager": "404", **PAGE_TOKENS, "owner": "ok", "staff": "ok"},
+    # An action about bravo's objects that does not name one in its URL (bulk, undo by batch): no effect.
+    "action": {"anonymous": "login", "champion": "ok", "manager": "ok", **PAGE_TOKENS, "owner": "ok", "staff": "ok"},
+    # Administrators only (ownership rules, the unowned queue): 403 for everyone else.
+    "staff": {"anonymous": "login", "champion": "403", "manager": "403", **PAGE_TOKENS, "owner": "403", "staff": "ok"},
+    # An administrators' action on bravo's object: 404 if you cannot read it, 403 if you can but are not an administrator.
+    "staff-object": {"anonymous": "login", "champion": "404", "manager": "404", **PAGE_TOKENS, "owner": "403", "staff": "ok"},
+    # Administrators and managers (the audit log, scoped to the manager's teams).
+    "manager": {"anonymous": "login", "champion": "403", "manager": "ok", **PAGE_TOKENS, "owner": "403", "staff": "ok"},
+    # The Django admin: staff only; everyone else is sent to its login page.
+    "admin-site": {persona: "admin-login" for persona in (*OUTSIDERS, "owner")},
+    # API, list of what the caller may read (scope read).
+    "api-read-list": {
+        "anonymous": "401", "champion": "ok", "manager": "ok", "token:ingest": "403", "token:read": "ok", "token:admin": "ok",
+        "owner": "ok", "staff": "ok",
+    },
+    # API, one of bravo's objects (scope read).
+    "api-read-object": {
+        "anonymous": "401", "champion": "404", "manager": "404", "token:ingest": "403", "token:read": "404", "token:admin": "404",
+        "owner": "ok", "staff": "ok",
+    },
+    # API, one of bravo's reports (scope ingest).
+    "api-ingest-object": {
+        "anonymous": "401", "champion": "404", "manager": "404", "token:ingest": "404", "token:read": "403", "token:admin": "404",
+        "owner": "ok", "staff": "ok",
+    },
+    # API, posting a report for bravo (team=bravo): tokens may only name teams they cover; people teams they may write to.
+    "api-ingest-for-other-team": {
+        "anonymous": "401", "champion": "404", "manager": "404", "token:ingest": "403", "token:read": "403", "token:admin": "403",
+        "owner": "ok", "staff": "ok",
+    },
+    # API, changing one of bravo's objects (scope admin).
+    "api-admin-object": {
+        "anonymous": "401", "champion": "404", "manager": "404", "token:ingest": "403", "token:read": "403", "token:admin": "404",
+        "owner": "ok", "staff": "ok",
+    },
+    # API, an admin action naming bravo's objects in its body: no effect.
+    "api-admin-action": {
+        "anonymous": "401", "champion": "ok", "manager": "ok", "token:ingest": "403", "token:read": "403", "token:admin": "ok",
+        "owner": "ok", "staff": "ok",
+    },
+    # API, the OpenAPI schema: anyone authenticated.
+    "api-schema": {"anonymous": "401", **{persona: "ok" for persona in PERSONAS if persona != "anonymous"}},
+}  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class Probe:
+    access: str
+    method: str = "GET"
+    #: URL kwargs from the world (bravo's objects); converters left out get a harmless sample value.
+    kwargs: Callable[[Any], dict[str, Any]] = lambda w: {}
+    query: Callable[[Any], str] = lambda w: ""
+    data: Callable[[Any], Any] = lambda w: {}
+    #: "form" (application/x-www-form-urlencoded) or "json".
+    body: str = "form"
+
+
+FINDING = lambda w: {"pk": w.finding.pk}  # noqa: E731
+ROUTES: dict[str, list[Probe]] = {
+    "login": [Probe("public")],
+    "logout": [Probe("logout", "POST")],
+    "healthz": [Probe("public")],
+    "home": [Probe("page")],
+    "overview": [Probe("page")],
+    "team": [Probe("object", kwargs=lambda w: {"slug": "bravo"})],
+    "image": [Probe("object", kwargs=lambda w: {"pk": w.image.pk})],
+    "findings": [Probe("page"), Probe("page", query=lambda w: "?team=bravo&status=")],
+    "findings-export": [Probe("page", query=lambda w: "?status=")],
+    "findings-bulk": [Probe("action", "POST", data=lambda w: {"ids": [w.finding.pk], "action": "status", "status": "false_positive",
+                                                               "reason": "matrix"})],
+    "findings-bulk-undo": [Probe("action", "POST", kwargs=lambda w: {"batch": w.batch})],
+    "finding": [Probe("object", kwargs=FINDING)],
+    "finding-update": [Probe("object", "POST", kwargs=FINDING, data=lambda w: {"status": "false_positive", "reason": "matrix"})],
+    "finding-accept-scope": [Probe("object", "POST", kwargs=FINDING, data=lambda w: {"reason": "matrix", "expires": "2099-01-01"})],
+    "finding-event-undo": [Probe("object", "POST", kwargs=lambda w: {"pk": w.finding.pk, "event_pk": w.event.pk})],
+    "acceptances": [Probe("page")],
+    "acceptance-approve": [Probe("object", "POST", kwargs=lambda w: {"pk": w.pending.pk})],
+    "acceptance-reject": [Probe("object", "POST", kwargs=lambda w: {"pk": w.pending.pk})],
+    "triage-rules": [Probe("page"), Probe("action", "POST", data=lambda w: {"team": "bravo", "name": "matrix", "action": "false_positive",
+                                                                             "match_rule_id": "CVE-*", "reason": "matrix"})],
+    "triage-rule-enable": [Probe("object", "POST", kwargs=lambda w: {"pk": w.triage_rule.pk})],
+    "triage-rule-disable": [Probe("object", "POST", kwargs=lambda w: {"pk": w.triage_rule.pk})],
+    "triage-rule-apply": [Probe("object", "POST", kwargs=lambda w: {"pk": w.triage_rule.pk})],
+    "reports": [Probe("page")],
+    "report": [Probe("object", kwargs=lambda w: {"pk": w.report.pk})],
+    "report-confirm": [Probe("object", "POST", kwargs=lambda w: {"pk": w.report.pk})],
+    "nudges": [Probe("page")],
+    "nudge-impact": [Probe("page")],
+    "nudge": [Probe("object", kwargs=lambda w: {"pk": w.nudge.pk})],
+    "nudge-action": [Probe("object", "POST", kwargs=lambda w: {"pk": w.nudge.pk, "action": "dismiss"}, data=lambda w: {"reason": "m"})],
+    "ownership": [Probe("page")],
+    "ownership-rule-new": [Probe("staff", "POST", data=lambda w: {"kind": "image", "pattern": "registry.example.com/bravo-secret/**",
+                                                                   "team": "alpha", "priority": "0"})],
+    "ownership-rule": [Probe("staff-object", kwargs=lambda w: {"pk": w.rule.pk})],
+    "ownership-rule-delete": [Probe("staff-object", "POST", kwargs=lambda w: {"pk": w.rule.pk})],
+    "ownership-unowned": [Probe("staff")],
+    "ownership-finding": [Probe("object", kwargs=FINDING)],
+    "ownership-finding-set": [Probe("staff-object", "POST", kwargs=FINDING, data=lambda w: {"team": "alpha"})],
+    "ownership-image": [Probe("object", kwargs=lambda w: {"pk": w.image.pk})],
+    "audit": [Probe("manager")],
+    "api:report-create": [Probe("api-ingest-for-other-team", "POST", query=lambda w: "?team=bravo&image=registry.example.com/bravo/x:1",
+                                data=lambda w: {"SchemaVersion": 2, "ArtifactName": "x", "ArtifactType": "container_image",
+                                                "Results": []}, body="json")],
+    "api:report-detail": [Probe("api-ingest-object", kwargs=lambda w: {"pk": w.report.pk})],
+    "api:finding-list": [Probe("api-read-list"), Probe("api-read-list", query=lambda w: "?team=bravo")],
+    "api:finding-bulk": [Probe("api-admin-action", "POST", data=lambda w: {"ids": [w.finding.pk], "action": "status",
+                                                                            "status": "false_positive", "reason": "matrix"}, body="json")],
+    "api:finding-export": [Probe("api-read-list")],
+    "api:finding-detail": [
+        Probe("api-read-object", kwargs=FINDING),
+        Probe("api-admin-object", "PATCH", kwargs=FINDING, data=lambda w: {"status": "false_positive", "reason": "m"}, body="json"),
+    ],
+    "api:nudge-list": [Probe("api-read-list")],
+    "api:schema": [Probe("api-schema")],
+}  # fmt: skip
+#: Whole URL namespaces classified at once.
+NAMESPACES = {"admin": Probe("admin-site")}
+
+
+def _walk(patterns: list[Any], prefix: str = "", namespace: str = "") -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+            found += _walk(pattern.url_patterns, prefix + str(pattern.pattern), inner)
+        elif isinstance(pattern, URLPattern):
+            found.append((f"{namespace}{pattern.name or ''}", prefix + str(pattern.pattern)))
+    return found
+
+
+ALL_ROUTES = _walk(get_resolver().url_patterns)
+CASES = [
+    pytest.param(name, pattern, index, persona, id=f"{name or pattern}-{index}-{persona}")
+    for name, pattern in ALL_ROUTES
+    for index, probe in enumerate(ROUTES.get(name) or [NAMESPACES.get(name.split(":")[0], Probe("unclassified"))])
+    for persona in EXPECT.get(probe.access, {"anonymous": "classified"})
+]
+_SAMPLES = {"int": "1", "uuid": str(uuid.UUID(int=1)), "slug": "x", "str": "x", "path": "x"}
+
+
+def test_every_route_is_classified() -> None:
+    names = {name for name, _ in ALL_ROUTES}
+    unclassified = sorted(name for name in names if name not in ROUTES and name.split(":")[0] not in NAMESPACES)
+    stale = sorted(set(ROUTES) - names)
+
+    assert unclassified == [], "classify these routes in ROUTES (tests/dashboard/test_access_matrix.py)"
+    assert stale == [], "these classified routes no longer exist"
+    assert len(names & set(ROUTES)) == len([name for name, _ in ALL_ROUTES if name in ROUTES]), "classified routes need unique names"
+
+
+@dataclasses.dataclass
+class World:
+    alpha: Any
+    bravo: Any
+    image: Any
+    finding: Any
+    event: Any
+    batch: uuid.UUID
+    report: Any
+    pending: Any
+    triage_rule: Any
+    nudge: Any
+    rule: Any
+    clients: dict[str, Client]
+
+
+@pytest.fixture
+def world() -> World:
+    alpha = TeamFactory(slug="alpha", name="Alpha")
+    bravo = TeamFactory(slug="bravo", name="Bravo-Secret Team")
+    image = ImageFactory(team=bravo, repository="bravo-secret/app")
+    finding = FindingFactory(team=bravo, image=image, rule_id="CVE-BRAVO-SECRET", title="bravo-secret finding", status=Status.TRIAGED)
+    FindingFactory(team=alpha)
+    batch = uuid.uuid4()
+    event = FindingEventFactory(
+        finding=finding, type=FindingEvent.Type.STATUS, from_status=Status.OPEN, to_status=Status.TRIAGED, batch=batch
+    )
+    report = ReportFactory(team=bravo, image_ref="registry.example.com/bravo-secret/app:1", held_closures=[finding.pk])
+    pending = RiskAcceptanceFactory(
+        team=bravo, state=RiskAcceptance.State.PENDING, approved_by=None, findings=[finding], reason="bravo-secret reason"
+    )
+    champion_b = MembershipFactory(team=bravo, role=Role.CHAMPION).user
+    audit_record(action=AuditEvent.Action.STATUS_CHANGED, team=bravo, summary="bravo-secret audit record")
+    audit_record(action=AuditEvent.Action.STATUS_CHANGED, team=alpha, summary="alpha audit record")
+    users = {
+        "champion": MembershipFactory(team=alpha, role=Role.CHAMPION).user,
+        "manager": MembershipFactory(team=alpha, role=Role.MANAGER, can_triage=True).user,
+        "owner": champion_b,
+        "staff": UserFactory(is_staff=True, is_superuser=True),
+    }
+    clients = {"anonymous": Client()}
+    for persona, user in users.items():
+        clients[persona] = Client()
+        clients[persona].force_login(user)
+    for scope in ("ingest", "read", "admin"):
+        _, plaintext = token_create(team=alpha, name=f"alpha {scope}", scope=scope)
+        clients[f"token:{scope}"] = Client(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    return World(
+        alpha=alpha,
+        bravo=bravo,
+        image=image,
+        finding=finding,
+        event=event,
+        batch=batch,
+        report=report,
+        pending=pending,
+        triage_rule=TriageRuleFactory(team=bravo, name="bravo-secret rule", enabled=False),
+        nudge=NudgeFactory(team=bravo, reason="bravo-secret nudge"),
+        rule=OwnershipRuleFactory(team=bravo, kind=OwnershipRule.Kind.IMAGE, pattern="registry.example.com/bravo-secret/*"),
+        clients=clients,
+    )
+
+
+def bravo_state(world: World) -> list[Any]:
+    """Everything an outsider's request must not change."""
+    return [
+        list(Finding.objects.filter(team=world.bravo).values_list("pk", "status", "team_id", "severity", "assignee_id", "owner_source")),
+        list(FindingEvent.objects.filter(finding__team=world.bravo).values_list("pk", "type")),
+        list(RiskAcceptance.objects.filter(team=world.bravo).values_list("pk", "state")),
+        list(TriageRule.objects.filter(team=world.bravo).values_list("pk", "enabled")),
+        list(Nudge.objects.filter(team=world.bravo).values_list("pk", "state")),
+        list(OwnershipRule.objects.values_list("pk", "pattern", "team_id")),
+        list(Report.objects.filter(team=world.bravo).values_list("pk", "held_closures")),
+    ]
+
+
+def url_for(pattern: str, probe: Probe, world: World) -> str:
+    values = {key: str(value) for key, value in probe.kwargs(world).items()}
+    path = re.sub(r"<(?:(\w+):)?(\w+)>", lambda m: values.get(m.group(2), _SAMPLES[m.group(1) or "str"]), pattern)
+    return "/" + path + probe.query(world)
+
+
+def outcome(response: Any, *, check_leak: bool) -> str:
+    status = response.status_code
+    location = response.get("Location", "")
+    if status in (301, 302) and location.startswith("/admin/login/"):
+        result = "admin-login"
+    elif status in (301, 302) and location.startswith("/login/"):
+        result = "login"
+    elif status < 400 or status in (400, 409, 422):
+        result = "ok"
+    else:
+        result = str(status)
+    content = b"".join(response.streaming_content) if getattr(response, "streaming", False) else response.content
+    if check_leak and MARKER in content.decode("utf-8", "replace").lower():
+        result += "+LEAK"
+    return result
+
+
+@pytest.mark.parametrize(("name", "pattern", "index", "persona"), CASES)
+def test_route_answers_each_caller_as_classified(name: str, pattern: str, index: int, persona: str, world: World) -> None:
+    probe = (ROUTES.get(name) or [NAMESPACES.get(name.split(":")[0], Probe("unclassified"))])[index]
+    client = world.clients[persona]
+    before = bravo_state(world)
+    body = json.dumps(probe.data(world)) if probe.body == "json" else urlencode(probe.data(world), doseq=True)
+    content_type = "application/json" if probe.body == "json" else "application/x-www-form-urlencoded"
+
+    response = client.generic(probe.method, url_for(pattern, probe, world), body, content_type=content_type)
+
+    got = outcome(response, check_leak=persona in OUTSIDERS)
+    mutated = "+MUTATED" if persona in OUTSIDERS and bravo_state(world) != before else ""
+    assert got + mutated == EXPECT[probe.access][persona]
