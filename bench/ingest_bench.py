@@ -1,6 +1,6 @@
 """Ingestion on the real stack, in one run: gunicorn, one Celery worker, PostgreSQL, Redis.
 
-    .venv/bin/python bench/ingest_bench.py [--n 10000] [--mb 50] [--alerts 3000] [--json bench/out/ingest.json]
+    .venv/bin/python bench/ingest_bench.py [--n 10000] [--mb 50] [--alerts 1600] [--json bench/out/ingest.json]
 
 Needs the machine's PostgreSQL on 127.0.0.1:5432 (trust auth) and Redis on 127.0.0.1:6379.  The script
 creates and drops its own database (``vigil_helperbench`` unless --db), uses a private queue name, and starts
@@ -108,7 +108,7 @@ def copy_floor(stack: stack_mod.Stack, data: bytes) -> dict[str, float]:
         team_id = cur.fetchone()[0]
         cur.execute(f"DROP TABLE IF EXISTS {FLOOR_TABLE}")
         # CREATE TABLE AS copies the columns only: no index, no constraint, no default.
-        cur.execute(f"CREATE TABLE {FLOOR_TABLE} AS SELECT * FROM dashboard_finding WITH NO DATA")
+        cur.execute(f"CREATE TABLE {FLOOR_TABLE} AS SELECT * FROM dashboard_finding WITH NO DATA")  # noqa: S608 - a constant
     conn.commit()
     started = time.perf_counter()
     columns, rows = floor_rows(data, team_id=team_id, image_id=None)
@@ -125,7 +125,7 @@ def copy_floor(stack: stack_mod.Stack, data: bytes) -> dict[str, float]:
     conn.commit()
     copied = time.perf_counter()
     with conn.cursor() as cur:
-        cur.execute(f"SELECT count(*) FROM {FLOOR_TABLE}")
+        cur.execute(f"SELECT count(*) FROM {FLOOR_TABLE}")  # noqa: S608 - a constant
         count = cur.fetchone()[0]
         cur.execute(f"DROP TABLE {FLOOR_TABLE}")
     conn.commit()
@@ -142,19 +142,28 @@ def copy_floor(stack: stack_mod.Stack, data: bytes) -> dict[str, float]:
 # --------------------------------------------------------------------------- imports
 
 
-def timed_import(stack: stack_mod.Stack, body: bytes, query: str = "") -> dict[str, Any]:
+def progress(message: str) -> None:
+    print(f"  [{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def timed_import(stack: stack_mod.Stack, body: bytes, query: str = "", *, label: str = "") -> dict[str, Any]:
+    progress(f"posting {label} ({len(body) / 1e6:.1f} MB)")
+    cpu_before = stack_mod.cpu_seconds(stack.worker.pid)
     started = time.perf_counter()
     post_seconds, answer = stack.post_report(body, query)
     done = stack.wait_done(answer["id"])
     seconds = time.perf_counter() - started
     if done["status"] != "done":
         raise RuntimeError(f"report {answer['id']} failed: {done['error']}")
+    worker_cpu = stack_mod.cpu_seconds(stack.worker.pid) - cpu_before
+    progress(f"{label}: done in {seconds:.2f} s (worker CPU {worker_cpu:.2f} s), counts {done['counts']}")
     worker = (dt.datetime.fromisoformat(done["finished_at"]) - dt.datetime.fromisoformat(done["started_at"])).total_seconds()
     return {
         "id": answer["id"],
         "seconds": seconds,
         "post_seconds": post_seconds,
         "worker_seconds": worker,
+        "worker_cpu_seconds": worker_cpu,
         "counts": done["counts"],
         "findings": done["findings_total"],
         "bytes": len(body),
@@ -164,11 +173,13 @@ def timed_import(stack: stack_mod.Stack, body: bytes, query: str = "") -> dict[s
 def imports(stack: stack_mod.Stack, n: int) -> dict[str, Any]:
     tenth = n // 10
     first_body = trivy_window(0, n)
-    first = timed_import(stack, first_body)
+    first = timed_import(stack, first_body, label=f"first import of {n}")
     floor = copy_floor(stack, first_body)
-    again = timed_import(stack, trivy_window(0, n, created_at="2026-11-27T11:00:00Z"))
-    new_tag = timed_import(stack, trivy_window(0, n, tag="1.0.1", created_at="2026-11-27T12:00:00Z"))
-    churn = timed_import(stack, trivy_window(tenth, n + tenth, tag="1.0.1", created_at="2026-11-27T13:00:00Z"))
+    progress(f"COPY floor: {floor['copy_seconds']:.3f} s for {floor['rows']} rows")
+    again = timed_import(stack, trivy_window(0, n, created_at="2026-11-27T11:00:00Z"), label="the same report again")
+    new_tag = timed_import(stack, trivy_window(0, n, tag="1.0.1", created_at="2026-11-27T12:00:00Z"), label="again under a new tag")
+    churn_body = trivy_window(tenth, n + tenth, tag="1.0.1", created_at="2026-11-27T13:00:00Z")
+    churn = timed_import(stack, churn_body, label="10% removed, 10% new")
     expected = {
         "first": {"new": n, "reopened": 0, "unchanged": 0, "fixed": 0},
         "again": {"new": 0, "reopened": 0, "unchanged": n, "fixed": 0},
@@ -194,7 +205,7 @@ def big_report(stack: stack_mod.Stack, megabytes: float) -> dict[str, Any]:
     web = stack.gunicorn_workers()
     reset = all(stack_mod.reset_hwm(pid) for pid in [stack.worker.pid, *web])
     worker_before = stack_mod.vm_hwm_mib(stack.worker.pid)
-    result = timed_import(stack, body)
+    result = timed_import(stack, body, label=f"the {megabytes:g} MB report")
     result.update(
         {
             "hwm_reset": reset,
@@ -225,9 +236,7 @@ def _alert(template: dict[str, Any], number: int) -> bytes:
     return json.dumps(alert).encode()
 
 
-def _client_process(
-    port: int, token: str, kind: str, threads: int, per_thread: int, offset: int, start_at: float, results: Any
-) -> None:
+def _client_process(port: int, token: str, kind: str, threads: int, per_thread: int, offset: int, start_at: float, results: Any) -> None:
     """One load process: ``threads`` clients, each sending ``per_thread`` requests one after another."""
     template = _alert_template()
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
@@ -308,8 +317,11 @@ def load(stack: stack_mod.Stack, kind: str, total: int, clients: int = 16, proce
 
 
 def falco(stack: stack_mod.Stack, total: int, clients: int) -> dict[str, Any]:
+    progress(f"GET /healthz x {total} from {clients} clients")
     trivial = load(stack, "healthz", total, clients)
+    progress(f"POST {total} Falco alerts from {clients} clients")
     alerts = load(stack, "alerts", total, clients)
+    progress(f"{alerts['accepted']} alerts accepted at {alerts['per_second']:.0f}/s; waiting for the worker to process them")
     ids = alerts.pop("ids")
     trivial.pop("ids")
     conn = stack.connect()
@@ -363,13 +375,23 @@ def show(f: dict[str, Any]) -> None:
     print(f"ingestion on the real stack (gunicorn x{f['web_workers']}, 1 Celery worker --pool solo, PostgreSQL, Redis; {f['cpus']} CPUs)")
     print(f"  load average before/after: {f['load_before'][0]:.2f} / {f['load_after'][0]:.2f}")
     print(f"a. first import of {i['n']} findings: {first['seconds']:.2f} s POST->done ({i['n'] / first['seconds']:,.0f} findings/s)")
-    print(f"     POST (API stores, parses once to validate) {first['post_seconds']:.2f} s; worker (parse + apply) {first['worker_seconds']:.2f} s")
+    print(
+        f"     POST (stores, parses once to validate) {first['post_seconds']:.2f} s; worker (parse + apply) {first['worker_seconds']:.2f} s"
+    )
     print(f"   floor: COPY of the same {floor['rows']} rows into an unindexed table {floor['copy_seconds']:.3f} s")
-    print(f"     (not in the floor: parsing {floor['parse_seconds']:.2f} s, CSV {floor['csv_seconds']:.2f} s, {floor['csv_bytes'] / 1e6:.1f} MB)")
+    print(
+        f"     (not in the floor: parsing {floor['parse_seconds']:.2f} s, CSV {floor['csv_seconds']:.2f} s, {floor['csv_bytes'] / 1e6:.1f} MB)"  # noqa: E501
+    )
     print(f"   ratio to the floor: {i['ratio_to_floor']:.1f}x  (aim <= 10x: {mark[i['ratio_to_floor'] <= 10]})")
-    print(f"b. same report again:  {i['again']['seconds']:.2f} s = {i['again_fraction']:.1%} of the first (aim <= 5%: {mark[i['again_fraction'] <= 0.05]})")
+    print(
+        f"b. same report again:  {i['again']['seconds']:.2f} s = {i['again_fraction']:.1%} of the first "
+        f"(aim <= 5%: {mark[i['again_fraction'] <= 0.05]})"
+    )
     print(f"   again, new tag:     {i['new_tag']['seconds']:.2f} s = {i['new_tag_fraction']:.1%} of the first")
-    print(f"   10% gone, 10% new:  {i['churn']['seconds']:.2f} s = {i['churn_fraction']:.1%} of the first (aim <= 20%: {mark[i['churn_fraction'] <= 0.2]})")
+    print(
+        f"   10% gone, 10% new:  {i['churn']['seconds']:.2f} s = {i['churn_fraction']:.1%} of the first "
+        f"(aim <= 20%: {mark[i['churn_fraction'] <= 0.2]})"
+    )
     print(f"   counts exact on all four imports: {i['counts_exact']}  (churn: {i['churn']['counts']})")
     print(
         f"c. {big['bytes'] / 1e6:.1f} MB report ({big['findings']} findings): {big['seconds']:.1f} s POST->done, "
@@ -381,7 +403,9 @@ def show(f: dict[str, Any]) -> None:
     )
     t, a = fa["trivial"], fa["alerts"]
     print(f"d. {fa['clients']} concurrent clients, one request each at a time:")
-    print(f"   GET /healthz:        {t['per_second']:,.0f} req/s, p50 {t['p50_ms']:.1f} ms, p99 {t['p99_ms']:.1f} ms ({t['errors']} errors)")
+    print(
+        f"   GET /healthz:        {t['per_second']:,.0f} req/s, p50 {t['p50_ms']:.1f} ms, p99 {t['p99_ms']:.1f} ms ({t['errors']} errors)"
+    )
     print(
         f"   POST one Falco alert: {a['per_second']:,.0f} alerts/s accepted, p50 {a['p50_ms']:.1f} ms, p99 {a['p99_ms']:.1f} ms "
         f"({a['accepted']} accepted, {a['errors']} errors, statuses {a['statuses']})"
@@ -401,7 +425,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000, help="findings in the import report (default 10000)")
     parser.add_argument("--mb", type=float, default=50, help="size of the large report in MB (default 50)")
-    parser.add_argument("--alerts", type=int, default=3200, help="Falco alerts to post (default 3200)")
+    parser.add_argument("--alerts", type=int, default=1600, help="Falco alerts to post (default 1600)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
     parser.add_argument("--web-workers", type=int, default=3, help="gunicorn workers (default 3)")
     parser.add_argument("--db", default=os.environ.get("VIGIL_BENCH_DB", "vigil_helperbench"), help="database to create and drop")

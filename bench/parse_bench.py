@@ -107,8 +107,12 @@ def show(f: dict[str, Any]) -> None:
     print(f"parse_bytes of a {f['report_bytes'] / 1e6:.1f} MB Trivy report ({f['findings']} findings, fresh process)")
     print(f"  parse time          {f['parse_seconds']:.2f} s  ({f['findings_per_second']:,.0f} findings/s)")
     print(f"  child wall time     {f['child_wall_seconds']:.2f} s  (interpreter start, imports, reading the file, parsing)")
-    print(f"  peak RSS            {f['peak_rss_mib']:.0f} MiB  (of which {f['baseline_rss_mib']:.0f} MiB before parsing: interpreter + bytes)")
-    print(f"  parse RSS increment {f['parse_rss_mib']:.0f} MiB  ({f['parse_rss_mib'] * 1.048576 / (f['report_bytes'] / 1e6):.1f}x the report size)")
+    print(
+        f"  peak RSS            {f['peak_rss_mib']:.0f} MiB  (of which {f['baseline_rss_mib']:.0f} MiB before parsing: interpreter + bytes)"
+    )
+    print(
+        f"  parse RSS increment {f['parse_rss_mib']:.0f} MiB  ({f['parse_rss_mib'] * 1.048576e6 / f['report_bytes']:.1f}x the report size)"
+    )
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Run every benchmark and print one summary table (``make bench``).
 
-    .venv/bin/python bench/run_all.py [--n 10000] [--mb 50] [--alerts 3200]
+    .venv/bin/python bench/run_all.py [--n 10000] [--mb 50] [--alerts 1600]
 
 Each benchmark runs as its own process and writes its figures to bench/out/*.json; this script prints
 their own reports, then the table.  bench/queue_bench.py (the triage queue) runs too when it exists.
@@ -85,7 +85,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", default="10000")
     parser.add_argument("--mb", default="50")
-    parser.add_argument("--alerts", default="3200")
+    parser.add_argument("--alerts", default="1600")
+    parser.add_argument("--skip-queue", action="store_true", help="do not run bench/queue_bench.py")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
@@ -94,7 +95,7 @@ def main() -> None:
         failed.append("parse_bench")
     if _run("ingest_bench.py", "--n", args.n, "--mb", args.mb, "--alerts", args.alerts, "--json", str(OUT / "ingest.json")):
         failed.append("ingest_bench")
-    if (ROOT / "bench" / "queue_bench.py").exists() and _run("queue_bench.py"):
+    if not args.skip_queue and (ROOT / "bench" / "queue_bench.py").exists() and _run("queue_bench.py"):
         failed.append("queue_bench")
     if "parse_bench" not in failed and "ingest_bench" not in failed:
         rows = table(json.loads((OUT / "parse.json").read_text()), json.loads((OUT / "ingest.json").read_text()))

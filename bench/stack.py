@@ -44,6 +44,12 @@ def vm_hwm_mib(pid: int) -> float:
     raise RuntimeError(f"no VmHWM for process {pid}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a live process has used (less sensitive to a busy machine than wall time)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def reset_hwm(pid: int) -> bool:
     """Reset a process's VmHWM to its current RSS (Linux: write 5 to /proc/<pid>/clear_refs)."""
     try:
@@ -123,24 +129,8 @@ def _manage(env: dict[str, str], *args: str) -> str:
 
 
 def _migrate(env: dict[str, str]) -> None:
-    try:
-        _manage(env, "migrate", "--noinput")
-    except RuntimeError as exc:
-        # Work-around while dashboard/migrations/0003_audit_append_only.py passes SQL containing "%" to
-        # schema_editor.execute() without params=None (psycopg2 then fails with "tuple index out of range").
-        if "0003_audit_append_only" not in str(exc) or "IndexError" not in str(exc):
-            raise
-        print("note: migration 0003 fails on PostgreSQL (a '%' in its SQL); applying its SQL directly", file=sys.stderr)
-        source = (ROOT / "dashboard" / "migrations" / "0003_audit_append_only.py").read_text()
-        sql = source.split('CREATE = """', 1)[1].split('"""', 1)[0]
-        _manage(env, "migrate", "dashboard", "0002", "--noinput")
-        conn = psycopg2.connect(env["DATABASE_URL"])
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(sql)
-        conn.close()
-        _manage(env, "migrate", "dashboard", "0003", "--fake", "--noinput")
-        _manage(env, "migrate", "--noinput")
+    """Migrate the database ``env["DATABASE_URL"]`` names (bench/queue_bench.py uses this too)."""
+    _manage(env, "migrate", "--noinput")
 
 
 def _admin(sql: str) -> None:
@@ -184,8 +174,27 @@ def start_worker(env: dict[str, str], queue: str) -> subprocess.Popen[bytes]:
     if log.exists():
         log.unlink()
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "vigil", "worker", "-Q", queue, "--pool", "solo", "-n", f"{queue}@%h"]
-        + ["--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info", "-f", str(log)],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "vigil",
+            "worker",
+            "-Q",
+            queue,
+            "--pool",
+            "solo",
+            "-n",
+            f"{queue}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "info",
+            "-f",
+            str(log),
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -232,8 +241,20 @@ def running_stack(*, db_name: str, web_workers: int = 3, keep_db: bool = False) 
         token = _manage(env, "create_token", "--team", "bench", "--name", "bench", "--scope", "ingest").splitlines()[-1]
         port = free_port()
         gunicorn = subprocess.Popen(
-            [str(VENV_BIN / "gunicorn"), "vigil.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", str(web_workers)]
-            + ["--timeout", "600", "--log-level", "warning", "--error-logfile", str(OUT / "gunicorn.log")],
+            [
+                str(VENV_BIN / "gunicorn"),
+                "vigil.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(web_workers),
+                "--timeout",
+                "600",
+                "--log-level",
+                "warning",
+                "--error-logfile",
+                str(OUT / "gunicorn.log"),
+            ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,

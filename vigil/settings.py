@@ -92,6 +92,10 @@ DATABASES = {
         env="DATABASE_URL",
         default=f"sqlite:///{VAR_DIR / 'vigil.sqlite3'}",
         conn_max_age=int(os.environ.get("VIGIL_DB_CONN_MAX_AGE", "60")),
+        # A reused connection is checked before each request/task uses it: after a PostgreSQL
+        # restart the first request on a stale connection would otherwise fail with a 500
+        # (fault drill tests/integration/test_fault_drills.py).
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

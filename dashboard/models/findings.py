@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 
 from dashboard.models.access import visible_team_filter
-from dashboard.models.choices import ACTIVE_STATUSES, Kind, Severity, Status, Stream
+from dashboard.models.choices import ACTIVE_STATUSES, SEVERITY_ORDER, Kind, Severity, Status, Stream
 from dashboard.models.images import Image
 from dashboard.models.reports import Report
 from dashboard.models.teams import Team
@@ -80,6 +80,16 @@ class Finding(models.Model):
     risk_parts = models.JSONField(default=dict, blank=True)
     #: When the SLA clock started (first seen, or the last reopening when clocks restart).
     sla_started_on = models.DateField(null=True, blank=True)
+    #: critical 6 ... unknown 1, computed by the database, so "sort by severity" can use an index.
+    severity_rank = models.GeneratedField(
+        expression=models.Case(
+            *[models.When(severity=name, then=models.Value(len(SEVERITY_ORDER) - index)) for index, name in enumerate(SEVERITY_ORDER)],
+            default=models.Value(0),
+            output_field=models.SmallIntegerField(),
+        ),
+        output_field=models.SmallIntegerField(),
+        db_persist=True,
+    )
 
     objects = FindingQuerySet.as_manager()
 
@@ -94,6 +104,8 @@ class Finding(models.Model):
             models.Index(fields=["team", "-risk_score", "id"], name="finding_team_risk_idx"),
             models.Index(fields=["team", "due_date", "id"], name="finding_team_due_idx"),
             models.Index(fields=["team", "-first_seen", "id"], name="finding_team_first_seen_idx"),
+            models.Index(fields=["team", "-severity_rank", "-risk_score", "id"], name="finding_team_severity_idx"),
+            models.Index(fields=["team", "stream", "-last_seen"], name="finding_team_stream_seen_idx"),
             models.Index(fields=["rule_id"], name="finding_rule_id_idx"),
         ]
 

@@ -6,12 +6,14 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.utils import timezone
 
 from dashboard.models import ACTIVE_STATUSES, Finding, RiskAcceptance, Status, Stream, Team
+from dashboard.models.access import sees_everything
 from dashboard.selectors.acceptances import acceptances_visible
 from dashboard.selectors.findings import DUE_SOON_DAYS
+from dashboard.selectors.queue import capped_count
 
 #: Risk acceptances expiring within this many days are shown.
 EXPIRING_DAYS = 14
@@ -24,6 +26,8 @@ class HomeCard:
     key: str
     label: str
     count: int
+    #: The count stopped at the queue's cap (shown as "10000+").
+    capped: bool
     query: dict[str, str]
     hint: str = ""
     urgent: bool = False
@@ -41,63 +45,68 @@ class HomeSummary:
 
 
 def home_summary(*, user: Any, since: dt.datetime, team: Team | None, teams: list[Team], today: dt.date | None = None) -> HomeSummary:
-    """Counts for the user's teams (or one team): one query for all finding counts."""
+    """Counts for the user's teams (or one team), each a capped count that walks an index."""
     today = today or timezone.localdate()
     now = timezone.now()
+    since = since.replace(microsecond=0)  # the card's link carries whole seconds
     findings = Finding.objects.visible_to(user)
     if team is not None:
         findings = findings.filter(team=team)
-    active = Q(status__in=ACTIVE_STATUSES)
+    elif not sees_everything(user):
+        findings = findings.filter(team_id__in=[t.pk for t in teams])  # literal ids: per-team index scans
+    active = findings.filter(status__in=ACTIVE_STATUSES)
     recent = now - dt.timedelta(days=RECENT_DAYS)
-    counts = findings.aggregate(
-        new=Count("id", filter=Q(first_seen__gte=since) & active),
-        new_critical=Count("id", filter=Q(first_seen__gte=since, severity="critical") & active),
-        due_soon=Count("id", filter=active & Q(due_date__gte=today, due_date__lte=today + dt.timedelta(days=DUE_SOON_DAYS))),
-        overdue=Count("id", filter=active & Q(due_date__lt=today)),
-        denials=Count("id", filter=active & Q(stream=Stream.ADMISSION, last_seen__gte=recent)),
-        alerts=Count("id", filter=active & Q(stream=Stream.RUNTIME, last_seen__gte=recent)),
-        mine=Count("id", filter=active & Q(assignee_id=getattr(user, "pk", None))),
-    )
+    wanted = {
+        "new": active.filter(first_seen__gte=since),
+        "new_critical": active.filter(first_seen__gte=since, severity="critical"),
+        "due_soon": active.filter(due_date__gte=today, due_date__lte=today + dt.timedelta(days=DUE_SOON_DAYS)),
+        "overdue": active.filter(due_date__lt=today),
+        "denials": active.filter(stream=Stream.ADMISSION, last_seen__gte=recent),
+        "alerts": active.filter(stream=Stream.RUNTIME, last_seen__gte=recent),
+        "mine": active.filter(assignee_id=getattr(user, "pk", None)) if getattr(user, "pk", None) else active.none(),
+    }
+    counts = {key: capped_count(qs) for key, qs in wanted.items()}
     acceptances = acceptances_visible(user=user, team=team)
     expiring_soon = acceptances.filter(
         state=RiskAcceptance.State.APPROVED, expires__gte=today, expires__lte=today + dt.timedelta(days=EXPIRING_DAYS)
     )
-    expiring_findings = findings.filter(status=Status.RISK_ACCEPTED, pk__in=expiring_soon.values("findings")).count()
+    expiring_findings = capped_count(findings.filter(status=Status.RISK_ACCEPTED, pk__in=expiring_soon.values("findings")))
     scoped = {"team": team.slug} if team is not None else {}
     since_text = timezone.localtime(since).strftime("%Y-%m-%dT%H:%M:%S")
+    new_critical = counts["new_critical"][0]
     cards = [
         HomeCard(
             "new",
             "New since your last visit",
-            counts["new"],
+            *counts["new"],
             {**scoped, "since": since_text, "status": "active"},
-            hint=f"{counts['new_critical']} critical" if counts["new_critical"] else "",
-            urgent=bool(counts["new_critical"]),
+            hint=f"{new_critical} critical" if new_critical else "",
+            urgent=bool(new_critical),
         ),
-        HomeCard("overdue", "Overdue", counts["overdue"], {**scoped, "sla": "overdue", "sort": "due"}, urgent=bool(counts["overdue"])),
-        HomeCard("due_soon", f"Due in the next {DUE_SOON_DAYS} days", counts["due_soon"], {**scoped, "sla": "due_soon", "sort": "due"}),
+        HomeCard("overdue", "Overdue", *counts["overdue"], {**scoped, "sla": "overdue", "sort": "due"}, urgent=bool(counts["overdue"][0])),
+        HomeCard("due_soon", f"Due in the next {DUE_SOON_DAYS} days", *counts["due_soon"], {**scoped, "sla": "due_soon", "sort": "due"}),
         HomeCard(
             "expiring",
             f"Risk acceptances expiring in {EXPIRING_DAYS} days",
-            expiring_findings,
+            *expiring_findings,
             {**scoped, "expiring": str(EXPIRING_DAYS), "status": Status.RISK_ACCEPTED},
             hint="findings that reopen at expiry",
         ),
         HomeCard(
             "denials",
             f"Admission denials ({RECENT_DAYS} days)",
-            counts["denials"],
+            *counts["denials"],
             {**scoped, "stream": Stream.ADMISSION, "seen_days": str(RECENT_DAYS), "status": "active"},
             hint="deploys blocked by policy",
         ),
         HomeCard(
             "alerts",
             f"Runtime alerts ({RECENT_DAYS} days)",
-            counts["alerts"],
+            *counts["alerts"],
             {**scoped, "stream": Stream.RUNTIME, "seen_days": str(RECENT_DAYS), "status": "active"},
-            urgent=bool(counts["alerts"]),
+            urgent=bool(counts["alerts"][0]),
         ),
-        HomeCard("mine", "Assigned to you", counts["mine"], {**scoped, "assignee": "me", "status": "active"}),
+        HomeCard("mine", "Assigned to you", *counts["mine"], {**scoped, "assignee": "me", "status": "active"}),
     ]
     pending = list(
         acceptances.filter(state=RiskAcceptance.State.PENDING)

@@ -52,10 +52,16 @@ def score_of(parts: dict[str, float]) -> float:
 
 def explain(parts: dict[str, Any]) -> str:
     """One line for a hover title: "severity / CVSS 41.3 + EPSS 2.1 + in CISA KEV 15 = 58.4"."""
-    shown = [f"{PART_LABELS.get(name, name)} {float(value):g}" for name, value in parts.items() if value]
+    shown = [f"{PART_LABELS.get(name, name)} {float(value):g}" for name, value in ordered_parts(parts) if value]
     if not shown:
         return "no risk factors"
     return " + ".join(shown) + f" = {score_of({k: float(v) for k, v in parts.items()}):g}"
+
+
+def ordered_parts(parts: dict[str, Any]) -> list[tuple[str, float]]:
+    """The parts in their canonical order (JSON storage may reorder keys)."""
+    known = [(name, float(parts[name])) for name in PART_LABELS if name in parts]
+    return known + [(name, float(value)) for name, value in parts.items() if name not in PART_LABELS]
 
 
 def sla_days_for(team_sla: dict[str, Any] | None) -> dict[str, int]:

@@ -247,7 +247,7 @@ def _audit(acceptance: RiskAcceptance, *, by: Any, ip: str | None, findings: Seq
 
 
 def _locked(acceptance: RiskAcceptance) -> RiskAcceptance:
-    return RiskAcceptance.objects.select_for_update().select_related("team", "requested_by").get(pk=acceptance.pk)
+    return RiskAcceptance.objects.select_for_update(of=("self",)).select_related("team", "requested_by").get(pk=acceptance.pk)
 
 
 def acceptance_approve(
@@ -351,7 +351,7 @@ def acceptances_expire(*, now: dt.datetime | None = None) -> ExpiryResult:
     )
     for pk in due:
         with transaction.atomic():
-            acceptance = RiskAcceptance.objects.select_for_update().select_related("team", "requested_by").filter(pk=pk).first()
+            acceptance = RiskAcceptance.objects.select_for_update(of=("self",)).select_related("team", "requested_by").filter(pk=pk).first()
             if acceptance is None or acceptance.state not in (State.APPROVED, State.PENDING) or acceptance.expires >= today:
                 continue  # a concurrent run got here first
             was_approved = acceptance.state == State.APPROVED

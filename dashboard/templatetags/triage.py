@@ -22,7 +22,7 @@ def risk_explain(parts: dict[str, Any] | None) -> str:
 
 @register.filter
 def risk_rows(parts: dict[str, Any] | None) -> list[tuple[str, float]]:
-    return [(risk.PART_LABELS.get(name, name), float(value)) for name, value in (parts or {}).items()]
+    return [(risk.PART_LABELS.get(name, name), value) for name, value in risk.ordered_parts(parts or {})]
 
 
 @register.filter

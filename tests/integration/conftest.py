@@ -204,6 +204,8 @@ class DrillStack:
         return worker.wait_ready() if wait else worker
 
     def close(self) -> None:
+        for process in self.processes:
+            process.terminate()  # all at once, then wait for each
         for process in reversed(self.processes):
             process.stop()
 

@@ -25,6 +25,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -97,15 +98,19 @@ class Process:
         self.proc.wait(timeout=30)
         self._close_log()
 
+    def terminate(self) -> None:
+        """Ask the process and its group to stop (SIGTERM); ``stop`` waits for it."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.signal_group(signal.SIGTERM)
+
     def stop(self, timeout: float = 20) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.signal_group(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
+        self.terminate()
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
         self.signal_group(signal.SIGKILL)  # stragglers (pool children) of a process that already exited
         if self.proc.poll() is None:
             self.proc.wait(timeout=30)
@@ -198,16 +203,20 @@ class PostgresCluster:
             str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"
         )
 
-    def start(self) -> None:
+    def _pg_ctl(self, action: str, *args: str) -> None:
+        # Always with -l: a server started without it would hold our output pipe open forever.
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.workdir}"
             " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         )
-        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.logfile), "-o", options, "-w", "-t", "60", "start")
+        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.logfile), "-o", options, *args, "-w", "-t", "60", action)
+
+    def start(self) -> None:
+        self._pg_ctl("start")
 
     def restart(self) -> None:
         """A normal restart (``-m fast``): every connection is cut and every open transaction rolled back."""
-        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "restart")
+        self._pg_ctl("restart", "-m", "fast")
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
@@ -380,10 +389,12 @@ def run_sweeper(env: Mapping[str, str]) -> set[str]:
 def publish_duplicate(broker_url: str, queue: str, report_id: str) -> None:
     """Publish the processing task for ``report_id`` once more, as a redelivery or a second sweeper would."""
     from celery import current_app
+    from celery.exceptions import AlwaysEagerIgnored
 
     from dashboard.services.reports import PROCESS_TASK
 
-    with current_app.connection_for_write(broker_url) as conn:
+    with current_app.connection_for_write(broker_url) as conn, warnings.catch_warnings():
+        warnings.simplefilter("ignore", AlwaysEagerIgnored)  # the test process itself runs tasks eagerly
         current_app.send_task(PROCESS_TASK, args=[report_id], queue=queue, connection=conn, retry=False)
 
 
