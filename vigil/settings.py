@@ -174,6 +174,9 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing must never hang a request: fail fast and let the sweeper re-enqueue.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5, "max_retries": 1}
+# The one reconnect retry is immediate: kombu's default sleeps 2 s first, which held every request
+# 2 s while Redis was down (fault drill 2).  The worker's own reconnect loop has its own backoff.
+CELERY_BROKER_TRANSPORT_OPTIONS["interval_start"] = 0
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-reports": {"task": "vigil.reports.sweep", "schedule": 300.0},

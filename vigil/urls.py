@@ -16,3 +16,6 @@ urlpatterns = [
     path("api/v1/", include("dashboard.api.urls")),
     path("", include("dashboard.urls")),
 ]
+
+#: API paths answer 404 in the API's error shape (issue 5: the schema promises JSON everywhere under /api/).
+handler404 = "dashboard.views.errors.not_found"
