@@ -17,7 +17,7 @@ from dashboard.api.signing import verify_signed_request
 from dashboard.errors import ApplicationError
 from dashboard.models import ApiToken
 from dashboard.services.audit import client_ip
-from dashboard.services.tokens import token_authenticate, token_check_address
+from dashboard.services.tokens import token_authenticate, token_check_address, token_note_use
 
 
 class AddressNotAllowed(exceptions.PermissionDenied):
@@ -56,12 +56,14 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if token is None:
             raise exceptions.AuthenticationFailed("invalid, expired or revoked token")
         django_request = request._request
+        ip = client_ip(django_request.META)
         try:
-            token_check_address(token=token, ip=client_ip(django_request.META))
+            token_check_address(token=token, ip=ip)
         except ApplicationError as exc:
             raise AddressNotAllowed(exc.message) from None
         if token.requires_signature:
             verify_signed_request(django_request, token)
+        token_note_use(token=token, ip=ip)
         return TokenPrincipal(token), token
 
     def authenticate_header(self, request: Request) -> str:

@@ -45,5 +45,13 @@ class Migration(migrations.Migration):
             model_name="finding",
             index=models.Index(fields=["team", "stream", "-last_seen"], name="finding_team_stream_seen_idx"),
         ),
+        migrations.AddIndex(
+            model_name="finding",
+            index=models.Index(condition=models.Q(("kev", True)), fields=["team", "-risk_score", "id"], name="finding_team_kev_idx"),
+        ),
+        migrations.AddIndex(
+            model_name="finding",
+            index=models.Index(fields=["team", "-epss"], name="finding_team_epss_idx"),
+        ),
         migrations.RunPython(create_trigram_indexes, drop_trigram_indexes),
     ]

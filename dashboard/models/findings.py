@@ -106,6 +106,8 @@ class Finding(models.Model):
             models.Index(fields=["team", "-first_seen", "id"], name="finding_team_first_seen_idx"),
             models.Index(fields=["team", "-severity_rank", "-risk_score", "id"], name="finding_team_severity_idx"),
             models.Index(fields=["team", "stream", "-last_seen"], name="finding_team_stream_seen_idx"),
+            models.Index(fields=["team", "-risk_score", "id"], condition=models.Q(kev=True), name="finding_team_kev_idx"),
+            models.Index(fields=["team", "-epss"], name="finding_team_epss_idx"),
             models.Index(fields=["rule_id"], name="finding_rule_id_idx"),
         ]
 

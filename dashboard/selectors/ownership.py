@@ -27,7 +27,7 @@ from dashboard.models import ACTIVE_STATUSES, Finding, Image, OwnershipRule, Own
 from dashboard.models.access import sees_everything, visible_teams
 
 #: Specificity tiers, most specific first (higher wins).
-_TIERS = {
+_TIERS: dict[tuple[str, bool], int] = {
     (OwnershipRule.Kind.IMAGE, False): 6,
     (OwnershipRule.Kind.IMAGE, True): 5,
     (OwnershipRule.Kind.LABEL, False): 4,
@@ -270,12 +270,13 @@ def unowned_queue(*, user: Any, limit: int = 50) -> dict[str, Any]:
     if not sees_everything(user):
         return {"total": 0, "images": [], "namespaces": [], "other": 0}
     unowned = Finding.objects.visible_to(user).filter(team__isnull=True, status__in=ACTIVE_STATUSES)
-    images = list(
-        unowned.filter(image__isnull=False)
+    images: list[dict[str, Any]] = [
+        {**row, "name": image_name(row["image__registry"], row["image__repository"])}
+        for row in unowned.filter(image__isnull=False)
         .values("image_id", "image__registry", "image__repository")
         .annotate(n=Count("id"), last=Max("last_seen"))
         .order_by("-n", "image__repository")[:limit]
-    )
+    ]
     namespaces = list(
         unowned.filter(image__isnull=True)
         .exclude(resource_namespace="")
@@ -283,8 +284,6 @@ def unowned_queue(*, user: Any, limit: int = 50) -> dict[str, Any]:
         .annotate(n=Count("id"), last=Max("last_seen"))
         .order_by("-n", "resource_namespace")[:limit]
     )
-    for row in images:
-        row["name"] = image_name(row["image__registry"], row["image__repository"])
     return {
         "total": unowned.count(),
         "images": images,

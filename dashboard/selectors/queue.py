@@ -19,8 +19,10 @@ from dashboard.models import ACTIVE_STATUSES, SEVERITY_ORDER, Finding
 from dashboard.selectors.findings import DUE_SOON_DAYS, FindingFilters, finding_list
 
 PAGE_SIZE = 50
-#: The queue counts up to this many findings, then says "10,000+".
+#: The queue counts up to this many findings, then says "10000+".
 COUNT_CAP = 10000
+#: With free text, matching a row costs more (three case-insensitive LIKEs): count up to this many.
+SEARCH_COUNT_CAP = 1000
 #: Cells starting with these are formulas to a spreadsheet: they are prefixed with a quote.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _RANK = {name: len(SEVERITY_ORDER) - index for index, name in enumerate(SEVERITY_ORDER)}
@@ -124,7 +126,7 @@ def queue_page(
     after = cursor_filter(filters.sort, cursor)
     rows = list((qs.filter(after) if after is not None else qs).only(*ROW_FIELDS)[: page_size + 1])
     next_cursor = encode_cursor(filters.sort, rows[page_size - 1]) if len(rows) > page_size else ""
-    count, capped = capped_count(qs)
+    count, capped = capped_count(qs, cap=SEARCH_COUNT_CAP if filters.q else COUNT_CAP)
     return QueuePage(
         findings=rows[:page_size], count=count, count_capped=capped, cursor=cursor if after is not None else "", next_cursor=next_cursor
     )

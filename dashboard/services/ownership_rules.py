@@ -251,7 +251,7 @@ def _reassign_images(rules: RuleSet) -> None:
 @transaction.atomic
 def finding_set_owner(*, finding: Finding, team: Team | None, by: Any, ip: str | None = None, reason: str = "") -> Finding:
     """An administrator sets a finding's team by hand (sticky: rules no longer move it); None hands it back to the rules."""
-    locked = Finding.objects.select_for_update().select_related("team", "image", "last_report__team").get(pk=finding.pk)
+    locked = Finding.objects.select_for_update(of=("self",)).select_related("team", "image", "last_report__team").get(pk=finding.pk)
     old = locked.team.slug if locked.team else "unowned"
     if team is not None:
         locked.team, locked.owner_rule = team, None

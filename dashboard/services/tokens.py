@@ -166,15 +166,20 @@ def token_authenticate(plaintext: str) -> ApiToken | None:
 
 
 def token_check_address(*, token: ApiToken, ip: str | None) -> None:
-    """Refuse a token used from outside its allow-list; note when it is used, and audit each new address.
+    """Refuse a token used from outside its allow-list (audited once an hour per address)."""
+    if not token.allowed_cidrs:
+        return
+    address = ipaddress.ip_address(ip) if ip else None
+    if address is None or not any(address in ipaddress.ip_network(cidr) for cidr in token.allowed_cidrs):
+        _audit_refused_address(token, ip)
+        raise ApplicationError(f"this token may not be used from {ip or 'an unknown address'}", code="address_not_allowed", status=403)
+
+
+def token_note_use(*, token: ApiToken, ip: str | None) -> None:
+    """After a request authenticated in full: note when and from where; audit each new address.
 
     Costs no query when the token was used from the same address within the last minute.
     """
-    if token.allowed_cidrs:
-        address = ipaddress.ip_address(ip) if ip else None
-        if address is None or not any(address in ipaddress.ip_network(cidr) for cidr in token.allowed_cidrs):
-            _audit_refused_address(token, ip)
-            raise ApplicationError(f"this token may not be used from {ip or 'an unknown address'}", code="address_not_allowed", status=403)
     now = timezone.now()
     same_address = ip == token.last_used_ip
     if same_address and token.last_used_at is not None and now - token.last_used_at <= timedelta(minutes=1):

@@ -4,9 +4,12 @@ bounded number of examples per operation, no server error and no answer that bre
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pytest
 import schemathesis
+from django.core import signals
+from django.db import close_old_connections
 from django.test import Client
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
@@ -38,7 +41,18 @@ schema = _schema()
 
 
 @pytest.fixture
-def tokens(db: None) -> dict[str, str]:
+def same_connection() -> Iterator[None]:
+    """Calling the WSGI app directly fires request_started/finished, whose handler would close the test's
+    database connection (and its transaction) on PostgreSQL; Django's test client disconnects it the same way."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def tokens(db: None, same_connection: None) -> dict[str, str]:
     payments = TeamFactory(slug="payments")
     FindingFactory.create_batch(3, team=payments)
     return {scope: token_create(team=payments, name=f"schemathesis {scope}", scope=scope)[1] for scope in ("ingest", "read", "admin")}

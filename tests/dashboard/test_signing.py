@@ -15,8 +15,9 @@ from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from dashboard.errors import ApplicationError
 from dashboard.models import Report, SignedRequest
-from dashboard.services.tokens import signatures_prune, token_create, token_signing_secret
+from dashboard.services.tokens import signature_verify, signatures_prune, token_create, token_signing_secret
 from tests.conftest import fixture_bytes
 from tests.factories import TeamFactory
 
@@ -107,7 +108,7 @@ def test_a_body_changed_after_signing_is_refused_before_it_is_parsed(signer) -> 
     assert Report.objects.count() == 0
 
 
-@pytest.mark.parametrize("skew", [-301, 301])
+@pytest.mark.parametrize("skew", [-305, 305])
 def test_a_timestamp_more_than_300_seconds_away_is_refused(signer, skew: int) -> None:
     client, secret = signer
     body = fixture_bytes(ALPINE)
@@ -115,6 +116,20 @@ def test_a_timestamp_more_than_300_seconds_away_is_refused(signer, skew: int) ->
     response = post(client, body, sign(secret, body, at=int(time.time()) + skew))
 
     assert (response.status_code, response.json()["error"]["code"]) == (401, "stale_signature")
+
+
+def test_the_window_is_300_seconds_either_way_at_the_boundary() -> None:
+    token, _ = token_create(team=TeamFactory(slug="edge"), name="edge", signing=True)
+    secret = token_signing_secret(token)
+
+    accepted = [
+        signature_verify(token=token, header=sign(secret, b"x", at=1_000_000), body=b"x", now=1_000_000 + skew)[0] for skew in (-300, 300)
+    ]
+    with pytest.raises(ApplicationError) as late:
+        signature_verify(token=token, header=sign(secret, b"x", at=1_000_000), body=b"x", now=1_000_301)
+
+    assert accepted == [1_000_000, 1_000_000]
+    assert late.value.code == "stale_signature"
 
 
 def test_a_timestamp_inside_the_window_is_accepted(signer) -> None:
