@@ -44,7 +44,9 @@ def vulnerability(n: int, rng: random.Random) -> dict[str, Any]:
     return vuln
 
 
-def trivy_report(n_findings: int, *, start: int = 0, image: str = "registry.example.com/bench/app", tag: str = "1.0.0", seed: int = 7) -> dict[str, Any]:
+def trivy_report(
+    n_findings: int, *, start: int = 0, image: str = "registry.example.com/bench/app", tag: str = "1.0.0", seed: int = 7
+) -> dict[str, Any]:
     rng = random.Random(seed)
     vulns = [vulnerability(n, rng) for n in range(start, start + n_findings)]
     os_vulns = [v for v in vulns if "PkgPath" not in v]

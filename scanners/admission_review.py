@@ -89,11 +89,7 @@ def _is_review(value: Any) -> bool:
     if not isinstance(value, dict):
         return False
     api_version = value.get("apiVersion")
-    return (
-        value.get("kind") == "AdmissionReview"
-        and isinstance(api_version, str)
-        and api_version.startswith("admission.k8s.io/")
-    )
+    return value.get("kind") == "AdmissionReview" and isinstance(api_version, str) and api_version.startswith("admission.k8s.io/")
 
 
 def _policies_in(message: str) -> list[tuple[str, str]]:
@@ -142,9 +138,7 @@ class AdmissionReviewParser:
 
         review = expect_dict(value, where or "AdmissionReview")
         if not _is_review(review):
-            raise ParseError(
-                f"{prefix}not an AdmissionReview: expected kind AdmissionReview, apiVersion admission.k8s.io/*"
-            )
+            raise ParseError(f"{prefix}not an AdmissionReview: expected kind AdmissionReview, apiVersion admission.k8s.io/*")
         if review.get("request") is None:
             raise ParseError(prefix + BARE_RESPONSE)
         if review.get("response") is None:
@@ -173,12 +167,8 @@ class AdmissionReviewParser:
             # e.g. deployments/scale (object is a Scale), pods/ephemeralcontainers: the workload is the parent.
             plural = opt_str(request_resource, "resource", at("request.resource"), 255)
             kind = _KINDS_BY_RESOURCE.get(plural, kind)
-        namespace = opt_str(request, "namespace", at("request"), 255) or opt_str(
-            metadata, "namespace", f"{obj_where}.metadata", 255
-        )
-        raw_name = opt_str(request, "name", at("request"), 255) or opt_str(
-            metadata, "name", f"{obj_where}.metadata", 255
-        )
+        namespace = opt_str(request, "namespace", at("request"), 255) or opt_str(metadata, "namespace", f"{obj_where}.metadata", 255)
+        raw_name = opt_str(request, "name", at("request"), 255) or opt_str(metadata, "name", f"{obj_where}.metadata", 255)
         name = self._workload(raw_name, kind, metadata, f"{obj_where}.metadata")
         resource = ResourceRef(cluster="", namespace=namespace, kind=kind, name=name)
         if resource not in result.evaluated:
@@ -210,9 +200,7 @@ class AdmissionReviewParser:
         if raw_name and raw_name != name:
             details["resource_name"] = raw_name
         if containers:
-            details["images"] = [
-                {"container": cname, "image": image, "list": group} for group, cname, image in containers
-            ]
+            details["images"] = [{"container": cname, "image": image, "list": group} for group, cname, image in containers]
 
         warnings = expect_list(response.get("warnings"), at("response.warnings"))
         if not allowed:
@@ -294,11 +282,7 @@ class AdmissionReviewParser:
             owners = metadata.get("ownerReferences")
             if isinstance(owners, list):
                 for owner in owners:
-                    if (
-                        isinstance(owner, dict)
-                        and owner.get("kind") == "ReplicaSet"
-                        and isinstance(owner.get("name"), str)
-                    ):
+                    if isinstance(owner, dict) and owner.get("kind") == "ReplicaSet" and isinstance(owner.get("name"), str):
                         return workload_name(owner["name"], kind="ReplicaSet")
         return generate
 

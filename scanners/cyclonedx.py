@@ -158,9 +158,7 @@ class CycloneDxParser:
 
         findings: dict[str, Finding] = {}
         for index, item in enumerate(expect_list(bom.get("vulnerabilities"), "vulnerabilities")):
-            for finding in self._vulnerability(
-                item, f"vulnerabilities[{index}]", components, image, scope, occurred_at
-            ):
+            for finding in self._vulnerability(item, f"vulnerabilities[{index}]", components, image, scope, occurred_at):
                 first = findings.get(finding.fingerprint)
                 if first is None:
                     findings[finding.fingerprint] = finding
@@ -180,13 +178,9 @@ class CycloneDxParser:
             elif version:
                 candidates.append(f"{component.name}:{version}")
             candidates.append(component.name)
-        return image_from_refs(
-            props.get("aquasecurity:trivy:RepoTag", []), props.get("aquasecurity:trivy:RepoDigest", []), *candidates
-        )
+        return image_from_refs(props.get("aquasecurity:trivy:RepoTag", []), props.get("aquasecurity:trivy:RepoDigest", []), *candidates)
 
-    def _components(
-        self, value: Any, where: str, by_ref: dict[str, _Component], flat: list[dict[str, str]], depth: int
-    ) -> None:
+    def _components(self, value: Any, where: str, by_ref: dict[str, _Component], flat: list[dict[str, str]], depth: int) -> None:
         if depth > 10:
             raise ParseError(f"{where}: components nested more than 10 levels deep")
         for index, item in enumerate(expect_list(value, where)):
@@ -226,11 +220,7 @@ class CycloneDxParser:
         state = opt_str(analysis, "state", f"{where}.analysis", 64)
         references = [opt_str(source, "url", f"{where}.source", 2000)]
         for a_index, item in enumerate(expect_list(vuln.get("advisories"), f"{where}.advisories")):
-            references.append(
-                opt_str(
-                    expect_dict(item, f"{where}.advisories[{a_index}]"), "url", f"{where}.advisories[{a_index}]", 2000
-                )
-            )
+            references.append(opt_str(expect_dict(item, f"{where}.advisories[{a_index}]"), "url", f"{where}.advisories[{a_index}]", 2000))
         related = []
         for r_index, item in enumerate(expect_list(vuln.get("references"), f"{where}.references")):
             reference = expect_dict(item, f"{where}.references[{r_index}]")
@@ -255,9 +245,7 @@ class CycloneDxParser:
             "recommendation": recommendation,
             "vex_state": state,
             "vex_justification": opt_str(analysis, "justification", f"{where}.analysis", 255),
-            "vex_response": [
-                r for r in expect_list(analysis.get("response"), f"{where}.analysis.response") if isinstance(r, str)
-            ],
+            "vex_response": [r for r in expect_list(analysis.get("response"), f"{where}.analysis.response") if isinstance(r, str)],
             "vex_detail": opt_str(analysis, "detail", f"{where}.analysis", 2000),
             "published": iso_timestamp(vuln.get("published")),
             "updated": iso_timestamp(vuln.get("updated")),

@@ -61,9 +61,7 @@ class DockerBenchParser:
     stream = "scan"
 
     def detect(self, document: Any) -> bool:
-        return (
-            isinstance(document, dict) and "dockerbenchsecurity" in document and isinstance(document.get("tests"), list)
-        )
+        return isinstance(document, dict) and "dockerbenchsecurity" in document and isinstance(document.get("tests"), list)
 
     def parse(self, document: Any) -> ParseResult:
         if not isinstance(document, dict):

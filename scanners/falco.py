@@ -173,9 +173,7 @@ class FalcoParser:
 
         image: ImageRef | None = None
         if repository:
-            image = ImageRef.parse(
-                f"{repository}:{tag}" if tag and ":" not in repository.rsplit("/", 1)[-1] else repository
-            )
+            image = ImageRef.parse(f"{repository}:{tag}" if tag and ":" not in repository.rsplit("/", 1)[-1] else repository)
         digest = fields.get("container.image.digest")
         if isinstance(digest, list):
             digest = next((item for item in digest if isinstance(item, str)), None)

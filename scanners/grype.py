@@ -169,9 +169,7 @@ class GrypeParser:
         )
         return image, user_input, labels
 
-    def _match(
-        self, value: Any, where: str, image: ImageRef | None, scope_name: str, occurred_at: str | None
-    ) -> Finding:
+    def _match(self, value: Any, where: str, image: ImageRef | None, scope_name: str, occurred_at: str | None) -> Finding:
         match = expect_dict(value, where)
         vuln = expect_dict(match.get("vulnerability"), f"{where}.vulnerability")
         artifact = expect_dict(match.get("artifact"), f"{where}.artifact")

@@ -28,12 +28,7 @@ _STATUSES = frozenset({"PASS", "FAIL", "WARN", "INFO"})
 
 
 def _is_control(value: Any) -> bool:
-    return (
-        isinstance(value, dict)
-        and isinstance(value.get("tests"), list)
-        and "node_type" in value
-        and "dockerbenchsecurity" not in value
-    )
+    return isinstance(value, dict) and isinstance(value.get("tests"), list) and "node_type" in value and "dockerbenchsecurity" not in value
 
 
 class KubeBenchParser:

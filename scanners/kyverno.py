@@ -46,12 +46,7 @@ def _is_report(value: Any) -> bool:
         return False
     api_version = value.get("apiVersion")
     kind = value.get("kind")
-    return (
-        isinstance(api_version, str)
-        and api_version.startswith(_GROUPS)
-        and isinstance(kind, str)
-        and kind in _REPORT_KINDS
-    )
+    return isinstance(api_version, str) and api_version.startswith(_GROUPS) and isinstance(kind, str) and kind in _REPORT_KINDS
 
 
 def _is_list(value: Any) -> bool:
@@ -168,9 +163,7 @@ class KyvernoParser:
                 _add(evaluated, ref)
             outcome = req_str(result, "result", result_where).strip().lower()
             if outcome not in _RESULTS:
-                raise ParseError(
-                    f"{result_where}: unknown result {outcome!r} (expected pass, fail, warn, error or skip)"
-                )
+                raise ParseError(f"{result_where}: unknown result {outcome!r} (expected pass, fail, warn, error or skip)")
             policy = req_str(result, "policy", result_where)
             for ref, _ in resources:
                 _add_pair(pairs, (ref, policy))
@@ -259,9 +252,7 @@ class KyvernoParser:
     def _resource(ref: Mapping[str, str], report_namespace: str, cluster_scoped: bool) -> ResourceRef:
         kind = ref.get("kind", "")
         namespace = ref.get("namespace", "") or ("" if cluster_scoped else report_namespace)
-        return ResourceRef(
-            cluster="", namespace=namespace, kind=kind, name=workload_name(ref.get("name", ""), kind=kind)
-        )
+        return ResourceRef(cluster="", namespace=namespace, kind=kind, name=workload_name(ref.get("name", ""), kind=kind))
 
     @staticmethod
     def _properties(value: Any, where: str) -> dict[str, str]:

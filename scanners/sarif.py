@@ -53,9 +53,7 @@ from scanners.trivy import image_from_refs, iso_timestamp
 
 _LEVELS = {"error": "high", "warning": "medium", "note": "low", "none": "info"}
 _NOT_PROBLEMS = {"pass", "notapplicable"}
-_VULN_ID = re.compile(
-    r"^(?:CVE-\d{4}-\d{4,}|GHSA(?:-[0-9a-z]{4}){3}|GO-\d{4}-\d+|PYSEC-\d{4}-\d+|RUSTSEC-\d{4}-\d+)", re.IGNORECASE
-)
+_VULN_ID = re.compile(r"^(?:CVE-\d{4}-\d{4,}|GHSA(?:-[0-9a-z]{4}){3}|GO-\d{4}-\d+|PYSEC-\d{4}-\d+|RUSTSEC-\d{4}-\d+)", re.IGNORECASE)
 #: Trivy writes the package only into the message: ``Package: libssl1.1\nInstalled Version: ...``.
 _TRIVY_LINE = re.compile(r"^(Package|Installed Version|Fixed Version):[ \t]*(\S*)[ \t]*$", re.MULTILINE)
 
@@ -92,9 +90,7 @@ class SarifParser:
             return False
         version = document.get("version")
         schema = document.get("$schema")
-        return (isinstance(version, str) and version.startswith("2.")) or (
-            isinstance(schema, str) and "sarif" in schema.lower()
-        )
+        return (isinstance(version, str) and version.startswith("2.")) or (isinstance(schema, str) and "sarif" in schema.lower())
 
     def parse(self, document: Any) -> ParseResult:
         log = expect_dict(document, "log")
@@ -140,12 +136,8 @@ class SarifParser:
         occurred_at = None
         invocations = expect_list(run.get("invocations"), f"{where}.invocations")
         if invocations and isinstance(invocations[0], dict):
-            occurred_at = iso_timestamp(invocations[0].get("endTimeUtc")) or iso_timestamp(
-                invocations[0].get("startTimeUtc")
-            )
-        context = _RunContext(
-            tool_name, opt_str(driver, "version", f"{where}.tool.driver", 255), rules, by_id, image, occurred_at
-        )
+            occurred_at = iso_timestamp(invocations[0].get("endTimeUtc")) or iso_timestamp(invocations[0].get("startTimeUtc"))
+        context = _RunContext(tool_name, opt_str(driver, "version", f"{where}.tool.driver", 255), rules, by_id, image, occurred_at)
         if run.get("results") is None:
             return image  # rules metadata only (or a failed run): nothing to report
         for r_index, item in enumerate(expect_list(run.get("results"), f"{where}.results")):
@@ -176,11 +168,7 @@ class SarifParser:
         if level and level not in _LEVELS:
             raise ParseError(f"{where}: level {level!r} is not one of error, warning, note, none")
         if not level:
-            default = (
-                expect_dict(rule.get("defaultConfiguration") or {}, f"{where}(rule).defaultConfiguration")
-                if rule
-                else {}
-            )
+            default = expect_dict(rule.get("defaultConfiguration") or {}, f"{where}(rule).defaultConfiguration") if rule else {}
             level = opt_str(default, "level", f"{where}(rule).defaultConfiguration", 32)
             if level not in _LEVELS:
                 level = "warning" if result_kind == "fail" else "none"
@@ -192,9 +180,7 @@ class SarifParser:
         message = _text(result.get("message"), f"{where}.message")
         uri, start_line, end_line = self._location(result, where)
         partial = expect_dict(result.get("partialFingerprints") or {}, f"{where}.partialFingerprints")
-        partial_text = "|".join(
-            f"{k}={clean_text(v, 500)}" for k, v in sorted(partial.items()) if isinstance(v, (str, int))
-        )
+        partial_text = "|".join(f"{k}={clean_text(v, 500)}" for k, v in sorted(partial.items()) if isinstance(v, (str, int)))
 
         tags = [t for t in expect_list(rule_props.get("tags"), f"{where}(rule).properties.tags") if isinstance(t, str)]
         tags += [t for t in expect_list(result_props.get("tags"), f"{where}.properties.tags") if isinstance(t, str)]
@@ -286,9 +272,7 @@ class SarifParser:
             if 0 <= index < len(context.rules):
                 rule = context.rules[index]
             elif index != -1 and not rule_id:
-                raise ParseError(
-                    f"{where}: ruleIndex {index} is outside tool.driver.rules ({len(context.rules)} rules)"
-                )
+                raise ParseError(f"{where}: ruleIndex {index} is outside tool.driver.rules ({len(context.rules)} rules)")
         if not rule and rule_id:
             # Hierarchical ids ("CA2000/1") fall back to their base rule.
             rule = context.by_id.get(rule_id) or context.by_id.get(rule_id.split("/", 1)[0]) or {}
@@ -305,18 +289,14 @@ class SarifParser:
             return "", None, None
         location = expect_dict(locations[0], f"{where}.locations[0]")
         physical = expect_dict(location.get("physicalLocation") or {}, f"{where}.locations[0].physicalLocation")
-        artifact = expect_dict(
-            physical.get("artifactLocation") or {}, f"{where}.locations[0].physicalLocation.artifactLocation"
-        )
+        artifact = expect_dict(physical.get("artifactLocation") or {}, f"{where}.locations[0].physicalLocation.artifactLocation")
         uri = opt_str(artifact, "uri", f"{where}.locations[0].physicalLocation.artifactLocation", 2000)
         region = expect_dict(physical.get("region") or {}, f"{where}.locations[0].physicalLocation.region")
         lines = []
         for key in ("startLine", "endLine"):
             line = region.get(key)
             if line is not None and (isinstance(line, bool) or not isinstance(line, int)):
-                raise ParseError(
-                    f"{where}.locations[0].physicalLocation.region: {key} is not a number, got {type_name(line)}"
-                )
+                raise ParseError(f"{where}.locations[0].physicalLocation.region: {key} is not a number, got {type_name(line)}")
             lines.append(line)
         return uri, lines[0], lines[1]
 

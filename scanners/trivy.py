@@ -175,9 +175,7 @@ class TrivyParser:
             version = document.get("SchemaVersion")
             if isinstance(version, int) and not isinstance(version, bool):
                 return "Results" in document or "ArtifactName" in document
-            return isinstance(document.get("ClusterName"), str) and any(
-                isinstance(document.get(key), list) for key in _K8S_SECTIONS
-            )
+            return isinstance(document.get("ClusterName"), str) and any(isinstance(document.get(key), list) for key in _K8S_SECTIONS)
         if isinstance(document, list) and document:
             # Legacy schema v1: a bare list of {Target, Type, Vulnerabilities}; detected so parse can refuse it clearly.
             return all(isinstance(item, dict) and "Target" in item and "Vulnerabilities" in item for item in document)
@@ -186,8 +184,7 @@ class TrivyParser:
     def parse(self, document: Any) -> ParseResult:
         if isinstance(document, list):
             raise ParseError(
-                "Trivy schema v1 (a bare list of results, Trivy before 0.20) is not supported: "
-                "re-run Trivy >= 0.20 with --format json"
+                "Trivy schema v1 (a bare list of results, Trivy before 0.20) is not supported: re-run Trivy >= 0.20 with --format json"
             )
         doc = expect_dict(document, "report")
         if "ClusterName" in doc and "SchemaVersion" not in doc:
@@ -245,11 +242,7 @@ class TrivyParser:
                 metadata = expect_dict(entry.get("Metadata") or {}, f"{where}.Metadata")
                 results = expect_list(entry.get("Results"), f"{where}.Results")
                 image = self._image_from_metadata(metadata, f"{where}.Metadata") or next(
-                    (
-                        ref
-                        for ref in (image_from_target(r.get("Target")) for r in results if isinstance(r, dict))
-                        if ref is not None
-                    ),
+                    (ref for ref in (image_from_target(r.get("Target")) for r in results if isinstance(r, dict)) if ref is not None),
                     None,
                 )
                 scope = _Scope(image, resource, None)
@@ -269,9 +262,7 @@ class TrivyParser:
             image = image_from_target(target) or scope.image
             scope = _Scope(image, scope.resource, scope.occurred_at)
         for index, item in enumerate(expect_list(result.get("Vulnerabilities"), f"{where}.Vulnerabilities")):
-            finding = self._vulnerability(
-                item, f"{where}.Vulnerabilities[{index}]", scope, target, result_class, result_type
-            )
+            finding = self._vulnerability(item, f"{where}.Vulnerabilities[{index}]", scope, target, result_class, result_type)
             _add(findings, finding, target, scope)
         for index, item in enumerate(expect_list(result.get("Misconfigurations"), f"{where}.Misconfigurations")):
             misconfig = self._misconfiguration(item, f"{where}.Misconfigurations[{index}]", scope, target, result_type)
@@ -280,9 +271,7 @@ class TrivyParser:
         for index, item in enumerate(expect_list(result.get("Secrets"), f"{where}.Secrets")):
             _add(findings, self._secret(item, f"{where}.Secrets[{index}]", scope, target), target, scope)
 
-    def _vulnerability(
-        self, value: Any, where: str, scope: _Scope, target: str, result_class: str, result_type: str
-    ) -> Finding:
+    def _vulnerability(self, value: Any, where: str, scope: _Scope, target: str, result_class: str, result_type: str) -> Finding:
         vuln = expect_dict(value, where)
         vuln_id = opt_str(vuln, "VulnerabilityID", where, 255)
         pkg_name = opt_str(vuln, "PkgName", where, 255)
@@ -300,9 +289,7 @@ class TrivyParser:
         layer = expect_dict(vuln.get("Layer") or {}, f"{where}.Layer")
         data_source = expect_dict(vuln.get("DataSource") or {}, f"{where}.DataSource")
         fixed = opt_str(vuln, "FixedVersion", where, 255)
-        references = clean_references(
-            [opt_str(vuln, "PrimaryURL", where, 2000), *_strings(vuln.get("References"), where, "References")]
-        )
+        references = clean_references([opt_str(vuln, "PrimaryURL", where, 2000), *_strings(vuln.get("References"), where, "References")])
         details: dict[str, Any] = {
             "target": target,
             "class": result_class,
@@ -325,9 +312,7 @@ class TrivyParser:
             rule_id=vuln_id,
             title=opt_str(vuln, "Title", where, MAX_TITLE) or vuln_id,
             severity=severity_word(vuln, "Severity", where),
-            fingerprint=make_fingerprint(
-                "vuln", scope.image.name if scope.image else target, vuln_id, pkg_name, pkg_path
-            ),
+            fingerprint=make_fingerprint("vuln", scope.image.name if scope.image else target, vuln_id, pkg_name, pkg_path),
             image=scope.image,
             package=PackageRef(
                 name=pkg_name,

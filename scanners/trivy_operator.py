@@ -108,9 +108,7 @@ class TrivyOperatorParser:
             api_version = opt_str(obj, "apiVersion", where or "document", 255)
             kind = opt_str(obj, "kind", where or "document", 255)
             if not api_version.startswith(API_GROUP):
-                raise ParseError(
-                    f"{where or 'document'}: not a trivy-operator object (apiVersion {api_version or 'missing'!r})"
-                )
+                raise ParseError(f"{where or 'document'}: not a trivy-operator object (apiVersion {api_version or 'missing'!r})")
             if kind not in SUPPORTED_KINDS:
                 continue  # SbomReport, ClusterComplianceReport, ...: no findings
             reports += 1
@@ -118,9 +116,7 @@ class TrivyOperatorParser:
             resource, container = self._resource(metadata, kind, f"{at}metadata")
             evaluated[resource] = None
             report = expect_dict(obj.get("report"), f"{at}report")
-            occurred_at = iso_timestamp(report.get("updateTimestamp")) or iso_timestamp(
-                metadata.get("creationTimestamp")
-            )
+            occurred_at = iso_timestamp(report.get("updateTimestamp")) or iso_timestamp(metadata.get("creationTimestamp"))
             image = self._image(report, f"{at}report")
             if image is not None:
                 images[image] = None
@@ -169,8 +165,7 @@ class TrivyOperatorParser:
         )
         if not resource.kind or not resource.name:
             raise ParseError(
-                f"{where}: cannot tell which workload the report is about "
-                f"(no {LABEL_KIND}/{LABEL_NAME} labels and no ownerReferences)"
+                f"{where}: cannot tell which workload the report is about (no {LABEL_KIND}/{LABEL_NAME} labels and no ownerReferences)"
             )
         return resource, opt_str(labels, LABEL_CONTAINER, f"{where}.labels", 255)
 
@@ -307,9 +302,7 @@ class TrivyOperatorParser:
 
 
 class _Context:
-    def __init__(
-        self, resource: ResourceRef, image: ImageRef | None, container: str, occurred_at: str | None, report_kind: str
-    ) -> None:
+    def __init__(self, resource: ResourceRef, image: ImageRef | None, container: str, occurred_at: str | None, report_kind: str) -> None:
         self.resource = resource
         self.image = image
         self.container = container

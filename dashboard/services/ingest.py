@@ -26,6 +26,7 @@ from dashboard.models import (
     Team,
 )
 from dashboard.services import risk
+from dashboard.services.bulk_updates import bulk_update_rows
 from dashboard.services.ownership import resolve_owner, rules_for
 from dashboard.services.scopes import covered_scopes, explicitly_evaluated, lock_scopes, policy_scope_key, scope_key
 from scanners.base import Finding as ParsedFinding
@@ -151,6 +152,15 @@ def _new_finding(
     )
     package, resource = parsed.package, parsed.resource
     exposed = stream in ("admission", "runtime")
+    # The score's parts as triage shows them; triage_rules.after_ingest adds KEV, EPSS and exposure when they apply.
+    parts = risk.risk_parts(
+        severity=parsed.severity,
+        cvss=parsed.cvss,
+        epss=None,
+        kev=False,
+        fix_available=bool(package and package.fixed_version),
+        exposed=exposed,
+    )
     return Finding(
         fingerprint=item.fingerprint,
         team=owner.team,
@@ -181,14 +191,10 @@ def _new_finding(
         references=parsed.references,
         details=_content(item)["details"],
         status_hint=parsed.status_hint[:32],
-        risk_score=risk.risk_score(
-            severity=parsed.severity,
-            cvss=parsed.cvss,
-            epss=None,
-            kev=False,
-            fix_available=bool(package and package.fixed_version),
-            exposed=exposed,
-        ),
+        risk_score=risk.score_of(parts),
+        risk_parts=parts,
+        exposed=exposed,
+        sla_started_on=now.date(),
         occurrences=item.count,
         first_seen=now,
         last_seen=now,
@@ -323,7 +329,8 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
                 seen_ids.append(finding.pk)
         if changed:
             triaged.changed_ids.extend(f.pk for f in changed)
-            Finding.objects.bulk_update(
+            bulk_update_rows(
+                Finding,
                 changed,
                 [
                     *_CONTENT_FIELDS,

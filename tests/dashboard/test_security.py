@@ -29,7 +29,7 @@ CSP = (
 
 
 def run_with_production_settings(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("VIGIL_")} | PRODUCTION_ENV
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"} | PRODUCTION_ENV
     return subprocess.run([sys.executable, *args], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 

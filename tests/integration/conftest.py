@@ -197,6 +197,11 @@ class DrillStack:
         self.processes.append(server)
         return server.start_and_wait()
 
+    def up(self, *, api_workers: int = 2, api_threads: int = 4, concurrency: int = 1) -> tuple[ApiServer, Worker]:
+        """gunicorn and one worker, started side by side (start-up is most of a drill's fixed cost)."""
+        worker = self.worker(concurrency=concurrency, wait=False)
+        return self.api(workers=api_workers, threads=api_threads), worker.wait_ready()
+
     def worker(self, *, concurrency: int = 1, wait: bool = True) -> Worker:
         worker = Worker(env=self.env, log_dir=self.log_dir, concurrency=concurrency)
         self.processes.append(worker)

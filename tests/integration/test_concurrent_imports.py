@@ -37,9 +37,8 @@ pytestmark = [pytest.mark.services, pytest.mark.xdist_group("drills")]
 OVERLAPPING = [Upload(data=trivy_bytes(60, start=15 * k, image="registry.example.com/drills/shared", tag=f"1.{k}")) for k in range(5)]
 
 
-def test_five_parallel_imports_in_threads_equal_running_them_one_after_another(
-    postgres_url: str, drill_token: tuple[ApiToken, str]
-) -> None:
+@pytest.mark.usefixtures("postgres_url")
+def test_five_parallel_imports_in_threads_equal_running_them_one_after_another(drill_token: tuple[ApiToken, str]) -> None:
     token = drill_token[0]
     barrier = threading.Barrier(len(OVERLAPPING))
 
@@ -66,8 +65,7 @@ def test_five_parallel_imports_in_threads_equal_running_them_one_after_another(
 
 
 def test_five_concurrent_posts_through_gunicorn_and_a_real_worker(drill_stack: DrillStack, drill_token: tuple[ApiToken, str]) -> None:
-    api = drill_stack.api(workers=2, threads=4)
-    drill_stack.worker(concurrency=5)
+    api, _ = drill_stack.up(concurrency=5)
 
     with ThreadPoolExecutor(max_workers=len(OVERLAPPING)) as pool:
         posted = list(pool.map(lambda upload: post_report(api.base_url, drill_stack.token, upload), OVERLAPPING))

@@ -75,8 +75,7 @@ def test_pool_process_killed_mid_ingest_the_report_goes_back_to_the_queue(
     """The OOM killer's usual victim: the pool process applying the report.  The worker rejects the
     message back to the queue (acks late + reject on worker lost) and a new pool process finishes it."""
     expected = reference(LARGE, token=drill_token[0])
-    api = drill_stack.api()
-    worker = drill_stack.worker()
+    api, worker = drill_stack.up()
 
     posted = post_report(api.base_url, drill_stack.token, LARGE)
     _wait_in_flight()
@@ -102,8 +101,7 @@ def test_whole_worker_killed_mid_ingest_a_new_worker_finishes_it_after_the_sweep
     report first (VIGIL_STUCK_AFTER_SECONDS); when Redis finally hands the old message out again, it
     changes nothing."""
     expected = reference(LARGE, token=drill_token[0])
-    api = drill_stack.api()
-    first = drill_stack.worker()
+    api, first = drill_stack.up()
 
     posted = post_report(api.base_url, drill_stack.token, LARGE)
     _wait_in_flight()
@@ -137,8 +135,7 @@ def test_redis_down_while_twenty_reports_are_posted(drill_stack: DrillStack, dri
     back (empty: no persistence) the sweeper re-enqueues them and the worker, which reconnected, does them."""
     uploads = [small(f"outage-{i}", start=7 * i) for i in range(21)]
     expected = clean_run(uploads, token=drill_token[0])
-    api = drill_stack.api(workers=1)  # one process, warmed by the first post: the timings below are not start-up costs
-    worker = drill_stack.worker()
+    api, worker = drill_stack.up(api_workers=1)  # one process, warmed by the first post: timings below are no start-up cost
     warm = post_report(api.base_url, drill_stack.token, uploads[0])  # the API and the worker hold live broker connections
     _wait_done([warm.report_id])
 
@@ -170,8 +167,7 @@ def test_redis_flushed_while_reports_are_queued(drill_stack: DrillStack, drill_t
     busy_upload = small("busy", n=200)
     smalls = [small(f"flushed-{i}", start=11 * i) for i in range(10)]
     expected = clean_run([busy_upload, *smalls], token=drill_token[0])
-    api = drill_stack.api()
-    drill_stack.worker()
+    api, _ = drill_stack.up()
 
     with transaction.atomic(), connection.cursor() as cursor:
         lock_scopes(
@@ -200,6 +196,7 @@ def test_redis_flushed_while_reports_are_queued(drill_stack: DrillStack, drill_t
     assert database_state() == expected.state
 
 
+@pytest.mark.usefixtures("postgres_url")  # the reference run is made on the PostgreSQL test database
 def test_postgresql_restarted_while_a_worker_is_ingesting(
     cluster_stack: DrillStack, postgres_cluster: PostgresCluster, drill_token: tuple[ApiToken, str]
 ) -> None:
@@ -209,8 +206,7 @@ def test_postgresql_restarted_while_a_worker_is_ingesting(
     the restart is served on that very connection)."""
     after_restart = small("after-restart")
     expected = reference(LARGE, token=drill_token[0]) + clean_run([after_restart], token=drill_token[0])
-    api = cluster_stack.api(workers=1, threads=1)
-    worker = cluster_stack.worker()
+    api, worker = cluster_stack.up(api_workers=1, api_threads=1)
 
     posted = post_report(api.base_url, cluster_stack.token, LARGE)
     with closing(postgres_cluster.connect("vigil")) as db, db.cursor() as cursor:
@@ -230,6 +226,7 @@ def test_postgresql_restarted_while_a_worker_is_ingesting(
         second.report_id: {"status": ReportStatus.DONE, "error": "", "attempts": 1, "outcome": expected.outcomes[1]},
     }
     assert state == expected.state
+    assert "retry: Retry in" in worker.log()  # the task's autoretry on the database error
     assert "OperationalError" in worker.log()
 
 
@@ -265,7 +262,8 @@ def test_the_same_task_delivered_twice_to_two_workers_at_once(drill_stack: Drill
     assert [worker.received() for worker in workers] == [1, 1]
 
 
-def test_the_same_report_processed_by_two_threads_at_once(postgres_url: str, drill_token: tuple[ApiToken, str]) -> None:
+@pytest.mark.usefixtures("postgres_url")
+def test_the_same_report_processed_by_two_threads_at_once(drill_token: tuple[ApiToken, str]) -> None:
     """The same without a broker: two direct concurrent calls of report_process, lined up the same way."""
     upload = small("threads", n=500)
     expected = clean_run([upload], token=drill_token[0])

@@ -19,7 +19,6 @@ from scanners.trivy import parser as trivy_parser
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
-
 def raw(name: str, folder: str = "cyclonedx") -> bytes:
     return (FIXTURES / folder / name).read_bytes()
 

@@ -19,7 +19,6 @@ from scanners.loader import load_document
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "docker-bench"
 
 
-
 def load(name: str) -> Any:
     return load_document((FIXTURES / name).read_bytes())
 

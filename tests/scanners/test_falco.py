@@ -19,7 +19,6 @@ from scanners.loader import load_document
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "falco"
 
 
-
 def load(name: str) -> Any:
     return load_document((FIXTURES / name).read_bytes())
 
@@ -103,17 +102,13 @@ def test_docs_json_output_example() -> None:
 
 
 def test_falcosidekick_payloads() -> None:
-    shell_one, shell_two, drop, docker, mount, packet = parser.parse(
-        load("falcosidekick_webhook_payloads.jsonl")
-    ).findings
+    shell_one, shell_two, drop, docker, mount, packet = parser.parse(load("falcosidekick_webhook_payloads.jsonl")).findings
     assert shell_one.details["uuid"] == "0a3e2e4f-2b1c-4d5e-8f9a-0b1c2d3e4f5a"
     assert shell_one.details["hostname"] == "worker-node-1"
     assert shell_one.severity == "low"
     assert shell_one.resource == ResourceRef(namespace="payments", kind="Pod", name="api")
     assert shell_one.details["k8s.pod.name"] == "api-7d9f8b6c5-x2x4z"
-    assert shell_one.image == ImageRef(
-        registry="registry.example.com", repository="payments/api", tag="1.4.1", digest="sha256:" + "b" * 64
-    )
+    assert shell_one.image == ImageRef(registry="registry.example.com", repository="payments/api", tag="1.4.1", digest="sha256:" + "b" * 64)
     # Another pod of the same Deployment running another tag: the same identity.
     assert shell_two.image is not None
     assert shell_two.image.tag == "1.4.2"
@@ -130,9 +125,7 @@ def test_falcosidekick_payloads() -> None:
     assert docker.severity == "medium"
     assert docker.resource is None
     assert docker.image == ImageRef.parse("docker.io/acme/backup-agent:2.0")
-    assert docker.fingerprint == make_fingerprint(
-        "runtime", "Read sensitive file untrusted", "", "", "docker.io/acme/backup-agent"
-    )
+    assert docker.fingerprint == make_fingerprint("runtime", "Read sensitive file untrusted", "", "", "docker.io/acme/backup-agent")
     assert mount.severity == "info"
     assert mount.resource == ResourceRef(namespace="monitoring", kind="Pod", name="node-exporter")
     assert mount.details["evt.time"] == 1717415100000000001

@@ -18,7 +18,6 @@ from scanners.loader import load_document
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gatekeeper"
 
 
-
 def load(name: str) -> Any:
     return load_document((FIXTURES / name).read_bytes())
 
@@ -81,9 +80,7 @@ def test_list_truncated_dryrun_and_warn() -> None:
     assert scheduler.details["enforcement_action"] == "dryrun"
     assert scheduler.details["total_violations"] == 57
     assert scheduler.details["truncated"] is True
-    assert scheduler.resource == ResourceRef(
-        namespace="kube-system", kind="Pod", name="kube-scheduler-kind-control-plane"
-    )
+    assert scheduler.resource == ResourceRef(namespace="kube-system", kind="Pod", name="kube-scheduler-kind-control-plane")
     # Two pods of one Deployment: same workload, same identity.
     assert api_one.resource == ResourceRef(namespace="payments", kind="Pod", name="api")
     assert api_one.details["resource_name"] == "api-7d9f8b6c5-x2x4z"

@@ -18,7 +18,6 @@ from scanners.trivy import parser as trivy_parser
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
-
 def raw(name: str) -> bytes:
     return (FIXTURES / "grype" / name).read_bytes()
 
@@ -192,9 +191,7 @@ def test_same_vulnerability_as_trivy_has_the_same_fingerprint() -> None:
                 "Target": "python:3.6.15 (debian 10.10)",
                 "Class": "os-pkgs",
                 "Type": "debian",
-                "Vulnerabilities": [
-                    {"VulnerabilityID": "CVE-2020-36221", "PkgName": "libldap-2.4-2", "Severity": "HIGH"}
-                ],
+                "Vulnerabilities": [{"VulnerabilityID": "CVE-2020-36221", "PkgName": "libldap-2.4-2", "Severity": "HIGH"}],
             }
         ],
     }

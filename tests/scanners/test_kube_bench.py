@@ -19,7 +19,6 @@ from scanners.loader import load_document
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kube-bench"
 
 
-
 def load(name: str) -> Any:
     return load_document((FIXTURES / name).read_bytes())
 
@@ -75,9 +74,7 @@ def test_controls_wrapper_and_single_control() -> None:
     wrapped = {"Controls": controls, "Totals": {"total_pass": 20, "total_fail": 4, "total_warn": 0, "total_info": 0}}
     assert parser.detect(wrapped)
     assert registry.detect(wrapped).name == "kube-bench"
-    assert [f.fingerprint for f in parser.parse(wrapped).findings] == [
-        f.fingerprint for f in parser.parse(controls).findings
-    ]
+    assert [f.fingerprint for f in parser.parse(wrapped).findings] == [f.fingerprint for f in parser.parse(controls).findings]
     single = controls[1]
     assert parser.detect(single)
     assert [f.rule_id for f in parser.parse(single).findings] == ["4.1.2", "4.1.5", "4.2.11"]

@@ -18,7 +18,6 @@ from scanners.loader import load_document
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kyverno"
 
 
-
 def load(name: str) -> Any:
     return load_document((FIXTURES / name).read_bytes())
 
@@ -191,9 +190,7 @@ def test_error_result_and_explicit_severity() -> None:
 
 def test_several_resources_in_one_result() -> None:
     report = _one_result()
-    report["results"][0]["resources"].append(
-        {"apiVersion": "v1", "kind": "Pod", "name": "worker-0", "namespace": "payments"}
-    )
+    report["results"][0]["resources"].append({"apiVersion": "v1", "kind": "Pod", "name": "worker-0", "namespace": "payments"})
     result = parser.parse(report)
     assert [f.resource.name for f in result.findings if f.resource] == ["api", "worker-0"]
     assert len(result.evaluated) == 2

@@ -17,7 +17,6 @@ from scanners.sarif import parser
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
-
 def raw(name: str) -> bytes:
     return (FIXTURES / "sarif" / name).read_bytes()
 

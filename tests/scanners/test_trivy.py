@@ -17,7 +17,6 @@ from scanners.trivy import parser
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
-
 def load(name: str) -> Any:
     return load_document((FIXTURES / "trivy" / name).read_bytes())
 
@@ -239,9 +238,7 @@ def test_missing_or_null_results_and_vulnerabilities() -> None:
 def test_unknown_severity_and_image_labels() -> None:
     document = load("trivy-golden_alpine-310_image.json")
     document["Results"][0]["Vulnerabilities"][0]["Severity"] = "UNKNOWN"
-    document["Metadata"]["ImageConfig"]["config"]["Labels"] = {
-        "org.opencontainers.image.source": "https://github.com/example/payments"
-    }
+    document["Metadata"]["ImageConfig"]["config"]["Labels"] = {"org.opencontainers.image.source": "https://github.com/example/payments"}
     result = parser.parse(document)
     assert result.findings[0].severity == "unknown"
     assert result.labels == {"org.opencontainers.image.source": "https://github.com/example/payments"}

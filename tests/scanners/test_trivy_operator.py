@@ -19,7 +19,6 @@ from scanners.trivy_operator import parser
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
-
 def raw(name: str) -> bytes:
     return (FIXTURES / "trivy-operator" / name).read_bytes()
 
@@ -56,9 +55,7 @@ def test_no_vulnerabilities_still_names_workload_and_image() -> None:
     assert result.findings == []
     assert result.artifact is not None
     assert (result.artifact.name, result.artifact.tag) == ("docker.io/library/nginx", "alpine")
-    assert [(r.namespace, r.kind, r.name) for r in result.evaluated] == [
-        ("default", "ReplicaSet", "nginx-deployment-965685897")
-    ]
+    assert [(r.namespace, r.kind, r.name) for r in result.evaluated] == [("default", "ReplicaSet", "nginx-deployment-965685897")]
     assert result.labels["trivy-operator.container.name"] == "nginx"
 
 
@@ -191,9 +188,7 @@ def test_fingerprint_ignores_replicaset_hash_tag_and_timestamps() -> None:
     retagged = copy.deepcopy(vulns)
     retagged["report"]["artifact"]["tag"] = "1.25-alpine"
     retagged["report"]["vulnerabilities"][0]["title"] = "new title"
-    assert [f.fingerprint for f in parser.parse(vulns).findings] == [
-        f.fingerprint for f in parser.parse(retagged).findings
-    ]
+    assert [f.fingerprint for f in parser.parse(vulns).findings] == [f.fingerprint for f in parser.parse(retagged).findings]
 
 
 def test_fingerprint_ignores_key_order_and_whitespace() -> None:
