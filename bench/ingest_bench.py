@@ -393,6 +393,8 @@ def show(f: dict[str, Any]) -> None:
         f"(aim <= 20%: {mark[i['churn_fraction'] <= 0.2]})"
     )
     print(f"   counts exact on all four imports: {i['counts_exact']}  (churn: {i['churn']['counts']})")
+    cpu = ", ".join(f"{name} {i[name]['worker_cpu_seconds']:.1f} s" for name in ("first", "again", "new_tag", "churn"))
+    print(f"   worker CPU time (less sensitive to a busy machine than wall time): {cpu}")
     print(
         f"c. {big['bytes'] / 1e6:.1f} MB report ({big['findings']} findings): {big['seconds']:.1f} s POST->done, "
         f"POST {big['post_seconds']:.1f} s, worker {big['worker_seconds']:.1f} s"

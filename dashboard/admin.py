@@ -107,3 +107,31 @@ class NudgeAdmin(admin.ModelAdmin):
 class TeamWebhookAdmin(admin.ModelAdmin):
     list_display = ("team", "url", "active", "created_at")
     list_filter = ("active",)
+
+
+# --- Triage (issue 6): decisions are made in the UI (they are events); the admin shows them and the intel data.
+
+
+@admin.register(models.RiskAcceptance)
+class RiskAcceptanceAdmin(admin.ModelAdmin):
+    list_display = ("id", "team", "state", "expires", "requested_by", "approved_by", "created_at")
+    list_filter = ("state", "team")
+    readonly_fields = ("findings", "requested_by", "approved_by", "decided_at", "created_at", "rule")
+
+
+@admin.register(models.TriageRule)
+class TriageRuleAdmin(admin.ModelAdmin):
+    list_display = ("id", "team", "name", "action", "enabled", "created_at")
+    list_filter = ("action", "enabled", "team")
+
+
+@admin.register(models.KevEntry)
+class KevEntryAdmin(admin.ModelAdmin):
+    list_display = ("cve", "vendor_project", "product", "date_added", "due_date")
+    search_fields = ("cve", "vendor_project", "product")
+
+
+@admin.register(models.EpssScore)
+class EpssScoreAdmin(admin.ModelAdmin):
+    list_display = ("cve", "epss", "percentile", "date")
+    search_fields = ("cve",)

@@ -5,3 +5,11 @@ class DashboardConfig(AppConfig):
     name = "dashboard"
     verbose_name = "Vigil dashboard"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Login lockouts (django-axes) go to the audit log (issue 5).
+        from axes.signals import user_locked_out
+
+        from dashboard.services.audit import audit_login_lockout
+
+        user_locked_out.connect(audit_login_lockout, dispatch_uid="vigil-audit-login-lockout")

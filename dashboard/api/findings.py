@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from dashboard.api.permissions import ScopePermission
 from dashboard.api.serializers import BulkResultSerializer, FindingBulkSerializer, FindingSerializer, FindingUpdateSerializer
-from dashboard.models import Finding, TokenScope
+from dashboard.models import Finding, Status, TokenScope
 from dashboard.selectors import queue as queue_selectors
 from dashboard.selectors.findings import FindingFilters, finding_list
 from dashboard.services import finding_updates
@@ -64,7 +64,9 @@ class FindingDetailView(generics.RetrieveAPIView[Finding]):
             comment=values.get("comment", ""),
             ip=client_ip(request.META),
         )
-        return Response(FindingSerializer(self.get_queryset().get(pk=updated.pk)).data)
+        # A risk acceptance waiting for a second person's approval (four-eyes) is accepted, not yet applied: 202.
+        waiting = values.get("status") == Status.RISK_ACCEPTED and updated.status != Status.RISK_ACCEPTED
+        return Response(FindingSerializer(self.get_queryset().get(pk=updated.pk)).data, status=202 if waiting else 200)
 
 
 class FindingBulkView(APIView):

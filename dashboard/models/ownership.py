@@ -11,9 +11,6 @@ from django.db import models
 
 from dashboard.models.teams import Team
 
-#: Characters that make a pattern a glob rather than an exact value.
-GLOB_CHARS = frozenset("*?[")
-
 
 class OwnerSource(models.TextChoices):
     """How a finding's team was decided (Finding.owner_source), in order of precedence."""
@@ -48,8 +45,3 @@ class OwnershipRule(models.Model):
 
     def __str__(self) -> str:
         return f"rule #{self.pk} {self.kind} {self.pattern} → {self.team_id}"
-
-    @property
-    def is_glob(self) -> bool:
-        value = self.pattern.split("=", 1)[1] if self.kind == self.Kind.LABEL and "=" in self.pattern else self.pattern
-        return any(ch in GLOB_CHARS for ch in value)

@@ -116,7 +116,3 @@ def audit_teams(user: Any) -> QuerySet[Team] | None:
     if sees_everything(user):
         return None
     return Team.objects.filter(pk__in=Membership.objects.filter(user=user, role=Role.MANAGER).values("team_id"))
-
-
-def manages_any_team(user: Any) -> bool:
-    return can_view_audit(user)

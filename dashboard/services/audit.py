@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -88,4 +89,21 @@ def audit_record(
         summary=summary[:500],
         reason=reason,
         details=details or {},
+    )
+
+
+def audit_login_lockout(sender: Any, request: Any = None, username: str = "", ip_address: str | None = None, **kwargs: Any) -> None:
+    """django-axes locked a username out: one audit record per username and address per cool-off period."""
+    cooloff = getattr(settings, "AXES_COOLOFF_TIME", None) or timedelta(minutes=15)
+    recent = AuditEvent.objects.filter(
+        action=AuditEvent.Action.LOGIN_LOCKED, target_type="username", target_id=(username or "")[:64], ip=ip_address or None
+    ).filter(created_at__gte=timezone.now() - cooloff)
+    if recent.exists():
+        return
+    audit_record(
+        action=AuditEvent.Action.LOGIN_LOCKED,
+        ip=ip_address,
+        target_type="username",
+        target_id=username or "",
+        summary=f"login for {username or 'an empty username'} locked out after repeated wrong passwords",
     )

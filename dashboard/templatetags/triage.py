@@ -45,4 +45,3 @@ def queue_url(query: dict[str, str], **changes: Any) -> str:
     merged = {**query, **{key: str(value) for key, value in changes.items()}}
     merged = {key: value for key, value in merged.items() if value}
     return "/findings/" + ("?" + urlencode(merged) if merged else "")
-

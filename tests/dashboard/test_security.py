@@ -13,6 +13,7 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
+from dashboard.models import AuditEvent
 from tests.factories import MembershipFactory, UserFactory
 
 TEMPLATES = Path(settings.BASE_DIR) / "templates"
@@ -126,3 +127,4 @@ def test_five_wrong_passwords_lock_the_username_out_from_that_address_only(setti
     assert wrong == [200, 200, 200, 200, 429]
     assert locked.status_code == 429
     assert (elsewhere.status_code, elsewhere["Location"]) == (302, "/")
+    assert list(AuditEvent.objects.values_list("action", "ip", "target_id")) == [("login.locked", "203.0.113.9", "alice")]

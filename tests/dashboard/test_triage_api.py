@@ -108,6 +108,19 @@ def test_patch_risk_accepted_with_an_expiry(team, finding) -> None:
     assert RiskAcceptance.objects.get().expires == expires
 
 
+def test_with_four_eyes_patch_risk_accepted_answers_202_and_waits_for_approval(team, finding) -> None:
+    team.four_eyes = True
+    team.save()
+
+    response = token_client(team, "admin").patch(
+        f"/api/v1/findings/{finding.pk}/", {"status": "risk_accepted", "reason": "isolated network"}, format="json"
+    )
+
+    assert response.status_code == 202
+    assert response.json()["status"] == "open"
+    assert RiskAcceptance.objects.get().state == "pending"
+
+
 def test_patch_risk_accepted_without_a_reason_is_400_in_the_error_shape(team, finding) -> None:
     response = token_client(team, "admin").patch(f"/api/v1/findings/{finding.pk}/", {"status": "risk_accepted"}, format="json")
 

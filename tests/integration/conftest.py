@@ -73,7 +73,8 @@ def celery_worker(broker_url: str, postgres_url: str, settings: pytest.FixtureRe
         "VIGIL_CELERY_QUEUE": queue,
         "VIGIL_DB_CONN_MAX_AGE": "0",
     }
-    log = open(ROOT / "var" / f"worker-{queue}.log", "wb")
+    (ROOT / "var").mkdir(exist_ok=True)
+    log = open(ROOT / "var" / f"worker-{queue}.log", "wb")  # noqa: SIM115 - closed in the finally below
     worker = subprocess.Popen(
         [
             sys.executable,
