@@ -74,7 +74,7 @@ def celery_worker(broker_url: str, postgres_url: str, settings: pytest.FixtureRe
         "VIGIL_DB_CONN_MAX_AGE": "0",
     }
     (ROOT / "var").mkdir(exist_ok=True)
-    log = open(ROOT / "var" / f"worker-{queue}.log", "wb")  # noqa: SIM115 - closed in the finally below
+    log = open(ROOT / "var" / f"worker-{queue}.log", "wb")
     worker = subprocess.Popen(
         [
             sys.executable,
