@@ -15,6 +15,12 @@ from tests.factories import FindingFactory, MembershipFactory, TeamFactory, User
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings) -> None:
+    """Test users need no slow password hashing."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def teams():
     return TeamFactory(slug="payments"), TeamFactory(slug="storefront")

@@ -12,6 +12,13 @@ from tests.factories import FindingFactory, ImageFactory, OwnershipRuleFactory, 
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings) -> None:
+    """Test users need no slow password hashing."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 IMAGE = OwnershipRule.Kind.IMAGE
 NAMESPACE = OwnershipRule.Kind.NAMESPACE
 

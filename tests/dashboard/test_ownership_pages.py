@@ -11,6 +11,12 @@ from tests.factories import FindingFactory, ImageFactory, MembershipFactory, Own
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings) -> None:
+    """Test users need no slow password hashing."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def payments():
     return TeamFactory(slug="payments", name="Payments")

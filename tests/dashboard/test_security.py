@@ -29,6 +29,12 @@ CSP = (
 )
 
 
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings) -> None:
+    """Test users need no slow password hashing."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def run_with_production_settings(*args: str) -> subprocess.CompletedProcess[str]:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"} | PRODUCTION_ENV
     return subprocess.run([sys.executable, *args], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=120, check=False)

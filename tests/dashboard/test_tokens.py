@@ -20,6 +20,13 @@ from tests.factories import FindingFactory, TeamFactory
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings) -> None:
+    """Test users need no slow password hashing."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 ALPINE = "trivy/trivy-golden_alpine-310_image.json"
 
 
