@@ -148,22 +148,28 @@ def progress(message: str) -> None:
 
 def timed_import(stack: stack_mod.Stack, body: bytes, query: str = "", *, label: str = "") -> dict[str, Any]:
     progress(f"posting {label} ({len(body) / 1e6:.1f} MB)")
-    cpu_before = stack_mod.cpu_seconds(stack.worker.pid)
+    cpu_before = stack.cpu_snapshot()
     started = time.perf_counter()
     post_seconds, answer = stack.post_report(body, query)
     done = stack.wait_done(answer["id"])
     seconds = time.perf_counter() - started
     if done["status"] != "done":
         raise RuntimeError(f"report {answer['id']} failed: {done['error']}")
-    worker_cpu = stack_mod.cpu_seconds(stack.worker.pid) - cpu_before
-    progress(f"{label}: done in {seconds:.2f} s (worker CPU {worker_cpu:.2f} s), counts {done['counts']}")
+    cpu = stack_mod.cpu_used(cpu_before, stack.cpu_snapshot())
+    progress(
+        f"{label}: done in {seconds:.2f} s (CPU: worker {cpu['worker']:.2f} s, web {cpu['web']:.2f} s, "
+        f"PostgreSQL {cpu['database']:.2f} s), "
+        f"counts {done['counts']}"
+    )
     worker = (dt.datetime.fromisoformat(done["finished_at"]) - dt.datetime.fromisoformat(done["started_at"])).total_seconds()
     return {
         "id": answer["id"],
         "seconds": seconds,
         "post_seconds": post_seconds,
         "worker_seconds": worker,
-        "worker_cpu_seconds": worker_cpu,
+        "worker_cpu_seconds": cpu["worker"],
+        "web_cpu_seconds": cpu["web"],
+        "database_cpu_seconds": cpu["database"],
         "counts": done["counts"],
         "findings": done["findings_total"],
         "bytes": len(body),
@@ -393,11 +399,17 @@ def show(f: dict[str, Any]) -> None:
         f"(aim <= 20%: {mark[i['churn_fraction'] <= 0.2]})"
     )
     print(f"   counts exact on all four imports: {i['counts_exact']}  (churn: {i['churn']['counts']})")
-    cpu = ", ".join(f"{name} {i[name]['worker_cpu_seconds']:.1f} s" for name in ("first", "again", "new_tag", "churn"))
-    print(f"   worker CPU time (less sensitive to a busy machine than wall time): {cpu}")
+    print("   CPU seconds (less sensitive to a busy machine than wall time): worker / web / PostgreSQL")
+    for name in ("first", "again", "new_tag", "churn"):
+        run = i[name]
+        print(f"     {name:8} {run['worker_cpu_seconds']:6.2f} / {run['web_cpu_seconds']:5.2f} / {run['database_cpu_seconds']:5.2f}")
     print(
         f"c. {big['bytes'] / 1e6:.1f} MB report ({big['findings']} findings): {big['seconds']:.1f} s POST->done, "
         f"POST {big['post_seconds']:.1f} s, worker {big['worker_seconds']:.1f} s"
+    )
+    print(
+        f"   CPU seconds: worker {big['worker_cpu_seconds']:.1f}, web {big['web_cpu_seconds']:.1f}, "
+        f"PostgreSQL {big['database_cpu_seconds']:.1f}"
     )
     print(
         f"   worker peak RSS {big['worker_peak_rss_mib']:.0f} MiB (aim <= 500 MB: {mark[big['worker_peak_rss_mib'] * 1.048576 <= 500]}); "

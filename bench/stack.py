@@ -120,6 +120,30 @@ class Stack:
     def gunicorn_workers(self) -> list[int]:
         return children(self.gunicorn.pid)
 
+    def cpu_snapshot(self) -> dict[str, dict[int, float]]:
+        """CPU seconds used so far by the worker, the web workers and the PostgreSQL backends of the bench database."""
+        conn = self.connect()
+        with conn.cursor() as cur:
+            cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (self.db_name,))
+            backends = [row[0] for row in cur.fetchall()]
+        conn.close()
+
+        def used(pids: list[int]) -> dict[int, float]:
+            out = {}
+            for pid in pids:
+                try:
+                    out[pid] = cpu_seconds(pid)
+                except OSError:  # gone meanwhile
+                    pass
+            return out
+
+        return {"worker": used([self.worker.pid]), "web": used(self.gunicorn_workers()), "database": used(backends)}
+
+
+def cpu_used(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, float]:
+    """CPU seconds each group used between two snapshots (processes that started meanwhile count in full)."""
+    return {group: sum(cpu - before[group].get(pid, 0.0) for pid, cpu in after[group].items()) for group in after}
+
 
 def _manage(env: dict[str, str], *args: str) -> str:
     result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
