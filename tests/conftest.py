@@ -24,7 +24,10 @@ def services_required() -> bool:
 def _eager_tasks(request: pytest.FixtureRequest) -> None:
     """Tasks run in-process unless a test starts a real worker (scanner tests run without Django)."""
     if request.config.pluginmanager.hasplugin("django"):
-        request.getfixturevalue("settings").CELERY_TASK_ALWAYS_EAGER = True
+        settings = request.getfixturevalue("settings")
+        settings.CELERY_TASK_ALWAYS_EAGER = True
+        # Tests create many users; the production hasher is deliberately slow.
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
