@@ -20,12 +20,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from dashboard.errors import ApplicationError
 from dashboard.models import EpssScore, Finding, KevEntry, Stream, Team
 from dashboard.services import risk
+from dashboard.services.bulk_updates import bulk_update_rows
 
 logger = logging.getLogger(__name__)
 
@@ -147,40 +148,9 @@ def _rescore(findings: list[Finding], teams: dict[int, dict[str, int]]) -> int:
     return len(dirty)
 
 
-#: PostgreSQL types of the written columns, for the VALUES list of one UPDATE ... FROM.
-_PG_TYPES = {
-    "kev": "boolean",
-    "kev_due_date": "date",
-    "epss": "double precision",
-    "epss_percentile": "double precision",
-    "exposed": "boolean",
-    "risk_parts": "jsonb",
-    "risk_score": "double precision",
-    "due_date": "date",
-}
-
-
 def _write(findings: list[Finding]) -> None:
-    """Write the re-scored columns: one UPDATE ... FROM (VALUES ...) per batch on PostgreSQL.
-
-    Django's bulk_update builds a CASE per column and row; at a thousand rows that costs seconds.
-    """
-    if connection.vendor != "postgresql":
-        Finding.objects.bulk_update(findings, _WRITTEN, batch_size=BATCH)
-        return
-    table = Finding._meta.db_table
-    columns = ", ".join(["id", *_WRITTEN])
-    assignments = ", ".join(f'"{name}" = v."{name}"' for name in _WRITTEN)
-    row = "(" + ", ".join(["%s::bigint", *[f"%s::{_PG_TYPES[name]}" for name in _WRITTEN]]) + ")"
-    with connection.cursor() as cursor:
-        for start in range(0, len(findings), BATCH):
-            chunk = findings[start : start + BATCH]
-            params: list[Any] = []
-            for finding in chunk:
-                params.append(finding.pk)
-                params.extend(json.dumps(finding.risk_parts) if name == "risk_parts" else getattr(finding, name) for name in _WRITTEN)
-            values = ", ".join([row] * len(chunk))
-            cursor.execute(f'UPDATE "{table}" AS f SET {assignments} FROM (VALUES {values}) AS v({columns}) WHERE f.id = v.id', params)  # noqa: S608 - identifiers are ours
+    """Write the re-scored columns in one UPDATE ... FROM (VALUES ...) per batch."""
+    bulk_update_rows(Finding, findings, _WRITTEN)
 
 
 def exposure_spread(*, finding_ids: Sequence[int]) -> list[int]:

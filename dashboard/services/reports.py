@@ -17,6 +17,7 @@ from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from dashboard.errors import ApplicationError
@@ -285,14 +286,16 @@ def _fail(report_id: Any, message: str) -> Report:
 
 
 def report_sweep(*, older_than_seconds: int | None = None) -> list[str]:
-    """Re-enqueue reports stuck in queued/processing.  Safe to run twice at once (tasks are idempotent)."""
+    """Re-enqueue reports stuck in queued/processing.  Safe to run twice at once (tasks are idempotent).
+
+    A queued report is stuck when it was received long ago; a processing one when its current
+    attempt started long ago (after a backlog, a report received long ago may be applying right now).
+    """
     age = settings.VIGIL_STUCK_AFTER_SECONDS if older_than_seconds is None else older_than_seconds
     cutoff = timezone.now() - dt.timedelta(seconds=age)
-    stuck = list(
-        Report.objects.filter(status__in=[ReportStatus.QUEUED, ReportStatus.PROCESSING], received_at__lte=cutoff)
-        .order_by("received_at")
-        .values_list("id", flat=True)[:1000]
-    )
+    stuck_queued = Q(status=ReportStatus.QUEUED, received_at__lte=cutoff)
+    stuck_processing = Q(status=ReportStatus.PROCESSING, started_at__lte=cutoff)
+    stuck = list(Report.objects.filter(stuck_queued | stuck_processing).order_by("received_at").values_list("id", flat=True)[:1000])
     for report_id in stuck:
         enqueue(report_id)
     return [str(pk) for pk in stuck]

@@ -126,3 +126,24 @@ def test_upsert_uses_a_constant_number_of_queries_whatever_the_number_of_finding
 
     assert len(large.captured_queries) == len(small.captured_queries)
     assert len(again.captured_queries) <= len(large.captured_queries)
+
+
+def test_the_sweeper_takes_old_queued_reports_and_stalled_attempts_but_not_one_applying_now() -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from dashboard.models import Report, ReportStatus
+    from dashboard.services.reports import report_submit, report_sweep
+
+    old = timezone.now() - timedelta(hours=2)
+    queued, _ = report_submit(data=trivy_bytes(1, image=IMAGE), team_slug="payments", enqueue_now=False, deduplicate=False)
+    stalled, _ = report_submit(data=trivy_bytes(2, image=IMAGE), team_slug="payments", enqueue_now=False, deduplicate=False)
+    busy, _ = report_submit(data=trivy_bytes(3, image=IMAGE), team_slug="payments", enqueue_now=False, deduplicate=False)
+    Report.objects.filter(pk=queued.pk).update(received_at=old)
+    Report.objects.filter(pk=stalled.pk).update(received_at=old, status=ReportStatus.PROCESSING, started_at=old)
+    Report.objects.filter(pk=busy.pk).update(received_at=old, status=ReportStatus.PROCESSING, started_at=timezone.now())
+
+    swept = report_sweep(older_than_seconds=600)
+
+    assert sorted(swept) == sorted([str(queued.pk), str(stalled.pk)])
