@@ -3,7 +3,7 @@
     .venv/bin/python bench/ingest_bench.py [--n 10000] [--mb 50] [--alerts 1600] [--json bench/out/ingest.json]
 
 Needs the machine's PostgreSQL on 127.0.0.1:5432 (trust auth) and Redis on 127.0.0.1:6379.  The script
-creates and drops its own database (``vigil_helperbench`` unless --db), uses a private queue name, and starts
+creates and drops its own database (``vigil_bench`` unless --db or VIGIL_BENCH_DB), uses a private queue name, and starts
 and stops gunicorn and the worker itself (see bench/stack.py).  It measures:
 
 a. the first import of N findings (POST -> ``done``) against the floor: a PostgreSQL COPY of the same
@@ -442,7 +442,7 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=1600, help="Falco alerts to post (default 1600)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
     parser.add_argument("--web-workers", type=int, default=3, help="gunicorn workers (default 3)")
-    parser.add_argument("--db", default=os.environ.get("VIGIL_BENCH_DB", "vigil_helperbench"), help="database to create and drop")
+    parser.add_argument("--db", default=os.environ.get("VIGIL_BENCH_DB", "vigil_bench"), help="database to create and drop")
     parser.add_argument("--keep-db", action="store_true", help="keep the database afterwards (to inspect it)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()

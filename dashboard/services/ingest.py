@@ -38,6 +38,10 @@ EVENT_FORMATS = frozenset({"admission-review", "falco"})
 BATCH = 1000
 #: Recent occurrences kept on an event finding (admission denials, runtime alerts).
 SAMPLES_KEPT = 5
+#: Detail keys that change with every build or tag (they live on occurrences): never a reason to rewrite a finding.
+VOLATILE_DETAILS = frozenset({"target", "layer_digest", "layer_diff_id", "also_seen", "last_modified", "report", "resource_uid"})
+#: How stale "last seen" may get on an unchanged finding before a report moves it forward.
+LAST_SEEN_STEP = dt.timedelta(hours=1)
 #: Fields a newer report may change on an existing finding.
 _CONTENT_FIELDS = ("title", "description", "severity", "cvss", "fixed_version", "package_version", "references", "cwe", "details")
 
@@ -223,6 +227,14 @@ def _content(item: _Item, previous_details: dict[str, Any] | None = None) -> dic
     }
 
 
+def _differs(field: str, stored: Any, incoming: Any) -> bool:
+    if field == "details" and isinstance(stored, dict) and isinstance(incoming, dict):
+        return {k: v for k, v in stored.items() if k not in VOLATILE_DETAILS} != {
+            k: v for k, v in incoming.items() if k not in VOLATILE_DETAILS
+        }
+    return bool(stored != incoming)
+
+
 def _chunks(values: Sequence[Any], size: int = BATCH) -> Iterable[Sequence[Any]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
@@ -292,7 +304,7 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
             content = _content(item, finding.details)
             dirty = False
             for field, value in content.items():
-                if getattr(finding, field) != value:
+                if _differs(field, getattr(finding, field), value):
                     setattr(finding, field, value)
                     dirty = True
             if finding.scope_key != item.scope_key:
@@ -346,7 +358,10 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
                 batch_size=BATCH,
             )
         if seen_ids:
-            Finding.objects.filter(pk__in=seen_ids, last_seen__lt=now).update(last_seen=now, last_report=report)
+            # Unchanged findings: move "last seen" forward at most once per LAST_SEEN_STEP, so re-importing
+            # the same report (CI re-runs) writes nothing.
+            stale = now - LAST_SEEN_STEP
+            Finding.objects.filter(pk__in=seen_ids, last_seen__lt=stale).update(last_seen=now, last_report=report)
     _record_occurrences(items, now)
 
     held: list[int] = []

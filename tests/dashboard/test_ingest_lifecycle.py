@@ -147,3 +147,13 @@ def test_the_sweeper_takes_old_queued_reports_and_stalled_attempts_but_not_one_a
     swept = report_sweep(older_than_seconds=600)
 
     assert sorted(swept) == sorted([str(queued.pk), str(stalled.pk)])
+
+
+def test_a_new_tag_of_an_unchanged_image_rewrites_no_finding() -> None:
+    first = ingest(trivy_bytes(30, image=IMAGE, tag="1.4.1"), team="payments")
+
+    second = ingest(trivy_bytes(30, image=IMAGE, tag="1.4.2"), team="payments")
+
+    assert second.counts == {"new": 0, "reopened": 0, "unchanged": 30, "fixed": 0}
+    assert set(Finding.objects.values_list("last_report_id", flat=True)) == {first.pk}
+    assert not any("1.4.2" in str(details.get("target", "")) for details in Finding.objects.values_list("details", flat=True))
