@@ -424,12 +424,18 @@ def _record_occurrences(items: dict[str, _Item], now: dt.datetime) -> None:
     fps = list(wanted)
     for chunk in _chunks(fps):
         ids = dict(Finding.objects.filter(fingerprint__in=chunk).values_list("fingerprint", "id"))
+        # Occurrences seen within the last step need no write (a CI re-run of the same tag).
+        fresh = set(
+            FindingOccurrence.objects.filter(finding_id__in=list(ids.values()), last_seen__gte=now - LAST_SEEN_STEP).values_list(
+                "finding_id", "tag", "digest", "workload"
+            )
+        )
         rows = [
             FindingOccurrence(
                 finding_id=ids[fp], tag=wanted[fp][0], digest=wanted[fp][1], workload=wanted[fp][2], first_seen=now, last_seen=now
             )
             for fp in chunk
-            if fp in ids
+            if fp in ids and (ids[fp], *wanted[fp]) not in fresh
         ]
         FindingOccurrence.objects.bulk_create(
             rows,
