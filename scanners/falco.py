@@ -20,7 +20,6 @@ tags, priority and the Falco fields ``proc.cmdline``, ``user.name``, ``evt.time`
 
 from __future__ import annotations
 
-import datetime
 import math
 import re
 from collections.abc import Mapping
@@ -39,6 +38,7 @@ from scanners.base import (
     type_name,
 )
 from scanners.fingerprint import make_fingerprint, workload_name
+from scanners.kubernetes import rfc3339_to_iso
 
 PRIORITY_SEVERITY = {
     "emergency": "critical",
@@ -100,18 +100,6 @@ def _output_pairs(output: str) -> dict[str, str]:
     return pairs
 
 
-def _iso(text: str, where: str) -> str | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ParseError(f"{where}: time {text[:40]!r} is not an RFC 3339 timestamp") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return moment.astimezone(datetime.UTC).isoformat()
-
-
 def _nanoseconds(value: Any) -> int | None:
     """``evt.time`` as integer epoch nanoseconds (never through a float)."""
     if isinstance(value, bool) or value is None:
@@ -148,7 +136,7 @@ class FalcoParser:
         rule = req_str(alert, "rule", where)
         priority = req_str(alert, "priority", where, 64)
         output = opt_str(alert, "output", where)
-        occurred_at = _iso(opt_str(alert, "time", where, 64), where)
+        occurred_at = rfc3339_to_iso(opt_str(alert, "time", where, 64), where, what="time")
         fields_raw = alert.get("output_fields")
         fields: Mapping[str, Any] = {} if fields_raw is None else expect_dict(fields_raw, f"{where}.output_fields")
         pairs = _output_pairs(output)

@@ -13,7 +13,6 @@ constraint audited (or the other constraints on those resources) are not known f
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 from scanners.base import (
@@ -28,6 +27,7 @@ from scanners.base import (
     type_name,
 )
 from scanners.fingerprint import make_fingerprint, workload_name
+from scanners.kubernetes import join_path, objects_in, rfc3339_to_iso
 
 _GROUP = "constraints.gatekeeper.sh/"
 _SEVERITY = {"deny": "medium", "scoped": "medium", "warn": "low", "dryrun": "low"}
@@ -40,50 +40,13 @@ def _is_constraint(value: Any) -> bool:
     return isinstance(api_version, str) and api_version.startswith(_GROUP) and isinstance(value.get("kind"), str)
 
 
-def _is_list(value: Any) -> bool:
-    return isinstance(value, dict) and value.get("kind") == "List" and "items" in value
-
-
-def _candidates(document: Any) -> list[tuple[str, Any]]:
-    if isinstance(document, list):
-        out: list[tuple[str, Any]] = []
-        for index, item in enumerate(document):
-            if _is_list(item):
-                items = expect_list(item.get("items"), f"[{index}].items")
-                out.extend((f"[{index}].items[{sub}]", entry) for sub, entry in enumerate(items))
-            else:
-                out.append((f"[{index}]", item))
-        return out
-    if _is_list(document):
-        items = expect_list(document.get("items"), "items")
-        return [(f"items[{index}]", item) for index, item in enumerate(items)]
-    return [("", document)]
-
-
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
-
-
-def _iso(text: str, where: str) -> str | None:
-    """An RFC 3339 timestamp normalised to ISO 8601 in UTC, or None when empty."""
-    if not text:
-        return None
-    try:
-        moment = datetime.datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ParseError(f"{where}: {text[:40]!r} is not an ISO 8601 timestamp") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return moment.astimezone(datetime.UTC).isoformat()
-
-
 class GatekeeperParser:
     name = "gatekeeper"
     stream = "admission"
 
     def detect(self, document: Any) -> bool:
         try:
-            candidates = _candidates(document)
+            candidates = objects_in(document)
         except ParseError:
             return False
         return bool(candidates) and all(_is_constraint(obj) for _, obj in candidates)
@@ -92,7 +55,7 @@ class GatekeeperParser:
         if not isinstance(document, (dict, list)):
             raise ParseError(f"not a Gatekeeper constraint: expected an object or a list, got {type_name(document)}")
         result = ParseResult(findings=[])
-        for where, constraint in _candidates(document):
+        for where, constraint in objects_in(document):
             self._parse_constraint(constraint, where, result)
         return result
 
@@ -106,14 +69,14 @@ class GatekeeperParser:
                 "expected apiVersion constraints.gatekeeper.sh/*"
             )
         constraint_kind = req_str(constraint, "kind", label)
-        metadata = expect_dict(constraint.get("metadata"), _join(where, "metadata"))
-        constraint_name = req_str(metadata, "name", _join(where, "metadata"))
-        spec = expect_dict(constraint.get("spec") or {}, _join(where, "spec"))
-        spec_action = opt_str(spec, "enforcementAction", _join(where, "spec"), 64) or "deny"
+        metadata = expect_dict(constraint.get("metadata"), join_path(where, "metadata"))
+        constraint_name = req_str(metadata, "name", join_path(where, "metadata"))
+        spec = expect_dict(constraint.get("spec") or {}, join_path(where, "spec"))
+        spec_action = opt_str(spec, "enforcementAction", join_path(where, "spec"), 64) or "deny"
         policy = f"{constraint_kind}/{constraint_name}"
         if constraint.get("status") is None:
             return  # not audited yet: says nothing about its violations
-        status_where = _join(where, "status")
+        status_where = join_path(where, "status")
         status = expect_dict(constraint["status"], status_where)
         violations = expect_list(status.get("violations"), f"{status_where}.violations")
         total = status.get("totalViolations")
@@ -122,7 +85,7 @@ class GatekeeperParser:
         if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 0):
             raise ParseError(f"{status_where}: totalViolations is not a non-negative integer")
         total_count = total if total is not None else len(violations)
-        audit_timestamp = _iso(opt_str(status, "auditTimestamp", status_where, 64), f"{status_where}.auditTimestamp")
+        audit_timestamp = rfc3339_to_iso(opt_str(status, "auditTimestamp", status_where, 64), f"{status_where}.auditTimestamp")
         result.evaluated_policies.append((None, policy))
         if total_count > len(violations):
             result.incomplete_policies.append(policy)

@@ -32,6 +32,7 @@ from scanners.base import (
     type_name,
 )
 from scanners.fingerprint import make_fingerprint, workload_name
+from scanners.kubernetes import join_path, objects_in
 
 _GROUPS = ("wgpolicyk8s.io/", "openreports.io/")
 _REPORT_KINDS = frozenset({"PolicyReport", "ClusterPolicyReport", "Report", "ClusterReport"})
@@ -47,31 +48,6 @@ def _is_report(value: Any) -> bool:
     api_version = value.get("apiVersion")
     kind = value.get("kind")
     return isinstance(api_version, str) and api_version.startswith(_GROUPS) and isinstance(kind, str) and kind in _REPORT_KINDS
-
-
-def _is_list(value: Any) -> bool:
-    return isinstance(value, dict) and value.get("kind") == "List" and "items" in value
-
-
-def _candidates(document: Any) -> list[tuple[str, Any]]:
-    """(path, object) for every report-like object in a report, a List, or a list of either."""
-    if isinstance(document, list):
-        out: list[tuple[str, Any]] = []
-        for index, item in enumerate(document):
-            if _is_list(item):
-                items = expect_list(item.get("items"), f"[{index}].items")
-                out.extend((f"[{index}].items[{sub}]", entry) for sub, entry in enumerate(items))
-            else:
-                out.append((f"[{index}]", item))
-        return out
-    if _is_list(document):
-        items = expect_list(document.get("items"), "items")
-        return [(f"items[{index}]", item) for index, item in enumerate(items)]
-    return [("", document)]
-
-
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
 
 
 def timestamp_to_iso(value: Any, where: str) -> str | None:
@@ -102,7 +78,7 @@ class KyvernoParser:
 
     def detect(self, document: Any) -> bool:
         try:
-            candidates = _candidates(document)
+            candidates = objects_in(document)
         except ParseError:
             return False
         return bool(candidates) and all(_is_report(obj) for _, obj in candidates)
@@ -113,7 +89,7 @@ class KyvernoParser:
         findings: list[Finding] = []
         evaluated: list[ResourceRef] = []
         pairs: list[tuple[ResourceRef | None, str]] = []
-        for where, report in _candidates(document):
+        for where, report in objects_in(document):
             self._parse_report(report, where, findings, evaluated, pairs)
         return ParseResult(findings=findings, evaluated=evaluated, evaluated_policies=pairs)
 
@@ -137,20 +113,20 @@ class KyvernoParser:
             )
         report_kind = str(report["kind"])
         cluster_scoped = report_kind in _CLUSTER_KINDS
-        metadata = expect_dict(report.get("metadata") or {}, _join(where, "metadata"))
-        report_namespace = "" if cluster_scoped else opt_str(metadata, "namespace", _join(where, "metadata"))
-        report_name = opt_str(metadata, "name", _join(where, "metadata"))
+        metadata = expect_dict(report.get("metadata") or {}, join_path(where, "metadata"))
+        report_namespace = "" if cluster_scoped else opt_str(metadata, "namespace", join_path(where, "metadata"))
+        report_name = opt_str(metadata, "name", join_path(where, "metadata"))
         scope: ResourceRef | None = None
         scope_raw: dict[str, str] = {}
         if report.get("scope") is not None:
-            scope_where = _join(where, "scope")
+            scope_where = join_path(where, "scope")
             scope_raw = self._object_ref(expect_dict(report["scope"], scope_where), scope_where)
             scope = self._resource(scope_raw, report_namespace, cluster_scoped)
             _add(evaluated, scope)
         report_source = opt_str(report, "source", label)
-        results = expect_list(report.get("results"), _join(where, "results"))
+        results = expect_list(report.get("results"), join_path(where, "results"))
         for index, raw in enumerate(results):
-            result_where = f"{_join(where, 'results')}[{index}]"
+            result_where = f"{join_path(where, 'results')}[{index}]"
             result = expect_dict(raw, result_where)
             resources: list[tuple[ResourceRef, dict[str, str]]] = []
             for sub, entry in enumerate(expect_list(result.get("resources"), f"{result_where}.resources")):

@@ -166,7 +166,7 @@ def test_detect_rejects_other_documents() -> None:
         (lambda c: c["status"]["violations"][0].update(kind=7), "status.violations[0]: kind is not a string"),
         (lambda c: c["status"].update(violations="none"), "status.violations: expected a list, got a string"),
         (lambda c: c["status"].update(totalViolations="many"), "status: totalViolations is not a non-negative integer"),
-        (lambda c: c["status"].update(auditTimestamp="yesterday"), "status.auditTimestamp: 'yesterday' is not"),
+        (lambda c: c["status"].update(auditTimestamp="yesterday"), "status.auditTimestamp: timestamp 'yesterday' is not an RFC 3339"),
         (lambda c: c.update(metadata=None), "metadata: expected an object, got null"),
         (lambda c: c.update(status=[]), "status: expected an object, got a list"),
     ],
