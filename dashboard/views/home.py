@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET
 
 from dashboard.models.access import visible_teams
 from dashboard.selectors.home import EXPIRING_DAYS, RECENT_DAYS, home_summary
-from dashboard.services.triage import home_visit
+from dashboard.services.home import home_visit
 
 
 @login_required

@@ -28,7 +28,7 @@ from dashboard.selectors import access
 from dashboard.selectors import queue as queue_selectors
 from dashboard.selectors.finding_detail import finding_detail as finding_detail_selector
 from dashboard.selectors.findings import SLA_STATES, SORTS, FindingFilters
-from dashboard.services import finding_updates, risk_acceptance, triage, triage_rules
+from dashboard.services import finding_updates, risk_acceptance, triage_rules, triage_undo
 from dashboard.services.audit import client_ip
 from dashboard.services.triage import TRANSITIONS, BulkResult
 from scanners import registry
@@ -182,7 +182,7 @@ def event_undo(request: HttpRequest, pk: int, event_pk: int) -> HttpResponse:
     finding = finding_detail_selector(user=request.user, pk=pk).finding
     event = get_object_or_404(FindingEvent, pk=event_pk, finding=finding)
     try:
-        triage.event_undo(event=event, by=request.user, reason=request.POST.get("reason", ""), ip=client_ip(request.META))
+        triage_undo.event_undo(event=event, by=request.user, reason=request.POST.get("reason", ""), ip=client_ip(request.META))
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:
@@ -249,7 +249,7 @@ def _query_dict(query: str) -> QueryDict:
 @require_POST
 def bulk_undo(request: HttpRequest, batch: uuid.UUID) -> HttpResponse:
     try:
-        result = triage.batch_undo(batch=batch, by=request.user, ip=client_ip(request.META))
+        result = triage_undo.batch_undo(batch=batch, by=request.user, ip=client_ip(request.META))
     except ApplicationError as exc:
         return _bulk_answer(request, None, exc.message)
     return _bulk_answer(request, result)

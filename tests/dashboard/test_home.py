@@ -9,7 +9,7 @@ from django.test import Client
 from django.utils import timezone
 
 from dashboard.models import HomeVisit, Role, Status
-from dashboard.services import triage
+from dashboard.services import home
 from dashboard.templatetags.triage import queue_url
 from tests.factories import FindingFactory, MembershipFactory, RiskAcceptanceFactory, TeamFactory, UserFactory
 
@@ -43,7 +43,7 @@ def morning(team, champion):
     """Yesterday evening's visit, then what happened overnight."""
     now = timezone.now()
     today = timezone.localdate()
-    triage.home_visit(user=champion, now=now - dt.timedelta(hours=15))
+    home.home_visit(user=champion, now=now - dt.timedelta(hours=15))
     old = now - dt.timedelta(days=30)
     FindingFactory(team=team, severity="critical", first_seen=now - dt.timedelta(hours=2))
     FindingFactory(team=team, severity="high", first_seen=now - dt.timedelta(hours=3), assignee=champion)
@@ -91,10 +91,10 @@ def test_each_card_link_opens_the_queue_with_the_same_count(client, morning) -> 
 
 def test_new_since_last_visit_counts_from_the_previous_session_of_work(champion) -> None:
     evening = timezone.now() - dt.timedelta(hours=15)
-    triage.home_visit(user=champion, now=evening)
+    home.home_visit(user=champion, now=evening)
 
-    first = triage.home_visit(user=champion, now=evening + dt.timedelta(hours=14))
-    reload = triage.home_visit(user=champion, now=evening + dt.timedelta(hours=14, minutes=20))
+    first = home.home_visit(user=champion, now=evening + dt.timedelta(hours=14))
+    reload = home.home_visit(user=champion, now=evening + dt.timedelta(hours=14, minutes=20))
 
     assert first == evening
     assert reload == evening

@@ -6,7 +6,7 @@ import pytest
 
 from dashboard.errors import ApplicationError
 from dashboard.models import AuditEvent, Finding, FindingEvent, Role, Status
-from dashboard.services import finding_updates, triage
+from dashboard.services import finding_updates, triage, triage_undo
 from tests.factories import FindingFactory, MembershipFactory, TeamFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -156,7 +156,7 @@ def test_undo_restores_the_previous_status_and_is_itself_an_event(team, champion
     triage.findings_set_status(ids=[finding.pk], by=champion, status=Status.FALSE_POSITIVE, reason="scanner bug")
     event = FindingEvent.objects.get(finding=finding)
 
-    undo = triage.event_undo(event=event, by=champion, reason="it is real after all")
+    undo = triage_undo.event_undo(event=event, by=champion, reason="it is real after all")
 
     finding.refresh_from_db()
     assert finding.status == Status.TRIAGED
@@ -173,10 +173,10 @@ def test_an_event_cannot_be_undone_twice(team, champion) -> None:
     finding = FindingFactory(team=team)
     triage.findings_set_status(ids=[finding.pk], by=champion, status=Status.TRIAGED)
     event = FindingEvent.objects.get(finding=finding)
-    triage.event_undo(event=event, by=champion)
+    triage_undo.event_undo(event=event, by=champion)
 
     with pytest.raises(ApplicationError) as error:
-        triage.event_undo(event=event, by=champion)
+        triage_undo.event_undo(event=event, by=champion)
 
     assert error.value.message == "cannot undo: already undone"
 
@@ -188,7 +188,7 @@ def test_an_older_status_change_cannot_be_undone_before_the_later_one(team, cham
     triage.findings_set_status(ids=[finding.pk], by=champion, status=Status.IN_PROGRESS)
 
     with pytest.raises(ApplicationError) as error:
-        triage.event_undo(event=first, by=champion)
+        triage_undo.event_undo(event=first, by=champion)
 
     assert error.value.status == 409
 
@@ -198,7 +198,7 @@ def test_undo_of_an_assignment_restores_the_previous_assignee(team, champion, me
     triage.findings_assign(ids=[finding.pk], by=champion, assignee=member)
     event = FindingEvent.objects.get(finding=finding, type="assigned")
 
-    triage.event_undo(event=event, by=champion)
+    triage_undo.event_undo(event=event, by=champion)
 
     finding.refresh_from_db()
     assert finding.assignee == champion
@@ -211,7 +211,7 @@ def test_a_whole_bulk_action_is_undone_except_findings_changed_since(team, champ
     )
     triage.findings_set_status(ids=[findings[0].pk], by=champion, status=Status.OPEN, reason="this one is real")
 
-    undone = triage.batch_undo(batch=result.batch, by=champion)
+    undone = triage_undo.batch_undo(batch=result.batch, by=champion)
 
     assert sorted(undone.changed) == sorted([findings[1].pk, findings[2].pk])
     assert undone.skipped == {"the finding changed since": 1}
