@@ -32,11 +32,18 @@ def clean_text(value: Any, limit: int = MAX_TEXT) -> str:
         return ""
     if not isinstance(value, str):
         value = str(value)
-    value = value.replace("\x00", "")
+    if "\x00" in value:
+        value = value.replace("\x00", "")
     if len(value) > limit:
         value = value[:limit]
-    # Lone surrogates cannot be stored in PostgreSQL or encoded as UTF-8.
-    return value.encode("utf-8", "replace").decode("utf-8")
+    if value.isascii():
+        return value  # the common case: no copy
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # Lone surrogates cannot be stored in PostgreSQL or encoded as UTF-8.
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return value
 
 
 def clean_json(value: Any, depth: int = 0) -> Any:
