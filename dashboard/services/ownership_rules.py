@@ -18,6 +18,7 @@ from dashboard.errors import ApplicationError
 from dashboard.models import AuditEvent, Finding, FindingEvent, Image, OwnershipRule, OwnerSource, Team
 from dashboard.selectors.ownership import CompiledRule, RuleSet, decide_owner
 from dashboard.services.audit import audit_record
+from dashboard.services.bulk_updates import bulk_update_rows
 from dashboard.services.ownership import validate_pattern
 
 #: The Celery task (dashboard/tasks.py) that re-applies rules after a change; takes the rule id.
@@ -217,7 +218,7 @@ def ownership_reassign(*, rule_id: int) -> int:
                 finding.team_id, finding.owner_rule_id = new_team_id, new_rule_id
                 finding.owner_source, finding.owner_reason = owner.source, owner.reason[:300]
                 changed.append(finding)
-            Finding.objects.bulk_update(changed, ["team", "owner_rule", "owner_source", "owner_reason"], batch_size=BATCH)
+            bulk_update_rows(Finding, changed, ["team", "owner_rule", "owner_source", "owner_reason"], batch_size=BATCH)
             FindingEvent.objects.bulk_create(events, batch_size=BATCH)
             changed_total += len(events)
     _reassign_images(rules)
