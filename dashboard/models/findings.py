@@ -28,14 +28,16 @@ class FindingQuerySet(models.QuerySet["Finding"]):
 class Finding(models.Model):
     """One finding, identified by its fingerprint across reports, tags and digests."""
 
-    fingerprint = models.CharField(max_length=64, unique=True)
-    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="findings")
-    image = models.ForeignKey(Image, null=True, blank=True, on_delete=models.SET_NULL, related_name="findings")
+    # Unique by a constraint (Meta), not unique=True: PostgreSQL then has no second, LIKE-only index to maintain.
+    fingerprint = models.CharField(max_length=64)
+    # No single-column indexes: the composite indexes below start with these columns.
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="findings", db_index=False)
+    image = models.ForeignKey(Image, null=True, blank=True, on_delete=models.SET_NULL, related_name="findings", db_index=False)
     kind = models.CharField(max_length=20, choices=Kind.choices)
     source = models.CharField(max_length=32)
     stream = models.CharField(max_length=16, choices=Stream.choices, default=Stream.SCAN)
     #: The lifecycle scope the finding was last reported in (closing by absence stays inside it).
-    scope_key = models.CharField(max_length=600, db_index=True)
+    scope_key = models.CharField(max_length=600)
     rule_id = models.CharField(max_length=255)
     title = models.CharField(max_length=500, blank=True, default="")
     description = models.TextField(blank=True, default="")
@@ -56,6 +58,8 @@ class Finding(models.Model):
     cwe = models.JSONField(default=list, blank=True)
     references = models.JSONField(default=list, blank=True)
     details = models.JSONField(default=dict, blank=True)
+    #: Hash of the scanner's content as last ingested (ingest.content_hash): re-imports compare it, not every column.
+    content_hash = models.CharField(max_length=32, blank=True, default="")
     status_hint = models.CharField(max_length=32, blank=True, default="")
     risk_score = models.FloatField(default=0)
     #: Times the finding was reported (events for admission/runtime; reports for scans).
@@ -95,6 +99,7 @@ class Finding(models.Model):
 
     class Meta:
         ordering = ["-risk_score", "id"]
+        constraints = [models.UniqueConstraint(fields=["fingerprint"], name="finding_fingerprint_unique")]
         indexes = [
             models.Index(fields=["team", "status", "severity"]),
             models.Index(fields=["image", "status"]),

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
+import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -26,6 +29,7 @@ from dashboard.models import (
     Team,
 )
 from dashboard.services import risk
+from dashboard.services.bulk_inserts import insert_rows
 from dashboard.services.bulk_updates import bulk_update_rows
 from dashboard.services.ownership import resolve_owner, rules_for
 from dashboard.services.scopes import covered_scopes, explicitly_evaluated, lock_scopes, policy_scope_key, scope_key
@@ -40,10 +44,9 @@ BATCH = 1000
 SAMPLES_KEPT = 5
 #: Detail keys that change with every build or tag (they live on occurrences): never a reason to rewrite a finding.
 VOLATILE_DETAILS = frozenset({"target", "layer_digest", "layer_diff_id", "also_seen", "last_modified", "report", "resource_uid"})
+_ABSENT = "absent from a complete report"
 #: How stale "last seen" may get on an unchanged finding before a report moves it forward.
 LAST_SEEN_STEP = dt.timedelta(hours=1)
-#: Fields a newer report may change on an existing finding.
-_CONTENT_FIELDS = ("title", "description", "severity", "cvss", "fixed_version", "package_version", "references", "cwe", "details")
 
 
 @dataclasses.dataclass
@@ -66,15 +69,21 @@ class _Item:
     count: int = 1
     samples: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
+    @functools.cached_property
+    def content_hash(self) -> str:
+        return content_hash(_content(self))
 
-def _finding_scope(parsed: ParsedFinding, image: ImageRef | None, report: Report, source: str, stream: str, policy_level: set[str]) -> str:
+
+def _finding_scope(
+    parsed: ParsedFinding, image: ImageRef | None, team: Team | None, source: str, stream: str, policy_level: set[str]
+) -> str:
     policy = parsed.details.get("policy") if parsed.kind == "policy" and source not in EVENT_FORMATS else None
     if isinstance(policy, str) and policy:
         return policy_scope_key(stream=stream, source=source, policy=policy, resource=None if policy in policy_level else parsed.resource)
-    return scope_key(stream=stream, source=source, image=image, resource=parsed.resource, team=report.team)
+    return scope_key(stream=stream, source=source, image=image, resource=parsed.resource, team=team)
 
 
-def _items(report: Report, source: str, stream: str, result: ParseResult, override: ImageRef | None) -> dict[str, _Item]:
+def _items(team: Team | None, source: str, stream: str, result: ParseResult, override: ImageRef | None) -> dict[str, _Item]:
     """Findings keyed by fingerprint; duplicates inside one report are merged and counted."""
     items: dict[str, _Item] = {}
     policy_level = {policy for resource, policy in result.evaluated_policies if resource is None}
@@ -85,7 +94,7 @@ def _items(report: Report, source: str, stream: str, result: ParseResult, overri
             fingerprint = make_fingerprint("image-override", override.name, parsed.fingerprint)
         item = items.get(fingerprint)
         if item is None:
-            key = _finding_scope(parsed, image, report, source, stream, policy_level)
+            key = _finding_scope(parsed, image, team, source, stream, policy_level)
             item = items[fingerprint] = _Item(parsed=parsed, fingerprint=fingerprint, image=image, scope_key=key)
         else:
             item.count += 1
@@ -147,9 +156,10 @@ def _sla_days(team: Team | None) -> dict[str, int]:
     return days
 
 
-def _new_finding(
+def _new_row(
     item: _Item, report: Report, image: Image | None, stream: str, now: dt.datetime, sla: dict[str, int], labels: dict[str, str]
-) -> Finding:
+) -> dict[str, Any]:
+    """The columns of a new finding (attname -> value), for ``insert_rows``."""
     parsed = item.parsed
     owner = resolve_owner(
         report_team=report.team, image=item.image, resource=parsed.resource, labels=labels, named=report.team_named, rules=rules_for(report)
@@ -165,47 +175,48 @@ def _new_finding(
         fix_available=bool(package and package.fixed_version),
         exposed=exposed,
     )
-    return Finding(
-        fingerprint=item.fingerprint,
-        team=owner.team,
-        owner_source=owner.source,
-        owner_rule=owner.rule,
-        owner_reason=owner.reason[:300],
-        image=image,
-        kind=parsed.kind,
-        source=parsed.source,
-        stream=stream,
-        scope_key=item.scope_key,
-        rule_id=parsed.rule_id,
-        title=parsed.title,
-        description=parsed.description,
-        severity=parsed.severity,
-        status=Status.OPEN,
-        package_name=package.name[:255] if package else "",
-        package_version=package.version[:255] if package else "",
-        fixed_version=package.fixed_version[:255] if package else "",
-        package_type=package.type[:64] if package else "",
-        package_path=package.path[:1000] if package else "",
-        resource_cluster=resource.cluster[:255] if resource else "",
-        resource_namespace=resource.namespace[:255] if resource else "",
-        resource_kind=resource.kind[:100] if resource else "",
-        resource_name=resource.name[:255] if resource else "",
-        cvss=parsed.cvss,
-        cwe=parsed.cwe,
-        references=parsed.references,
-        details=_content(item)["details"],
-        status_hint=parsed.status_hint[:32],
-        risk_score=risk.score_of(parts),
-        risk_parts=parts,
-        exposed=exposed,
-        sla_started_on=now.date(),
-        occurrences=item.count,
-        first_seen=now,
-        last_seen=now,
-        status_changed_at=now,
-        due_date=risk.due_date(severity=parsed.severity, start=now.date(), sla_days=sla),
-        last_report=report,
-    )
+    return {
+        "fingerprint": item.fingerprint,
+        "team_id": owner.team.pk if owner.team is not None else None,
+        "owner_source": owner.source,
+        "owner_rule_id": owner.rule.pk if owner.rule is not None else None,
+        "owner_reason": owner.reason[:300],
+        "image_id": image.pk if image is not None else None,
+        "kind": parsed.kind,
+        "source": parsed.source,
+        "stream": stream,
+        "scope_key": item.scope_key,
+        "rule_id": parsed.rule_id,
+        "title": parsed.title,
+        "description": parsed.description,
+        "severity": parsed.severity,
+        "status": Status.OPEN,
+        "package_name": package.name[:255] if package else "",
+        "package_version": package.version[:255] if package else "",
+        "fixed_version": package.fixed_version[:255] if package else "",
+        "package_type": package.type[:64] if package else "",
+        "package_path": package.path[:1000] if package else "",
+        "resource_cluster": resource.cluster[:255] if resource else "",
+        "resource_namespace": resource.namespace[:255] if resource else "",
+        "resource_kind": resource.kind[:100] if resource else "",
+        "resource_name": resource.name[:255] if resource else "",
+        "cvss": parsed.cvss,
+        "cwe": parsed.cwe,
+        "references": parsed.references,
+        "details": _content(item)["details"],
+        "content_hash": item.content_hash,
+        "status_hint": parsed.status_hint[:32],
+        "risk_score": risk.score_of(parts),
+        "risk_parts": parts,
+        "exposed": exposed,
+        "sla_started_on": now.date(),
+        "occurrences": item.count,
+        "first_seen": now,
+        "last_seen": now,
+        "status_changed_at": now,
+        "due_date": risk.due_date(severity=parsed.severity, start=now.date(), sla_days=sla),
+        "last_report_id": report.pk,
+    }
 
 
 def _content(item: _Item, previous_details: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -227,29 +238,54 @@ def _content(item: _Item, previous_details: dict[str, Any] | None = None) -> dic
     }
 
 
-def _differs(field: str, stored: Any, incoming: Any) -> bool:
-    if field == "details" and isinstance(stored, dict) and isinstance(incoming, dict):
-        return {k: v for k, v in stored.items() if k not in VOLATILE_DETAILS} != {
-            k: v for k, v in incoming.items() if k not in VOLATILE_DETAILS
-        }
-    return bool(stored != incoming)
-
-
 def _chunks(values: Sequence[Any], size: int = BATCH) -> Iterable[Sequence[Any]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
 
 
+def content_hash(content: dict[str, Any]) -> str:
+    """A finding's scanner content, as compared between reports (volatile details and event samples left out)."""
+    details = content["details"]
+    stable = {k: v for k, v in details.items() if k not in VOLATILE_DETAILS and k != "samples"} if isinstance(details, dict) else details
+    text = json.dumps({**content, "details": stable}, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+@dataclasses.dataclass
+class _Stored:
+    """The columns of an existing finding that ingest needs (not the whole row)."""
+
+    id: int
+    status: str
+    scope_key: str
+    last_seen: dt.datetime
+    content_hash: str
+    occurrences: int
+    severity: str
+    details: dict[str, Any] | None
+
+
+def _stored(fingerprints: Sequence[str], *, with_details: bool) -> dict[str, _Stored]:
+    columns = ["fingerprint", "id", "status", "scope_key", "last_seen", "content_hash", "occurrences", "severity"]
+    rows = Finding.objects.filter(fingerprint__in=fingerprints).values_list(*columns, *(["details"] if with_details else []))
+    return {row[0]: _Stored(*row[1:8], details=row[8] if with_details else None) for row in rows}  # type: ignore[misc]
+
+
+def _event(finding_id: int, type_: str, report: Report | None, now: dt.datetime, **extra: Any) -> dict[str, Any]:
+    return {"finding_id": finding_id, "type": type_, "report_id": report.pk if report else None, "created_at": now, **extra}
+
+
 def apply_report(*, report: Report, source: str, stream: str, result: ParseResult, now: dt.datetime) -> IngestOutcome:
     """Upsert the report's findings and close what it no longer shows.  Caller holds the transaction."""
     override = ImageRef.parse(report.image_ref) if report.image_ref else None
-    items = _items(report, source, stream, result, override)
+    team = report.team
+    items = _items(team, source, stream, result, override)
     events_only = source in EVENT_FORMATS
     scopes = (
         set()
         if events_only
         else covered_scopes(
-            team=report.team,
+            team=team,
             source=source,
             stream=stream,
             result=result,
@@ -270,99 +306,66 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
         image_refs.append(override)
     elif result.artifact is not None:
         image_refs.append(result.artifact)
-    images = _images(image_refs, report.team, result.labels, now)
+    images = _images(image_refs, team, result.labels, now)
     report_image = override or result.artifact
     main_image = images.get(report_image.name) if report_image is not None else None
     if main_image is not None and report.image_id != main_image.pk:
         report.image = main_image
 
-    sla = _sla_days(report.team)
+    sla = _sla_days(team)
     counts = {"new": 0, "reopened": 0, "unchanged": 0, "fixed": 0}
     triaged = IngestOutcome(counts=counts, held_closures=[], findings_total=0)
-    events: list[FindingEvent] = []
-    fingerprints = list(items)
-    for chunk in _chunks(fingerprints):
-        existing = {f.fingerprint: f for f in Finding.objects.filter(fingerprint__in=chunk)}
+    events: list[dict[str, Any]] = []
+    ids: dict[str, int] = {}
+    for chunk in _chunks(list(items)):
+        stored = _stored(chunk, with_details=events_only)
         new = [
-            _new_finding(items[fp], report, _image_of(items[fp], images), stream, now, sla, result.labels)
-            for fp in chunk
-            if fp not in existing
+            _new_row(items[fp], report, _image_of(items[fp], images), stream, now, sla, result.labels) for fp in chunk if fp not in stored
         ]
-        if new:
-            Finding.objects.bulk_create(new, batch_size=BATCH, ignore_conflicts=True)
-            created = Finding.objects.filter(fingerprint__in=[f.fingerprint for f in new], last_report=report, first_seen=now)
-            for pk in created.values_list("id", flat=True):
-                triaged.new_ids.append(pk)
-                events.append(
-                    FindingEvent(finding_id=pk, type=FindingEvent.Type.CREATED, to_status=Status.OPEN, report=report, created_at=now)
-                )
-            counts["new"] += len(new)
-        changed: list[Finding] = []
+        for pk, fp in insert_rows(Finding, new, unique_fields=["fingerprint"], returning=["id", "fingerprint"]):
+            ids[fp] = pk
+            triaged.new_ids.append(pk)
+            events.append(_event(pk, FindingEvent.Type.CREATED, report, now, to_status=Status.OPEN))
+            counts["new"] += 1
+        changed: dict[tuple[str, ...], list[Finding]] = {}
         seen_ids: list[int] = []
-        for fp, finding in existing.items():
+        for fp, row in stored.items():
+            ids[fp] = row.id
             item = items[fp]
-            content = _content(item, finding.details)
-            dirty = False
-            for field, value in content.items():
-                if _differs(field, getattr(finding, field), value):
-                    setattr(finding, field, value)
-                    dirty = True
-            if finding.scope_key != item.scope_key:
-                finding.scope_key = item.scope_key
-                dirty = True
-            if finding.status == Status.FIXED:
-                finding.status = Status.OPEN
-                finding.fixed_at = None
-                finding.status_changed_at = now
-                finding.due_date = risk.due_date(severity=finding.severity, start=now.date(), sla_days=sla)
-                events.append(
-                    FindingEvent(
-                        finding_id=finding.pk,
-                        type=FindingEvent.Type.REOPENED,
-                        from_status=Status.FIXED,
-                        to_status=Status.OPEN,
-                        report=report,
-                        created_at=now,
-                    )
-                )
+            values: dict[str, Any] = {}
+            if row.content_hash != item.content_hash:
+                values.update(_content(item, row.details), content_hash=item.content_hash)
+            elif events_only:
+                values["details"] = _content(item, row.details)["details"]
+            if row.scope_key != item.scope_key:
+                values["scope_key"] = item.scope_key
+            if row.status == Status.FIXED:
+                severity = values.get("severity", row.severity)
+                values.update(status=Status.OPEN, fixed_at=None, status_changed_at=now)
+                values["due_date"] = risk.due_date(severity=severity, start=now.date(), sla_days=sla)
+                events.append(_event(row.id, FindingEvent.Type.REOPENED, report, now, from_status=Status.FIXED, to_status=Status.OPEN))
                 counts["reopened"] += 1
-                triaged.reopened_ids.append(finding.pk)
-                dirty = True
+                triaged.reopened_ids.append(row.id)
             else:
                 counts["unchanged"] += 1
             if events_only:
-                finding.occurrences += item.count
-                dirty = True
-            if dirty:
-                finding.last_seen = max(finding.last_seen, now)
-                finding.last_report = report
-                changed.append(finding)
+                values["occurrences"] = row.occurrences + item.count
+            if values:
+                # Rows are written in groups of the same changed fields, so no row gets another's columns.
+                changed.setdefault(tuple(sorted(values)), []).append(
+                    Finding(pk=row.id, last_seen=max(row.last_seen, now), last_report=report, **values)
+                )
+                triaged.changed_ids.append(row.id)
             else:
-                seen_ids.append(finding.pk)
-        if changed:
-            triaged.changed_ids.extend(f.pk for f in changed)
-            bulk_update_rows(
-                Finding,
-                changed,
-                [
-                    *_CONTENT_FIELDS,
-                    "scope_key",
-                    "status",
-                    "fixed_at",
-                    "status_changed_at",
-                    "due_date",
-                    "occurrences",
-                    "last_seen",
-                    "last_report",
-                ],
-                batch_size=BATCH,
-            )
+                seen_ids.append(row.id)
+        for fields, group in changed.items():
+            bulk_update_rows(Finding, group, [*fields, "last_seen", "last_report"], batch_size=BATCH)
         if seen_ids:
             # Unchanged findings: move "last seen" forward at most once per LAST_SEEN_STEP, so re-importing
             # the same report (CI re-runs) writes nothing.
             stale = now - LAST_SEEN_STEP
             Finding.objects.filter(pk__in=seen_ids, last_seen__lt=stale).update(last_seen=now, last_report=report)
-    _record_occurrences(items, now)
+    _record_occurrences(items, ids, now)
 
     held: list[int] = []
     if not events_only:
@@ -377,13 +380,13 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
             absent = []
         if passed or absent:
             counts["fixed"] = close_findings(ids=[*passed, *absent], report=report, now=now, events=events)
-    FindingEvent.objects.bulk_create(events, batch_size=BATCH)
+    insert_rows(FindingEvent, events)
     triaged.counts, triaged.held_closures, triaged.findings_total = counts, held, len(items)
     return triaged
 
 
 def close_findings(
-    *, ids: Sequence[int], report: Report | None, now: dt.datetime, events: list[FindingEvent] | None = None, reason: str = ""
+    *, ids: Sequence[int], report: Report | None, now: dt.datetime, events: list[dict[str, Any]] | None = None, reason: str = ""
 ) -> int:
     """Mark active findings fixed (absent from a complete report).  Returns how many changed."""
     own_events = events is None
@@ -396,51 +399,44 @@ def close_findings(
         Finding.objects.filter(pk__in=[pk for pk, _ in active]).update(status=Status.FIXED, fixed_at=now, status_changed_at=now)
         for pk, status in active:
             events.append(
-                FindingEvent(
-                    finding_id=pk,
-                    type=FindingEvent.Type.FIXED,
+                _event(
+                    pk,
+                    FindingEvent.Type.FIXED,
+                    report,
+                    now,
                     from_status=status,
                     to_status=Status.FIXED,
-                    report=report,
                     reason=reason or "absent from a complete report",
-                    created_at=now,
                 )
             )
         closed += len(active)
     if own_events:
-        FindingEvent.objects.bulk_create(events, batch_size=BATCH)
+        insert_rows(FindingEvent, events)
     return closed
 
 
-def _record_occurrences(items: dict[str, _Item], now: dt.datetime) -> None:
-    wanted: dict[str, tuple[str, str, str]] = {}
+def _record_occurrences(items: dict[str, _Item], ids: dict[str, int], now: dt.datetime) -> None:
+    """First/last seen per tag, digest and workload; ``ids``: finding id per fingerprint."""
+    wanted: dict[int, tuple[str, str, str]] = {}
     for fp, item in items.items():
         tag = item.image.tag if item.image else ""
         digest = item.image.digest if item.image else ""
         resource = item.parsed.resource
         workload = f"{resource.namespace}/{resource.kind}/{resource.name}".strip("/")[:255] if resource and resource.name else ""
-        if tag or digest or workload:
-            wanted[fp] = (tag[:128], digest[:128], workload)
-    fps = list(wanted)
-    for chunk in _chunks(fps):
-        ids = dict(Finding.objects.filter(fingerprint__in=chunk).values_list("fingerprint", "id"))
+        if (tag or digest or workload) and fp in ids:
+            wanted[ids[fp]] = (tag[:128], digest[:128], workload)
+    rows: list[dict[str, Any]] = []
+    for chunk in _chunks(list(wanted)):
         # Occurrences seen within the last step need no write (a CI re-run of the same tag).
         fresh = set(
-            FindingOccurrence.objects.filter(finding_id__in=list(ids.values()), last_seen__gte=now - LAST_SEEN_STEP).values_list(
+            FindingOccurrence.objects.filter(finding_id__in=chunk, last_seen__gte=now - LAST_SEEN_STEP).values_list(
                 "finding_id", "tag", "digest", "workload"
             )
         )
-        rows = [
-            FindingOccurrence(
-                finding_id=ids[fp], tag=wanted[fp][0], digest=wanted[fp][1], workload=wanted[fp][2], first_seen=now, last_seen=now
-            )
-            for fp in chunk
-            if fp in ids and (ids[fp], *wanted[fp]) not in fresh
-        ]
-        FindingOccurrence.objects.bulk_create(
-            rows,
-            update_conflicts=True,
-            unique_fields=["finding", "tag", "digest", "workload"],
-            update_fields=["last_seen"],
-            batch_size=BATCH,
+        rows.extend(
+            {"finding_id": pk, "tag": tag, "digest": digest, "workload": workload, "first_seen": now, "last_seen": now}
+            for pk in chunk
+            for tag, digest, workload in (wanted[pk],)
+            if (pk, tag, digest, workload) not in fresh
         )
+    insert_rows(FindingOccurrence, rows, unique_fields=["finding", "tag", "digest", "workload"], update_fields=["last_seen"])

@@ -440,6 +440,11 @@ def _notify_expired(acceptance: RiskAcceptance, reopened: Sequence[int]) -> None
 # --- at ingest: scoped acceptances cover new findings ------------------------------------------------
 
 
+def scoped_acceptances_exist(*, today: dt.date) -> bool:
+    """Is any approved scoped acceptance in force (if not, new findings need no check)?"""
+    return RiskAcceptance.objects.filter(state=State.APPROVED, expires__gte=today).exclude(scope_rule_id="").exists()
+
+
 def scoped_acceptances_apply(*, rows: Sequence[dict[str, Any]], now: dt.datetime) -> list[int]:
     """Accept new or reopened findings that an approved scoped acceptance of their team covers.
 
