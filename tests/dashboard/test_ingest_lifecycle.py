@@ -157,3 +157,30 @@ def test_a_new_tag_of_an_unchanged_image_rewrites_no_finding() -> None:
     assert second.counts == {"new": 0, "reopened": 0, "unchanged": 30, "fixed": 0}
     assert set(Finding.objects.values_list("last_report_id", flat=True)) == {first.pk}
     assert not any("1.4.2" in str(details.get("target", "")) for details in Finding.objects.values_list("details", flat=True))
+
+
+def test_a_changed_description_is_rewritten_and_the_rest_is_left_alone() -> None:
+    report = trivy_report(30, image=IMAGE, tag="1.4.1")
+    first = ingest(json.dumps(report).encode(), team="payments")
+    changed_id = report["Results"][0]["Vulnerabilities"][0]["VulnerabilityID"]
+    report["Results"][0]["Vulnerabilities"][0]["Description"] = "rewritten upstream"
+
+    second = ingest(json.dumps(report).encode(), team="payments")
+
+    rewritten = Finding.objects.get(rule_id=changed_id)
+    assert second.counts == {"new": 0, "reopened": 0, "unchanged": 30, "fixed": 0}
+    assert (rewritten.description, rewritten.last_report_id) == ("rewritten upstream", second.pk)
+    assert set(Finding.objects.exclude(pk=rewritten.pk).values_list("last_report_id", flat=True)) == {first.pk}
+    assert Finding.objects.exclude(pk=rewritten.pk).filter(content_hash=rewritten.content_hash).count() == 0
+
+
+def test_a_severity_set_by_a_rule_survives_a_re_import_of_the_same_content() -> None:
+    report = trivy_bytes(30, image=IMAGE, tag="1.4.1")
+    ingest(report, team="payments")
+    target = Finding.objects.exclude(severity="low").order_by("id").first()
+    Finding.objects.filter(pk=target.pk).update(severity="low")  # as a set-severity triage rule leaves it
+
+    again = ingest(trivy_bytes(30, image=IMAGE, tag="1.4.2"), team="payments")
+
+    assert again.counts == {"new": 0, "reopened": 0, "unchanged": 30, "fixed": 0}
+    assert Finding.objects.get(pk=target.pk).severity == "low"
