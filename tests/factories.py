@@ -105,6 +105,16 @@ class ReportFactory(factory.django.DjangoModelFactory):
     received_at = factory.LazyFunction(timezone.now)
 
 
+class ReportPayloadFactory(factory.django.DjangoModelFactory):
+    """The raw bytes of a report, as the API stores them."""
+
+    class Meta:
+        model = models.ReportPayload
+
+    report = factory.SubFactory(ReportFactory)
+    data = b"{}"
+
+
 # --- Training nudges (issue 7) -----------------------------------------------------------------
 
 

@@ -28,7 +28,7 @@ from dashboard.models import (
     Status,
     Team,
 )
-from dashboard.services import risk
+from dashboard.services import intel, risk
 from dashboard.services.bulk_inserts import insert_rows
 from dashboard.services.bulk_updates import bulk_update_rows
 from dashboard.services.ownership import resolve_owner, rules_for
@@ -156,25 +156,13 @@ def _sla_days(team: Team | None) -> dict[str, int]:
     return days
 
 
-def _new_row(
-    item: _Item, report: Report, image: Image | None, stream: str, now: dt.datetime, sla: dict[str, int], labels: dict[str, str]
-) -> dict[str, Any]:
-    """The columns of a new finding (attname -> value), for ``insert_rows``."""
+def _new_row(item: _Item, report: Report, image: Image | None, stream: str, now: dt.datetime, labels: dict[str, str]) -> dict[str, Any]:
+    """The columns of a new finding (attname -> value) for ``insert_rows``, but for the scoring columns (``_score``)."""
     parsed = item.parsed
     owner = resolve_owner(
         report_team=report.team, image=item.image, resource=parsed.resource, labels=labels, named=report.team_named, rules=rules_for(report)
     )
     package, resource = parsed.package, parsed.resource
-    exposed = stream in ("admission", "runtime")
-    # The score's parts as triage shows them; triage_rules.after_ingest adds KEV, EPSS and exposure when they apply.
-    parts = risk.risk_parts(
-        severity=parsed.severity,
-        cvss=parsed.cvss,
-        epss=None,
-        kev=False,
-        fix_available=bool(package and package.fixed_version),
-        exposed=exposed,
-    )
     return {
         "fingerprint": item.fingerprint,
         "team_id": owner.team.pk if owner.team is not None else None,
@@ -206,17 +194,26 @@ def _new_row(
         "details": _content(item)["details"],
         "content_hash": item.content_hash,
         "status_hint": parsed.status_hint[:32],
-        "risk_score": risk.score_of(parts),
-        "risk_parts": parts,
-        "exposed": exposed,
         "sla_started_on": now.date(),
         "occurrences": item.count,
         "first_seen": now,
         "last_seen": now,
         "status_changed_at": now,
-        "due_date": risk.due_date(severity=parsed.severity, start=now.date(), sla_days=sla),
         "last_report_id": report.pk,
     }
+
+
+def _score(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """New findings are born scored (KEV, EPSS, exposure, the owner's SLA), so nothing re-scores them after insert."""
+    if rows:
+        facts = intel.facts_for(
+            rule_ids=(row["rule_id"] for row in rows),
+            image_ids=(row["image_id"] for row in rows),
+            team_ids=(row["team_id"] for row in rows),
+        )
+        for row in rows:
+            row.update(intel.scored(row, facts))
+    return rows
 
 
 def _content(item: _Item, previous_details: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -319,9 +316,8 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
     ids: dict[str, int] = {}
     for chunk in _chunks(list(items)):
         stored = _stored(chunk, with_details=events_only)
-        new = [
-            _new_row(items[fp], report, _image_of(items[fp], images), stream, now, sla, result.labels) for fp in chunk if fp not in stored
-        ]
+        labels = result.labels
+        new = _score([_new_row(items[fp], report, _image_of(items[fp], images), stream, now, labels) for fp in chunk if fp not in stored])
         for pk, fp in insert_rows(Finding, new, unique_fields=["fingerprint"], returning=["id", "fingerprint"]):
             ids[fp] = pk
             triaged.new_ids.append(pk)

@@ -98,56 +98,89 @@ def findings_rescore(*, ids: Iterable[int], today: dt.date | None = None) -> int
     return changed
 
 
-def _load(ids: Sequence[int]) -> list[Any]:
-    """The re-scored columns as plain objects (model instances cost several times more to build)."""
-    return [SimpleNamespace(pk=row["id"], **row) for row in Finding.objects.filter(pk__in=ids).order_by("id").values(*_READ)]
+def _load(ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The re-scored columns as plain values (model instances cost several times more to build)."""
+    return list(Finding.objects.filter(pk__in=ids).order_by("id").values(*_READ))
 
 
-def _rescore(findings: list[Any], teams: dict[int, dict[str, int]]) -> int:
-    if not findings:
-        return 0
-    cves = {cve for cve in (cve_of(f.rule_id) for f in findings) if cve}
+@dataclasses.dataclass
+class Facts:
+    """What scoring knows beyond a finding's own columns: KEV and EPSS by CVE, exposed images, SLA days per team."""
+
+    kev: dict[str, KevEntry]
+    epss: dict[str, EpssScore]
+    exposed_images: set[int]
+    teams: dict[int, dict[str, int]]
+
+
+def facts_for(
+    *,
+    rule_ids: Iterable[str],
+    image_ids: Iterable[int | None],
+    team_ids: Iterable[int | None],
+    teams: dict[int, dict[str, int]] | None = None,
+) -> Facts:
+    """The facts for scoring findings with these rule ids, images and teams (``teams``: SLA days already loaded)."""
+    cves = {cve for cve in (cve_of(rule_id) for rule_id in rule_ids) if cve}
     kev = {k.cve: k for k in KevEntry.objects.filter(cve__in=cves).only("cve", "due_date")} if cves else {}
     epss = {e.cve: e for e in EpssScore.objects.filter(cve__in=cves).only("cve", "epss", "percentile")} if cves else {}
-    image_ids = {f.image_id for f in findings if f.image_id}
+    images = {pk for pk in image_ids if pk}
     exposed_images = (
-        set(Finding.objects.filter(image_id__in=image_ids, stream__in=EXPOSING_STREAMS).values_list("image_id", flat=True).distinct())
-        if image_ids
+        set(Finding.objects.filter(image_id__in=images, stream__in=EXPOSING_STREAMS).values_list("image_id", flat=True).distinct())
+        if images
         else set()
     )
-    missing = {f.team_id for f in findings if f.team_id and f.team_id not in teams}
+    teams = {} if teams is None else teams
+    missing = {pk for pk in team_ids if pk and pk not in teams}
     if missing:
         teams.update({pk: risk.sla_days_for(sla) for pk, sla in Team.objects.filter(pk__in=missing).values_list("id", "sla_days")})
-    default_sla = risk.sla_days_for(None)
+    return Facts(kev=kev, epss=epss, exposed_images=exposed_images, teams=teams)
+
+
+def scored(finding: dict[str, Any], facts: Facts) -> dict[str, Any]:
+    """The scoring columns (``_WRITTEN``) of a finding given as values: rule_id, severity, cvss, fixed_version,
+    stream, image_id, team_id, sla_started_on, first_seen.  Ingest scores new findings with it; re-scoring too."""
+    cve = cve_of(finding["rule_id"])
+    entry = facts.kev.get(cve) if cve else None
+    score = facts.epss.get(cve) if cve else None
+    values: dict[str, Any] = {
+        "kev": entry is not None,
+        "kev_due_date": entry.due_date if entry else None,
+        "epss": score.epss if score else None,
+        "epss_percentile": score.percentile if score else None,
+        "exposed": finding["stream"] in EXPOSING_STREAMS or finding["image_id"] in facts.exposed_images,
+    }
+    parts = risk.risk_parts(
+        severity=finding["severity"],
+        cvss=finding["cvss"],
+        epss=values["epss"],
+        kev=values["kev"],
+        fix_available=bool(finding["fixed_version"]),
+        exposed=values["exposed"],
+    )
+    values["risk_parts"] = parts
+    values["risk_score"] = risk.score_of(parts)
+    start = finding["sla_started_on"] or finding["first_seen"].date()
+    team_id = finding["team_id"]
+    sla = facts.teams[team_id] if team_id and team_id in facts.teams else risk.sla_days_for(None)
+    values["due_date"] = risk.due_date(severity=finding["severity"], start=start, sla_days=sla, kev_due=values["kev_due_date"])
+    return values
+
+
+def _rescore(findings: list[dict[str, Any]], teams: dict[int, dict[str, int]]) -> int:
+    if not findings:
+        return 0
+    facts = facts_for(
+        rule_ids=(f["rule_id"] for f in findings),
+        image_ids=(f["image_id"] for f in findings),
+        team_ids=(f["team_id"] for f in findings),
+        teams=teams,
+    )
     dirty: list[Any] = []
     for finding in findings:
-        cve = cve_of(finding.rule_id)
-        entry = kev.get(cve) if cve else None
-        score = epss.get(cve) if cve else None
-        values: dict[str, Any] = {
-            "kev": entry is not None,
-            "kev_due_date": entry.due_date if entry else None,
-            "epss": score.epss if score else None,
-            "epss_percentile": score.percentile if score else None,
-            "exposed": finding.stream in EXPOSING_STREAMS or finding.image_id in exposed_images,
-        }
-        parts = risk.risk_parts(
-            severity=finding.severity,
-            cvss=finding.cvss,
-            epss=values["epss"],
-            kev=values["kev"],
-            fix_available=bool(finding.fixed_version),
-            exposed=values["exposed"],
-        )
-        values["risk_parts"] = parts
-        values["risk_score"] = risk.score_of(parts)
-        start = finding.sla_started_on or finding.first_seen.date()
-        sla = teams.get(finding.team_id, default_sla) if finding.team_id else default_sla
-        values["due_date"] = risk.due_date(severity=finding.severity, start=start, sla_days=sla, kev_due=values["kev_due_date"])
-        if any(getattr(finding, field) != value for field, value in values.items()):
-            for field, value in values.items():
-                setattr(finding, field, value)
-            dirty.append(finding)
+        values = scored(finding, facts)
+        if any(finding[field] != value for field, value in values.items()):
+            dirty.append(SimpleNamespace(pk=finding["id"], **values))
     if dirty:
         _write(dirty)
     return len(dirty)

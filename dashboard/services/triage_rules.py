@@ -324,5 +324,6 @@ def after_ingest(*, new_ids: Sequence[int], reopened_ids: Sequence[int], changed
     for chunk in chunks(remaining):
         outcome.accepted.extend(risk_acceptance.scoped_acceptances_apply(rows=_rows(chunk), now=now))
     exposed = intel.exposure_spread(finding_ids=new_ids)
-    intel.findings_rescore(ids=[*fresh, *changed_ids, *exposed], today=today)
+    # New findings were scored when they were inserted (ingest); re-score what changed since.
+    intel.findings_rescore(ids=[*reopened_ids, *changed_ids, *exposed, *outcome.severity], today=today)
     return outcome

@@ -1,14 +1,15 @@
-"""insert_rows stores what the ORM would store (COPY on PostgreSQL in CI, bulk_create on SQLite)."""
+"""insert_rows stores what the ORM would store (COPY on PostgreSQL in CI, bulk_create on SQLite); payload storage."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 import pytest
+from django.db import connection
 
 from dashboard.models import Finding, FindingOccurrence
 from dashboard.services.bulk_inserts import insert_rows
-from tests.factories import FindingFactory, FindingOccurrenceFactory, ImageFactory, ReportFactory, TeamFactory
+from tests.factories import FindingFactory, FindingOccurrenceFactory, ImageFactory, ReportFactory, ReportPayloadFactory, TeamFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -105,3 +106,12 @@ def test_many_rows_in_several_rounds() -> None:
 
     assert sorted(returned) == [(f"fp-{number:05d}", number + 1) for number in range(2500)]
     assert Finding.objects.count() == 2500
+
+
+def test_raw_payloads_are_stored_with_lz4_on_postgresql(require_postgres) -> None:
+    report = ReportFactory()
+    ReportPayloadFactory(report=report, data=b'{"padding": "' + b"x" * 100_000 + b'"}')
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_column_compression(data) FROM dashboard_reportpayload WHERE report_id = %s", [report.pk])
+        assert cursor.fetchone() == ("lz4",)

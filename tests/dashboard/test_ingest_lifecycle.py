@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from bench.reportgen import trivy_bytes, trivy_report
 from dashboard.models import Finding, FindingEvent, Status
+from dashboard.services import intel
 from dashboard.services.reports import report_confirm_closures
 from tests.dashboard.ingest_helpers import ingest
-from tests.factories import TeamFactory, UserFactory
+from tests.factories import EpssScoreFactory, FindingFactory, ImageFactory, KevEntryFactory, TeamFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -184,3 +187,20 @@ def test_a_severity_set_by_a_rule_survives_a_re_import_of_the_same_content() -> 
 
     assert again.counts == {"new": 0, "reopened": 0, "unchanged": 30, "fixed": 0}
     assert Finding.objects.get(pk=target.pk).severity == "low"
+
+
+def test_new_findings_are_born_scored_so_re_scoring_them_changes_nothing(team) -> None:
+    team.sla_days = {"critical": 3, "high": 10, "medium": 40, "low": 100}
+    team.save()
+    image = ImageFactory(registry="registry.example.com", repository="payments/api", team=team)
+    FindingFactory(team=team, image=image, stream="runtime", kind="runtime", source="falco", rule_id="Terminal shell in container")
+    KevEntryFactory(cve="CVE-2016-10001", due_date=timezone.localdate() + dt.timedelta(days=2))
+    EpssScoreFactory(cve="CVE-2017-10002", epss=0.97, percentile=0.999)
+
+    ingest(trivy_bytes(30, image=IMAGE, tag="1.4.1"), team="payments")
+
+    scanned = Finding.objects.filter(source="trivy")
+    kev, epss = scanned.get(rule_id="CVE-2016-10001"), scanned.get(rule_id="CVE-2017-10002")
+    assert (kev.kev, kev.due_date, epss.epss, epss.epss_percentile) == (True, timezone.localdate() + dt.timedelta(days=2), 0.97, 0.999)
+    assert set(scanned.values_list("exposed", flat=True)) == {True}
+    assert intel.findings_rescore(ids=list(scanned.values_list("id", flat=True))) == 0
