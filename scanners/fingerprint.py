@@ -22,7 +22,9 @@ _REPLICASET = re.compile(rf"-[{_SAFE}]{{6,10}}$")
 
 def make_fingerprint(namespace: str, *parts: str | None) -> str:
     """Fingerprint ``parts`` within ``namespace`` (e.g. "vuln", "policy", "runtime")."""
-    text = _SEP.join([namespace, *((part or "").strip() for part in parts)])
+    text = namespace
+    for part in parts:  # ``_SEP.join`` over a generator is slower for the usual four or five parts
+        text += (_SEP + part.strip()) if part else _SEP
     return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
 
 

@@ -15,17 +15,19 @@ from typing import Any
 
 import yaml
 
-from scanners.base import ParseError
+from scanners.base import ParseError, gc_paused
 
 MAX_INT_DIGITS = 40
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ParseError(f"duplicate key {key[:80]!r} in a JSON object")
-        result[key] = value
+    result = dict(pairs)  # at C speed; a key given twice shows as fewer entries than pairs
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ParseError(f"duplicate key {key[:80]!r} in a JSON object")
+            seen.add(key)
     return result
 
 
@@ -94,6 +96,9 @@ def decode(data: bytes) -> str:
 _SURROGATE = re.compile(r"(?<!\\)\\u[dD][89abAB][0-9a-fA-F]{2}(?:\\u[dD][c-fC-F][0-9a-fA-F]{2})?|(?<!\\)\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 
 
+#: Every lone surrogate escape starts like this: a cheap search for it spares most reports the full pattern.
+_SURROGATE_HINT = re.compile(r"\\u[dD][89a-fA-F]")
+
 _BARE_VALUE = re.compile(r'(?:-?[0-9]|"|(?:null|true|false)\s*$)')
 
 
@@ -110,6 +115,11 @@ def _check_escapes(text: str) -> None:
 
 def load_document(data: bytes) -> Any:
     """Parse raw report bytes into a document (dict, or list for arrays / JSON lines / multi-doc YAML)."""
+    with gc_paused():
+        return _load(data)
+
+
+def _load(data: bytes) -> Any:
     text = decode(data)
     stripped = text.lstrip()
     if not stripped:
@@ -120,7 +130,7 @@ def load_document(data: bytes) -> Any:
     if _BARE_VALUE.match(stripped):
         raise ParseError("not a report: expected an object or a list, got a bare JSON value")
     if first in "{[":
-        if "\\u" in text:
+        if "\\" in text and _SURROGATE_HINT.search(text):  # both far cheaper than ``"\\u" in text``
             _check_escapes(text)
         try:
             return _json_loads(text)

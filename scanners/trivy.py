@@ -15,8 +15,9 @@ other places are kept in ``details["also_seen"]``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from scanners.base import (
@@ -32,6 +33,7 @@ from scanners.base import (
     clean_text,
     expect_dict,
     expect_list,
+    gc_paused,
     normalise_cwes,
     normalise_severity,
     opt_str,
@@ -49,10 +51,20 @@ def iso_timestamp(value: Any) -> str | None:
 
     Nanosecond fractions (Go, Falco) are cut to microseconds; a naive time is taken as UTC.
     """
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str):
         return None
+    if len(value) > 64:  # never a timestamp worth caching: keep hostile text out of the cache
+        return _iso_text.__wrapped__(value)
+    return _iso_text(value)
+
+
+_ISO_TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=4096)  # reports repeat the same few dates thousands of times
+def _iso_text(value: str) -> str | None:
     text = value.strip()
-    match = re.fullmatch(r"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?", text, re.IGNORECASE)
+    match = _ISO_TIMESTAMP.fullmatch(text)
     if not match:
         return None
     base, fraction, zone = match.groups()
@@ -108,10 +120,10 @@ def pick_cvss(cvss: Any, preferred: str, where: str) -> tuple[float | None, str,
     """
     if cvss is None:
         return None, "", ""
-    vendors = expect_dict(cvss, f"{where}.CVSS")
-    order = [preferred, "nvd", *sorted(k for k in vendors if isinstance(k, str))]
-    for vendor in dict.fromkeys(v for v in order if v):
-        entry = vendors.get(vendor)
+    if not isinstance(cvss, dict):
+        expect_dict(cvss, f"{where}.CVSS")  # raises
+    for vendor in _vendor_order(cvss, preferred):
+        entry = cvss.get(vendor)
         if not isinstance(entry, dict):
             continue
         for score_key, vector_key in (("V3Score", "V3Vector"), ("V40Score", "V40Vector")):
@@ -122,7 +134,24 @@ def pick_cvss(cvss: Any, preferred: str, where: str) -> tuple[float | None, str,
     return None, "", ""
 
 
+def _vendor_order(vendors: Mapping[str, Any], preferred: str) -> Iterator[str]:
+    """``preferred``, then nvd, then the other vendors by name; the sort only runs when the first two have no score."""
+    if preferred:
+        yield preferred
+    if preferred != "nvd":
+        yield "nvd"
+    yield from sorted(k for k in vendors if isinstance(k, str) and k and k != preferred and k != "nvd")
+
+
 def _strings(value: Any, where: str, key: str) -> list[str]:
+    if value is None:
+        return []
+    if value.__class__ is list:
+        for item in value:
+            if item.__class__ is not str:
+                break
+        else:
+            return value  # the common case, all strings: callers only read the list
     items = expect_list(value, f"{where}.{key}")
     out = []
     for index, item in enumerate(items):
@@ -130,6 +159,12 @@ def _strings(value: Any, where: str, key: str) -> list[str]:
             raise ParseError(f"{where}.{key}[{index}]: expected a string, got {type(item).__name__}")
         out.append(item)
     return out
+
+
+def _clean_strings(value: Any, where: str, key: str) -> list[str]:
+    """A list of strings as ``clean_json`` keeps it in ``details`` (at most 200, each cleaned)."""
+    items = _strings(value, where, key)
+    return [clean_text(item) for item in items[:200]] if items else []
 
 
 def severity_word(mapping: Mapping[str, Any], key: str, where: str) -> str:
@@ -149,11 +184,29 @@ def _line(mapping: Mapping[str, Any], key: str, where: str) -> int | None:
     return value
 
 
+def _section(mapping: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    """An optional object field ({} when absent or empty); ``where`` for the error is only built on error."""
+    value = mapping.get(key) or {}
+    if not isinstance(value, dict):
+        expect_dict(value, f"{where}.{key}")  # raises
+    return value
+
+
+def _section_str(section: Mapping[str, Any], key: str, where: str, section_name: str, limit: int) -> str:
+    """``opt_str`` of a field of a section, without building the section's path unless it is an error."""
+    value = section.get(key)
+    if value.__class__ is str and len(value) <= limit and value.isascii() and "\x00" not in value:
+        return value
+    return opt_str(section, key, f"{where}.{section_name}", limit)
+
+
 class _Scope:
     """Where a result sits: the image, the Kubernetes resource, the target."""
 
     def __init__(self, image: ImageRef | None, resource: ResourceRef | None, occurred_at: str | None) -> None:
         self.image = image
+        #: ``image.name``, computed once per result rather than once per finding.
+        self.image_name = image.name if image is not None else ""
         self.resource = resource
         self.occurred_at = occurred_at
 
@@ -182,6 +235,10 @@ class TrivyParser:
         return False
 
     def parse(self, document: Any) -> ParseResult:
+        with gc_paused():
+            return self._parse(document)
+
+    def _parse(self, document: Any) -> ParseResult:
         if isinstance(document, list):
             raise ParseError(
                 "Trivy schema v1 (a bare list of results, Trivy before 0.20) is not supported: re-run Trivy >= 0.20 with --format json"
@@ -285,24 +342,26 @@ class TrivyParser:
             pkg_path = target.lstrip("/")
         severity_source = opt_str(vuln, "SeveritySource", where, 64)
         cvss, cvss_source, cvss_vector = pick_cvss(vuln.get("CVSS"), severity_source, where)
-        identifier = expect_dict(vuln.get("PkgIdentifier") or {}, f"{where}.PkgIdentifier")
-        layer = expect_dict(vuln.get("Layer") or {}, f"{where}.Layer")
-        data_source = expect_dict(vuln.get("DataSource") or {}, f"{where}.DataSource")
+        identifier = _section(vuln, "PkgIdentifier", where)
+        layer = _section(vuln, "Layer", where)
+        data_source = _section(vuln, "DataSource", where)
         fixed = opt_str(vuln, "FixedVersion", where, 255)
         references = clean_references([opt_str(vuln, "PrimaryURL", where, 2000), *_strings(vuln.get("References"), where, "References")])
+        # Every value of the finding is cleaned here, within its field's limit (opt_str, clean_text, clean_references,
+        # normalise_cwes, pick_cvss), so Finding(cleaned=True) does not clean it again.
         details: dict[str, Any] = {
             "target": target,
             "class": result_class,
             "fix_state": opt_str(vuln, "Status", where, 64),
-            "fixed_versions": [v.strip() for v in fixed.split(",") if v.strip()],
+            "fixed_versions": [v.strip() for v in fixed.split(",") if v.strip()] if fixed else None,
             "severity_source": severity_source,
-            "cvss_source": cvss_source,
+            "cvss_source": clean_text(cvss_source),
             "cvss_vector": cvss_vector,
-            "purl": opt_str(identifier, "PURL", f"{where}.PkgIdentifier", 1000),
-            "vendor_ids": _strings(vuln.get("VendorIDs"), where, "VendorIDs"),
-            "data_source": opt_str(data_source, "ID", f"{where}.DataSource", 255),
-            "layer_digest": opt_str(layer, "Digest", f"{where}.Layer", 255),
-            "layer_diff_id": opt_str(layer, "DiffID", f"{where}.Layer", 255),
+            "purl": _section_str(identifier, "PURL", where, "PkgIdentifier", 1000),
+            "vendor_ids": _clean_strings(vuln.get("VendorIDs"), where, "VendorIDs"),
+            "data_source": _section_str(data_source, "ID", where, "DataSource", 255),
+            "layer_digest": _section_str(layer, "Digest", where, "Layer", 255),
+            "layer_diff_id": _section_str(layer, "DiffID", where, "Layer", 255),
             "published": iso_timestamp(vuln.get("PublishedDate")),
             "last_modified": iso_timestamp(vuln.get("LastModifiedDate")),
         }
@@ -312,7 +371,7 @@ class TrivyParser:
             rule_id=vuln_id,
             title=opt_str(vuln, "Title", where, MAX_TITLE) or vuln_id,
             severity=severity_word(vuln, "Severity", where),
-            fingerprint=make_fingerprint("vuln", scope.image.name if scope.image else target, vuln_id, pkg_name, pkg_path),
+            fingerprint=make_fingerprint("vuln", scope.image_name if scope.image else target, vuln_id, pkg_name, pkg_path),
             image=scope.image,
             package=PackageRef(
                 name=pkg_name,
@@ -327,7 +386,8 @@ class TrivyParser:
             references=references,
             occurred_at=scope.occurred_at,
             description=opt_str(vuln, "Description", where),
-            details={k: v for k, v in details.items() if v not in ("", None, [])},
+            details={k: v for k, v in details.items() if v},  # values are strings, lists or None
+            cleaned=True,
         )
 
     def _misconfiguration(self, value: Any, where: str, scope: _Scope, target: str, result_type: str) -> Finding | None:

@@ -4,6 +4,7 @@ and whatever parses yields well-formed, bounded findings."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scanners import registry
-from scanners.base import KINDS, MAX_TITLE, SEVERITIES, ParseError
+from scanners.base import KINDS, MAX_TITLE, SEVERITIES, Finding, ParseError
 from scanners.loader import load_document
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -73,6 +74,9 @@ def check(findings: list) -> None:
         assert finding.cvss is None or 0 <= finding.cvss <= 10
         assert len(finding.title) <= MAX_TITLE
         assert "\x00" not in json.dumps(finding.to_dict())
+        # A finding is a fixed point of cleaning, also when its parser passed ``cleaned=True``.
+        fields = {field.name: copy.deepcopy(getattr(finding, field.name)) for field in dataclasses.fields(finding)}
+        assert Finding(**fields).to_dict() == finding.to_dict()
 
 
 @pytest.mark.parametrize("name", sorted(SEEDS))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,9 @@ from typing import Any
 import pytest
 
 from scanners import registry
-from scanners.base import ParseError
+from scanners.base import Finding, ParseError
 from scanners.loader import load_document
-from scanners.trivy import parser
+from scanners.trivy import iso_timestamp, parser
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -298,6 +299,44 @@ def test_same_vulnerability_in_two_workloads_is_one_finding() -> None:
     assert len(result.findings) == 20
     apt = next(f for f in by_rule(result, "CVE-2020-27350") if f.image and f.image.repository == "library/redis")
     assert apt.details["also_seen"][0]["resource"]["name"] == "redis-leader-canary"
+
+
+def test_hostile_text_in_a_vulnerability_is_cleaned_by_the_parser() -> None:
+    # The parser builds vulnerabilities with Finding(cleaned=True): every field must be clean already.
+    document = load("trivy-golden_alpine-310_image.json")
+    document["Results"][0]["Vulnerabilities"][0].update(
+        VulnerabilityID="CVE-2019-1549\ud800",
+        Title="T\x00" * 400,
+        Description="\u00e9" * 9000,
+        PrimaryURL=" https://example.com/a\x00 ",
+        References=["https://example.com/a", "https://example.com/b"],
+        VendorIDs=["DSA-1\x00", "x" * 9000],
+        CweIDs=["CWE-0079", "cwe-20"],
+        SeveritySource="",
+        CVSS={"\x00ghsa": {"V3Score": 7.25, "V3Vector": "CVSS:3.1/\x00AV:N"}},
+        PkgPath="/" + "p" * 2000,
+        Status="fixed\x00",
+    )
+    finding = parser.parse(document).findings[0]
+    assert finding.rule_id == "CVE-2019-1549?"
+    assert finding.title == "T" * 400
+    assert finding.description == "\u00e9" * 8000
+    assert finding.references == ["https://example.com/a", "https://example.com/b"]
+    assert finding.cwe == ["CWE-79", "CWE-20"]
+    assert finding.cvss == 7.2
+    assert finding.package is not None
+    assert finding.package.path == "p" * 999
+    details = finding.details
+    assert (details["cvss_source"], details["cvss_vector"], details["fix_state"]) == ("ghsa", "CVSS:3.1/AV:N", "fixed")
+    assert details["vendor_ids"] == ["DSA-1", "x" * 8000]
+    fields = {field.name: copy.deepcopy(getattr(finding, field.name)) for field in dataclasses.fields(finding)}
+    assert Finding(**fields).to_dict() == finding.to_dict()
+
+
+def test_timestamps_are_normalised_whatever_their_length() -> None:
+    assert iso_timestamp("2021-01-01T00:00:00." + "1" * 100 + "Z") == "2021-01-01T00:00:00.111111+00:00"
+    assert iso_timestamp(" 2021-01-01 00:00:00+0200 ") == "2021-01-01T00:00:00+02:00"
+    assert [iso_timestamp(v) for v in ("2021-13-01T00:00:00Z", " ", "x" * 100, 20210101)] == [None] * 4
 
 
 def test_legacy_schema_v1_is_refused_clearly() -> None:
