@@ -10,8 +10,8 @@ a. the first import of N findings (POST -> ``done``) against the floor: a Postgr
    normalised rows into an unindexed copy of the findings table, in the same run;
 b. the same report again (CreatedAt changed so the bytes differ), again under a new tag, and with 10 %
    of the findings removed and 10 % new, as fractions of the first import;
-c. the worker's peak RSS (VmHWM) while it ingests a 50 MB report (and the web worker's, which parses the
-   report once to refuse a broken one with a 422 before answering);
+c. the worker's peak RSS (VmHWM) while it ingests a 50 MB report (and the web worker's, which loads the
+   report to refuse a broken one with a 422 before answering; it parses in full only up to VIGIL_VALIDATE_SYNC_BYTES);
 d. Falco alerts posted one per request by 16 concurrent clients, against GET /healthz on the same gunicorn,
    and that every accepted alert reaches ``done`` and is counted in the aggregated findings.
 """
@@ -324,9 +324,13 @@ def load(stack: stack_mod.Stack, kind: str, total: int, clients: int = 16, proce
 
 def falco(stack: stack_mod.Stack, total: int, clients: int) -> dict[str, Any]:
     progress(f"GET /healthz x {total} from {clients} clients")
+    cpu_before = stack.cpu_snapshot()
     trivial = load(stack, "healthz", total, clients)
+    trivial["cpu"] = stack_mod.cpu_used(cpu_before, stack.cpu_snapshot())
     progress(f"POST {total} Falco alerts from {clients} clients")
+    cpu_before = stack.cpu_snapshot()
     alerts = load(stack, "alerts", total, clients)
+    alerts["cpu"] = stack_mod.cpu_used(cpu_before, stack.cpu_snapshot())
     progress(f"{alerts['accepted']} alerts accepted at {alerts['per_second']:.0f}/s; waiting for the worker to process them")
     ids = alerts.pop("ids")
     trivial.pop("ids")
@@ -341,6 +345,7 @@ def falco(stack: stack_mod.Stack, total: int, clients: int) -> dict[str, Any]:
             break
         time.sleep(0.5)
     drained = time.time()
+    drain_cpu = stack_mod.cpu_used(cpu_before, stack.cpu_snapshot())
     with conn.cursor() as cur:
         cur.execute("SELECT count(*), coalesce(sum(occurrences), 0) FROM dashboard_finding WHERE source = 'falco'")
         findings, occurrences = cur.fetchone()
@@ -357,6 +362,12 @@ def falco(stack: stack_mod.Stack, total: int, clients: int) -> dict[str, Any]:
         "lost": alerts["accepted"] - int(occurrences),
         "drain_seconds_after_last_post": drained - alerts["ended"],
         "worker_alerts_per_second": alerts["accepted"] / (drained - alerts["ended"] + alerts["seconds"]),
+        # CPU milliseconds per request while posting (web, worker, PostgreSQL), and the worker's per alert end to end.
+        "cpu_ms_per_request": {
+            "healthz": {group: 1000 * seconds / trivial["requests"] for group, seconds in trivial["cpu"].items()},
+            "alerts": {group: 1000 * seconds / alerts["requests"] for group, seconds in alerts["cpu"].items()},
+        },
+        "worker_cpu_ms_per_alert": 1000 * drain_cpu["worker"] / max(alerts["accepted"], 1),
     }
 
 
@@ -375,35 +386,49 @@ def run(*, n: int, megabytes: float, alerts: int, clients: int, web_workers: int
     return figures
 
 
+MARK = {True: "ok", False: "MISSED"}
+
+
 def show(f: dict[str, Any]) -> None:
-    i, big, fa = f["imports"], f["big"], f["falco"]
-    first, floor = i["first"], i["floor"]
-    mark = {True: "ok", False: "MISSED"}
+    """Print the figures; a section the run skipped (e.g. --alerts 0) prints as skipped."""
     print(f"ingestion on the real stack (gunicorn x{f['web_workers']}, 1 Celery worker --pool solo, PostgreSQL, Redis; {f['cpus']} CPUs)")
     print(f"  load average before/after: {f['load_before'][0]:.2f} / {f['load_after'][0]:.2f}")
+    for name, letters, part in (("imports", "a./b.", _show_imports), ("big", "c.", _show_big), ("falco", "d.", _show_falco)):
+        if name in f:
+            part(f[name])
+        else:
+            print(f"{letters} skipped")
+
+
+def _show_imports(i: dict[str, Any]) -> None:
+    first, floor = i["first"], i["floor"]
     print(f"a. first import of {i['n']} findings: {first['seconds']:.2f} s POST->done ({i['n'] / first['seconds']:,.0f} findings/s)")
     print(
-        f"     POST (stores, parses once to validate) {first['post_seconds']:.2f} s; worker (parse + apply) {first['worker_seconds']:.2f} s"
+        f"     POST (stores; validates: full parse up to VIGIL_VALIDATE_SYNC_BYTES) {first['post_seconds']:.2f} s; "
+        f"worker (parse + apply) {first['worker_seconds']:.2f} s"
     )
     print(f"   floor: COPY of the same {floor['rows']} rows into an unindexed table {floor['copy_seconds']:.3f} s")
     print(
         f"     (not in the floor: parsing {floor['parse_seconds']:.2f} s, CSV {floor['csv_seconds']:.2f} s, {floor['csv_bytes'] / 1e6:.1f} MB)"  # noqa: E501
     )
-    print(f"   ratio to the floor: {i['ratio_to_floor']:.1f}x  (aim <= 10x: {mark[i['ratio_to_floor'] <= 10]})")
+    print(f"   ratio to the floor: {i['ratio_to_floor']:.1f}x  (aim <= 10x: {MARK[i['ratio_to_floor'] <= 10]})")
     print(
         f"b. same report again:  {i['again']['seconds']:.2f} s = {i['again_fraction']:.1%} of the first "
-        f"(aim <= 5%: {mark[i['again_fraction'] <= 0.05]})"
+        f"(aim <= 5%: {MARK[i['again_fraction'] <= 0.05]})"
     )
     print(f"   again, new tag:     {i['new_tag']['seconds']:.2f} s = {i['new_tag_fraction']:.1%} of the first")
     print(
         f"   10% gone, 10% new:  {i['churn']['seconds']:.2f} s = {i['churn_fraction']:.1%} of the first "
-        f"(aim <= 20%: {mark[i['churn_fraction'] <= 0.2]})"
+        f"(aim <= 20%: {MARK[i['churn_fraction'] <= 0.2]})"
     )
     print(f"   counts exact on all four imports: {i['counts_exact']}  (churn: {i['churn']['counts']})")
     print("   CPU seconds (less sensitive to a busy machine than wall time): worker / web / PostgreSQL")
     for name in ("first", "again", "new_tag", "churn"):
         run = i[name]
         print(f"     {name:8} {run['worker_cpu_seconds']:6.2f} / {run['web_cpu_seconds']:5.2f} / {run['database_cpu_seconds']:5.2f}")
+
+
+def _show_big(big: dict[str, Any]) -> None:
     print(
         f"c. {big['bytes'] / 1e6:.1f} MB report ({big['findings']} findings): {big['seconds']:.1f} s POST->done, "
         f"POST {big['post_seconds']:.1f} s, worker {big['worker_seconds']:.1f} s"
@@ -413,9 +438,12 @@ def show(f: dict[str, Any]) -> None:
         f"PostgreSQL {big['database_cpu_seconds']:.1f}"
     )
     print(
-        f"   worker peak RSS {big['worker_peak_rss_mib']:.0f} MiB (aim <= 500 MB: {mark[big['worker_peak_rss_mib'] * 1.048576 <= 500]}); "
+        f"   worker peak RSS {big['worker_peak_rss_mib']:.0f} MiB (aim <= 500 MB: {MARK[big['worker_peak_rss_mib'] * 1.048576 <= 500]}); "
         f"web worker peak RSS {big['web_peak_rss_mib']:.0f} MiB; peaks reset before: {big['hwm_reset']}"
     )
+
+
+def _show_falco(fa: dict[str, Any]) -> None:
     t, a = fa["trivial"], fa["alerts"]
     print(f"d. {fa['clients']} concurrent clients, one request each at a time:")
     print(
@@ -425,15 +453,22 @@ def show(f: dict[str, Any]) -> None:
         f"   POST one Falco alert: {a['per_second']:,.0f} alerts/s accepted, p50 {a['p50_ms']:.1f} ms, p99 {a['p99_ms']:.1f} ms "
         f"({a['accepted']} accepted, {a['errors']} errors, statuses {a['statuses']})"
     )
-    print(f"   ratio to the trivial view: {fa['ratio_to_trivial']:.2f}  (aim >= 0.5: {mark[fa['ratio_to_trivial'] >= 0.5]})")
+    print(f"   ratio to the trivial view: {fa['ratio_to_trivial']:.2f}  (aim >= 0.5: {MARK[fa['ratio_to_trivial'] >= 0.5]})")
     print(
         f"   reports: {fa['report_statuses']}; aggregated into {fa['findings']} findings with {fa['occurrences']} occurrences; "
-        f"lost {fa['lost']} (aim 0: {mark[fa['lost'] == 0]})"
+        f"lost {fa['lost']} (aim 0: {MARK[fa['lost'] == 0]})"
     )
     print(
         f"   the worker drained the queue {fa['drain_seconds_after_last_post']:.1f} s after the last POST "
         f"({fa['worker_alerts_per_second']:,.0f} alerts/s end to end)"
     )
+    if "cpu_ms_per_request" in fa:  # older result files have no CPU figures
+        h, p = fa["cpu_ms_per_request"]["healthz"], fa["cpu_ms_per_request"]["alerts"]
+        print(
+            f"   CPU ms per request, web / worker / PostgreSQL: GET /healthz {h['web']:.2f} / {h['worker']:.2f} / {h['database']:.2f}; "
+            f"POST alert {p['web']:.2f} / {p['worker']:.2f} / {p['database']:.2f}"
+        )
+        print(f"   worker CPU ms per alert, until the queue was drained: {fa['worker_cpu_ms_per_alert']:.2f}")
 
 
 def main() -> None:

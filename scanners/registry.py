@@ -63,8 +63,12 @@ def _safe_detect(parser: Parser, document: Any) -> bool:
         return False
 
 
-def parse_document(document: Any, format_name: str | None = None) -> tuple[Parser, ParseResult]:
-    """Parse an already loaded document, detecting the format unless one is named."""
+def choose_parser(document: Any, format_name: str | None = None) -> Parser:
+    """The parser for a loaded document: the named one if the document looks like it, else the detected one.
+
+    Cheap (detection looks at keys, not at every finding); ParseError when the format is unknown,
+    ambiguous or not the declared one.
+    """
     if format_name:
         parser = get_parser(format_name)
         if not _safe_detect(parser, document):
@@ -75,8 +79,13 @@ def parse_document(document: Any, format_name: str | None = None) -> tuple[Parse
                 if "declared format" in str(exc):
                     raise
                 raise ParseError(f"not a {format_name} report") from None
-    else:
-        parser = detect(document)
+        return parser
+    return detect(document)
+
+
+def parse_document(document: Any, format_name: str | None = None) -> tuple[Parser, ParseResult]:
+    """Parse an already loaded document, detecting the format unless one is named."""
+    parser = choose_parser(document, format_name)
     try:
         result = parser.parse(document)
     except ParseError:

@@ -187,6 +187,10 @@ CELERY_BEAT_SCHEDULE = {
 # --- Vigil ------------------------------------------------------------------
 #: Largest accepted report body (after gzip decompression), in bytes.
 VIGIL_MAX_REPORT_BYTES = int(os.environ.get("VIGIL_MAX_REPORT_BYTES", str(100 * 1024 * 1024)))
+#: Reports up to this size (bytes, after gzip) are parsed in full before the API answers, so a broken one gets a 422
+#: at once; larger ones get the cheap checks only (the document loads, the format is recognised) and a report that
+#: fails the full parse in the worker ends as failed with the parser's message.
+VIGIL_VALIDATE_SYNC_BYTES = int(os.environ.get("VIGIL_VALIDATE_SYNC_BYTES", str(2 * 1024 * 1024)))
 #: Largest accepted decompression ratio for gzip bodies.
 VIGIL_MAX_GZIP_RATIO = int(os.environ.get("VIGIL_MAX_GZIP_RATIO", "200"))
 #: A report ends as failed after this many processing attempts.

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import gzip
+import json
 
 import pytest
+from django.db import IntegrityError
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from dashboard.models import Finding, FindingEvent, Report, ReportPayload
+from dashboard.services import reports
+from dashboard.services.reports import report_submit
 from dashboard.services.tokens import token_create
 from tests.conftest import fixture_bytes
 from tests.factories import TeamFactory
@@ -96,6 +101,68 @@ def test_unparsable_report_gets_422_naming_the_problem_and_is_recorded_as_failed
     report = Report.objects.get(pk=response.json()["error"]["details"]["report"])
     assert report.status == "failed"
     assert Finding.objects.count() == 0
+
+
+def alpine_with_a_list_for_severity() -> bytes:
+    report = json.loads(fixture_bytes(ALPINE))
+    report["Results"][0]["Vulnerabilities"][0]["Severity"] = ["HIGH"]
+    return json.dumps(report).encode()
+
+
+def test_a_small_report_that_fails_the_full_parse_gets_422_at_once(client) -> None:
+    response = post(client, alpine_with_a_list_for_severity())
+
+    assert response.status_code == 422
+    assert response.json()["error"]["message"] == "Results[0].Vulnerabilities[0]: Severity is not a string"
+
+
+def test_a_large_well_formed_report_that_fails_the_full_parse_is_accepted_then_failed_with_the_reason(client, settings) -> None:
+    settings.VIGIL_VALIDATE_SYNC_BYTES = 1000  # the report is 16 kB: only the cheap checks run before the 202
+
+    response = post(client, alpine_with_a_list_for_severity())
+
+    assert response.status_code == 202
+    report = Report.objects.get(pk=response.json()["id"])
+    assert report.status == "failed"
+    assert report.error == "Results[0].Vulnerabilities[0]: Severity is not a string"
+    assert report.attempts == 1
+    assert Finding.objects.count() == 0
+
+
+def test_a_large_truncated_report_gets_422_at_once(client, settings) -> None:
+    settings.VIGIL_VALIDATE_SYNC_BYTES = 1000
+    body = fixture_bytes(ALPINE)[:-200]
+
+    response = post(client, body)
+
+    assert response.status_code == 422
+    assert "invalid JSON" in response.json()["error"]["message"]
+    report = Report.objects.get(pk=response.json()["error"]["details"]["report"])
+    assert (report.status, report.attempts) == ("failed", 0)
+
+
+def test_a_large_report_in_another_format_than_declared_gets_422_at_once(client, settings) -> None:
+    settings.VIGIL_VALIDATE_SYNC_BYTES = 1000
+
+    response = post(client, fixture_bytes(ALPINE), "?format=grype")
+
+    assert response.status_code == 422
+    assert response.json()["error"]["message"] == "declared format 'grype' but the report looks like 'trivy'"
+
+
+def test_a_report_refused_by_the_database_stores_neither_row_nor_payload(team) -> None:
+    token, _ = token_create(team=team, name="retrying sender")
+    first, _ = report_submit(data=fixture_bytes(ALPINE), token=token, idempotency_key="build-7", enqueue_now=False)
+    now = timezone.now()
+
+    with pytest.raises(IntegrityError):  # what a concurrent request with the same Idempotency-Key meets
+        reports._store(
+            team=team, token=token, user=None, format_name="", stream="", image="", digest="0" * 64, data=b"{}",
+            idempotency_key="build-7", observed_at=now, now=now, problem="", enqueue_now=False,
+        )  # fmt: skip
+
+    assert list(Report.objects.values_list("pk", flat=True)) == [first.pk]
+    assert list(ReportPayload.objects.values_list("report_id", flat=True)) == [first.pk]
 
 
 def test_missing_or_bad_token_is_refused_with_401() -> None:

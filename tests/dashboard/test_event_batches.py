@@ -1,0 +1,147 @@
+"""One task applies a batch of queued event reports (Falco alerts) in one transaction; counts stay per report."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connections
+from django.db.models import Sum
+
+from dashboard.models import Finding, FindingEvent, Report, TriageRule
+from dashboard.services import reports
+from dashboard.services.reports import report_process, report_submit
+from dashboard.services.tokens import token_create
+from tests.conftest import fixture_bytes
+from tests.factories import TeamFactory, TriageRuleFactory
+
+pytestmark = pytest.mark.django_db
+
+TEMPLATE = json.loads(fixture_bytes("falco/falcosidekick_webhook_payloads.jsonl").splitlines()[0])
+WORKLOADS = ["api-7d9f8b6c5", "worker-5c8d7f9b4", "web-6b7c8d9f5"]
+NEW = {"new": 1, "reopened": 0, "unchanged": 0, "fixed": 0}
+SEEN = {"new": 0, "reopened": 0, "unchanged": 1, "fixed": 0}
+
+
+def alert(number: int, *, images: int = 1, **changes: object) -> bytes:
+    """Alert ``number`` from workload ``number % 3`` (one finding per workload), each with its own uuid;
+    with ``images=3`` each workload runs its own image (its own lifecycle scope)."""
+    body = {**TEMPLATE, "uuid": f"00000000-0000-4000-8000-{number:012d}", **changes}
+    body["output_fields"] = {
+        **TEMPLATE["output_fields"],
+        "k8s.pod.name": f"{WORKLOADS[number % 3]}-{'bcdfghjklm'[number % 10]}x2x4",
+        "container.image.repository": f"registry.example.com/payments/app{number % 3 % images}",
+        "evt.time": number,
+    }
+    return json.dumps(body).encode()
+
+
+@pytest.fixture
+def token():
+    token, _ = token_create(team=TeamFactory(slug="payments"), name="falcosidekick")
+    return token
+
+
+def queue(token, bodies: list[bytes], image: str = "") -> list[Report]:
+    return [report_submit(data=body, token=token, image=image, enqueue_now=False)[0] for body in bodies]
+
+
+def occurrences() -> int:
+    return Finding.objects.filter(source="falco").aggregate(total=Sum("occurrences"))["total"]
+
+
+def test_one_task_applies_every_queued_alert_of_the_sender_with_exact_counts(token) -> None:
+    queued = queue(token, [alert(n) for n in range(12)])
+
+    report_process(queued[0].pk)
+
+    done = list(Report.objects.order_by("received_at").values_list("status", "attempts", "counts", "format", "stream"))
+    assert done == [("done", 1, NEW if n < 3 else SEEN, "falco", "runtime") for n in range(12)]
+    assert Finding.objects.filter(source="falco").count() == 3
+    assert occurrences() == 12
+
+
+def test_the_task_of_a_report_applied_in_a_batch_does_nothing(token) -> None:
+    queued = queue(token, [alert(n) for n in range(4)])
+    report_process(queued[0].pk)
+
+    assert report_process(queued[2].pk) is None
+
+    assert Report.objects.get(pk=queued[2].pk).attempts == 1
+    assert occurrences() == 4
+
+
+def test_reports_sent_otherwise_are_left_to_their_own_tasks(token) -> None:
+    batch = queue(token, [alert(n) for n in range(3)])
+    other_image = queue(token, [alert(3)], image="registry.example.com/payments/api:1.4.2")[0]
+
+    report_process(batch[0].pk)
+
+    assert Report.objects.get(pk=other_image.pk).status == "queued"
+    assert occurrences() == 3
+
+
+def test_an_alert_that_does_not_parse_fails_alone(token, settings) -> None:
+    settings.VIGIL_VALIDATE_SYNC_BYTES = 0  # only the cheap checks before queueing: the broken alert is accepted
+    queued = queue(token, [alert(0), alert(1), alert(2, tags="shell"), alert(3), alert(4)])
+
+    report_process(queued[0].pk)
+
+    statuses = list(Report.objects.order_by("received_at").values_list("status", "error"))
+    assert statuses == [("done", ""), ("done", ""), ("failed", "alert: tags is not a list"), ("done", ""), ("done", "")]
+    assert occurrences() == 4
+
+
+def test_an_alert_that_cannot_be_applied_fails_alone_and_the_others_are_applied_one_by_one(token, monkeypatch) -> None:
+    queued = queue(token, [alert(n) for n in range(5)])
+    apply_report = reports.ingest.apply_report
+
+    def apply_or_break(*, report, **kwargs):
+        if report.pk == queued[3].pk:
+            raise RuntimeError("broken")
+        return apply_report(report=report, **kwargs)
+
+    monkeypatch.setattr(reports.ingest, "apply_report", apply_or_break)
+
+    report_process(queued[0].pk)
+
+    rows = list(Report.objects.order_by("received_at").values_list("status", "counts", "error"))
+    empty = {"new": 0, "reopened": 0, "unchanged": 0, "fixed": 0}
+    assert rows[3] == ("failed", empty, "internal error while applying the report (RuntimeError); the report is kept")
+    assert [row[:2] for row in rows[:3] + rows[4:]] == [("done", NEW), ("done", NEW), ("done", NEW), ("done", SEEN)]
+    assert occurrences() == 4
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("require_postgres")
+def test_concurrent_tasks_with_overlapping_batches_apply_every_alert_exactly_once(token, monkeypatch) -> None:
+    monkeypatch.setattr(reports, "EVENT_BATCH", 6)  # several batches, over three scopes, at the same time
+    queued = queue(token, [alert(n, images=3) for n in range(60)])
+
+    def deliver(report_id: object) -> None:
+        try:
+            report_process(report_id)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(deliver, [report.pk for report in reversed(queued)]))  # re-raises what a task raised
+
+    rows = list(Report.objects.values_list("status", "counts"))
+    assert {status for status, _ in rows} == {"done"}
+    assert sum(counts["new"] for _, counts in rows) == 3
+    assert sum(counts["unchanged"] for _, counts in rows) == 57
+    assert occurrences() == 60
+
+
+def test_every_report_of_a_batch_is_triaged_as_it_is_applied(token) -> None:
+    TriageRuleFactory(team=token.team, action=TriageRule.Action.FALSE_POSITIVE, match_rule_id="Terminal shell*", reason="debug shells")
+    queued = queue(token, [alert(n) for n in range(9)])
+
+    report_process(queued[0].pk)
+
+    findings = Finding.objects.filter(source="falco")
+    assert sorted(findings.values_list("status", "occurrences")) == [("false_positive", 3)] * 3
+    events = FindingEvent.objects.filter(finding__in=findings, triage_rule__isnull=False)
+    assert sorted(events.values_list("type", "to_status")) == [("status", "false_positive")] * 3
