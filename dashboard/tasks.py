@@ -7,20 +7,31 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from dashboard.services import digest, events, intel, nudges, ownership_rules, reports, risk_acceptance, snapshots, tokens
+from dashboard.services import (
+    digest,
+    events,
+    intel,
+    nudges,
+    ownership_rules,
+    report_processing,
+    reports,
+    risk_acceptance,
+    snapshots,
+    tokens,
+)
 
 
 @shared_task(
     name=reports.PROCESS_TASK,
     acks_late=True,
     reject_on_worker_lost=True,
-    autoretry_for=reports.DATABASE_ERRORS,
+    autoretry_for=report_processing.DATABASE_ERRORS,
     retry_backoff=2,
     retry_backoff_max=30,
     max_retries=5,
 )
 def process_report(report_id: str) -> None:
-    reports.report_process(report_id)
+    report_processing.report_process(report_id)
 
 
 @shared_task(name="vigil.reports.sweep")
@@ -41,7 +52,9 @@ def resolve_quiet_events() -> None:
 # --- Ownership and tokens (issue 5) ---------------------------------------------------------
 
 
-@shared_task(name=ownership_rules.REASSIGN_TASK, acks_late=True, autoretry_for=reports.DATABASE_ERRORS, retry_backoff=2, max_retries=5)
+@shared_task(
+    name=ownership_rules.REASSIGN_TASK, acks_late=True, autoretry_for=report_processing.DATABASE_ERRORS, retry_backoff=2, max_retries=5
+)
 def reassign_ownership(rule_id: int) -> None:
     """Re-apply ownership rules to the findings a change of this rule affects (idempotent)."""
     ownership_rules.ownership_reassign(rule_id=rule_id)

@@ -69,11 +69,14 @@ class Finding(models.Model):
     status_changed_at = models.DateTimeField()
     fixed_at = models.DateTimeField(null=True, blank=True)
     due_date = models.DateField(null=True, blank=True)
-    assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # Mostly empty foreign keys are indexed only where set (partial indexes in Meta): inserts skip them.
+    assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, db_index=False)
     last_report = models.ForeignKey(Report, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # Ownership (issue 5): how the team was decided, and the rule that decided it.
     owner_source = models.CharField(max_length=16, blank=True, default="")
-    owner_rule = models.ForeignKey("dashboard.OwnershipRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="findings")
+    owner_rule = models.ForeignKey(
+        "dashboard.OwnershipRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="findings", db_index=False
+    )
     owner_reason = models.CharField(max_length=300, blank=True, default="")
     # Triage (issue 6): threat intelligence, exposure, risk parts and the SLA clock.
     epss_percentile = models.FloatField(null=True, blank=True)
@@ -114,6 +117,8 @@ class Finding(models.Model):
             models.Index(fields=["team", "-risk_score", "id"], condition=models.Q(kev=True), name="finding_team_kev_idx"),
             models.Index(fields=["team", "-epss"], name="finding_team_epss_idx"),
             models.Index(fields=["rule_id"], name="finding_rule_id_idx"),
+            models.Index(fields=["assignee"], condition=models.Q(assignee__isnull=False), name="finding_assignee_idx"),
+            models.Index(fields=["owner_rule"], condition=models.Q(owner_rule__isnull=False), name="finding_owner_rule_idx"),
         ]
 
     def __str__(self) -> str:
@@ -127,7 +132,7 @@ class Finding(models.Model):
 class FindingOccurrence(models.Model):
     """Where a finding was seen: a tag/digest of its image, or a workload, first and last."""
 
-    finding = models.ForeignKey(Finding, on_delete=models.CASCADE, related_name="occurrence_set")
+    finding = models.ForeignKey(Finding, on_delete=models.CASCADE, related_name="occurrence_set", db_index=False)  # occurrence_unique
     tag = models.CharField(max_length=128, blank=True, default="")
     digest = models.CharField(max_length=128, blank=True, default="")
     workload = models.CharField(max_length=255, blank=True, default="")
@@ -155,30 +160,41 @@ class FindingEvent(models.Model):
         ACCEPTANCE = "acceptance"
         UNDONE = "undone"
 
-    finding = models.ForeignKey(Finding, on_delete=models.CASCADE, related_name="events")
+    finding = models.ForeignKey(Finding, on_delete=models.CASCADE, related_name="events", db_index=False)  # (finding, -created_at)
     type = models.CharField(max_length=16, choices=Type.choices)
     from_status = models.CharField(max_length=16, blank=True, default="")
     to_status = models.CharField(max_length=16, blank=True, default="")
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, db_index=False)
     report = models.ForeignKey(Report, null=True, blank=True, on_delete=models.SET_NULL, related_name="finding_events")
     reason = models.TextField(blank=True, default="")
     created_at = models.DateTimeField()
     # Triage (issue 6): the auto-triage rule that acted, the bulk action it belongs to,
     # the event an undo reverts, and extras (previous assignee, severity, acceptance, token).
-    triage_rule = models.ForeignKey("dashboard.TriageRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
-    batch = models.UUIDField(null=True, blank=True, db_index=True)
-    undoes = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="undone_by")
+    triage_rule = models.ForeignKey(
+        "dashboard.TriageRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="events", db_index=False
+    )
+    batch = models.UUIDField(null=True, blank=True)
+    undoes = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="undone_by", db_index=False)
     data = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["finding", "-created_at"])]
+        # Ingest writes thousands of events at once: the mostly empty columns are indexed only where set.
+        indexes = [
+            models.Index(fields=["finding", "-created_at"]),
+            models.Index(fields=["actor"], condition=models.Q(actor__isnull=False), name="event_actor_idx"),
+            models.Index(fields=["triage_rule"], condition=models.Q(triage_rule__isnull=False), name="event_triage_rule_idx"),
+            models.Index(fields=["batch"], condition=models.Q(batch__isnull=False), name="event_batch_idx"),
+            models.Index(fields=["undoes"], condition=models.Q(undoes__isnull=False), name="event_undoes_idx"),
+        ]
 
 
 class LifecycleScope(models.Model):
     """One row per lifecycle scope, locked while a report of that scope is applied."""
 
     key = models.CharField(max_length=600, unique=True)
+    #: The last report applied to this scope (a repeated scan is only recorded without parsing if it repeats this one).
+    last_report = models.ForeignKey("dashboard.Report", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
 
 class DailySnapshot(models.Model):

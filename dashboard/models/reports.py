@@ -31,6 +31,10 @@ class Report(models.Model):
     image_ref = models.CharField(max_length=512, blank=True, default="")
     image = models.ForeignKey("dashboard.Image", null=True, blank=True, on_delete=models.SET_NULL, related_name="reports")
     content_sha256 = models.CharField(max_length=64, db_index=True)
+    #: scanners.digest.stable_digest of the payload (run timestamps and ids blanked): a repeated scan has the same.
+    stable_sha256 = models.CharField(max_length=64, blank=True, default="")
+    #: The lifecycle scopes an applied scan report spoke for (reimports.py compares a repeated report's with them).
+    scopes = models.JSONField(default=list, blank=True)
     size_bytes = models.PositiveBigIntegerField(default=0)
     idempotency_key = models.CharField(max_length=255, blank=True, default="")
     status = models.CharField(max_length=16, choices=ReportStatus.choices, default=ReportStatus.QUEUED, db_index=True)
@@ -48,7 +52,11 @@ class Report(models.Model):
 
     class Meta:
         ordering = ["-received_at"]
-        indexes = [models.Index(fields=["team", "-received_at"]), models.Index(fields=["status", "received_at"])]
+        indexes = [
+            models.Index(fields=["team", "-received_at"]),
+            models.Index(fields=["status", "received_at"]),
+            models.Index(fields=["stable_sha256"], condition=~models.Q(stable_sha256=""), name="report_stable_sha256_idx"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["token", "idempotency_key"],

@@ -18,7 +18,8 @@ from django.utils import timezone
 
 from dashboard.models import Finding, Nudge, NudgeState, Report, Role, Team
 from dashboard.services.nudges import nudge_complete, nudge_open, nudges_compute
-from dashboard.services.reports import report_confirm_closures, report_process, report_submit
+from dashboard.services.report_processing import report_process
+from dashboard.services.reports import report_confirm_closures, report_submit
 from dashboard.services.snapshots import snapshot_take
 from dashboard.services.teams import membership_set, team_create, user_create
 from dashboard.services.training import training_load

@@ -1,7 +1,7 @@
 """Apply one parsed report to the findings: bulk upsert by fingerprint and lifecycle.
 
 Runs inside the caller's transaction with the report's lifecycle scopes
-locked (see ``reports.report_process``).  The number of queries is constant
+locked (see ``report_processing.report_process``).  The number of queries is constant
 per batch of findings, never per finding.
 """
 
@@ -35,6 +35,7 @@ from dashboard.services.ownership import resolve_owner, rules_for
 from dashboard.services.scopes import covered_scopes, explicitly_evaluated, lock_scopes, policy_scope_key, scope_key
 from scanners.base import Finding as ParsedFinding
 from scanners.base import ImageRef, ParseResult
+from scanners.digest import STABLE_FORMATS
 from scanners.fingerprint import make_fingerprint
 
 #: Formats whose findings are events (aggregated, never closed by absence).
@@ -58,6 +59,8 @@ class IngestOutcome:
     new_ids: list[int] = dataclasses.field(default_factory=list)
     reopened_ids: list[int] = dataclasses.field(default_factory=list)
     changed_ids: list[int] = dataclasses.field(default_factory=list)
+    #: The scopes a snapshot scan spoke for, kept on the report for recognising a repeat (reimports.py).
+    scopes: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -71,7 +74,7 @@ class _Item:
 
     @functools.cached_property
     def content_hash(self) -> str:
-        return content_hash(_content(self))
+        return content_hash(_content(self), event=self.parsed.source in EVENT_FORMATS)
 
 
 def _finding_scope(
@@ -240,9 +243,16 @@ def _chunks(values: Sequence[Any], size: int = BATCH) -> Iterable[Sequence[Any]]
         yield values[start : start + size]
 
 
-def content_hash(content: dict[str, Any]) -> str:
-    """A finding's scanner content, as compared between reports (volatile details and event samples left out)."""
+def content_hash(content: dict[str, Any], *, event: bool = False) -> str:
+    """A finding's scanner content, as compared between reports (volatile details and event samples left out).
+
+    For an event (a runtime alert, an admission denial) the output text and the details describe one
+    occurrence (its pod, process, uuid and time): only the rest is the finding's content.
+    """
     details = content["details"]
+    if event:
+        content = {key: value for key, value in content.items() if key not in ("description", "details")}
+        details = {}
     stable = {k: v for k, v in details.items() if k not in VOLATILE_DETAILS and k != "samples"} if isinstance(details, dict) else details
     text = json.dumps({**content, "details": stable}, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
@@ -290,7 +300,8 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
             item_scopes=[(item.scope_key, _policy_of(item)) for item in items.values()],
         )
     )
-    lock_scopes(scopes | {item.scope_key for item in items.values()})
+    locked = scopes | {item.scope_key for item in items.values()}
+    lock_scopes(locked, report=report)
 
     # Open findings in the covered scopes before this report: the base for the "close more than half" rule.
     active_before: dict[str, tuple[int, str]] = {}
@@ -331,8 +342,9 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
             values: dict[str, Any] = {}
             if row.content_hash != item.content_hash:
                 values.update(_content(item, row.details), content_hash=item.content_hash)
-            elif events_only:
-                values["details"] = _content(item, row.details)["details"]
+            elif events_only:  # the latest occurrence's text and details, and the recent samples
+                content = _content(item, row.details)
+                values.update(description=content["description"], details=content["details"])
             if row.scope_key != item.scope_key:
                 values["scope_key"] = item.scope_key
             if row.status == Status.FIXED:
@@ -378,6 +390,7 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
             counts["fixed"] = close_findings(ids=[*passed, *absent], report=report, now=now, events=events)
     insert_rows(FindingEvent, events)
     triaged.counts, triaged.held_closures, triaged.findings_total = counts, held, len(items)
+    triaged.scopes = sorted(locked) if source in STABLE_FORMATS else []
     return triaged
 
 

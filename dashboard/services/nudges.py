@@ -172,7 +172,7 @@ def sightings_record(*, report: Report) -> set[int]:
 def nudges_after_report(*, report_id: Any) -> list[Nudge]:
     """After a report is applied: record event sightings, and nudge at once on urgent classes.
 
-    Called by ``reports.report_process`` after its transaction; it never raises, a nudge is never
+    Called by ``report_processing.report_process`` after its transaction; it never raises, a nudge is never
     worth failing an ingest for (the hourly computation catches up).
     """
     try:

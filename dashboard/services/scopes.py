@@ -9,8 +9,9 @@ that scope is applied, which serialises concurrent imports of overlapping report
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from dashboard.models import LifecycleScope, Team
+from dashboard.models import LifecycleScope, Report, Team
 from scanners.base import ImageRef, ParseResult, ResourceRef
 
 BATCH = 1000
@@ -76,10 +77,18 @@ def explicitly_evaluated(stream: str, source: str, result: ParseResult) -> set[s
     }
 
 
-def lock_scopes(keys: Iterable[str]) -> None:
-    """Serialise reports of the same scope: lock one row per scope, always in key order (no deadlocks)."""
+def lock_scopes(keys: Iterable[str], *, report: Report | None = None) -> dict[str, Any]:
+    """Serialise reports of the same scope: lock one row per scope, always in key order (no deadlocks).
+
+    Returns the id of the report last applied to each scope before, and records ``report`` as the last.
+    """
     ordered = sorted(set(keys))
+    before: dict[str, Any] = {}
     for start in range(0, len(ordered), BATCH):
         chunk = ordered[start : start + BATCH]
         LifecycleScope.objects.bulk_create([LifecycleScope(key=key) for key in chunk], ignore_conflicts=True)
-        list(LifecycleScope.objects.select_for_update().filter(key__in=chunk).order_by("key").values_list("id", flat=True))
+        rows = LifecycleScope.objects.select_for_update().filter(key__in=chunk).order_by("key").values_list("key", "last_report_id")
+        before.update(rows)
+        if report is not None:
+            LifecycleScope.objects.filter(key__in=chunk).update(last_report=report)
+    return before

@@ -3,7 +3,8 @@ from __future__ import annotations
 import datetime as dt
 
 from dashboard.models import Report
-from dashboard.services.reports import report_process, report_submit
+from dashboard.services.report_processing import report_process
+from dashboard.services.reports import report_submit
 
 
 def ingest(data: bytes, *, team: str = "", image: str = "", format_name: str = "", observed_at: dt.datetime | None = None) -> Report:

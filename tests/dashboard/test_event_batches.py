@@ -10,8 +10,9 @@ from django.db import connections
 from django.db.models import Sum
 
 from dashboard.models import Finding, FindingEvent, Report, TriageRule
-from dashboard.services import reports
-from dashboard.services.reports import report_process, report_submit
+from dashboard.services import report_processing
+from dashboard.services.report_processing import report_process
+from dashboard.services.reports import report_submit
 from dashboard.services.tokens import token_create
 from tests.conftest import fixture_bytes
 from tests.factories import TeamFactory, TriageRuleFactory
@@ -95,14 +96,14 @@ def test_an_alert_that_does_not_parse_fails_alone(token, settings) -> None:
 
 def test_an_alert_that_cannot_be_applied_fails_alone_and_the_others_are_applied_one_by_one(token, monkeypatch) -> None:
     queued = queue(token, [alert(n) for n in range(5)])
-    apply_report = reports.ingest.apply_report
+    apply_report = report_processing.ingest.apply_report
 
     def apply_or_break(*, report, **kwargs):
         if report.pk == queued[3].pk:
             raise RuntimeError("broken")
         return apply_report(report=report, **kwargs)
 
-    monkeypatch.setattr(reports.ingest, "apply_report", apply_or_break)
+    monkeypatch.setattr(report_processing.ingest, "apply_report", apply_or_break)
 
     report_process(queued[0].pk)
 
@@ -116,7 +117,7 @@ def test_an_alert_that_cannot_be_applied_fails_alone_and_the_others_are_applied_
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("require_postgres")
 def test_concurrent_tasks_with_overlapping_batches_apply_every_alert_exactly_once(token, monkeypatch) -> None:
-    monkeypatch.setattr(reports, "EVENT_BATCH", 6)  # several batches, over three scopes, at the same time
+    monkeypatch.setattr(report_processing, "EVENT_BATCH", 6)  # several batches, over three scopes, at the same time
     queued = queue(token, [alert(n, images=3) for n in range(60)])
 
     def deliver(report_id: object) -> None:

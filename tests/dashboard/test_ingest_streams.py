@@ -169,3 +169,19 @@ def test_a_per_policy_kyverno_report_never_closes_other_policies_on_the_same_res
         "require-limits/check": Status.FIXED,
         "disallow-latest/check": Status.OPEN,
     }
+
+
+def test_a_severity_set_on_a_runtime_finding_survives_the_next_alert_of_another_pod(team) -> None:
+    alert = json.loads(fixture_bytes("falco/falcosidekick_webhook_payloads.jsonl").splitlines()[0])
+    ingest(json.dumps(alert).encode(), team="payments")
+    Finding.objects.update(severity="low")  # as a set-severity triage rule leaves it
+    alert.update(uuid="9f9f9f9f-0000-4000-8000-000000000001", time="2024-06-03T09:00:00Z")
+    alert["output"] = alert["output"].replace("x2x4z", "q7r8s")
+    alert["output_fields"].update({"k8s.pod.name": "api-7d9f8b6c5-q7r8s", "evt.time": 1717405200000000000})
+
+    second = ingest(json.dumps(alert).encode(), team="payments")
+
+    shell = Finding.objects.get()
+    assert second.counts == {"new": 0, "reopened": 0, "unchanged": 1, "fixed": 0}
+    assert (shell.severity, shell.occurrences, shell.details["uuid"]) == ("low", 2, "9f9f9f9f-0000-4000-8000-000000000001")
+    assert "q7r8s" in shell.description

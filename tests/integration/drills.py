@@ -470,7 +470,8 @@ def clean_run(uploads: Iterable[Upload], *, token: Any) -> CleanRun:
     """The reference: the same uploads submitted and processed one after another in-process, on an
     empty database (which is emptied again afterwards)."""
     from dashboard.models import Finding, ReportStatus
-    from dashboard.services.reports import report_process, report_submit
+    from dashboard.services.report_processing import report_process
+    from dashboard.services.reports import report_submit
 
     assert not Finding.objects.exists(), "a clean run needs an empty database"
     outcomes = []

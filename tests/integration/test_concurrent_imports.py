@@ -18,7 +18,8 @@ from django.db import connections
 
 from bench.reportgen import trivy_bytes
 from dashboard.models import ApiToken, ReportStatus
-from dashboard.services.reports import report_process, report_submit
+from dashboard.services.report_processing import report_process
+from dashboard.services.reports import report_submit
 from tests.integration.conftest import DrillStack
 from tests.integration.drills import (
     Upload,

@@ -1,0 +1,255 @@
+"""Processing stored reports in a worker: claim, recognise a repeat, parse, apply.
+
+Processing is idempotent (at-least-once delivery): a report already done or failed is left alone,
+and attempts are counted in the database so a poison report ends as failed.  Event reports (Falco
+alerts, admission reviews) are applied in batches.  Receiving reports is reports.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from dashboard.models import Report, ReportPayload, ReportStatus
+from dashboard.services import ingest, nudges, reimports, triage_rules
+from scanners import registry
+from scanners.base import ParseError, ParseResult
+from scanners.loader import load_document
+
+logger = logging.getLogger(__name__)
+
+#: Errors that mean "the database is unavailable right now", not "this report is bad".
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+
+
+def _claim(report_id: Any, now: dt.datetime) -> Report | None:
+    """Count an attempt in its own transaction, so a worker that dies still used one."""
+    if Report.objects.filter(pk=report_id, status__in=(ReportStatus.DONE, ReportStatus.FAILED)).exists():
+        return None  # finished already (e.g. applied in another report's batch): one query, no lock, no transaction
+    with transaction.atomic():
+        report = Report.objects.select_for_update().filter(pk=report_id).first()
+        if report is None or report.status in (ReportStatus.DONE, ReportStatus.FAILED):
+            return None
+        if report.attempts >= settings.VIGIL_MAX_ATTEMPTS:
+            report.status = ReportStatus.FAILED
+            report.error = report.error or f"gave up after {report.attempts} attempts (the worker stopped while processing)"
+            report.finished_at = now
+            report.save(update_fields=["status", "error", "finished_at"])
+            return None
+        report.attempts += 1
+        report.status = ReportStatus.PROCESSING
+        report.started_at = now
+        report.save(update_fields=["attempts", "status", "started_at"])
+        return report
+
+
+def report_process(report_id: Any) -> Report | None:
+    """Parse and apply a stored report.  Safe to call any number of times, even concurrently.
+
+    A scan that repeats the last report of its scopes (timestamps aside) is recorded without parsing
+    (reimports.py).  An event report (Falco alerts, admission reviews: they aggregate into findings and never close
+    anything) takes other queued event reports of the same sender along, so one task applies up to
+    EVENT_BATCH of them in one transaction; their own tasks then find them done.
+    """
+    report = _claim(report_id, timezone.now())
+    if report is None:
+        return None
+    repeat = reimports.report_repeat(report=report)
+    if repeat is not None:
+        return repeat  # the same scan as the last one of its scopes: recorded without parsing
+    try:
+        parser, result = registry.parse_document(_load_payload(report.pk), report.declared_format or None)
+    except ParseError as exc:
+        return _fail(report.pk, str(exc))
+    job = _Job(report.pk, parser.name, report.stream or parser.stream, result)
+    if parser.name in ingest.EVENT_FORMATS:
+        return _process_events(report, job)
+    return _apply_or_fail(job)
+
+
+@dataclasses.dataclass
+class _Job:
+    """A claimed and parsed report, ready to apply."""
+
+    report_id: Any
+    source: str
+    stream: str
+    result: ParseResult
+
+
+def _apply_or_fail(job: _Job) -> Report:
+    try:
+        return _apply(job)
+    except DATABASE_ERRORS:
+        raise  # transient (e.g. PostgreSQL restarting): the task retries; attempts are counted
+    except Exception as exc:
+        logger.exception("report %s could not be applied", job.report_id)
+        return _fail(job.report_id, f"internal error while applying the report ({type(exc).__name__}); the report is kept")
+
+
+def _load_payload(report_id: Any) -> Any:
+    """The stored report as a document.  The raw bytes (and the driver's buffer) are released before
+    the document is normalised, which keeps a 50 MB report's peak memory down."""
+    payload = ReportPayload.objects.values_list("data", flat=True).get(report_id=report_id)
+    data = bytes(payload)
+    del payload
+    return load_document(data)
+
+
+def _apply(job: _Job) -> Report:
+    with transaction.atomic():
+        locked = Report.objects.select_for_update().get(pk=job.report_id)
+        if locked.status != ReportStatus.PROCESSING:
+            return locked  # a concurrent delivery finished it first
+        if job.source in ingest.EVENT_FORMATS:
+            _serialise_event_applies()
+        _apply_locked(locked, job)
+    nudges.nudges_after_report(report_id=locked.pk)  # training nudges: event sightings, urgent classes (never raises)
+    return locked
+
+
+def _apply_locked(locked: Report, job: _Job) -> None:
+    """Apply one report whose row the caller has locked, inside the caller's transaction."""
+    outcome = ingest.apply_report(report=locked, source=job.source, stream=job.stream, result=job.result, now=locked.observed_at)
+    triage_rules.after_ingest(
+        new_ids=outcome.new_ids, reopened_ids=outcome.reopened_ids, changed_ids=outcome.changed_ids, now=locked.observed_at
+    )
+    locked.format = job.source
+    locked.stream = job.stream
+    locked.counts = outcome.counts
+    locked.findings_total = outcome.findings_total
+    locked.held_closures = outcome.held_closures
+    locked.scopes = outcome.scopes
+    locked.status = ReportStatus.DONE
+    locked.error = ""
+    locked.finished_at = timezone.now()
+    locked.save()
+
+
+# --- event reports in batches ----------------------------------------------------------------------
+
+#: Most event reports one task applies in one transaction (the one it was given included).
+EVENT_BATCH = 200
+#: Only event reports up to this size are taken along (a Falco alert is about 2 kB).
+EVENT_BATCH_REPORT_BYTES = 256 * 1024
+#: PostgreSQL advisory lock key under which event reports are applied (``pg_advisory_xact_lock``).
+EVENT_APPLY_LOCK = 0x5649474C_45564E54  # "VIGLEVNT"
+
+
+def _serialise_event_applies() -> None:
+    """Apply event reports one transaction at a time (the lock is released at commit or rollback).
+
+    A batch locks the lifecycle scopes of its reports one report after another, not in one sorted sweep
+    like a single report does, so two batches, or a batch and an event report spanning several scopes,
+    could each hold a scope the other waits for.  Event applies contend on the same scopes anyway.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [EVENT_APPLY_LOCK])
+
+
+def _process_events(leader: Report, first: _Job) -> Report:
+    """Apply the leader and the queued event reports claimed with it, in one transaction.
+
+    Every report is applied by ``ingest.apply_report`` on its own (its counts stay its own), in order of
+    arrival.  A report that does not parse fails alone; if applying the batch fails, it is rolled back and
+    its reports are applied one by one, so one bad report fails alone.
+    """
+    jobs = [first]
+    for report, document in _claim_events(leader, timezone.now()):
+        try:
+            parser, result = registry.parse_document(document, report.declared_format or None)
+        except ParseError as exc:
+            _fail(report.pk, str(exc))
+            continue
+        jobs.append(_Job(report.pk, parser.name, report.stream or parser.stream, result))
+    if len(jobs) == 1:
+        return _apply_or_fail(first)
+    events = [job for job in jobs if job.source in ingest.EVENT_FORMATS]
+    others = [job for job in jobs if job.source not in ingest.EVENT_FORMATS]  # undeclared, and not events after all
+    try:
+        applied = _apply_batch(events)
+    except DATABASE_ERRORS:
+        raise  # transient: the leader's task retries; the others are still processing and their own tasks apply them
+    except Exception:
+        logger.exception("a batch of %d event reports could not be applied together: applying them one by one", len(events))
+        applied = {job.report_id: _apply_or_fail(job) for job in events}
+    for job in others:
+        applied[job.report_id] = _apply_or_fail(job)
+    return applied.get(leader.pk) or Report.objects.get(pk=leader.pk)
+
+
+def _claim_events(leader: Report, now: dt.datetime) -> list[tuple[Report, Any]]:
+    """Claim queued reports sent like the leader (same team, declared format, image and stream), counting an
+    attempt for each in a committed transaction (a worker that dies still used it), with their documents.
+
+    SKIP LOCKED: a report another worker is claiming right now is left to it.
+    """
+    with transaction.atomic():
+        claimed = list(
+            Report.objects.select_for_update(skip_locked=True)
+            .filter(
+                status=ReportStatus.QUEUED,
+                team=leader.team_id,
+                declared_format=leader.declared_format,
+                image_ref=leader.image_ref,
+                stream=leader.stream,
+                size_bytes__lte=EVENT_BATCH_REPORT_BYTES,
+            )
+            .exclude(pk=leader.pk)
+            .order_by("received_at")[: EVENT_BATCH - 1]
+        )
+        if not claimed:
+            return []
+        Report.objects.filter(pk__in=[r.pk for r in claimed]).update(
+            status=ReportStatus.PROCESSING, attempts=F("attempts") + 1, started_at=now
+        )
+    payloads = dict(ReportPayload.objects.filter(report_id__in=[r.pk for r in claimed]).values_list("report_id", "data"))
+    out = []
+    for report in claimed:
+        report.status, report.attempts, report.started_at = ReportStatus.PROCESSING, report.attempts + 1, now
+        try:
+            document = load_document(bytes(payloads.pop(report.pk)))
+        except ParseError as exc:
+            _fail(report.pk, str(exc))
+            continue
+        out.append((report, document))
+    return out
+
+
+def _apply_batch(jobs: list[_Job]) -> dict[Any, Report]:
+    """Apply event reports one after another in ONE transaction; reports finished meanwhile are skipped."""
+    with transaction.atomic():
+        # All rows are locked up front (SKIP LOCKED): a report another delivery is applying right now is left to it,
+        # and this transaction never waits for a report row while it holds finding and scope locks.
+        locked = {
+            report.pk: report
+            for report in Report.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("team")  # the team comes with the rows, not in a query per report
+            .filter(pk__in=[job.report_id for job in jobs], status=ReportStatus.PROCESSING)
+        }
+        ordered = sorted((job for job in jobs if job.report_id in locked), key=lambda job: locked[job.report_id].received_at)
+        _serialise_event_applies()
+        for job in ordered:
+            _apply_locked(locked[job.report_id], job)
+    for job in ordered:
+        nudges.nudges_after_report(report_id=job.report_id)  # never raises
+    return {job.report_id: locked[job.report_id] for job in ordered}
+
+
+def _fail(report_id: Any, message: str) -> Report:
+    with transaction.atomic():
+        report = Report.objects.select_for_update().get(pk=report_id)
+        if report.status != ReportStatus.DONE:
+            report.status = ReportStatus.FAILED
+            report.error = message[:2000]
+            report.finished_at = timezone.now()
+            report.save(update_fields=["status", "error", "finished_at"])
+    return report

@@ -1,0 +1,46 @@
+"""A digest of a report that ignores what changes on every run of the same scan (timestamps, run ids).
+
+CI re-runs the same scan of the same image many times a day; Trivy, Grype and CycloneDX then write the
+same report but for a few run-specific keys.  ``stable_digest`` hashes the raw bytes with the values of
+those keys blanked out, without parsing the JSON, so a repeated report can be recognised before it is
+parsed (dashboard/services/reimports.py).
+
+Only key/value pairs are blanked: a key is a quoted string followed by a colon, which an escaped quote
+inside a JSON string can never be.  The keys never carry a finding's identity or content in these formats.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+#: Run-specific keys: Trivy's CreatedAt and ReportID; Grype's descriptor.timestamp; CycloneDX's
+#: metadata.timestamp and serialNumber (a new urn:uuid for every generated BOM).
+VOLATILE_KEYS = ("CreatedAt", "ReportID", "timestamp", "serialNumber")
+#: The formats whose reports differ between runs of the same scan in those keys only.
+STABLE_FORMATS = frozenset({"trivy", "grype", "cyclonedx"})
+
+_VALUE = re.compile(rb'\s*:\s*(?:"(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*|null)')
+
+
+def stable_digest(data: bytes) -> str:
+    """SHA-256 of ``data`` with the values of ``VOLATILE_KEYS`` blanked out (hex)."""
+    spans: list[tuple[int, int]] = []
+    for key in VOLATILE_KEYS:
+        needle = b'"' + key.encode() + b'"'
+        position = data.find(needle)
+        while position != -1:
+            after = position + len(needle)
+            match = _VALUE.match(data, after)
+            if match is not None:
+                spans.append((after, match.end()))
+            position = data.find(needle, after)
+    digest = hashlib.sha256()
+    view = memoryview(data)  # slices without copying a 50 MB report
+    cursor = 0
+    for start, end in sorted(spans):
+        digest.update(view[cursor:start])
+        digest.update(b":null")
+        cursor = end
+    digest.update(view[cursor:])
+    return digest.hexdigest()
