@@ -190,9 +190,8 @@ def imports(stack: stack_mod.Stack, n: int) -> dict[str, Any]:
     first_body = trivy_window(0, n)
     first = timed_import(stack, first_body, label=f"first import of {n}")
     floor = copy_floor(stack, first_body)
-    progress(
-        f"COPY floor: {floor['copy_seconds']:.3f} s for {floor['rows']} rows (median of {', '.join(f'{r:.3f}' for r in floor['copy_rounds'])})"
-    )
+    rounds = ", ".join(f"{r:.3f}" for r in floor["copy_rounds"])
+    progress(f"COPY floor: {floor['copy_seconds']:.3f} s for {floor['rows']} rows (median of {rounds})")
     again = timed_import(stack, trivy_window(0, n, created_at="2026-11-27T11:00:00Z"), label="the same report again")
     new_tag = timed_import(stack, trivy_window(0, n, tag="1.0.1", created_at="2026-11-27T12:00:00Z"), label="again under a new tag")
     churn_body = trivy_window(tenth, n + tenth, tag="1.0.1", created_at="2026-11-27T13:00:00Z")
