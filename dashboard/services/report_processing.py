@@ -97,9 +97,9 @@ def _apply_or_fail(job: _Job) -> Report:
 def _load_payload(report_id: Any) -> Any:
     """The stored report as a document.  The raw bytes (and the driver's buffer) are released before
     the document is normalised, which keeps a 50 MB report's peak memory down."""
-    payload = ReportPayload.objects.values_list("data", flat=True).get(report_id=report_id)
-    data = bytes(payload)
-    del payload
+    stored, encoding = ReportPayload.objects.values_list("data", "encoding").get(report_id=report_id)
+    data = ReportPayload.unpack(stored, encoding)
+    del stored
     return load_document(data)
 
 
@@ -211,12 +211,17 @@ def _claim_events(leader: Report, now: dt.datetime) -> list[tuple[Report, Any]]:
         Report.objects.filter(pk__in=[r.pk for r in claimed]).update(
             status=ReportStatus.PROCESSING, attempts=F("attempts") + 1, started_at=now
         )
-    payloads = dict(ReportPayload.objects.filter(report_id__in=[r.pk for r in claimed]).values_list("report_id", "data"))
+    payloads = {
+        pk: (data, encoding)
+        for pk, data, encoding in ReportPayload.objects.filter(report_id__in=[r.pk for r in claimed]).values_list(
+            "report_id", "data", "encoding"
+        )
+    }
     out = []
     for report in claimed:
         report.status, report.attempts, report.started_at = ReportStatus.PROCESSING, report.attempts + 1, now
         try:
-            document = load_document(bytes(payloads.pop(report.pk)))
+            document = load_document(ReportPayload.unpack(*payloads.pop(report.pk)))
         except ParseError as exc:
             _fail(report.pk, str(exc))
             continue

@@ -221,14 +221,16 @@ def _insert(report: Report, data: bytes) -> None:
     if connection.vendor != "postgresql":
         with transaction.atomic():
             report.save(force_insert=True)
-            ReportPayload.objects.create(report=report, data=data)
+            packed, encoding = ReportPayload.pack(data)
+            ReportPayload.objects.create(report=report, data=packed, encoding=encoding)
         return
     query = InsertQuery(Report)
     query.insert_values(Report._meta.concrete_fields, [report])
     [(insert_sql, params)] = query.get_compiler(connection=connection).as_sql()
     # Table and column names come from the models; every value is a parameter.
-    sql = f'WITH stored AS ({insert_sql} RETURNING "id") INSERT INTO "dashboard_reportpayload" ("report_id", "data") SELECT "id", %s FROM stored'  # noqa: E501, S608
-    params = [*params, ReportPayload._meta.get_field("data").get_db_prep_save(data, connection)]
+    sql = f'WITH stored AS ({insert_sql} RETURNING "id") INSERT INTO "dashboard_reportpayload" ("report_id", "data", "encoding") SELECT "id", %s, %s FROM stored'  # noqa: E501, S608
+    packed, encoding = ReportPayload.pack(data)
+    params = [*params, ReportPayload._meta.get_field("data").get_db_prep_save(packed, connection), encoding]
     with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext(), connection.cursor() as cursor:
         cursor.execute(sql, params)
     report._state.adding = False
