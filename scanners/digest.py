@@ -7,6 +7,9 @@ parsed (dashboard/services/reimports.py).
 
 Only key/value pairs are blanked: a key is a quoted string followed by a colon, which an escaped quote
 inside a JSON string can never be.  The keys never carry a finding's identity or content in these formats.
+Only plain values are blanked (a string of letters, digits and ``:.+-_ ``, a JSON number, null): whatever
+such a value is, the document around it is valid JSON exactly when the other one was, so a report with the
+digest of one that parsed is known to load too.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ VOLATILE_KEYS = ("CreatedAt", "ReportID", "timestamp", "serialNumber")
 #: The formats whose reports differ between runs of the same scan in those keys only.
 STABLE_FORMATS = frozenset({"trivy", "grype", "cyclonedx"})
 
-_VALUE = re.compile(rb'\s*:\s*(?:"(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*|null)')
+_VALUE = re.compile(rb'\s*:\s*(?:"[0-9A-Za-z:.+\-_ ]*"|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|null)(?=\s*[,}\]])')
 
 
 def stable_digest(data: bytes) -> str:

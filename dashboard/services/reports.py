@@ -112,7 +112,8 @@ def report_submit(
         duplicate_id = candidates.order_by("received_at").values_list("pk", flat=True).first()
         if duplicate_id is not None:
             return Report.objects.get(pk=duplicate_id), False
-    problem = _validation_problem(data, format_name)
+    stable = stable_digest(data)
+    problem = "" if _parsed_before(stable, team=team, format_name=format_name, size=len(data)) else _validation_problem(data, format_name)
     try:
         report = _store(
             team=team,
@@ -123,6 +124,7 @@ def report_submit(
             stream=stream,
             image=image,
             digest=digest,
+            stable=stable,
             data=data,
             idempotency_key=idempotency_key,
             observed_at=observed_at or now,
@@ -143,6 +145,21 @@ def report_submit(
     if problem:
         raise ApplicationError(problem, code="unparsable_report", status=422, extra={"report": str(report.pk)})
     return report, True
+
+
+#: Reports from this size on are looked up by their stable digest before they are validated.
+KNOWN_GOOD_BYTES = 256 * 1024
+
+
+def _parsed_before(stable: str, *, team: Team | None, format_name: str, size: int) -> bool:
+    """Did a report with the same bytes but for run timestamps (scanners/digest.py) parse and apply?
+
+    Then this one loads and parses the same way, and validating it again would only cost time (a CI
+    re-run of an unchanged image).  Small reports (Falco alerts) are validated without the lookup.
+    """
+    if size < KNOWN_GOOD_BYTES:
+        return False
+    return Report.objects.filter(stable_sha256=stable, team=team, declared_format=format_name, status=ReportStatus.DONE).exists()
 
 
 def _validation_problem(data: bytes, format_name: str) -> str:
@@ -177,6 +194,7 @@ def _store(
     stream: str,
     image: str,
     digest: str,
+    stable: str,
     data: bytes,
     idempotency_key: str,
     observed_at: dt.datetime,
@@ -195,7 +213,7 @@ def _store(
         stream=stream,
         image_ref=image,
         content_sha256=digest,
-        stable_sha256=stable_digest(data),  # recognises a repeated scan in the worker (reimports.py)
+        stable_sha256=stable,  # recognises a repeated scan in the worker (reimports.py)
         size_bytes=len(data),
         idempotency_key=idempotency_key[:255],
         observed_at=observed_at,

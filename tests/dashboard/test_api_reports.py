@@ -159,7 +159,7 @@ def test_a_report_refused_by_the_database_stores_neither_row_nor_payload(team) -
 
     with pytest.raises(IntegrityError):  # what a concurrent request with the same Idempotency-Key meets
         reports._store(
-            team=team, token=token, user=None, format_name="", stream="", image="", digest="0" * 64, data=b"{}",
+            team=team, token=token, user=None, format_name="", stream="", image="", digest="0" * 64, stable="", data=b"{}",
             idempotency_key="build-7", observed_at=now, now=now, problem="", enqueue_now=False,
         )  # fmt: skip
 

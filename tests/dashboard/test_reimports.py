@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from bench.reportgen import trivy_report
 from dashboard.models import Finding, LifecycleScope, Report, Status
-from dashboard.services import report_processing
+from dashboard.services import report_processing, reports
 from tests.dashboard.ingest_helpers import ingest
 from tests.factories import TeamFactory
 
@@ -111,3 +111,17 @@ def test_a_different_team_never_repeats_another_teams_report(parses) -> None:
 
     assert len(parses) == 2
     assert Report.objects.get(pk=other.pk).counts["unchanged"] == 40
+
+
+def test_a_large_repeat_of_a_report_that_parsed_is_not_validated_again(monkeypatch) -> None:
+    ingest(scan("2026-11-27T08:00:00Z"), team="payments")
+    validated: list[int] = []
+    monkeypatch.setattr(reports, "_validation_problem", lambda data, format_name: validated.append(len(data)) or "")
+    padded = json.loads(scan("2026-11-27T08:20:00Z"))
+    padded["Metadata"]["padding"] = "x" * reports.KNOWN_GOOD_BYTES
+
+    ingest(scan("2026-11-27T08:40:00Z"), team="payments")
+    ingest(json.dumps(padded).encode(), team="payments")
+    ingest(json.dumps(padded).replace('"2026-11-27T08:20:00Z"', '"2026-11-27T09:00:00Z"').encode(), team="payments")
+
+    assert len(validated) == 2  # the small repeat (always validated) and the first padded one (new content)

@@ -55,3 +55,14 @@ def test_a_key_name_quoted_inside_a_description_is_content_not_a_timestamp() -> 
 
 def test_a_changed_tag_changes_the_digest() -> None:
     assert stable_digest(TRIVY.replace(b"alpine-310.tar.gz", b"alpine-311.tar.gz")) != stable_digest(TRIVY)
+
+
+def test_only_plain_values_are_blanked_so_a_matching_digest_means_the_same_valid_json() -> None:
+    plain = b'{"CreatedAt": "2026-11-27T09:00:00Z", "ReportID": 7, "Results": []}'
+    other_plain = b'{"CreatedAt": "2026-11-28T10:30:00+01:00", "ReportID": 1.5e3, "Results": []}'
+    escaped = b'{"CreatedAt": "\\u0032026", "ReportID": 7, "Results": []}'
+    bad_escape = b'{"CreatedAt": "\\q", "ReportID": 7, "Results": []}'
+
+    assert stable_digest(plain) == stable_digest(other_plain)
+    assert stable_digest(escaped) != stable_digest(plain)
+    assert stable_digest(bad_escape) != stable_digest(plain)
