@@ -32,7 +32,7 @@ from dashboard.services import intel, risk
 from dashboard.services.bulk_inserts import insert_rows
 from dashboard.services.bulk_updates import bulk_update_rows
 from dashboard.services.ownership import resolve_owner, rules_for
-from dashboard.services.scopes import covered_scopes, explicitly_evaluated, lock_scopes, policy_scope_key, scope_key
+from dashboard.services.scopes import covered_scopes, explicitly_evaluated, lock_scopes, mark_applied, policy_scope_key, scope_key
 from scanners.base import Finding as ParsedFinding
 from scanners.base import ImageRef, ParseResult
 from scanners.digest import STABLE_FORMATS
@@ -275,7 +275,10 @@ class _Stored:
 def _stored(fingerprints: Sequence[str], *, with_details: bool) -> dict[str, _Stored]:
     columns = ["fingerprint", "id", "status", "scope_key", "last_seen", "content_hash", "occurrences", "severity"]
     rows = Finding.objects.filter(fingerprint__in=fingerprints).values_list(*columns, *(["details"] if with_details else []))
-    return {row[0]: _Stored(*row[1:8], details=row[8] if with_details else None) for row in rows}  # type: ignore[misc]
+    stored: dict[str, _Stored] = {}
+    for fingerprint, pk, status, key, seen, hashed, count, severity, *details in rows:
+        stored[fingerprint] = _Stored(pk, status, key, seen, hashed, count, severity, details[0] if details else None)
+    return stored
 
 
 def _event(finding_id: int, type_: str, report: Report | None, now: dt.datetime, **extra: Any) -> dict[str, Any]:
@@ -301,7 +304,8 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
         )
     )
     locked = scopes | {item.scope_key for item in items.values()}
-    lock_scopes(locked, report=report)
+    lock_scopes(locked)
+    mark_applied(locked, report=report)
 
     # Open findings in the covered scopes before this report: the base for the "close more than half" rule.
     active_before: dict[str, tuple[int, str]] = {}

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from dashboard.models import Finding, Report, ReportStatus, Status
 from dashboard.services.ingest import EVENT_FORMATS, LAST_SEEN_STEP
-from dashboard.services.scopes import lock_scopes
+from dashboard.services.scopes import lock_scopes, mark_applied
 from scanners.digest import STABLE_FORMATS
 
 
@@ -66,7 +66,7 @@ def report_repeat(*, report: Report, now: dt.datetime | None = None) -> Report |
             return None  # a person (or a rule, or the quiet-period sweep) changed a status since
         if findings.exclude(status=Status.FIXED).filter(last_seen__lt=now - LAST_SEEN_STEP).exists():
             return None  # the full path moves "last seen" forward
-        lock_scopes(earlier.scopes, report=locked)
+        mark_applied(earlier.scopes, report=locked)
         locked.format, locked.stream, locked.image_id = earlier.format, earlier.stream, earlier.image_id
         locked.scopes = earlier.scopes
         locked.findings_total = earlier.findings_total

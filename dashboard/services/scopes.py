@@ -77,18 +77,22 @@ def explicitly_evaluated(stream: str, source: str, result: ParseResult) -> set[s
     }
 
 
-def lock_scopes(keys: Iterable[str], *, report: Report | None = None) -> dict[str, Any]:
+def lock_scopes(keys: Iterable[str]) -> dict[str, Any]:
     """Serialise reports of the same scope: lock one row per scope, always in key order (no deadlocks).
 
-    Returns the id of the report last applied to each scope before, and records ``report`` as the last.
+    Returns the id of the report last applied to each scope (None if none was).
     """
     ordered = sorted(set(keys))
-    before: dict[str, Any] = {}
+    last: dict[str, Any] = {}
     for start in range(0, len(ordered), BATCH):
         chunk = ordered[start : start + BATCH]
         LifecycleScope.objects.bulk_create([LifecycleScope(key=key) for key in chunk], ignore_conflicts=True)
-        rows = LifecycleScope.objects.select_for_update().filter(key__in=chunk).order_by("key").values_list("key", "last_report_id")
-        before.update(rows)
-        if report is not None:
-            LifecycleScope.objects.filter(key__in=chunk).update(last_report=report)
-    return before
+        last.update(LifecycleScope.objects.select_for_update().filter(key__in=chunk).order_by("key").values_list("key", "last_report_id"))
+    return last
+
+
+def mark_applied(keys: Iterable[str], *, report: Report) -> None:
+    """Record ``report`` as the last applied to these (locked) scopes."""
+    ordered = sorted(set(keys))
+    for start in range(0, len(ordered), BATCH):
+        LifecycleScope.objects.filter(key__in=ordered[start : start + BATCH]).update(last_report=report)
