@@ -46,6 +46,8 @@ SAMPLES_KEPT = 5
 #: Detail keys that change with every build or tag (they live on occurrences): never a reason to rewrite a finding.
 VOLATILE_DETAILS = frozenset({"target", "layer_digest", "layer_diff_id", "also_seen", "last_modified", "report", "resource_uid"})
 _ABSENT = "absent from a complete report"
+#: What every new occurrence of an event rewrites; not a change triage or scoring needs to look at.
+_PER_OCCURRENCE = frozenset({"description", "details", "occurrences"})
 #: How stale "last seen" may get on an unchanged finding before a report moves it forward.
 LAST_SEEN_STEP = dt.timedelta(hours=1)
 
@@ -55,7 +57,7 @@ class IngestOutcome:
     counts: dict[str, int]
     held_closures: list[int]
     findings_total: int
-    #: For triage after ingest (issue 6): findings this report created, reopened, or rewrote.
+    #: For triage after ingest (issue 6): findings this report created, reopened, or whose content changed.
     new_ids: list[int] = dataclasses.field(default_factory=list)
     reopened_ids: list[int] = dataclasses.field(default_factory=list)
     changed_ids: list[int] = dataclasses.field(default_factory=list)
@@ -136,15 +138,23 @@ def _images(refs: Iterable[ImageRef], team: Team | None, labels: dict[str, str],
     for image in Image.objects.filter(registry__in=registries, repository__in={p for _, p in keys}):
         if (image.registry, image.repository) in keys:
             images[image.name] = image
-    stale = [image.pk for image in images.values() if image.last_seen < now]
-    Image.objects.filter(pk__in=stale).update(last_seen=now)
-    if team is not None:
-        Image.objects.filter(pk__in=[image.pk for image in images.values()], team__isnull=True).update(team=team)
+    # "Last seen" of images and their versions moves at most once per LAST_SEEN_STEP, like that of findings:
+    # a stream of runtime alerts from one image does not rewrite its row for every alert.
+    stale = [image.pk for image in images.values() if image.last_seen < now - LAST_SEEN_STEP]
+    if stale:
+        Image.objects.filter(pk__in=stale).update(last_seen=now)
+    unowned = [image.pk for image in images.values() if image.team_id is None]
+    if team is not None and unowned:
+        Image.objects.filter(pk__in=unowned, team__isnull=True).update(team=team)
     versions = {(images[ref.name].pk, ref.tag, ref.digest) for ref in by_name.values() if ref.tag or ref.digest}
     for pk, tag, digest in versions:
-        ImageVersion.objects.update_or_create(
-            image_id=pk, tag=tag, digest=digest, defaults={"last_seen": now}, create_defaults={"first_seen": now, "last_seen": now}
-        )
+        seen = ImageVersion.objects.filter(image_id=pk, tag=tag, digest=digest).values_list("pk", "last_seen").first()
+        if seen is None:
+            ImageVersion.objects.bulk_create(
+                [ImageVersion(image_id=pk, tag=tag, digest=digest, first_seen=now, last_seen=now)], ignore_conflicts=True
+            )
+        elif seen[1] < now - LAST_SEEN_STEP:
+            ImageVersion.objects.filter(pk=seen[0], last_seen__lt=now).update(last_seen=now)
     return images
 
 
@@ -305,7 +315,8 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
     )
     locked = scopes | {item.scope_key for item in items.values()}
     lock_scopes(locked)
-    mark_applied(locked, report=report)
+    if not events_only:  # what a repeated scan is compared with (reimports.py); events never repeat
+        mark_applied(locked, report=report)
 
     # Open findings in the covered scopes before this report: the base for the "close more than half" rule.
     active_before: dict[str, tuple[int, str]] = {}
@@ -367,7 +378,8 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
                 changed.setdefault(tuple(sorted(values)), []).append(
                     Finding(pk=row.id, last_seen=max(row.last_seen, now), last_report=report, **values)
                 )
-                triaged.changed_ids.append(row.id)
+                if values.keys() - _PER_OCCURRENCE:  # content, scope or status: triage looks again
+                    triaged.changed_ids.append(row.id)
             else:
                 seen_ids.append(row.id)
         for fields, group in changed.items():

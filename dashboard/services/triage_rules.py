@@ -163,7 +163,7 @@ def rules_apply(*, ids: Sequence[int], now: dt.datetime, quiet_severity_ids: Seq
     """
     outcome = RulesOutcome()
     wanted, quiet = set(ids), set(quiet_severity_ids)
-    if not TriageRule.objects.filter(enabled=True).exists():
+    if (not wanted and not quiet) or not TriageRule.objects.filter(enabled=True).exists():
         return outcome  # the common case: no rules, so no finding needs reading
     for chunk in chunks(sorted(wanted | quiet)):
         rows = [row for row in _rows(chunk) if row["status"] in ACTIVE_STATUSES]
@@ -320,7 +320,7 @@ def after_ingest(*, new_ids: Sequence[int], reopened_ids: Sequence[int], changed
     fresh = [*new_ids, *reopened_ids]
     outcome = rules_apply(ids=fresh, now=now, quiet_severity_ids=changed_ids)
     taken = set(outcome.false_positive) | set(outcome.accepted)
-    remaining = [pk for pk in fresh if pk not in taken] if risk_acceptance.scoped_acceptances_exist(today=today) else []
+    remaining = [pk for pk in fresh if pk not in taken] if fresh and risk_acceptance.scoped_acceptances_exist(today=today) else []
     for chunk in chunks(remaining):
         outcome.accepted.extend(risk_acceptance.scoped_acceptances_apply(rows=_rows(chunk), now=now))
     exposed = intel.exposure_spread(finding_ids=new_ids)

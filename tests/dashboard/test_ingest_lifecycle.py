@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from bench.reportgen import trivy_bytes, trivy_report
-from dashboard.models import Finding, FindingEvent, Status
+from dashboard.models import Finding, FindingEvent, Image, ImageVersion, Status
 from dashboard.services import intel, reports
 from dashboard.services.reports import report_confirm_closures
 from tests.dashboard.ingest_helpers import ingest
@@ -206,3 +206,19 @@ def test_new_findings_are_born_scored_so_re_scoring_them_changes_nothing(team) -
     assert (kev.kev, kev.due_date, epss.epss, epss.epss_percentile) == (True, timezone.localdate() + dt.timedelta(days=2), 0.97, 0.999)
     assert set(scanned.values_list("exposed", flat=True)) == {True}
     assert intel.findings_rescore(ids=list(scanned.values_list("id", flat=True))) == 0
+
+
+def test_images_and_their_tags_are_recorded_and_last_seen_moves_at_most_hourly() -> None:
+    start = timezone.now() - dt.timedelta(hours=5)
+    ingest(trivy_bytes(5, image=IMAGE, tag="1.4.1"), team="payments", observed_at=start)
+    ingest(trivy_bytes(5, image=IMAGE, tag="1.4.1"), team="payments", observed_at=start + dt.timedelta(minutes=30))
+    ingest(trivy_bytes(5, image=IMAGE, tag="1.4.2"), team="payments", observed_at=start + dt.timedelta(minutes=40))
+    ingest(trivy_bytes(5, image=IMAGE, tag="1.4.1"), team="payments", observed_at=start + dt.timedelta(hours=2))
+
+    image = Image.objects.get(repository="payments/api")
+    versions = {v.tag: (v.first_seen, v.last_seen) for v in ImageVersion.objects.filter(image=image)}
+    assert (image.team.slug, image.last_seen) == ("payments", start + dt.timedelta(hours=2))
+    assert versions == {
+        "1.4.1": (start, start + dt.timedelta(hours=2)),
+        "1.4.2": (start + dt.timedelta(minutes=40), start + dt.timedelta(minutes=40)),
+    }
