@@ -129,15 +129,20 @@ def _images(refs: Iterable[ImageRef], team: Team | None, labels: dict[str, str],
     if not by_name:
         return {}
     keys = {(ref.registry, ref.repository) for ref in by_name.values()}
-    Image.objects.bulk_create(
-        [Image(registry=r, repository=p, team=team, labels=labels, first_seen=now, last_seen=now) for r, p in keys],
-        ignore_conflicts=True,
-    )
-    images: dict[str, Image] = {}
-    registries = {r for r, _ in keys}
-    for image in Image.objects.filter(registry__in=registries, repository__in={p for _, p in keys}):
-        if (image.registry, image.repository) in keys:
-            images[image.name] = image
+
+    def known(wanted: set[tuple[str, str]]) -> dict[tuple[str, str], Image]:
+        rows = Image.objects.filter(registry__in={r for r, _ in wanted}, repository__in={p for _, p in wanted})
+        return {(image.registry, image.repository): image for image in rows if (image.registry, image.repository) in wanted}
+
+    found = known(keys)
+    missing = keys - found.keys()
+    if missing:  # created once; every later report of the image reads it only
+        Image.objects.bulk_create(
+            [Image(registry=r, repository=p, team=team, labels=labels, first_seen=now, last_seen=now) for r, p in missing],
+            ignore_conflicts=True,
+        )
+        found.update(known(missing))
+    images = {image.name: image for image in found.values()}
     # "Last seen" of images and their versions moves at most once per LAST_SEEN_STEP, like that of findings:
     # a stream of runtime alerts from one image does not rewrite its row for every alert.
     stale = [image.pk for image in images.values() if image.last_seen < now - LAST_SEEN_STEP]
