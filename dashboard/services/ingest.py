@@ -124,10 +124,24 @@ def _policy_of(item: _Item) -> str:
     return policy if isinstance(policy, str) else ""
 
 
-def _images(refs: Iterable[ImageRef], team: Team | None, labels: dict[str, str], now: dt.datetime) -> dict[str, Image]:
+@dataclasses.dataclass
+class Batch:
+    """What reports applied one after another in one transaction share (a batch of event reports): the
+    scopes already locked, and the images and tags already recorded, which need no query again."""
+
+    locked_scopes: set[str] = dataclasses.field(default_factory=set)
+    images: dict[str, Image] = dataclasses.field(default_factory=dict)
+    versions: set[tuple[int, str, str]] = dataclasses.field(default_factory=set)
+
+
+def _images(refs: Iterable[ImageRef], team: Team | None, labels: dict[str, str], now: dt.datetime, batch: Batch) -> dict[str, Image]:
     by_name = {ref.name: ref for ref in refs}
     if not by_name:
         return {}
+    if by_name.keys() <= batch.images.keys() and all(
+        (batch.images[ref.name].pk, ref.tag, ref.digest) in batch.versions for ref in by_name.values() if ref.tag or ref.digest
+    ):
+        return {name: batch.images[name] for name in by_name}  # recorded by an earlier report of this batch
     keys = {(ref.registry, ref.repository) for ref in by_name.values()}
 
     def known(wanted: set[tuple[str, str]]) -> dict[tuple[str, str], Image]:
@@ -152,7 +166,7 @@ def _images(refs: Iterable[ImageRef], team: Team | None, labels: dict[str, str],
     if team is not None and unowned:
         Image.objects.filter(pk__in=unowned, team__isnull=True).update(team=team)
     versions = {(images[ref.name].pk, ref.tag, ref.digest) for ref in by_name.values() if ref.tag or ref.digest}
-    for pk, tag, digest in versions:
+    for pk, tag, digest in versions - batch.versions:
         seen = ImageVersion.objects.filter(image_id=pk, tag=tag, digest=digest).values_list("pk", "last_seen").first()
         if seen is None:
             ImageVersion.objects.bulk_create(
@@ -160,6 +174,8 @@ def _images(refs: Iterable[ImageRef], team: Team | None, labels: dict[str, str],
             )
         elif seen[1] < now - LAST_SEEN_STEP:
             ImageVersion.objects.filter(pk=seen[0], last_seen__lt=now).update(last_seen=now)
+    batch.images.update(images)
+    batch.versions.update(versions)
     return images
 
 
@@ -300,8 +316,14 @@ def _event(finding_id: int, type_: str, report: Report | None, now: dt.datetime,
     return {"finding_id": finding_id, "type": type_, "report_id": report.pk if report else None, "created_at": now, **extra}
 
 
-def apply_report(*, report: Report, source: str, stream: str, result: ParseResult, now: dt.datetime) -> IngestOutcome:
-    """Upsert the report's findings and close what it no longer shows.  Caller holds the transaction."""
+def apply_report(
+    *, report: Report, source: str, stream: str, result: ParseResult, now: dt.datetime, batch: Batch | None = None
+) -> IngestOutcome:
+    """Upsert the report's findings and close what it no longer shows.  Caller holds the transaction.
+
+    ``batch``: shared by reports applied one after another in the caller's transaction.
+    """
+    batch = batch or Batch()
     override = ImageRef.parse(report.image_ref) if report.image_ref else None
     team = report.team
     items = _items(team, source, stream, result, override)
@@ -319,7 +341,8 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
         )
     )
     locked = scopes | {item.scope_key for item in items.values()}
-    lock_scopes(locked)
+    lock_scopes(locked - batch.locked_scopes)
+    batch.locked_scopes |= locked
     if not events_only:  # what a repeated scan is compared with (reimports.py); events never repeat
         mark_applied(locked, report=report)
 
@@ -334,7 +357,7 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
         image_refs.append(override)
     elif result.artifact is not None:
         image_refs.append(result.artifact)
-    images = _images(image_refs, team, result.labels, now)
+    images = _images(image_refs, team, result.labels, now, batch)
     report_image = override or result.artifact
     main_image = images.get(report_image.name) if report_image is not None else None
     if main_image is not None and report.image_id != main_image.pk:

@@ -115,9 +115,11 @@ def _apply(job: _Job) -> Report:
     return locked
 
 
-def _apply_locked(locked: Report, job: _Job) -> None:
+def _apply_locked(locked: Report, job: _Job, batch: ingest.Batch | None = None) -> None:
     """Apply one report whose row the caller has locked, inside the caller's transaction."""
-    outcome = ingest.apply_report(report=locked, source=job.source, stream=job.stream, result=job.result, now=locked.observed_at)
+    outcome = ingest.apply_report(
+        report=locked, source=job.source, stream=job.stream, result=job.result, now=locked.observed_at, batch=batch
+    )
     triage_rules.after_ingest(
         new_ids=outcome.new_ids, reopened_ids=outcome.reopened_ids, changed_ids=outcome.changed_ids, now=locked.observed_at
     )
@@ -242,8 +244,9 @@ def _apply_batch(jobs: list[_Job]) -> dict[Any, Report]:
         }
         ordered = sorted((job for job in jobs if job.report_id in locked), key=lambda job: locked[job.report_id].received_at)
         _serialise_event_applies()
+        batch = ingest.Batch()  # scopes locked and images recorded once for the whole batch
         for job in ordered:
-            _apply_locked(locked[job.report_id], job)
+            _apply_locked(locked[job.report_id], job, batch)
     for job in ordered:
         nudges.nudges_after_report(report_id=job.report_id)  # never raises
     return {job.report_id: locked[job.report_id] for job in ordered}

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import connections
 from django.db.models import Sum
+from django.test.utils import CaptureQueriesContext
 
 from dashboard.models import Finding, FindingEvent, Report, TriageRule
 from dashboard.services import report_processing
@@ -146,3 +147,17 @@ def test_every_report_of_a_batch_is_triaged_as_it_is_applied(token) -> None:
     assert sorted(findings.values_list("status", "occurrences")) == [("false_positive", 3)] * 3
     events = FindingEvent.objects.filter(finding__in=findings, triage_rule__isnull=False)
     assert sorted(events.values_list("type", "to_status")) == [("status", "false_positive")] * 3
+
+
+def test_each_further_alert_of_a_batch_costs_six_queries(token, require_postgres) -> None:
+    """Scopes are locked and images recorded once per batch; per alert: its finding (read, write), its
+    occurrence, its report row, and the nudge check (the report, its findings)."""
+    report_process(queue(token, [alert(n) for n in range(3)])[0].pk)  # the three findings exist
+    small = queue(token, [alert(n) for n in range(10, 20)])
+    with CaptureQueriesContext(connections["default"]) as ten:
+        report_process(small[0].pk)
+    large = queue(token, [alert(n) for n in range(20, 40)])
+    with CaptureQueriesContext(connections["default"]) as twenty:
+        report_process(large[0].pk)
+
+    assert len(twenty.captured_queries) - len(ten.captured_queries) == 10 * 6
