@@ -61,6 +61,8 @@ class IngestOutcome:
     new_ids: list[int] = dataclasses.field(default_factory=list)
     reopened_ids: list[int] = dataclasses.field(default_factory=list)
     changed_ids: list[int] = dataclasses.field(default_factory=list)
+    #: Every finding the report named (for event sightings: nudges.sightings_record).
+    finding_ids: list[int] = dataclasses.field(default_factory=list)
     #: The scopes a snapshot scan spoke for, kept on the report for recognising a repeat (reimports.py).
     scopes: list[str] = dataclasses.field(default_factory=list)
 
@@ -435,6 +437,7 @@ def apply_report(
     insert_rows(FindingEvent, events)
     triaged.counts, triaged.held_closures, triaged.findings_total = counts, held, len(items)
     triaged.scopes = sorted(locked) if source in STABLE_FORMATS else []
+    triaged.finding_ids = list(ids.values())
     return triaged
 
 

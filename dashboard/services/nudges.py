@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -157,34 +157,48 @@ def nudges_compute(
     return created
 
 
-def sightings_record(*, report: Report) -> set[int]:
-    """Record when an event report (admission, runtime) touched each finding; returns the teams touched."""
-    if report.format not in EVENT_FORMATS:
+def sightings_record(*, applied: Sequence[tuple[Report, Sequence[int]]]) -> set[int]:
+    """Record when event reports (admission, runtime) touched each of their findings; returns the teams touched.
+
+    ``applied``: each report with the ids of the findings it named (from ingest: a finding's ``last_report``
+    names only the last of several reports applied in one batch, and each of them is a sighting).
+    """
+    touched = {pk for report, ids in applied if report.format in EVENT_FORMATS for pk in ids}
+    if not touched:
         return set()
-    rows = list(Finding.objects.filter(last_report=report, team__isnull=False).values_list("pk", "team_id"))
+    teams = dict(Finding.objects.filter(pk__in=touched, team__isnull=False).values_list("pk", "team_id"))
     EventSighting.objects.bulk_create(
-        [EventSighting(team_id=team_id, finding_id=pk, report=report, seen_at=report.observed_at) for pk, team_id in rows],
+        [
+            EventSighting(team_id=teams[pk], finding_id=pk, report=report, seen_at=report.observed_at)
+            for report, ids in applied
+            if report.format in EVENT_FORMATS
+            for pk in ids
+            if pk in teams
+        ],
         ignore_conflicts=True,
     )
-    return {team_id for _, team_id in rows}
+    return set(teams.values())
 
 
-def nudges_after_report(*, report_id: Any) -> list[Nudge]:
-    """After a report is applied: record event sightings, and nudge at once on urgent classes.
+def nudges_after_reports(*, applied: Sequence[tuple[Any, Sequence[int]]]) -> list[Nudge]:
+    """After reports are applied: record event sightings, and nudge at once on urgent classes (once for all).
 
-    Called by ``report_processing.report_process`` after its transaction; it never raises, a nudge is never
-    worth failing an ingest for (the hourly computation catches up).
+    ``applied``: report ids with the ids of the findings each named.  Called by ``report_processing`` after
+    its transaction; it never raises, a nudge is never worth failing an ingest for (the hourly computation
+    catches up).
     """
     try:
-        report = Report.objects.filter(pk=report_id, status=ReportStatus.DONE).first()
-        if report is None:
+        reports = Report.objects.filter(pk__in=[report_id for report_id, _ in applied], status=ReportStatus.DONE).in_bulk()
+        done = [(reports[report_id], ids) for report_id, ids in applied if report_id in reports]
+        if not done:
             return []
-        team_ids = sightings_record(report=report)
+        team_ids = sightings_record(applied=done)
         if not team_ids:
             return []
-        return nudges_compute(now=report.observed_at, teams=Team.objects.filter(pk__in=team_ids).order_by("pk"), urgent_only=True)
+        now = max(report.observed_at for report, _ in done)
+        return nudges_compute(now=now, teams=Team.objects.filter(pk__in=team_ids).order_by("pk"), urgent_only=True)
     except Exception:
-        logger.exception("nudges after report %s failed", report_id)
+        logger.exception("nudges after reports %s failed", [report_id for report_id, _ in applied][:5])
         return []
 
 

@@ -110,13 +110,14 @@ def _apply(job: _Job) -> Report:
             return locked  # a concurrent delivery finished it first
         if job.source in ingest.EVENT_FORMATS:
             _serialise_event_applies()
-        _apply_locked(locked, job)
-    nudges.nudges_after_report(report_id=locked.pk)  # training nudges: event sightings, urgent classes (never raises)
+        touched = _apply_locked(locked, job)
+    nudges.nudges_after_reports(applied=[(locked.pk, touched)])  # event sightings, urgent classes (never raises)
     return locked
 
 
-def _apply_locked(locked: Report, job: _Job, batch: ingest.Batch | None = None) -> None:
-    """Apply one report whose row the caller has locked, inside the caller's transaction."""
+def _apply_locked(locked: Report, job: _Job, batch: ingest.Batch | None = None) -> list[int]:
+    """Apply one report whose row the caller has locked, inside the caller's transaction; returns the ids of
+    the findings it named."""
     outcome = ingest.apply_report(
         report=locked, source=job.source, stream=job.stream, result=job.result, now=locked.observed_at, batch=batch
     )
@@ -133,6 +134,7 @@ def _apply_locked(locked: Report, job: _Job, batch: ingest.Batch | None = None) 
     locked.error = ""
     locked.finished_at = timezone.now()
     locked.save()
+    return outcome.finding_ids
 
 
 # --- event reports in batches ----------------------------------------------------------------------
@@ -245,10 +247,8 @@ def _apply_batch(jobs: list[_Job]) -> dict[Any, Report]:
         ordered = sorted((job for job in jobs if job.report_id in locked), key=lambda job: locked[job.report_id].received_at)
         _serialise_event_applies()
         batch = ingest.Batch()  # scopes locked and images recorded once for the whole batch
-        for job in ordered:
-            _apply_locked(locked[job.report_id], job, batch)
-    for job in ordered:
-        nudges.nudges_after_report(report_id=job.report_id)  # never raises
+        touched = {job.report_id: _apply_locked(locked[job.report_id], job, batch) for job in ordered}
+    nudges.nudges_after_reports(applied=list(touched.items()))  # once for the batch; never raises
     return {job.report_id: locked[job.report_id] for job in ordered}
 
 

@@ -10,7 +10,7 @@ from django.db import connections
 from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
 
-from dashboard.models import Finding, FindingEvent, Report, TriageRule
+from dashboard.models import EventSighting, Finding, FindingEvent, Report, TriageRule
 from dashboard.services import report_processing
 from dashboard.services.report_processing import report_process
 from dashboard.services.reports import report_submit
@@ -149,9 +149,9 @@ def test_every_report_of_a_batch_is_triaged_as_it_is_applied(token) -> None:
     assert sorted(events.values_list("type", "to_status")) == [("status", "false_positive")] * 3
 
 
-def test_each_further_alert_of_a_batch_costs_six_queries(token, require_postgres) -> None:
-    """Scopes are locked and images recorded once per batch; per alert: its finding (read, write), its
-    occurrence, its report row, and the nudge check (the report, its findings)."""
+def test_each_further_alert_of_a_batch_costs_four_queries(token, require_postgres) -> None:
+    """Scopes are locked, images recorded and sightings and nudges done once per batch; per alert: its
+    finding (read, write), its occurrence (read), its report row (write)."""
     report_process(queue(token, [alert(n) for n in range(3)])[0].pk)  # the three findings exist
     small = queue(token, [alert(n) for n in range(10, 20)])
     with CaptureQueriesContext(connections["default"]) as ten:
@@ -160,4 +160,14 @@ def test_each_further_alert_of_a_batch_costs_six_queries(token, require_postgres
     with CaptureQueriesContext(connections["default"]) as twenty:
         report_process(large[0].pk)
 
-    assert len(twenty.captured_queries) - len(ten.captured_queries) == 10 * 6
+    assert len(twenty.captured_queries) - len(ten.captured_queries) == 10 * 4
+
+
+def test_every_alert_of_a_batch_is_a_sighting_for_the_nudges(token) -> None:
+    queued = queue(token, [alert(n) for n in range(12)])
+
+    report_process(queued[0].pk)
+
+    sightings = EventSighting.objects.values_list("report_id", "finding__details__k8s.pod.name")
+    assert len(sightings) == 12
+    assert {report_id for report_id, _ in sightings} == {report.pk for report in queued}
