@@ -23,7 +23,6 @@ from dashboard.models import (
     FindingEvent,
     FindingOccurrence,
     Image,
-    ImageVersion,
     Report,
     Status,
     Team,
@@ -31,6 +30,7 @@ from dashboard.models import (
 from dashboard.services import intel, risk
 from dashboard.services.bulk_inserts import insert_rows
 from dashboard.services.bulk_updates import bulk_update_rows
+from dashboard.services.images import LAST_SEEN_STEP, Recorded, images_record
 from dashboard.services.ownership import resolve_owner, rules_for
 from dashboard.services.scopes import covered_scopes, explicitly_evaluated, lock_scopes, mark_applied, policy_scope_key, scope_key
 from scanners.base import Finding as ParsedFinding
@@ -48,8 +48,6 @@ VOLATILE_DETAILS = frozenset({"target", "layer_digest", "layer_diff_id", "also_s
 _ABSENT = "absent from a complete report"
 #: What every new occurrence of an event rewrites; not a change triage or scoring needs to look at.
 _PER_OCCURRENCE = frozenset({"description", "details", "occurrences"})
-#: How stale "last seen" may get on an unchanged finding before a report moves it forward.
-LAST_SEEN_STEP = dt.timedelta(hours=1)
 
 
 @dataclasses.dataclass
@@ -129,56 +127,10 @@ def _policy_of(item: _Item) -> str:
 @dataclasses.dataclass
 class Batch:
     """What reports applied one after another in one transaction share (a batch of event reports): the
-    scopes already locked, and the images and tags already recorded, which need no query again."""
+    scopes already locked, and the images and tags already recorded; neither needs a query again."""
 
     locked_scopes: set[str] = dataclasses.field(default_factory=set)
-    images: dict[str, Image] = dataclasses.field(default_factory=dict)
-    versions: set[tuple[int, str, str]] = dataclasses.field(default_factory=set)
-
-
-def _images(refs: Iterable[ImageRef], team: Team | None, labels: dict[str, str], now: dt.datetime, batch: Batch) -> dict[str, Image]:
-    by_name = {ref.name: ref for ref in refs}
-    if not by_name:
-        return {}
-    if by_name.keys() <= batch.images.keys() and all(
-        (batch.images[ref.name].pk, ref.tag, ref.digest) in batch.versions for ref in by_name.values() if ref.tag or ref.digest
-    ):
-        return {name: batch.images[name] for name in by_name}  # recorded by an earlier report of this batch
-    keys = {(ref.registry, ref.repository) for ref in by_name.values()}
-
-    def known(wanted: set[tuple[str, str]]) -> dict[tuple[str, str], Image]:
-        rows = Image.objects.filter(registry__in={r for r, _ in wanted}, repository__in={p for _, p in wanted})
-        return {(image.registry, image.repository): image for image in rows if (image.registry, image.repository) in wanted}
-
-    found = known(keys)
-    missing = keys - found.keys()
-    if missing:  # created once; every later report of the image reads it only
-        Image.objects.bulk_create(
-            [Image(registry=r, repository=p, team=team, labels=labels, first_seen=now, last_seen=now) for r, p in missing],
-            ignore_conflicts=True,
-        )
-        found.update(known(missing))
-    images = {image.name: image for image in found.values()}
-    # "Last seen" of images and their versions moves at most once per LAST_SEEN_STEP, like that of findings:
-    # a stream of runtime alerts from one image does not rewrite its row for every alert.
-    stale = [image.pk for image in images.values() if image.last_seen < now - LAST_SEEN_STEP]
-    if stale:
-        Image.objects.filter(pk__in=stale).update(last_seen=now)
-    unowned = [image.pk for image in images.values() if image.team_id is None]
-    if team is not None and unowned:
-        Image.objects.filter(pk__in=unowned, team__isnull=True).update(team=team)
-    versions = {(images[ref.name].pk, ref.tag, ref.digest) for ref in by_name.values() if ref.tag or ref.digest}
-    for pk, tag, digest in versions - batch.versions:
-        seen = ImageVersion.objects.filter(image_id=pk, tag=tag, digest=digest).values_list("pk", "last_seen").first()
-        if seen is None:
-            ImageVersion.objects.bulk_create(
-                [ImageVersion(image_id=pk, tag=tag, digest=digest, first_seen=now, last_seen=now)], ignore_conflicts=True
-            )
-        elif seen[1] < now - LAST_SEEN_STEP:
-            ImageVersion.objects.filter(pk=seen[0], last_seen__lt=now).update(last_seen=now)
-    batch.images.update(images)
-    batch.versions.update(versions)
-    return images
+    recorded: Recorded = dataclasses.field(default_factory=Recorded)
 
 
 def _image_of(item: _Item, images: dict[str, Image]) -> Image | None:
@@ -359,7 +311,7 @@ def apply_report(
         image_refs.append(override)
     elif result.artifact is not None:
         image_refs.append(result.artifact)
-    images = _images(image_refs, team, result.labels, now, batch)
+    images = images_record(image_refs, team, result.labels, now, batch.recorded)
     report_image = override or result.artifact
     main_image = images.get(report_image.name) if report_image is not None else None
     if main_image is not None and report.image_id != main_image.pk:

@@ -8,7 +8,7 @@ finding unchanged, without being parsed, provided that since that report:
 
 - no other report was applied to any of its scopes (``LifecycleScope.last_report``),
 - nobody changed the status of a finding in those scopes (``status_changed_at``),
-- no finding in those scopes needs its "last seen" moved forward (ingest.LAST_SEEN_STEP),
+- no finding in those scopes needs its "last seen" moved forward (images.LAST_SEEN_STEP),
 - the earlier report held no closures for confirmation.
 
 Otherwise the report takes the normal path (parse and apply), which gives the same result, slower.
@@ -22,7 +22,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from dashboard.models import Finding, Report, ReportStatus, Status
-from dashboard.services.ingest import EVENT_FORMATS, LAST_SEEN_STEP
+from dashboard.services.images import LAST_SEEN_STEP
+from dashboard.services.ingest import EVENT_FORMATS
 from dashboard.services.scopes import lock_scopes, mark_applied
 from scanners.digest import STABLE_FORMATS
 
