@@ -15,8 +15,6 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.conf import settings
-
 from dashboard.models import (
     ACTIVE_STATUSES,
     Finding,
@@ -135,13 +133,6 @@ class Batch:
 
 def _image_of(item: _Item, images: dict[str, Image]) -> Image | None:
     return images.get(item.image.name) if item.image is not None else None
-
-
-def _sla_days(team: Team | None) -> dict[str, int]:
-    days = dict(settings.VIGIL_SLA_DAYS)
-    if team is not None:
-        days.update({k: int(v) for k, v in (team.sla_days or {}).items()})
-    return days
 
 
 def _new_row(item: _Item, report: Report, image: Image | None, stream: str, now: dt.datetime, labels: dict[str, str]) -> dict[str, Any]:
@@ -317,7 +308,7 @@ def apply_report(
     if main_image is not None and report.image_id != main_image.pk:
         report.image = main_image
 
-    sla = _sla_days(team)
+    sla = risk.sla_days_for(team.sla_days if team is not None else None)
     counts = {"new": 0, "reopened": 0, "unchanged": 0, "fixed": 0}
     triaged = IngestOutcome(counts=counts, held_closures=[], findings_total=0)
     events: list[dict[str, Any]] = []

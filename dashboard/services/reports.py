@@ -138,9 +138,7 @@ def report_submit(
         if earlier is None:
             raise
         if earlier.content_sha256 != digest:
-            raise ApplicationError(
-                "Idempotency-Key was already used with a different body", code="idempotency_conflict", status=422
-            ) from None
+            raise _idempotency_conflict() from None
         return earlier, False
     if problem:
         raise ApplicationError(problem, code="unparsable_report", status=422, extra={"report": str(report.pk)})
