@@ -14,6 +14,7 @@ from dashboard.models.choices import (
 )
 from dashboard.models.findings import DailySnapshot, Finding, FindingEvent, FindingOccurrence, LifecycleScope
 from dashboard.models.images import Image, ImageVersion
+from dashboard.models.lookups import AnyOf  # registers field__any
 from dashboard.models.nudges import ACTIVE_NUDGE_STATES, EventSighting, Nudge, NudgeDigest, NudgeRule, NudgeState, TeamWebhook
 from dashboard.models.ownership import OwnershipRule, OwnerSource
 from dashboard.models.reports import Report, ReportPayload
@@ -26,6 +27,7 @@ __all__ = [
     "ACTIVE_NUDGE_STATES",
     "ACTIVE_STATUSES",
     "SEVERITY_ORDER",
+    "AnyOf",
     "ApiToken",
     "AuditEvent",
     "AuditLogIsAppendOnly",

@@ -15,6 +15,8 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from django.db import connection
+
 from dashboard.models import (
     ACTIVE_STATUSES,
     Finding,
@@ -219,6 +221,12 @@ def _chunks(values: Sequence[Any], size: int = BATCH) -> Iterable[Sequence[Any]]
         yield values[start : start + size]
 
 
+def _read_chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    """Lists for one ``__any`` read each: on PostgreSQL all at once (one array parameter, one scan of the table
+    or its index instead of one per thousand), elsewhere BATCH at a time (SQLite's limit on parameters)."""
+    return _chunks(values, max(len(values), 1) if connection.vendor == "postgresql" else BATCH)
+
+
 def content_hash(content: dict[str, Any], *, event: bool = False) -> str:
     """A finding's scanner content, as compared between reports (volatile details and event samples left out).
 
@@ -250,10 +258,11 @@ class _Stored:
 
 def _stored(fingerprints: Sequence[str], *, with_details: bool) -> dict[str, _Stored]:
     columns = ["fingerprint", "id", "status", "scope_key", "last_seen", "content_hash", "occurrences", "severity"]
-    rows = Finding.objects.filter(fingerprint__in=fingerprints).values_list(*columns, *(["details"] if with_details else []))
     stored: dict[str, _Stored] = {}
-    for fingerprint, pk, status, key, seen, hashed, count, severity, *details in rows:
-        stored[fingerprint] = _Stored(pk, status, key, seen, hashed, count, severity, details[0] if details else None)
+    for chunk in _read_chunks(fingerprints):
+        rows = Finding.objects.filter(fingerprint__any=chunk).values_list(*columns, *(["details"] if with_details else []))
+        for fingerprint, pk, status, key, seen, hashed, count, severity, *details in rows:
+            stored[fingerprint] = _Stored(pk, status, key, seen, hashed, count, severity, details[0] if details else None)
     return stored
 
 
@@ -313,8 +322,10 @@ def apply_report(
     triaged = IngestOutcome(counts=counts, held_closures=[], findings_total=0)
     events: list[dict[str, Any]] = []
     ids: dict[str, int] = {}
+    known = _stored(list(items), with_details=events_only)
+    seen_ids: list[int] = []
     for chunk in _chunks(list(items)):
-        stored = _stored(chunk, with_details=events_only)
+        stored = {fp: known[fp] for fp in chunk if fp in known}
         labels = result.labels
         new = _score([_new_row(items[fp], report, _image_of(items[fp], images), stream, now, labels) for fp in chunk if fp not in stored])
         for pk, fp in insert_rows(Finding, new, unique_fields=["fingerprint"], returning=["id", "fingerprint"]):
@@ -323,7 +334,6 @@ def apply_report(
             events.append(_event(pk, FindingEvent.Type.CREATED, report, now, to_status=Status.OPEN))
             counts["new"] += 1
         changed: dict[tuple[str, ...], list[Finding]] = {}
-        seen_ids: list[int] = []
         for fp, row in stored.items():
             ids[fp] = row.id
             item = items[fp]
@@ -357,11 +367,10 @@ def apply_report(
                 seen_ids.append(row.id)
         for fields, group in changed.items():
             bulk_update_rows(Finding, group, [*fields, "last_seen", "last_report"], batch_size=BATCH)
-        if seen_ids:
-            # Unchanged findings: move "last seen" forward at most once per LAST_SEEN_STEP, so re-importing
-            # the same report (CI re-runs) writes nothing.
-            stale = now - LAST_SEEN_STEP
-            Finding.objects.filter(pk__in=seen_ids, last_seen__lt=stale).update(last_seen=now, last_report=report)
+    for chunk in _read_chunks(seen_ids):
+        # Unchanged findings: move "last seen" forward at most once per LAST_SEEN_STEP, so re-importing
+        # the same report (CI re-runs) writes nothing.
+        Finding.objects.filter(pk__any=chunk, last_seen__lt=now - LAST_SEEN_STEP).update(last_seen=now, last_report=report)
     _record_occurrences(items, ids, now)
 
     held: list[int] = []
@@ -392,10 +401,10 @@ def close_findings(
     events = [] if events is None else events
     closed = 0
     for chunk in _chunks(list(ids)):
-        active = list(Finding.objects.filter(pk__in=chunk, status__in=ACTIVE_STATUSES).values_list("id", "status"))
+        active = list(Finding.objects.filter(pk__any=chunk, status__in=ACTIVE_STATUSES).values_list("id", "status"))
         if not active:
             continue
-        Finding.objects.filter(pk__in=[pk for pk, _ in active]).update(status=Status.FIXED, fixed_at=now, status_changed_at=now)
+        Finding.objects.filter(pk__any=[pk for pk, _ in active]).update(status=Status.FIXED, fixed_at=now, status_changed_at=now)
         for pk, status in active:
             events.append(
                 _event(
@@ -425,10 +434,10 @@ def _record_occurrences(items: dict[str, _Item], ids: dict[str, int], now: dt.da
         if (tag or digest or workload) and fp in ids:
             wanted[ids[fp]] = (tag[:128], digest[:128], workload)
     rows: list[dict[str, Any]] = []
-    for chunk in _chunks(list(wanted)):
+    for chunk in _read_chunks(list(wanted)):
         # Occurrences seen within the last step need no write (a CI re-run of the same tag).
         fresh = set(
-            FindingOccurrence.objects.filter(finding_id__in=chunk, last_seen__gte=now - LAST_SEEN_STEP).values_list(
+            FindingOccurrence.objects.filter(finding_id__any=chunk, last_seen__gte=now - LAST_SEEN_STEP).values_list(
                 "finding_id", "tag", "digest", "workload"
             )
         )

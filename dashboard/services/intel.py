@@ -100,7 +100,7 @@ def findings_rescore(*, ids: Iterable[int], today: dt.date | None = None) -> int
 
 def _load(ids: Sequence[int]) -> list[dict[str, Any]]:
     """The re-scored columns as plain values (model instances cost several times more to build)."""
-    return list(Finding.objects.filter(pk__in=ids).order_by("id").values(*_READ))
+    return list(Finding.objects.filter(pk__any=ids).order_by("id").values(*_READ))
 
 
 @dataclasses.dataclass
@@ -122,8 +122,8 @@ def facts_for(
 ) -> Facts:
     """The facts for scoring findings with these rule ids, images and teams (``teams``: SLA days already loaded)."""
     cves = {cve for cve in (cve_of(rule_id) for rule_id in rule_ids) if cve}
-    kev = {k.cve: k for k in KevEntry.objects.filter(cve__in=cves).only("cve", "due_date")} if cves else {}
-    epss = {e.cve: e for e in EpssScore.objects.filter(cve__in=cves).only("cve", "epss", "percentile")} if cves else {}
+    kev = {k.cve: k for k in KevEntry.objects.filter(cve__any=list(cves)).only("cve", "due_date")} if cves else {}
+    epss = {e.cve: e for e in EpssScore.objects.filter(cve__any=list(cves)).only("cve", "epss", "percentile")} if cves else {}
     images = {pk for pk in image_ids if pk}
     exposed_images = (
         set(Finding.objects.filter(image_id__in=images, stream__in=EXPOSING_STREAMS).values_list("image_id", flat=True).distinct())
