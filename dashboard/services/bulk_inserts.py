@@ -84,9 +84,8 @@ def insert_rows(
     if connection.vendor != "postgresql":
         return _insert_with_orm(model, rows, unique_fields=unique_fields, update_fields=update_fields, returning=returning)
     fields = _columns(model)
-    defaults = {field.attname: field.get_default() for field in fields}
-    converters = [_converter(field) for field in fields]
-    names = [field.attname for field in fields]
+    # (attname, default, converter) per column; a row's missing keys take the field's default.
+    columns = [(field.attname, field.get_default(), _converter(field)) for field in fields]
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
     column_list = ", ".join(quote(str(field.column)) for field in fields)
@@ -109,18 +108,17 @@ def insert_rows(
         try:
             for start in range(0, len(rows), batch_size):
                 buffer = io.StringIO()
-                for row in rows[start : start + batch_size]:
-                    values = [
-                        convert(row[name] if name in row else defaults[name]) for name, convert in zip(names, converters, strict=True)
-                    ]
-                    buffer.write("\t".join(values))
-                    buffer.write("\n")
+                buffer.writelines(
+                    "\t".join([convert(row.get(name, default)) for name, default, convert in columns]) + "\n"
+                    for row in rows[start : start + batch_size]
+                )
                 buffer.seek(0)
                 cursor.cursor.copy_expert(f"COPY {temp} ({column_list}) FROM STDIN", buffer)  # type: ignore[attr-defined]
                 cursor.execute(f"INSERT INTO {table} ({column_list}) SELECT {column_list} FROM {temp}{conflict}{returned}")  # noqa: S608
                 if returning:
                     out.extend(cursor.fetchall())
-                cursor.execute(f"TRUNCATE {temp}")
+                if start + batch_size < len(rows):  # the last round's rows go with the table
+                    cursor.execute(f"TRUNCATE {temp}")
         finally:
             cursor.execute(f"DROP TABLE {temp}")
     return out

@@ -184,17 +184,19 @@ def _new_row(item: _Item, report: Report, image: Image | None, stream: str, now:
     }
 
 
-def _score(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """New findings are born scored (KEV, EPSS, exposure, the owner's SLA), so nothing re-scores them after insert."""
+def _score(rows: list[dict[str, Any]], facts: intel.Facts | None) -> tuple[list[dict[str, Any]], intel.Facts | None]:
+    """New findings are born scored (KEV, EPSS, exposure, the owner's SLA), so nothing re-scores them after insert.
+    ``facts``: what scoring the report's earlier rows looked up (returned extended)."""
     if rows:
         facts = intel.facts_for(
             rule_ids=(row["rule_id"] for row in rows),
             image_ids=(row["image_id"] for row in rows),
             team_ids=(row["team_id"] for row in rows),
+            facts=facts,
         )
         for row in rows:
             row.update(intel.scored(row, facts))
-    return rows
+    return rows, facts
 
 
 def _content(item: _Item, previous_details: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -324,10 +326,13 @@ def apply_report(
     ids: dict[str, int] = {}
     known = _stored(list(items), with_details=events_only)
     seen_ids: list[int] = []
+    facts: intel.Facts | None = None
     for chunk in _chunks(list(items)):
         stored = {fp: known[fp] for fp in chunk if fp in known}
         labels = result.labels
-        new = _score([_new_row(items[fp], report, _image_of(items[fp], images), stream, now, labels) for fp in chunk if fp not in stored])
+        new, facts = _score(
+            [_new_row(items[fp], report, _image_of(items[fp], images), stream, now, labels) for fp in chunk if fp not in stored], facts
+        )
         for pk, fp in insert_rows(Finding, new, unique_fields=["fingerprint"], returning=["id", "fingerprint"]):
             ids[fp] = pk
             triaged.new_ids.append(pk)

@@ -105,12 +105,17 @@ def _load(ids: Sequence[int]) -> list[dict[str, Any]]:
 
 @dataclasses.dataclass
 class Facts:
-    """What scoring knows beyond a finding's own columns: KEV and EPSS by CVE, exposed images, SLA days per team."""
+    """What scoring knows beyond a finding's own columns: KEV and EPSS by CVE, exposed images, SLA days per team.
+
+    It grows: ``facts_for(..., facts=...)`` looks up only the CVEs and images not looked up before (ingest
+    scores the new findings of a large report a thousand at a time)."""
 
     kev: dict[str, KevEntry]
     epss: dict[str, EpssScore]
     exposed_images: set[int]
     teams: dict[int, dict[str, int]]
+    cves_known: set[str] = dataclasses.field(default_factory=set)
+    images_known: set[int] = dataclasses.field(default_factory=set)
 
 
 def facts_for(
@@ -119,22 +124,27 @@ def facts_for(
     image_ids: Iterable[int | None],
     team_ids: Iterable[int | None],
     teams: dict[int, dict[str, int]] | None = None,
+    facts: Facts | None = None,
 ) -> Facts:
-    """The facts for scoring findings with these rule ids, images and teams (``teams``: SLA days already loaded)."""
-    cves = {cve for cve in (cve_of(rule_id) for rule_id in rule_ids) if cve}
-    kev = {k.cve: k for k in KevEntry.objects.filter(cve__any=list(cves)).only("cve", "due_date")} if cves else {}
-    epss = {e.cve: e for e in EpssScore.objects.filter(cve__any=list(cves)).only("cve", "epss", "percentile")} if cves else {}
-    images = {pk for pk in image_ids if pk}
-    exposed_images = (
-        set(Finding.objects.filter(image_id__in=images, stream__in=EXPOSING_STREAMS).values_list("image_id", flat=True).distinct())
-        if images
-        else set()
-    )
-    teams = {} if teams is None else teams
-    missing = {pk for pk in team_ids if pk and pk not in teams}
+    """The facts for scoring findings with these rule ids, images and teams (``teams``: SLA days already loaded;
+    ``facts``: what earlier calls found, extended in place and returned)."""
+    if facts is None:
+        facts = Facts(kev={}, epss={}, exposed_images=set(), teams={} if teams is None else teams)
+    cves = {cve for cve in (cve_of(rule_id) for rule_id in rule_ids) if cve} - facts.cves_known
+    if cves:
+        wanted = sorted(cves)
+        facts.kev.update({k.cve: k for k in KevEntry.objects.filter(cve__any=wanted).only("cve", "due_date")})
+        facts.epss.update({e.cve: e for e in EpssScore.objects.filter(cve__any=wanted).only("cve", "epss", "percentile")})
+        facts.cves_known |= cves
+    images = {pk for pk in image_ids if pk} - facts.images_known
+    if images:
+        exposing = Finding.objects.filter(image_id__any=sorted(images), stream__in=EXPOSING_STREAMS)
+        facts.exposed_images |= set(exposing.values_list("image_id", flat=True).distinct())
+        facts.images_known |= images
+    missing = {pk for pk in team_ids if pk and pk not in facts.teams}
     if missing:
-        teams.update({pk: risk.sla_days_for(sla) for pk, sla in Team.objects.filter(pk__in=missing).values_list("id", "sla_days")})
-    return Facts(kev=kev, epss=epss, exposed_images=exposed_images, teams=teams)
+        facts.teams.update({pk: risk.sla_days_for(sla) for pk, sla in Team.objects.filter(pk__in=missing).values_list("id", "sla_days")})
+    return facts
 
 
 def scored(finding: dict[str, Any], facts: Facts) -> dict[str, Any]:

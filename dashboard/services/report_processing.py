@@ -20,7 +20,7 @@ from django.utils import timezone
 from dashboard.models import Report, ReportPayload, ReportStatus
 from dashboard.services import ingest, nudges, reimports, triage_rules
 from scanners import registry
-from scanners.base import ParseError, ParseResult
+from scanners.base import ParseError, ParseResult, gc_paused
 from scanners.loader import load_document
 
 logger = logging.getLogger(__name__)
@@ -64,14 +64,17 @@ def report_process(report_id: Any) -> Report | None:
     repeat = reimports.report_repeat(report=report)
     if repeat is not None:
         return repeat  # the same scan as the last one of its scopes: recorded without parsing
-    try:
-        parser, result = registry.parse_document(_load_payload(report.pk), report.declared_format or None)
-    except ParseError as exc:
-        return _fail(report.pk, str(exc))
-    job = _Job(report.pk, parser.name, report.stream or parser.stream, result)
-    if parser.name in ingest.EVENT_FORMATS:
-        return _process_events(report, job)
-    return _apply_or_fail(job)
+    # The collector paused from the load to the commit: the parsed report and the rows built from it stay
+    # alive throughout, and each full collection walked all of them again (50-110 ms of a 10,000-finding import).
+    with gc_paused():
+        try:
+            parser, result = registry.parse_document(_load_payload(report.pk), report.declared_format or None)
+        except ParseError as exc:
+            return _fail(report.pk, str(exc))
+        job = _Job(report.pk, parser.name, report.stream or parser.stream, result)
+        if parser.name in ingest.EVENT_FORMATS:
+            return _process_events(report, job)
+        return _apply_or_fail(job)
 
 
 @dataclasses.dataclass
