@@ -1,0 +1,257 @@
+"""What a parsed report's findings become in the database, shared by ``ingest`` (one report) and
+``event_ingest`` (a batch of event reports applied as one): items keyed by fingerprint, the rows of new
+findings (born scored), the stored columns a re-import compares, event rows and occurrences.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import connection
+
+from dashboard.models import Finding, FindingOccurrence, Image, Report, Status, Team
+from dashboard.services import intel
+from dashboard.services.bulk_inserts import insert_rows
+from dashboard.services.images import LAST_SEEN_STEP
+from dashboard.services.ownership import resolve_owner, rules_for
+from dashboard.services.scopes import policy_scope_key, scope_key
+from scanners.base import Finding as ParsedFinding
+from scanners.base import ImageRef, ParseResult
+from scanners.fingerprint import make_fingerprint
+
+#: Formats whose findings are events (aggregated, never closed by absence).
+EVENT_FORMATS = frozenset({"admission-review", "falco"})
+
+BATCH = 1000
+
+#: Recent occurrences kept on an event finding (admission denials, runtime alerts).
+SAMPLES_KEPT = 5
+
+#: Detail keys that change with every build or tag (they live on occurrences): never a reason to rewrite a finding.
+VOLATILE_DETAILS = frozenset({"target", "layer_digest", "layer_diff_id", "also_seen", "last_modified", "report", "resource_uid"})
+
+
+@dataclasses.dataclass
+class Item:
+    parsed: ParsedFinding
+    fingerprint: str
+    image: ImageRef | None
+    scope_key: str
+    count: int = 1
+    samples: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    @functools.cached_property
+    def content_hash(self) -> str:
+        return content_hash(content_of(self), event=self.parsed.source in EVENT_FORMATS)
+
+
+def _finding_scope(
+    parsed: ParsedFinding, image: ImageRef | None, team: Team | None, source: str, stream: str, policy_level: set[str]
+) -> str:
+    policy = parsed.details.get("policy") if parsed.kind == "policy" and source not in EVENT_FORMATS else None
+    if isinstance(policy, str) and policy:
+        return policy_scope_key(stream=stream, source=source, policy=policy, resource=None if policy in policy_level else parsed.resource)
+    return scope_key(stream=stream, source=source, image=image, resource=parsed.resource, team=team)
+
+
+def items_of(team: Team | None, source: str, stream: str, result: ParseResult, override: ImageRef | None) -> dict[str, Item]:
+    """Findings keyed by fingerprint; duplicates inside one report are merged and counted."""
+    items: dict[str, Item] = {}
+    policy_level = {policy for resource, policy in result.evaluated_policies if resource is None}
+    for parsed in result.findings:
+        image, fingerprint = parsed.image, parsed.fingerprint
+        if override is not None and (image is None or image == result.artifact or image.name == getattr(result.artifact, "name", None)):
+            image = override
+            fingerprint = make_fingerprint("image-override", override.name, parsed.fingerprint)
+        item = items.get(fingerprint)
+        if item is None:
+            key = _finding_scope(parsed, image, team, source, stream, policy_level)
+            item = items[fingerprint] = Item(parsed=parsed, fingerprint=fingerprint, image=image, scope_key=key)
+        else:
+            item.count += 1
+        if source in EVENT_FORMATS:
+            item.samples = [_sample(parsed), *item.samples][:SAMPLES_KEPT]
+    return items
+
+
+def _sample(parsed: ParsedFinding) -> dict[str, Any]:
+    """A small record of one event occurrence, kept on the aggregated finding."""
+    resource = parsed.resource
+    return {
+        "occurred_at": parsed.occurred_at,
+        "resource": resource.to_dict() if resource else None,
+        "image": parsed.image.to_dict() if parsed.image else None,
+        "title": parsed.title[:200],
+    }
+
+
+def image_of(item: Item, images: dict[str, Image]) -> Image | None:
+    return images.get(item.image.name) if item.image is not None else None
+
+
+def new_row(item: Item, report: Report, image: Image | None, stream: str, now: dt.datetime, labels: dict[str, str]) -> dict[str, Any]:
+    """The columns of a new finding (attname -> value) for ``insert_rows``, but for the scoring columns (``score_new``)."""
+    parsed = item.parsed
+    owner = resolve_owner(
+        report_team=report.team, image=item.image, resource=parsed.resource, labels=labels, named=report.team_named, rules=rules_for(report)
+    )
+    package, resource = parsed.package, parsed.resource
+    return {
+        "fingerprint": item.fingerprint,
+        "team_id": owner.team.pk if owner.team is not None else None,
+        "owner_source": owner.source,
+        "owner_rule_id": owner.rule.pk if owner.rule is not None else None,
+        "owner_reason": owner.reason[:300],
+        "image_id": image.pk if image is not None else None,
+        "kind": parsed.kind,
+        "source": parsed.source,
+        "stream": stream,
+        "scope_key": item.scope_key,
+        "rule_id": parsed.rule_id,
+        "title": parsed.title,
+        "description": parsed.description,
+        "severity": parsed.severity,
+        "status": Status.OPEN,
+        "package_name": package.name[:255] if package else "",
+        "package_version": package.version[:255] if package else "",
+        "fixed_version": package.fixed_version[:255] if package else "",
+        "package_type": package.type[:64] if package else "",
+        "package_path": package.path[:1000] if package else "",
+        "resource_cluster": resource.cluster[:255] if resource else "",
+        "resource_namespace": resource.namespace[:255] if resource else "",
+        "resource_kind": resource.kind[:100] if resource else "",
+        "resource_name": resource.name[:255] if resource else "",
+        "cvss": parsed.cvss,
+        "cwe": parsed.cwe,
+        "references": parsed.references,
+        "details": content_of(item)["details"],
+        "content_hash": item.content_hash,
+        "status_hint": parsed.status_hint[:32],
+        "sla_started_on": now.date(),
+        "occurrences": item.count,
+        "first_seen": now,
+        "last_seen": now,
+        "status_changed_at": now,
+        "last_report_id": report.pk,
+    }
+
+
+def score_new(rows: list[dict[str, Any]], facts: intel.Facts | None) -> tuple[list[dict[str, Any]], intel.Facts | None]:
+    """New findings are born scored (KEV, EPSS, exposure, the owner's SLA), so nothing re-scores them after insert.
+    ``facts``: what scoring the report's earlier rows looked up (returned extended)."""
+    if rows:
+        facts = intel.facts_for(
+            rule_ids=(row["rule_id"] for row in rows),
+            image_ids=(row["image_id"] for row in rows),
+            team_ids=(row["team_id"] for row in rows),
+            facts=facts,
+        )
+        for row in rows:
+            row.update(intel.scored(row, facts))
+    return rows, facts
+
+
+def content_of(item: Item, previous_details: dict[str, Any] | None = None) -> dict[str, Any]:
+    parsed = item.parsed
+    details = dict(parsed.details)
+    if item.samples:
+        older = (previous_details or {}).get("samples") or []
+        details["samples"] = [*item.samples, *older][:SAMPLES_KEPT]
+    return {
+        "title": parsed.title,
+        "description": parsed.description,
+        "severity": parsed.severity,
+        "cvss": parsed.cvss,
+        "fixed_version": parsed.package.fixed_version[:255] if parsed.package else "",
+        "package_version": parsed.package.version[:255] if parsed.package else "",
+        "references": parsed.references,
+        "cwe": parsed.cwe,
+        "details": details,
+    }
+
+
+def chunks(values: Sequence[Any], size: int = BATCH) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def read_chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    """Lists for one ``__any`` read each: on PostgreSQL all at once (one array parameter, one scan of the table
+    or its index instead of one per thousand), elsewhere BATCH at a time (SQLite's limit on parameters)."""
+    return chunks(values, max(len(values), 1) if connection.vendor == "postgresql" else BATCH)
+
+
+def content_hash(content: dict[str, Any], *, event: bool = False) -> str:
+    """A finding's scanner content, as compared between reports (volatile details and event samples left out).
+
+    For an event (a runtime alert, an admission denial) the output text and the details describe one
+    occurrence (its pod, process, uuid and time): only the rest is the finding's content.
+    """
+    details = content["details"]
+    if event:
+        content = {key: value for key, value in content.items() if key not in ("description", "details")}
+        details = {}
+    stable = {k: v for k, v in details.items() if k not in VOLATILE_DETAILS and k != "samples"} if isinstance(details, dict) else details
+    text = json.dumps({**content, "details": stable}, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+@dataclasses.dataclass
+class Stored:
+    """The columns of an existing finding that ingest needs (not the whole row)."""
+
+    id: int
+    status: str
+    scope_key: str
+    last_seen: dt.datetime
+    content_hash: str
+    occurrences: int
+    severity: str
+    details: dict[str, Any] | None
+
+
+def stored_findings(fingerprints: Sequence[str], *, with_details: bool) -> dict[str, Stored]:
+    columns = ["fingerprint", "id", "status", "scope_key", "last_seen", "content_hash", "occurrences", "severity"]
+    stored: dict[str, Stored] = {}
+    for chunk in read_chunks(fingerprints):
+        rows = Finding.objects.filter(fingerprint__any=chunk).values_list(*columns, *(["details"] if with_details else []))
+        for fingerprint, pk, status, key, seen, hashed, count, severity, *details in rows:
+            stored[fingerprint] = Stored(pk, status, key, seen, hashed, count, severity, details[0] if details else None)
+    return stored
+
+
+def event_row(finding_id: int, type_: str, report: Report | None, now: dt.datetime, **extra: Any) -> dict[str, Any]:
+    return {"finding_id": finding_id, "type": type_, "report_id": report.pk if report else None, "created_at": now, **extra}
+
+
+def record_occurrences(items: dict[str, Item], ids: dict[str, int], now: dt.datetime) -> None:
+    """First/last seen per tag, digest and workload; ``ids``: finding id per fingerprint."""
+    wanted: dict[int, tuple[str, str, str]] = {}
+    for fp, item in items.items():
+        tag = item.image.tag if item.image else ""
+        digest = item.image.digest if item.image else ""
+        resource = item.parsed.resource
+        workload = f"{resource.namespace}/{resource.kind}/{resource.name}".strip("/")[:255] if resource and resource.name else ""
+        if (tag or digest or workload) and fp in ids:
+            wanted[ids[fp]] = (tag[:128], digest[:128], workload)
+    rows: list[dict[str, Any]] = []
+    for chunk in read_chunks(list(wanted)):
+        # Occurrences seen within the last step need no write (a CI re-run of the same tag).
+        fresh = set(
+            FindingOccurrence.objects.filter(finding_id__any=chunk, last_seen__gte=now - LAST_SEEN_STEP).values_list(
+                "finding_id", "tag", "digest", "workload"
+            )
+        )
+        rows.extend(
+            {"finding_id": pk, "tag": tag, "digest": digest, "workload": workload, "first_seen": now, "last_seen": now}
+            for pk in chunk
+            for tag, digest, workload in (wanted[pk],)
+            if (pk, tag, digest, workload) not in fresh
+        )
+    insert_rows(FindingOccurrence, rows, unique_fields=["finding", "tag", "digest", "workload"], update_fields=["last_seen"])
