@@ -30,6 +30,8 @@ EVENT_FORMATS = frozenset({"admission-review", "falco"})
 
 BATCH = 1000
 
+#: What every new occurrence of an event rewrites; not a change triage or scoring needs to look at.
+PER_OCCURRENCE = frozenset({"description", "details", "occurrences"})
 #: Recent occurrences kept on an event finding (admission denials, runtime alerts).
 SAMPLES_KEPT = 5
 
@@ -230,28 +232,35 @@ def event_row(finding_id: int, type_: str, report: Report | None, now: dt.dateti
     return {"finding_id": finding_id, "type": type_, "report_id": report.pk if report else None, "created_at": now, **extra}
 
 
-def record_occurrences(items: dict[str, Item], ids: dict[str, int], now: dt.datetime) -> None:
-    """First/last seen per tag, digest and workload; ``ids``: finding id per fingerprint."""
-    wanted: dict[int, tuple[str, str, str]] = {}
-    for fp, item in items.items():
-        tag = item.image.tag if item.image else ""
-        digest = item.image.digest if item.image else ""
+def record_occurrences(named: Iterable[tuple[int, Item, dt.datetime]]) -> None:
+    """First/last seen per tag, digest and workload of the findings named: (finding id, item, when) triples;
+    a finding may come with several items (a batch of event reports, from pods of several image versions).
+    An occurrence is written at the first time it is named; one seen within LAST_SEEN_STEP of that is left
+    alone (a CI re-run of the same tag writes nothing)."""
+    wanted: dict[tuple[int, str, str, str], dt.datetime] = {}
+    for pk, item, when in named:
+        tag = item.image.tag[:128] if item.image else ""
+        digest = item.image.digest[:128] if item.image else ""
         resource = item.parsed.resource
         workload = f"{resource.namespace}/{resource.kind}/{resource.name}".strip("/")[:255] if resource and resource.name else ""
-        if (tag or digest or workload) and fp in ids:
-            wanted[ids[fp]] = (tag[:128], digest[:128], workload)
-    rows: list[dict[str, Any]] = []
-    for chunk in read_chunks(list(wanted)):
-        # Occurrences seen within the last step need no write (a CI re-run of the same tag).
-        fresh = set(
-            FindingOccurrence.objects.filter(finding_id__any=chunk, last_seen__gte=now - LAST_SEEN_STEP).values_list(
-                "finding_id", "tag", "digest", "workload"
-            )
+        key = (pk, tag, digest, workload)
+        if (tag or digest or workload) and (key not in wanted or when < wanted[key]):
+            wanted[key] = when
+    if not wanted:
+        return
+    since = min(wanted.values()) - LAST_SEEN_STEP
+    seen: dict[tuple[int, str, str, str], dt.datetime] = {}
+    for chunk in read_chunks(sorted({pk for pk, *_ in wanted})):
+        recent = FindingOccurrence.objects.filter(finding_id__any=chunk, last_seen__gte=since)
+        seen.update(
+            ((pk, tag, digest, workload), last) for pk, tag, digest, workload, last in recent.values_list(*_OCCURRENCE_KEY, "last_seen")
         )
-        rows.extend(
-            {"finding_id": pk, "tag": tag, "digest": digest, "workload": workload, "first_seen": now, "last_seen": now}
-            for pk in chunk
-            for tag, digest, workload in (wanted[pk],)
-            if (pk, tag, digest, workload) not in fresh
-        )
+    rows = [
+        {"finding_id": pk, "tag": tag, "digest": digest, "workload": workload, "first_seen": when, "last_seen": when}
+        for (pk, tag, digest, workload), when in sorted(wanted.items())
+        if (pk, tag, digest, workload) not in seen or seen[pk, tag, digest, workload] < when - LAST_SEEN_STEP
+    ]
     insert_rows(FindingOccurrence, rows, unique_fields=["finding", "tag", "digest", "workload"], update_fields=["last_seen"])
+
+
+_OCCURRENCE_KEY = ("finding_id", "tag", "digest", "workload")

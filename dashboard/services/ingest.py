@@ -19,6 +19,7 @@ from dashboard.services.bulk_updates import bulk_update_rows
 from dashboard.services.finding_rows import (
     BATCH,
     EVENT_FORMATS,
+    PER_OCCURRENCE,
     Item,
     chunks,
     content_of,
@@ -39,8 +40,6 @@ from scanners.digest import STABLE_FORMATS
 __all__ = ["EVENT_FORMATS", "Batch", "IngestOutcome", "apply_report", "close_findings"]
 
 _ABSENT = "absent from a complete report"
-#: What every new occurrence of an event rewrites; not a change triage or scoring needs to look at.
-_PER_OCCURRENCE = frozenset({"description", "details", "occurrences"})
 
 
 @dataclasses.dataclass
@@ -166,7 +165,7 @@ def apply_report(
                 changed.setdefault(tuple(sorted(values)), []).append(
                     Finding(pk=row.id, last_seen=max(row.last_seen, now), last_report=report, **values)
                 )
-                if values.keys() - _PER_OCCURRENCE:  # content, scope or status: triage looks again
+                if values.keys() - PER_OCCURRENCE:  # content, scope or status: triage looks again
                     triaged.changed_ids.append(row.id)
             else:
                 seen_ids.append(row.id)
@@ -176,7 +175,7 @@ def apply_report(
         # Unchanged findings: move "last seen" forward at most once per LAST_SEEN_STEP, so re-importing
         # the same report (CI re-runs) writes nothing.
         Finding.objects.filter(pk__any=chunk, last_seen__lt=now - LAST_SEEN_STEP).update(last_seen=now, last_report=report)
-    record_occurrences(items, ids, now)
+    record_occurrences((ids[fp], item, now) for fp, item in items.items() if fp in ids)
 
     held: list[int] = []
     if not events_only:

@@ -18,7 +18,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from dashboard.models import Report, ReportPayload, ReportStatus
-from dashboard.services import ingest, nudges, reimports, triage_rules
+from dashboard.services import event_ingest, ingest, nudges, reimports, triage_rules
+from dashboard.services.bulk_updates import bulk_update_rows
 from scanners import registry
 from scanners.base import ParseError, ParseResult, gc_paused
 from scanners.loader import load_document
@@ -127,17 +128,26 @@ def _apply_locked(locked: Report, job: _Job, batch: ingest.Batch | None = None) 
     triage_rules.after_ingest(
         new_ids=outcome.new_ids, reopened_ids=outcome.reopened_ids, changed_ids=outcome.changed_ids, now=locked.observed_at
     )
-    locked.format = job.source
-    locked.stream = job.stream
-    locked.counts = outcome.counts
-    locked.findings_total = outcome.findings_total
-    locked.held_closures = outcome.held_closures
-    locked.scopes = outcome.scopes
-    locked.status = ReportStatus.DONE
-    locked.error = ""
-    locked.finished_at = timezone.now()
+    _finish(locked, job, outcome)
     locked.save()
     return outcome.finding_ids
+
+
+#: What applying a report writes on its row (_finish).
+_FINISHED_FIELDS = ["image", "format", "stream", "counts", "findings_total", "held_closures", "scopes", "status", "error", "finished_at"]
+
+
+def _finish(report: Report, job: _Job, outcome: ingest.IngestOutcome) -> None:
+    """Record on the report row (not saved) that it was applied, with its counts."""
+    report.format = job.source
+    report.stream = job.stream
+    report.counts = outcome.counts
+    report.findings_total = outcome.findings_total
+    report.held_closures = outcome.held_closures
+    report.scopes = outcome.scopes
+    report.status = ReportStatus.DONE
+    report.error = ""
+    report.finished_at = timezone.now()
 
 
 # --- event reports in batches ----------------------------------------------------------------------
@@ -248,11 +258,26 @@ def _apply_batch(jobs: list[_Job]) -> dict[Any, Report]:
             .filter(pk__in=[job.report_id for job in jobs], status=ReportStatus.PROCESSING)
         }
         ordered = sorted((job for job in jobs if job.report_id in locked), key=lambda job: locked[job.report_id].received_at)
+        if not ordered:
+            return {}
         _serialise_event_applies()
-        batch = ingest.Batch()  # scopes locked and images recorded once for the whole batch
-        touched = {job.report_id: _apply_locked(locked[job.report_id], job, batch) for job in ordered}
-    nudges.nudges_after_reports(applied=list(touched.items()))  # once for the batch; never raises
-    return {job.report_id: locked[job.report_id] for job in ordered}
+        reports = [locked[job.report_id] for job in ordered]
+        outcomes = event_ingest.apply_event_reports(
+            [event_ingest.EventReport(report, job.source, job.stream, job.result) for report, job in zip(reports, ordered, strict=True)],
+            ingest.Batch(),
+        )
+        triage_rules.after_ingest(
+            new_ids=[pk for outcome in outcomes for pk in outcome.new_ids],
+            reopened_ids=[pk for outcome in outcomes for pk in outcome.reopened_ids],
+            changed_ids=[pk for outcome in outcomes for pk in outcome.changed_ids],
+            now=reports[-1].observed_at,
+        )
+        for report, job, outcome in zip(reports, ordered, outcomes, strict=True):
+            _finish(report, job, outcome)
+        bulk_update_rows(Report, reports, _FINISHED_FIELDS)
+    # Once for the batch; never raises.
+    nudges.nudges_after_reports(applied=[(report.pk, outcome.finding_ids) for report, outcome in zip(reports, outcomes, strict=True)])
+    return {report.pk: report for report in reports}
 
 
 def _fail(report_id: Any, message: str) -> Report:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from concurrent.futures import ThreadPoolExecutor
 
@@ -9,9 +10,11 @@ import pytest
 from django.db import connections
 from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from dashboard.models import EventSighting, Finding, FindingEvent, Report, TriageRule
+from dashboard.models import EventSighting, Finding, FindingEvent, FindingOccurrence, Report, TriageRule
 from dashboard.services import report_processing
+from dashboard.services.ingest import close_findings
 from dashboard.services.report_processing import report_process
 from dashboard.services.reports import report_submit
 from dashboard.services.tokens import token_create
@@ -26,7 +29,7 @@ NEW = {"new": 1, "reopened": 0, "unchanged": 0, "fixed": 0}
 SEEN = {"new": 0, "reopened": 0, "unchanged": 1, "fixed": 0}
 
 
-def alert(number: int, *, images: int = 1, **changes: object) -> bytes:
+def alert(number: int, *, images: int = 1, tag: str = "1.4.1", **changes: object) -> bytes:
     """Alert ``number`` from workload ``number % 3`` (one finding per workload), each with its own uuid;
     with ``images=3`` each workload runs its own image (its own lifecycle scope)."""
     body = {**TEMPLATE, "uuid": f"00000000-0000-4000-8000-{number:012d}", **changes}
@@ -34,6 +37,7 @@ def alert(number: int, *, images: int = 1, **changes: object) -> bytes:
         **TEMPLATE["output_fields"],
         "k8s.pod.name": f"{WORKLOADS[number % 3]}-{'bcdfghjklm'[number % 10]}x2x4",
         "container.image.repository": f"registry.example.com/payments/app{number % 3 % images}",
+        "container.image.tag": tag,
         "evt.time": number,
     }
     return json.dumps(body).encode()
@@ -97,14 +101,20 @@ def test_an_alert_that_does_not_parse_fails_alone(token, settings) -> None:
 
 def test_an_alert_that_cannot_be_applied_fails_alone_and_the_others_are_applied_one_by_one(token, monkeypatch) -> None:
     queued = queue(token, [alert(n) for n in range(5)])
-    apply_report = report_processing.ingest.apply_report
+    apply_report, apply_batch = report_processing.ingest.apply_report, report_processing.event_ingest.apply_event_reports
 
     def apply_or_break(*, report, **kwargs):
         if report.pk == queued[3].pk:
             raise RuntimeError("broken")
         return apply_report(report=report, **kwargs)
 
+    def apply_batch_or_break(reports, batch):
+        if queued[3].pk in {event.report.pk for event in reports}:
+            raise RuntimeError("broken")
+        return apply_batch(reports, batch)
+
     monkeypatch.setattr(report_processing.ingest, "apply_report", apply_or_break)
+    monkeypatch.setattr(report_processing.event_ingest, "apply_event_reports", apply_batch_or_break)
 
     report_process(queued[0].pk)
 
@@ -149,9 +159,9 @@ def test_every_report_of_a_batch_is_triaged_as_it_is_applied(token) -> None:
     assert sorted(events.values_list("type", "to_status")) == [("status", "false_positive")] * 3
 
 
-def test_each_further_alert_of_a_batch_costs_four_queries(token, require_postgres) -> None:
-    """Scopes are locked, images recorded and sightings and nudges done once per batch; per alert: its
-    finding (read, write), its occurrence (read), its report row (write)."""
+def test_a_batch_costs_the_same_queries_whatever_its_number_of_alerts(token, require_postgres) -> None:
+    """A batch is applied as one (services/event_ingest.py): its findings read and written, their occurrences,
+    events and report rows, scopes, images, sightings and nudges, each once for the batch."""
     report_process(queue(token, [alert(n) for n in range(3)])[0].pk)  # the three findings exist
     small = queue(token, [alert(n) for n in range(10, 20)])
     with CaptureQueriesContext(connections["default"]) as ten:
@@ -160,7 +170,8 @@ def test_each_further_alert_of_a_batch_costs_four_queries(token, require_postgre
     with CaptureQueriesContext(connections["default"]) as twenty:
         report_process(large[0].pk)
 
-    assert len(twenty.captured_queries) - len(ten.captured_queries) == 10 * 4
+    assert len(twenty.captured_queries) == len(ten.captured_queries)
+    assert Report.objects.filter(pk__in=[report.pk for report in small + large], status="done").count() == 30
 
 
 def test_every_alert_of_a_batch_is_a_sighting_for_the_nudges(token) -> None:
@@ -171,3 +182,68 @@ def test_every_alert_of_a_batch_is_a_sighting_for_the_nudges(token) -> None:
     sightings = EventSighting.objects.values_list("report_id", "finding__details__k8s.pod.name")
     assert len(sightings) == 12
     assert {report_id for report_id, _ in sightings} == {report.pk for report in queued}
+
+
+def _scenario(token, start: dt.datetime) -> list[Report]:
+    """Alert 0 applied alone, its finding fixed by hand; then 15 reports of 16 alerts queued at known times: three workloads
+    (three images), two image tags, a priority that changes (new content) and a duplicate inside one report."""
+    report_process(report_submit(data=alert(0), token=token, observed_at=start, enqueue_now=False)[0].pk)
+    close_findings(ids=list(Finding.objects.values_list("pk", flat=True)), report=None, now=start, reason="fixed by hand")
+    bodies = [
+        alert(n, images=3, tag="1.5.0" if n > 6 else "1.4.1", **({"priority": "Critical"} if n in (5, 8) else {})) for n in range(1, 15)
+    ]
+    bodies.append(json.dumps([json.loads(alert(15, images=3)), json.loads(alert(18, images=3))]).encode())  # two alerts, one POST
+    return [
+        report_submit(data=body, token=token, observed_at=start + dt.timedelta(minutes=n + 1), enqueue_now=False)[0]
+        for n, body in enumerate(bodies)
+    ]
+
+
+def _state() -> tuple[list[object], ...]:
+    findings = Finding.objects.order_by("fingerprint").values_list(
+        "fingerprint",
+        "status",
+        "severity",
+        "occurrences",
+        "first_seen",
+        "last_seen",
+        "status_changed_at",
+        "due_date",
+        "last_report__observed_at",
+        "description",
+        "details",
+        "content_hash",
+        "scope_key",
+        "team_id",
+        "image_id",
+        "risk_score",
+    )
+    occurrences = FindingOccurrence.objects.order_by("finding__fingerprint", "tag", "workload").values_list(
+        "finding__fingerprint", "tag", "digest", "workload", "first_seen", "last_seen"
+    )
+    events = FindingEvent.objects.order_by("finding__fingerprint", "created_at", "type").values_list(
+        "finding__fingerprint", "type", "from_status", "to_status", "report__observed_at", "created_at"
+    )
+    reports = Report.objects.order_by("observed_at").values_list("status", "counts", "findings_total", "image__repository", "format")
+    sightings = EventSighting.objects.order_by("report__observed_at", "finding__fingerprint").values_list(
+        "report__observed_at", "finding__fingerprint"
+    )
+    return list(findings), list(occurrences), list(events), list(reports), list(sightings)
+
+
+def test_a_batch_applied_as_one_ends_where_applying_its_reports_one_by_one_ends(token, monkeypatch) -> None:
+    start = timezone.now() - dt.timedelta(hours=2)
+    queued = _scenario(token, start)
+    report_process(queued[0].pk)
+    batched = _state()
+    Report.objects.all().delete()  # findings, their events, occurrences and sightings go with them
+    Finding.objects.all().delete()
+    monkeypatch.setattr(report_processing, "EVENT_BATCH", 1)  # every report applied alone by ingest.apply_report
+    queued = _scenario(token, start)
+    for report in queued:
+        report_process(report.pk)
+
+    assert batched == _state()
+    reports = [(counts["new"], counts["reopened"], counts["unchanged"], total) for _, counts, total, *_ in batched[3]]
+    assert reports == [(1, 0, 0, 1)] * 3 + [(0, 1, 0, 1)] + [(0, 0, 1, 1)] * 12  # alert 3 reopens alert 0's finding
+    assert sum(finding[3] for finding in batched[0]) == 17

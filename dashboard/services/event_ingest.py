@@ -1,0 +1,178 @@
+"""Apply a batch of event reports (Falco alerts, admission denials) as one: a constant number of queries for
+the whole batch instead of a few per report.
+
+Events aggregate into findings and never close anything, so applying reports r1..rn together ends where
+applying them one after another with ``ingest.apply_report`` ends: a finding is created (or reopened) by
+the first report that names it and at that report's time, takes its text, details and scope from the
+latest one, keeps the most recent samples and counts every occurrence; "last seen" and the last report
+are the latest report's.  Every report keeps its own counts (new, reopened, unchanged) and the findings
+it named (event sightings for the nudges).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from dashboard.models import Finding, FindingEvent, Image, Report, Status
+from dashboard.services import intel, risk
+from dashboard.services.bulk_inserts import insert_rows
+from dashboard.services.bulk_updates import bulk_update_rows
+from dashboard.services.finding_rows import (
+    BATCH,
+    PER_OCCURRENCE,
+    SAMPLES_KEPT,
+    Item,
+    chunks,
+    content_of,
+    event_row,
+    image_of,
+    items_of,
+    new_row,
+    record_occurrences,
+    score_new,
+    stored_findings,
+)
+from dashboard.services.images import images_record
+from dashboard.services.ingest import Batch, IngestOutcome
+from dashboard.services.scopes import lock_scopes
+from scanners.base import ImageRef, ParseResult
+
+
+@dataclasses.dataclass
+class EventReport:
+    """A locked, parsed event report of the batch."""
+
+    report: Report
+    source: str
+    stream: str
+    result: ParseResult
+
+
+@dataclasses.dataclass
+class _Merged:
+    """One finding across the batch: the first and the latest report naming it (indexes in arrival order), and
+    the latest report's item with the occurrences of all of them counted and their samples, newest first."""
+
+    first: int
+    last: int
+    item: Item
+
+
+def apply_event_reports(reports: Sequence[EventReport], batch: Batch) -> list[IngestOutcome]:
+    """Apply event reports (in arrival order) whose rows the caller locked, inside the caller's transaction;
+    one outcome per report."""
+    items = [items_of(e.report.team, e.source, e.stream, e.result, _override(e.report)) for e in reports]
+    merged = _merge(items)
+    scopes = {item.scope_key for named in items for item in named.values()}
+    lock_scopes(scopes - batch.locked_scopes)
+    batch.locked_scopes |= scopes
+    images = _record_images(reports, items, batch)
+
+    outcomes = [
+        IngestOutcome(counts=dict.fromkeys(("new", "reopened", "unchanged", "fixed"), 0), held_closures=[], findings_total=0)
+        for _ in reports
+    ]
+    events: list[dict[str, Any]] = []
+    ids: dict[str, int] = {}
+    known = stored_findings(list(merged), with_details=True)
+    created: set[str] = set()
+    reopened: set[str] = set()
+    facts: intel.Facts | None = None
+    for chunk in chunks([fp for fp in merged if fp not in known]):
+        rows, facts = score_new([_new_row(merged[fp], reports, images) for fp in chunk], facts)
+        for pk, fp in insert_rows(Finding, rows, unique_fields=["fingerprint"], returning=["id", "fingerprint"]):
+            first = reports[merged[fp].first].report
+            ids[fp] = pk
+            created.add(fp)
+            outcomes[merged[fp].first].new_ids.append(pk)
+            events.append(event_row(pk, FindingEvent.Type.CREATED, first, first.observed_at, to_status=Status.OPEN))
+
+    changed: dict[tuple[str, ...], list[Finding]] = {}
+    for fp, row in known.items():
+        entry, ids[fp] = merged[fp], row.id
+        first, latest = reports[entry.first].report, reports[entry.last].report
+        values: dict[str, Any] = {}
+        content = content_of(entry.item, row.details)
+        if row.content_hash != entry.item.content_hash:
+            values.update(content, content_hash=entry.item.content_hash)
+        else:  # the latest occurrence's text and details, and the recent samples
+            values.update(description=content["description"], details=content["details"])
+        if row.scope_key != entry.item.scope_key:
+            values["scope_key"] = entry.item.scope_key
+        if row.status == Status.FIXED:
+            sla = risk.sla_days_for(first.team.sla_days if first.team is not None else None)
+            now = first.observed_at
+            values.update(status=Status.OPEN, fixed_at=None, status_changed_at=now)
+            values["due_date"] = risk.due_date(severity=values.get("severity", row.severity), start=now.date(), sla_days=sla)
+            events.append(event_row(row.id, FindingEvent.Type.REOPENED, first, now, from_status=Status.FIXED, to_status=Status.OPEN))
+            reopened.add(fp)
+            outcomes[entry.first].reopened_ids.append(row.id)
+        values["occurrences"] = row.occurrences + entry.item.count
+        # Rows are written in groups of the same changed fields, so no row gets another's columns.
+        changed.setdefault(tuple(sorted(values)), []).append(
+            Finding(pk=row.id, last_seen=max(row.last_seen, latest.observed_at), last_report=latest, **values)
+        )
+        if values.keys() - PER_OCCURRENCE:  # content, scope or status: triage looks again
+            outcomes[entry.last].changed_ids.append(row.id)
+    for fields, group in changed.items():
+        bulk_update_rows(Finding, group, [*fields, "last_seen", "last_report"], batch_size=BATCH)
+    record_occurrences(
+        (ids[fp], item, event.report.observed_at)
+        for event, named in zip(reports, items, strict=True)
+        for fp, item in named.items()
+        if fp in ids
+    )
+    insert_rows(FindingEvent, events)
+
+    for index, (outcome, named) in enumerate(zip(outcomes, items, strict=True)):
+        for fp in named:
+            first_here = merged[fp].first == index
+            kind = "new" if first_here and fp in created else "reopened" if first_here and fp in reopened else "unchanged"
+            outcome.counts[kind] += 1
+        outcome.findings_total = len(named)
+        outcome.finding_ids = [ids[fp] for fp in named if fp in ids]
+    return outcomes
+
+
+def _override(report: Report) -> ImageRef | None:
+    return ImageRef.parse(report.image_ref) if report.image_ref else None
+
+
+def _merge(items: list[dict[str, Item]]) -> dict[str, _Merged]:
+    merged: dict[str, _Merged] = {}
+    for index, named in enumerate(items):
+        for fp, item in named.items():
+            entry = merged.get(fp)
+            if entry is None:
+                merged[fp] = _Merged(first=index, last=index, item=item)
+                continue
+            samples = [*item.samples, *entry.item.samples][:SAMPLES_KEPT]
+            entry.last, entry.item = index, dataclasses.replace(item, count=entry.item.count + item.count, samples=samples)
+    return merged
+
+
+def _record_images(reports: Sequence[EventReport], items: list[dict[str, Item]], batch: Batch) -> dict[str, Image]:
+    """Each report's images and tags (recorded once per batch: ``batch.recorded``); the report's own image."""
+    images: dict[str, Image] = {}
+    for event, named in zip(reports, items, strict=True):
+        report, override = event.report, _override(event.report)
+        refs = [item.image for item in named.values() if item.image is not None]
+        main = override or event.result.artifact
+        if main is not None:
+            refs.append(main)
+        recorded = images_record(refs, report.team, event.result.labels, report.observed_at, batch.recorded)
+        images.update(recorded)
+        image = recorded.get(main.name) if main is not None else None
+        if image is not None and report.image_id != image.pk:
+            report.image = image
+    return images
+
+
+def _new_row(entry: _Merged, reports: Sequence[EventReport], images: dict[str, Image]) -> dict[str, Any]:
+    """A finding born at the first report naming it, seen last at the latest."""
+    first, latest = reports[entry.first], reports[entry.last].report
+    row = new_row(entry.item, first.report, image_of(entry.item, images), first.stream, first.report.observed_at, first.result.labels)
+    row.update(last_seen=max(latest.observed_at, first.report.observed_at), last_report_id=latest.pk)
+    return row
