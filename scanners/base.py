@@ -354,6 +354,8 @@ class ParseResult:
     evaluated_policies: list[tuple[ResourceRef | None, str]] = dataclasses.field(default_factory=list)
     #: Policies whose results the report truncated: nothing of theirs is closed by absence.
     incomplete_policies: list[str] = dataclasses.field(default_factory=list)
+    #: Fingerprints the report evaluated again and found passing (a lone policy result): fixed if open.
+    resolved: list[str] = dataclasses.field(default_factory=list)
     #: Labels the report carries (OCI image labels, Kubernetes labels), for ownership rules.
     labels: dict[str, str] = dataclasses.field(default_factory=dict)
     #: SBOM components (name, version, purl, type), kept for later use.

@@ -8,6 +8,12 @@ Only ``fail``, ``warn`` and ``error`` results are findings; every result (includ
 names a resource that was evaluated, which the lifecycle uses to close findings by absence.  A result with
 ``scored: false`` is downgraded from fail to warn.  Severity comes from ``result.severity`` when present,
 else fail → medium, warn → low, error → low.
+
+Kyverno's policy-reporter forwards reports one *result* per request to a webhook target (its
+``pkg/target/http`` Result: ``policy``, ``rule``, ``status``, ``resource``, ``message``, ``severity``, ...)
+and sends ``{"event": "heartbeat"}`` keep-alives.  A lone result is read as the one result of a report on
+its resource: it speaks for that result only, so it closes nothing by absence; a ``pass`` or ``skip``
+resolves exactly that (resource, policy, rule) (``ParseResult.resolved``).  A heartbeat has no findings.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from scanners.base import (
 )
 from scanners.fingerprint import make_fingerprint, workload_name
 from scanners.kubernetes import join_path, objects_in
+from scanners.trivy import iso_timestamp
 
 _GROUPS = ("wgpolicyk8s.io/", "openreports.io/")
 _REPORT_KINDS = frozenset({"PolicyReport", "ClusterPolicyReport", "Report", "ClusterReport"})
@@ -77,6 +84,8 @@ class KyvernoParser:
     stream = "admission"
 
     def detect(self, document: Any) -> bool:
+        if _is_lone_result(document) or _is_heartbeat(document):
+            return True
         try:
             candidates = objects_in(document)
         except ParseError:
@@ -84,6 +93,10 @@ class KyvernoParser:
         return bool(candidates) and all(_is_report(obj) for _, obj in candidates)
 
     def parse(self, document: Any) -> ParseResult:
+        if _is_heartbeat(document):
+            return ParseResult(findings=[])
+        if _is_lone_result(document):
+            return self._parse_lone_result(document)
         if not isinstance(document, (dict, list)):
             raise ParseError(f"not a policy report: expected an object or a list, got {type_name(document)}")
         findings: list[Finding] = []
@@ -92,6 +105,33 @@ class KyvernoParser:
         for where, report in objects_in(document):
             self._parse_report(report, where, findings, evaluated, pairs)
         return ParseResult(findings=findings, evaluated=evaluated, evaluated_policies=pairs)
+
+    def _parse_lone_result(self, result: Mapping[str, Any]) -> ParseResult:
+        """policy-reporter's webhook body, read as a report with this one result on its resource."""
+        status = req_str(result, "status", "result").strip().lower()
+        if status not in _RESULTS:
+            raise ParseError(f"status: unknown result {status!r} (expected pass, fail, warn, error or skip)")
+        policy = req_str(result, "policy", "result")
+        rule = opt_str(result, "rule", "result", 255)
+        resource_raw = self._object_ref(expect_dict(result["resource"], "resource"), "resource")
+        namespace = resource_raw["namespace"]
+        one = {key: result[key] for key in _LONE_RESULT_KEYS if key in result}
+        one.update(result=status, resources=[resource_raw])
+        stamp = iso_timestamp(result.get("creationTimestamp"))
+        if stamp is not None and stamp >= "1970":  # Go's zero time when the result had none
+            moment = datetime.datetime.fromisoformat(stamp)
+            one["timestamp"] = {"seconds": int(moment.timestamp()), "nanos": moment.microsecond * 1000}
+        report = {
+            "apiVersion": "wgpolicyk8s.io/v1alpha2",
+            "kind": "PolicyReport" if namespace else "ClusterPolicyReport",
+            "metadata": {"namespace": namespace},
+            "results": [one],
+        }
+        findings: list[Finding] = []
+        self._parse_report(report, "", findings, [], [])
+        resource = self._resource(resource_raw, namespace, not namespace)
+        resolved = [] if status in _FINDING_RESULTS else [_fingerprint(resource, namespace, policy, rule)]
+        return ParseResult(findings=findings, incomplete_policies=[policy], resolved=resolved)
 
     # ------------------------------------------------------------------
 
@@ -199,15 +239,7 @@ class KyvernoParser:
                         rule_id=f"{policy}/{rule}" if rule else policy,
                         title=title,
                         severity=severity,
-                        fingerprint=make_fingerprint(
-                            "policy",
-                            resource.cluster if resource else "",
-                            resource.namespace if resource else report_namespace,
-                            resource.kind if resource else "",
-                            resource.name if resource else "",
-                            policy,
-                            rule,
-                        ),
+                        fingerprint=_fingerprint(resource, report_namespace, policy, rule),
                         resource=resource,
                         package=package,
                         references=references,
@@ -241,6 +273,28 @@ class KyvernoParser:
                 continue
             out[clean_text(key, 255)] = clean_text(item, 2000)
         return out
+
+
+#: The keys of a policy-reporter result that a report's result has too (``status`` is ``result`` there).
+_LONE_RESULT_KEYS = ("policy", "rule", "message", "severity", "category", "scored", "properties", "source")
+
+
+def _is_lone_result(value: Any) -> bool:
+    """policy-reporter's webhook body: one result, with ``status`` and the ``resource`` it is about."""
+    if not isinstance(value, dict) or "status" not in value:
+        return False
+    return isinstance(value.get("policy"), str) and isinstance(value.get("resource"), dict)
+
+
+def _is_heartbeat(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("event") == "heartbeat" and "policy" not in value and "results" not in value
+
+
+def _fingerprint(resource: ResourceRef | None, report_namespace: str, policy: str, rule: str) -> str:
+    """A policy result's identity: (cluster, namespace, kind, name, policy, rule)."""
+    if resource is None:
+        return make_fingerprint("policy", "", report_namespace, "", "", policy, rule)
+    return make_fingerprint("policy", resource.cluster, resource.namespace, resource.kind, resource.name, policy, rule)
 
 
 def _add_pair(pairs: list[tuple[ResourceRef | None, str]], pair: tuple[ResourceRef | None, str]) -> None:

@@ -40,6 +40,7 @@ from scanners.digest import STABLE_FORMATS
 __all__ = ["EVENT_FORMATS", "Batch", "IngestOutcome", "apply_report", "close_findings"]
 
 _ABSENT = "absent from a complete report"
+_PASSED = "evaluated again and passed"
 
 
 @dataclasses.dataclass
@@ -95,7 +96,12 @@ def apply_report(
             item_scopes=[(item.scope_key, _policy_of(item)) for item in items.values()],
         )
     )
-    locked = scopes | {item.scope_key for item in items.values()}
+    # Open findings the report evaluated again and found passing (a lone policy result): fixed, their scopes locked too.
+    resolved: dict[int, str] = {}
+    if result.resolved:
+        passing = Finding.objects.filter(fingerprint__any=result.resolved, status__in=ACTIVE_STATUSES).values_list("id", "scope_key")
+        resolved = dict(passing)
+    locked = scopes | {item.scope_key for item in items.values()} | set(resolved.values())
     lock_scopes(locked - batch.locked_scopes)
     batch.locked_scopes |= locked
     if not events_only:  # what a repeated scan is compared with (reimports.py); events never repeat
@@ -190,6 +196,8 @@ def apply_report(
             absent = []
         if passed or absent:
             counts["fixed"] = close_findings(ids=[*passed, *absent], report=report, now=now, events=events)
+        if resolved:
+            counts["fixed"] += close_findings(ids=sorted(resolved), report=report, now=now, events=events, reason=_PASSED)
     insert_rows(FindingEvent, events)
     triaged.counts, triaged.held_closures, triaged.findings_total = counts, held, len(items)
     triaged.scopes = sorted(locked) if source in STABLE_FORMATS else []
@@ -218,7 +226,7 @@ def close_findings(
                     now,
                     from_status=status,
                     to_status=Status.FIXED,
-                    reason=reason or "absent from a complete report",
+                    reason=reason or _ABSENT,
                 )
             )
         closed += len(active)

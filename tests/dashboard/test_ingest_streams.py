@@ -9,8 +9,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from dashboard.models import Finding, Status
+from dashboard.models import Finding, Report, Status
 from dashboard.services.events import resolve_quiet_events
+from dashboard.services.tokens import token_create
 from scanners import registry
 from tests.conftest import fixture_bytes
 from tests.dashboard.ingest_helpers import ingest
@@ -185,3 +186,55 @@ def test_a_severity_set_on_a_runtime_finding_survives_the_next_alert_of_another_
     assert second.counts == {"new": 0, "reopened": 0, "unchanged": 1, "fixed": 0}
     assert (shell.severity, shell.occurrences, shell.details["uuid"]) == ("low", 2, "9f9f9f9f-0000-4000-8000-000000000001")
     assert "q7r8s" in shell.description
+
+
+# --- Kyverno's policy-reporter webhook: one result per request ------------------------------------------------
+
+
+def lone_result(**changes: object) -> bytes:
+    return json.dumps({**json.loads(fixture_bytes("kyverno/policy-reporter_webhook_fail.json")), **changes}).encode()
+
+
+def test_a_policy_reporter_result_upserts_its_finding_and_closes_nothing_else(team) -> None:
+    ingest(fixture_bytes("kyverno/openreports_single_report.json"), team="payments")  # three results on test/test-app
+
+    again = ingest(lone_result(), team="payments", format_name="kyverno")
+    other_policy = ingest(lone_result(policy="CVE-2026-0001", message="a new one"), team="payments", format_name="kyverno")
+
+    statuses = dict(Finding.objects.values_list("rule_id", "status"))
+    assert (again.status, again.counts) == ("done", {"new": 0, "reopened": 0, "unchanged": 1, "fixed": 0})
+    assert other_policy.counts == {"new": 1, "reopened": 0, "unchanged": 0, "fixed": 0}
+    assert statuses == {name: Status.OPEN for name in ("CVE-2025-9232", "CVE-2025-47907", "CIS-BENCH-001", "CVE-2026-0001")}
+
+
+def test_a_policy_reporter_pass_fixes_exactly_its_finding(team) -> None:
+    ingest(fixture_bytes("kyverno/openreports_single_report.json"), team="payments")
+
+    passed = ingest(lone_result(status="pass"), team="payments", format_name="kyverno")
+    unknown = ingest(lone_result(status="pass", policy="never-failed"), team="payments", format_name="kyverno")
+
+    fixed = Finding.objects.get(rule_id="CVE-2025-47907")
+    assert passed.counts == {"new": 0, "reopened": 0, "unchanged": 0, "fixed": 1}
+    assert unknown.counts == {"new": 0, "reopened": 0, "unchanged": 0, "fixed": 0}
+    assert sorted(Finding.objects.filter(status=Status.OPEN).values_list("rule_id", flat=True)) == ["CIS-BENCH-001", "CVE-2025-9232"]
+    assert list(fixed.events.filter(type="fixed").values_list("reason", "report_id")) == [("evaluated again and passed", passed.pk)]
+    assert ingest(lone_result(), team="payments", format_name="kyverno").counts["reopened"] == 1
+
+
+def test_policy_reporter_posts_results_and_heartbeats_as_it_sends_them(team, django_capture_on_commit_callbacks) -> None:
+    _, token = token_create(team=team, name="policy-reporter")
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_USER_AGENT="Policy-Reporter")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        result = client.post("/api/v1/reports/?format=kyverno", lone_result(), content_type="application/json; charset=utf-8")
+        heartbeat = client.post(
+            "/api/v1/reports/?format=kyverno",
+            fixture_bytes("kyverno/policy-reporter_webhook_heartbeat.json"),
+            content_type="application/json",
+        )
+
+    assert (result.status_code, heartbeat.status_code) == (202, 202)
+    assert list(Report.objects.order_by("received_at").values_list("status", "findings_total")) == [("done", 1), ("done", 0)]
+    assert list(Finding.objects.values_list("rule_id", "resource_namespace", "resource_kind", "resource_name")) == [
+        ("CVE-2025-47907", "test", "Deployment", "test-app")
+    ]

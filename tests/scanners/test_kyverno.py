@@ -32,6 +32,9 @@ COUNTS = {
     "openreports_single_report.json": 3,
     "sample-falco-policy.yaml": 2,
     "sample-v1beta1-kyverno.yaml": 0,
+    "policy-reporter_webhook_fail.json": 1,
+    "policy-reporter_webhook_heartbeat.json": 0,
+    "policy-reporter_webhook_pass.json": 0,
 }
 
 
@@ -270,3 +273,65 @@ def test_malformed_list_item_names_its_path() -> None:
 def test_scalar_document_is_refused() -> None:
     with pytest.raises(ParseError, match="not a policy report"):
         parser.parse("text")
+
+
+# --- policy-reporter's webhook: one result per request (see fixtures/kyverno/SOURCE.md) ---------------------
+
+
+def test_a_lone_result_is_the_same_finding_as_that_result_in_its_report() -> None:
+    [lone] = parser.parse(load("policy-reporter_webhook_fail.json")).findings
+    in_report = next(f for f in parser.parse(load("openreports_single_report.json")).findings if f.rule_id == "CVE-2025-47907")
+
+    assert lone.fingerprint == in_report.fingerprint
+    assert (lone.rule_id, lone.title, lone.severity, lone.resource, lone.package) == (
+        in_report.rule_id,
+        in_report.title,
+        in_report.severity,
+        in_report.resource,
+        in_report.package,
+    )
+    assert lone.resource == ResourceRef(cluster="", namespace="test", kind="Deployment", name="test-app")
+    assert (lone.severity, lone.occurred_at) == ("high", None)  # Go's zero time is no time
+    assert lone.details["resource_uid"] == "d0cbd625-d495-415e-bf39-b4e3c4f4366e"
+
+
+def test_a_lone_result_closes_nothing_by_absence() -> None:
+    result = parser.parse(load("policy-reporter_webhook_fail.json"))
+
+    assert (result.evaluated, result.evaluated_policies, result.incomplete_policies, result.resolved) == ([], [], ["CVE-2025-47907"], [])
+
+
+def test_a_lone_pass_resolves_exactly_its_policy_rule_and_resource() -> None:
+    body = load("policy-reporter_webhook_pass.json")
+    failing = parser.parse({**body, "status": "fail"})
+
+    result = parser.parse(body)
+
+    assert result.findings == []
+    assert result.resolved == [failing.findings[0].fingerprint]
+    assert failing.findings[0].rule_id == "disallow-capabilities/adding-capabilities"
+    assert failing.findings[0].resource == ResourceRef(cluster="", namespace="nirmata", kind="Pod", name="kyverno")
+    assert failing.findings[0].occurred_at == "2023-03-23T10:04:54+00:00"
+    assert parser.parse({**body, "status": "skip"}).resolved == result.resolved
+    assert parser.parse({**body, "rule": "other-rule"}).resolved != result.resolved
+
+
+def test_a_heartbeat_has_no_findings() -> None:
+    result = parser.parse(load("policy-reporter_webhook_heartbeat.json"))
+
+    assert (result.findings, result.resolved, result.evaluated, result.evaluated_policies) == ([], [], [], [])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"status": "maybe"}, "status: unknown result 'maybe'"),
+        ({"status": 3}, "status"),
+        ({"policy": ""}, "policy"),
+        ({"resource": {"uid": "x"}}, "resource has neither kind nor name"),
+        ({"properties": "x"}, "properties"),
+    ],
+)
+def test_a_broken_lone_result_says_what_is_wrong(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(ParseError, match=re.escape(message)):
+        parser.parse({**load("policy-reporter_webhook_fail.json"), **change})
