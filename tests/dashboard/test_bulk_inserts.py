@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import zlib
 
 import pytest
 from django.db import connection
 
-from dashboard.models import Finding, FindingOccurrence
+from dashboard.models import Finding, FindingOccurrence, ReportPayload
 from dashboard.services.bulk_inserts import insert_rows
 from tests.factories import FindingFactory, FindingOccurrenceFactory, ImageFactory, ReportFactory, ReportPayloadFactory, TeamFactory
 
@@ -115,3 +116,16 @@ def test_raw_payloads_are_stored_with_lz4_on_postgresql(require_postgres) -> Non
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_column_compression(data) FROM dashboard_reportpayload WHERE report_id = %s", [report.pk])
         assert cursor.fetchone() == ("lz4",)
+
+
+def test_payloads_are_packed_with_lz4_and_those_stored_before_stay_readable() -> None:
+    raw = b'{"Results": [' + b'{"VulnerabilityID": "CVE-2026-0001"},' * 2000 + b"{}]}"
+    packed, encoding = ReportPayload.pack(raw)
+    stored = [
+        ReportPayloadFactory(data=packed, encoding=encoding),
+        ReportPayloadFactory(data=zlib.compress(raw), encoding="zlib"),  # before lz4
+        ReportPayloadFactory(data=raw, encoding=""),  # before compression
+    ]
+
+    assert (encoding, len(packed) * 20 < len(raw)) == ("lz4", True)
+    assert [ReportPayload.objects.get(pk=payload.pk).raw for payload in stored] == [raw, raw, raw]
