@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from scanners.digest import stable_digest
+from scanners.digest import WINDOW, stable_digest
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 TRIVY = (FIXTURES / "trivy" / "trivy-golden_alpine-310_image.json").read_bytes()
@@ -66,3 +66,38 @@ def test_only_plain_values_are_blanked_so_a_matching_digest_means_the_same_valid
     assert stable_digest(plain) == stable_digest(other_plain)
     assert stable_digest(escaped) != stable_digest(plain)
     assert stable_digest(bad_escape) != stable_digest(plain)
+
+
+def padded(document: dict, section: list, copies: int) -> bytes:
+    """The document with one list of findings repeated until it is several times WINDOW bytes long."""
+    section.extend(json.loads(json.dumps(section[0])) for _ in range(copies))
+    return json.dumps(document).encode()
+
+
+def test_a_large_trivy_rerun_has_the_same_digest_its_run_keys_at_the_top() -> None:
+    document = json.loads(TRIVY)
+    large = padded(document, document["Results"][0]["Vulnerabilities"], 400)
+    document["CreatedAt"], document["ReportID"] = "2026-11-27T09:00:00Z", "0193d6a4-1111-7000-8000-000000000002"
+
+    assert len(large) > 3 * WINDOW
+    assert stable_digest(json.dumps(document).encode()) == stable_digest(large)
+
+
+def test_a_large_grype_rerun_has_the_same_digest_its_timestamp_at_the_end() -> None:
+    document = json.loads(GRYPE)
+    large = padded(document, document["matches"], 400)
+    document["descriptor"]["timestamp"] = "2026-11-27T09:00:00.123456789Z"
+
+    assert len(large) > 3 * WINDOW
+    assert stable_digest(json.dumps(document).encode()) == stable_digest(large)
+
+
+def test_a_run_key_in_the_middle_of_a_large_report_stays_in_the_digest() -> None:
+    document = json.loads(TRIVY)
+    vulnerabilities = document["Results"][0]["Vulnerabilities"]
+    padded(document, vulnerabilities, 400)
+    vulnerabilities[200]["CreatedAt"] = "2020-01-01"
+    before = json.dumps(document).encode()
+    vulnerabilities[200]["CreatedAt"] = "2030-01-01"
+
+    assert stable_digest(json.dumps(document).encode()) != stable_digest(before)
