@@ -207,6 +207,37 @@ def test_authentication_looks_a_token_up_in_one_query(teams, django_assert_num_q
         assert token_authenticate(plaintext[:-1] + ("A" if plaintext[-1] != "A" else "B")) is None
 
 
+def test_the_lookup_builds_the_token_and_its_team_as_the_orm_does(teams, django_assert_num_queries) -> None:
+    created, plaintext = token_create(team=teams[0], name="falco", allowed_cidrs=["10.0.0.0/8"], signing=True)
+    ApiToken.objects.filter(pk=created.pk).update(last_used_at=timezone.now(), last_used_ip="10.1.2.3")
+    teams[0].sla_days = {"critical": 3}
+    teams[0].save()
+    orm = ApiToken.objects.select_related("team").get(pk=created.pk)
+
+    token = token_authenticate(plaintext)
+    with django_assert_num_queries(0):
+        team = token.team
+
+    assert {f.attname: getattr(token, f.attname) for f in ApiToken._meta.concrete_fields} == {
+        f.attname: getattr(orm, f.attname) for f in ApiToken._meta.concrete_fields
+    }
+    assert {f.attname: getattr(team, f.attname) for f in team._meta.concrete_fields} == {
+        f.attname: getattr(orm.team, f.attname) for f in team._meta.concrete_fields
+    }
+    assert (token.expires_at.tzinfo is not None, token.allowed_cidrs, team.sla_days) == (True, ["10.0.0.0/8"], {"critical": 3})
+    assert (token._state.adding, token._state.db, team._state.adding) == (False, "default", False)
+
+
+def test_a_revoked_token_is_refused_by_the_very_next_request(teams) -> None:
+    token, plaintext = token_create(team=teams[0], name="ci", scope="read")
+    client = client_for(plaintext)
+    before = client.get("/api/v1/findings/").status_code
+
+    token_revoke(token=token, reason="leaked")
+
+    assert (before, client.get("/api/v1/findings/").status_code) == (200, 401)
+
+
 def test_the_commands_create_an_integration_token_rotate_it_and_revoke_it(teams) -> None:
     out = io.StringIO()
     call_command(
