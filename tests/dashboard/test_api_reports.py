@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
+import uuid
 
 import pytest
-from django.db import IntegrityError
+from celery import current_app
+from django.db import IntegrityError, connection
 from django.utils import timezone
+from kombu import Message
 from rest_framework.test import APIClient
 
 from dashboard.models import Finding, FindingEvent, Report, ReportPayload
 from dashboard.services import reports
 from dashboard.services.reports import report_submit
+from dashboard.services.task_publisher import drop_producer, publish_task
 from dashboard.services.tokens import token_create
 from tests.conftest import fixture_bytes
 from tests.factories import TeamFactory
@@ -190,3 +195,147 @@ def test_a_token_cannot_post_for_another_team(client) -> None:
 def test_unknown_format_and_wrong_content_type_are_refused(client) -> None:
     assert post(client, fixture_bytes(ALPINE), "?format=nessus").json()["error"]["code"] == "unknown_format"
     assert post(client, fixture_bytes(ALPINE), content_type="text/html").status_code == 415
+
+
+# --- One Falco alert per request: the hot path (issue 4) ----------------------------------------------
+
+ALERT = fixture_bytes("falco/falcosidekick_webhook_payloads.jsonl").splitlines()[0]
+OTHER_ALERT = fixture_bytes("falco/falcosidekick_webhook_payloads.jsonl").splitlines()[1]
+
+
+@pytest.fixture
+def published(settings, monkeypatch) -> list[tuple[str, list[str], str, bool]]:
+    """Tasks are published to the broker (not run in-process); records (name, args, queue, inside a transaction)."""
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    sent: list[tuple[str, list[str], str, bool]] = []
+
+    def publish_task(name: str, args: list[str], *, queue: str) -> str:
+        sent.append((name, args, queue, connection.in_atomic_block))
+        return "task-id"
+
+    monkeypatch.setattr(reports, "publish_task", publish_task)
+    return sent
+
+
+def test_one_alert_costs_two_sql_statements_and_the_id_is_published_after_the_commit(
+    require_postgres, client, published, settings, django_assert_num_queries
+) -> None:
+    post(client, OTHER_ALERT)  # the token's first use from this address is recorded (queries of its own)
+
+    with django_assert_num_queries(2):  # the token; one INSERT that checks for the same bytes and stores report and payload
+        response = post(client, ALERT)
+
+    assert response.status_code == 202
+    assert published[-1] == ("vigil.reports.process", [response.json()["id"]], settings.CELERY_TASK_DEFAULT_QUEUE, False)
+    assert ReportPayload.objects.get(report_id=response.json()["id"]).raw == ALERT
+
+
+def test_a_retried_alert_answers_the_first_report_and_is_not_published_again(client, published) -> None:
+    first = post(client, ALERT)
+    again = post(client, ALERT)
+
+    assert (first.status_code, again.status_code, again.json()) == (202, 202, first.json())
+    assert [args for _, args, _, _ in published] == [[first.json()["id"]]]
+    assert Report.objects.count() == ReportPayload.objects.count() == 1
+
+
+@pytest.fixture(params=[reports.KNOWN_GOOD_BYTES, 0], ids=["checked in the INSERT", "checked before the INSERT"])
+def duplicate_check(request, monkeypatch) -> None:
+    """PostgreSQL checks small reports for the same bytes in the INSERT itself, larger ones before it."""
+    monkeypatch.setattr(reports, "KNOWN_GOOD_BYTES", request.param)
+
+
+@pytest.mark.parametrize(
+    ("first_query", "second_query", "same"),
+    [
+        ("", "", True),
+        ("", "?image=registry.example.com/payments/api:1.4.1", False),
+        ("", "?format=falco", False),
+        ("?stream=runtime", "?stream=runtime", True),
+        ("?stream=runtime", "?stream=admission", False),
+        ("?stream=runtime", "", True),  # no stream named: the earlier one matches whatever its stream
+    ],
+)
+def test_the_same_bytes_are_one_report_for_the_same_format_image_and_stream(
+    client, published, duplicate_check, first_query, second_query, same
+) -> None:
+    first = post(client, ALERT, first_query).json()["id"]
+    second = post(client, ALERT, second_query).json()["id"]
+
+    assert (second == first, Report.objects.count()) == (same, 1 if same else 2)
+
+
+def test_the_same_bytes_from_another_team_are_another_report(client, published, duplicate_check) -> None:
+    _, other_token = token_create(team=TeamFactory(slug="storefront"), name="storefront falco")
+    other = APIClient()
+    other.credentials(HTTP_AUTHORIZATION=f"Bearer {other_token}")
+
+    first = post(client, ALERT).json()["id"]
+    second = post(other, ALERT).json()["id"]
+
+    assert second != first
+    assert sorted(Report.objects.values_list("team__slug", flat=True)) == ["payments", "storefront"]
+
+
+def test_the_same_bytes_after_the_window_are_another_report(client, published, duplicate_check, settings) -> None:
+    first = post(client, ALERT).json()["id"]
+    Report.objects.filter(pk=first).update(received_at=timezone.now() - timezone.timedelta(seconds=settings.VIGIL_DEDUPLICATE_SECONDS + 1))
+
+    second = post(client, ALERT).json()["id"]
+
+    assert second != first
+    assert Report.objects.count() == ReportPayload.objects.count() == 2
+
+
+def test_a_broken_alert_sent_again_gets_its_422_again(client, published, duplicate_check) -> None:
+    broken = ALERT[:-20]
+
+    first = post(client, broken)
+    again = post(client, broken)
+
+    assert (first.status_code, again.status_code) == (422, 422)
+    assert first.json()["error"]["details"]["report"] != again.json()["error"]["details"]["report"]
+    assert list(Report.objects.values_list("status", flat=True)) == ["failed", "failed"]
+    assert published == []
+
+
+def _fetch(queue: str) -> Message:
+    with current_app.connection_for_write() as conn:
+        message = conn.default_channel.basic_get(queue, no_ack=True)
+        conn.default_channel.queue_delete(queue)
+    return message
+
+
+def test_the_published_task_message_is_the_one_send_task_makes(settings) -> None:
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    queue = f"vigil-test-{uuid.uuid4().hex[:8]}"
+    report_id = str(uuid.uuid4())
+
+    current_app.send_task(reports.PROCESS_TASK, args=[report_id], queue=queue, retry=False)
+    by_celery = _fetch(queue)
+    task_id = publish_task(reports.PROCESS_TASK, [report_id], queue=queue)
+    ours = _fetch(queue)
+
+    ids = {"id", "root_id", "correlation_id", "delivery_tag"}
+    assert (ours.headers["id"], ours.headers["task"], ours.decode()[0]) == (task_id, "vigil.reports.process", [report_id])
+    assert {k: v for k, v in ours.headers.items() if k not in ids} == {k: v for k, v in by_celery.headers.items() if k not in ids}
+    assert {k: v for k, v in ours.properties.items() if k not in ids} == {k: v for k, v in by_celery.properties.items() if k not in ids}
+    assert (ours.decode(), ours.content_type, ours.delivery_info) == (by_celery.decode(), by_celery.content_type, by_celery.delivery_info)
+
+
+def test_a_broker_that_is_down_fails_the_publish_at_once_and_the_next_publish_connects_again(team, settings, monkeypatch) -> None:
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_TASK_DEFAULT_QUEUE = f"vigil-test-{uuid.uuid4().hex[:8]}"
+    report, _ = report_submit(data=ALERT, team_slug="payments", enqueue_now=False)
+    reports.enqueue(report.pk)  # this thread now holds a producer connected to the broker
+    monkeypatch.setattr(current_app.conf, "broker_write_url", "redis://127.0.0.1:1/0")  # nothing listens there
+    drop_producer()
+
+    started = time.monotonic()
+    while_down = reports.enqueue(report.pk)
+    seconds = time.monotonic() - started
+    monkeypatch.undo()
+    after = reports.enqueue(report.pk)
+
+    assert (while_down, seconds < 1.5, after) == (False, True, True)
+    assert [_fetch(settings.CELERY_TASK_DEFAULT_QUEUE).decode()[0]] == [[str(report.pk)]]

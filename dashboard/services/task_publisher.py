@@ -1,0 +1,80 @@
+"""Publishing a Celery task from a web worker for less CPU: one producer per thread, kept across requests.
+
+``app.send_task`` acquires a producer from the pool, merges the task's routing and execution options and sends
+the publish signals on every call: 0.46-0.51 ms of CPU here, more than the INSERT that stores a Falco alert.
+``publish_task`` builds the same message with ``app.amqp.create_task_message`` (the same headers, body and
+properties: a test compares them, and the worker cannot tell them apart) and publishes it on a producer the
+thread keeps, made from the same broker settings (connect and socket timeouts, no retry): 0.32-0.34 ms.  A
+publish that fails drops the producer and its connection, so the next publish connects again; the caller
+decides what a failure means (``reports.enqueue``: the sweeper re-enqueues).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from typing import Any
+
+from celery import current_app
+from kombu import Producer
+from kombu.utils.uuid import uuid
+
+
+class _Kept(threading.local):
+    producer: Producer | None = None
+    pid: int = 0
+    #: Per queue: the publish options send_task works out from the configuration, looked up once per producer.
+    options: dict[str, dict[str, Any]]
+
+
+_kept = _Kept()
+
+
+def publish_task(name: str, args: list[Any], *, queue: str) -> str:
+    """Publish task ``name`` with positional ``args`` on ``queue`` (as ``send_task(name, args, queue=queue, retry=False)``).
+
+    Returns the task id; raises what the broker raised (after dropping the producer).
+    """
+    app = current_app
+    producer = _producer(app)
+    options = _kept.options.get(queue) or _options(app, queue)
+    task_id = uuid()
+    headers, properties, body, _ = app.amqp.create_task_message(task_id, name, args, {}, reply_to=app.thread_oid, ignore_result=None)
+    try:
+        producer.publish(body, headers=headers, retry=False, **options, **properties)
+    except BaseException:
+        drop_producer()
+        raise
+    return task_id
+
+
+def _producer(app: Any) -> Producer:
+    pid = os.getpid()
+    if _kept.producer is None or _kept.pid != pid:  # a forked process makes its own connection
+        _kept.producer = None
+        _kept.options = {}
+        _kept.producer = app.connection_for_write().Producer()
+        _kept.pid = pid
+    return _kept.producer
+
+
+def _options(app: Any, queue: str) -> dict[str, Any]:
+    target = app.amqp.queues[queue]
+    options = _kept.options[queue] = {
+        "exchange": "",  # the default exchange, routed by queue name, as send_task does for a direct queue
+        "routing_key": target.name,
+        "serializer": app.conf.task_serializer,
+        "compression": app.conf.task_compression,
+        "delivery_mode": target.exchange.delivery_mode or app.conf.task_default_delivery_mode,
+        "declare": [target],  # declared once per connection (kombu remembers)
+    }
+    return options
+
+
+def drop_producer() -> None:
+    """Forget this thread's producer and close its connection (the next publish connects again)."""
+    producer, _kept.producer = _kept.producer, None
+    if producer is not None:
+        with contextlib.suppress(Exception):
+            producer.connection.release()
