@@ -305,10 +305,17 @@ def falco(stack: stack_mod.Stack, total: int, clients: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------- main
 
 
-def run(*, n: int, megabytes: float, alerts: int, clients: int, web_workers: int, db_name: str, keep_db: bool) -> dict[str, Any]:
+def run(
+    *, n: int, megabytes: float, alerts: int, clients: int, web_workers: int, web_threads: int, db_name: str, keep_db: bool
+) -> dict[str, Any]:
     report_file(megabytes)  # generated before the stack starts (cached under bench/out/)
-    with stack_mod.running_stack(db_name=db_name, web_workers=web_workers, keep_db=keep_db) as stack:
-        figures: dict[str, Any] = {"web_workers": web_workers, "cpus": os.cpu_count(), "load_before": os.getloadavg()}
+    with stack_mod.running_stack(db_name=db_name, web_workers=web_workers, web_threads=web_threads, keep_db=keep_db) as stack:
+        figures: dict[str, Any] = {
+            "web_workers": web_workers,
+            "web_threads": web_threads,
+            "cpus": os.cpu_count(),
+            "load_before": os.getloadavg(),
+        }
         figures["imports"] = imports(stack, n)
         figures["big"] = big_report(stack, megabytes)
         if alerts:
@@ -411,6 +418,7 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=1600, help="Falco alerts to post (default 1600)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
     parser.add_argument("--web-workers", type=int, default=3, help="gunicorn workers (default 3)")
+    parser.add_argument("--web-threads", type=int, default=1, help="threads per gunicorn worker (default 1)")
     parser.add_argument("--db", default=os.environ.get("VIGIL_BENCH_DB", "vigil_bench"), help="database to create and drop")
     parser.add_argument("--keep-db", action="store_true", help="keep the database afterwards (to inspect it)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
@@ -421,6 +429,7 @@ def main() -> None:
         alerts=args.alerts,
         clients=args.clients,
         web_workers=args.web_workers,
+        web_threads=args.web_threads,
         db_name=args.db,
         keep_db=args.keep_db,
     )

@@ -240,7 +240,7 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
 
 
 @contextmanager
-def running_stack(*, db_name: str, web_workers: int = 3, keep_db: bool = False) -> Iterator[Stack]:
+def running_stack(*, db_name: str, web_workers: int = 3, web_threads: int = 1, keep_db: bool = False) -> Iterator[Stack]:
     """Create the database, migrate, make a team and token, start gunicorn and one worker; tear it all down."""
     OUT.mkdir(parents=True, exist_ok=True)
     queue = f"vigil-bench-{uuid.uuid4().hex[:8]}"
@@ -272,6 +272,8 @@ def running_stack(*, db_name: str, web_workers: int = 3, keep_db: bool = False) 
                 f"127.0.0.1:{port}",
                 "--workers",
                 str(web_workers),
+                "--threads",
+                str(web_threads),
                 "--timeout",
                 "600",
                 "--log-level",
