@@ -34,8 +34,8 @@ from dashboard.services.finding_rows import (
     score_new,
     stored_findings,
 )
-from dashboard.services.images import images_record
-from dashboard.services.ingest import Batch, IngestOutcome
+from dashboard.services.images import Recorded, images_record
+from dashboard.services.ingest import IngestOutcome
 from dashboard.services.scopes import lock_scopes
 from scanners.base import ImageRef, ParseResult
 
@@ -60,15 +60,14 @@ class _Merged:
     item: Item
 
 
-def apply_event_reports(reports: Sequence[EventReport], batch: Batch) -> list[IngestOutcome]:
+def apply_event_reports(reports: Sequence[EventReport]) -> list[IngestOutcome]:
     """Apply event reports (in arrival order) whose rows the caller locked, inside the caller's transaction;
     one outcome per report."""
     items = [items_of(e.report.team, e.source, e.stream, e.result, _override(e.report)) for e in reports]
     merged = _merge(items)
     scopes = {item.scope_key for named in items for item in named.values()}
-    lock_scopes(scopes - batch.locked_scopes)
-    batch.locked_scopes |= scopes
-    images = _record_images(reports, items, batch)
+    lock_scopes(scopes)
+    images = _record_images(reports, items)
 
     outcomes = [
         IngestOutcome(counts=dict.fromkeys(("new", "reopened", "unchanged", "fixed"), 0), held_closures=[], findings_total=0)
@@ -153,18 +152,19 @@ def _merge(items: list[dict[str, Item]]) -> dict[str, _Merged]:
     return merged
 
 
-def _record_images(reports: Sequence[EventReport], items: list[dict[str, Item]], batch: Batch) -> dict[str, Image]:
-    """Each report's images and tags (recorded once per batch: ``batch.recorded``); the report's own image."""
+def _record_images(reports: Sequence[EventReport], items: list[dict[str, Item]]) -> dict[str, Image]:
+    """Each report's images and tags (each recorded once for the batch); the report's own image."""
     images: dict[str, Image] = {}
+    recorded = Recorded()
     for event, named in zip(reports, items, strict=True):
         report, override = event.report, _override(event.report)
         refs = [item.image for item in named.values() if item.image is not None]
         main = override or event.result.artifact
         if main is not None:
             refs.append(main)
-        recorded = images_record(refs, report.team, event.result.labels, report.observed_at, batch.recorded)
-        images.update(recorded)
-        image = recorded.get(main.name) if main is not None else None
+        its_images = images_record(refs, report.team, event.result.labels, report.observed_at, recorded)
+        images.update(its_images)
+        image = its_images.get(main.name) if main is not None else None
         if image is not None and report.image_id != image.pk:
             report.image = image
     return images

@@ -37,7 +37,7 @@ from dashboard.services.scopes import covered_scopes, explicitly_evaluated, lock
 from scanners.base import ImageRef, ParseResult
 from scanners.digest import STABLE_FORMATS
 
-__all__ = ["EVENT_FORMATS", "Batch", "IngestOutcome", "apply_report", "close_findings"]
+__all__ = ["EVENT_FORMATS", "IngestOutcome", "apply_report", "close_findings"]
 
 _ABSENT = "absent from a complete report"
 _PASSED = "evaluated again and passed"
@@ -63,23 +63,11 @@ def _policy_of(item: Item) -> str:
     return policy if isinstance(policy, str) else ""
 
 
-@dataclasses.dataclass
-class Batch:
-    """What reports applied one after another in one transaction share (a batch of event reports): the
-    scopes already locked, and the images and tags already recorded; neither needs a query again."""
-
-    locked_scopes: set[str] = dataclasses.field(default_factory=set)
-    recorded: Recorded = dataclasses.field(default_factory=Recorded)
-
-
-def apply_report(
-    *, report: Report, source: str, stream: str, result: ParseResult, now: dt.datetime, batch: Batch | None = None
-) -> IngestOutcome:
+def apply_report(*, report: Report, source: str, stream: str, result: ParseResult, now: dt.datetime) -> IngestOutcome:
     """Upsert the report's findings and close what it no longer shows.  Caller holds the transaction.
 
-    ``batch``: shared by reports applied one after another in the caller's transaction.
+    (A batch of event reports is applied as one by ``event_ingest``.)
     """
-    batch = batch or Batch()
     override = ImageRef.parse(report.image_ref) if report.image_ref else None
     team = report.team
     items = items_of(team, source, stream, result, override)
@@ -102,8 +90,7 @@ def apply_report(
         passing = Finding.objects.filter(fingerprint__any=result.resolved, status__in=ACTIVE_STATUSES).values_list("id", "scope_key")
         resolved = dict(passing)
     locked = scopes | {item.scope_key for item in items.values()} | set(resolved.values())
-    lock_scopes(locked - batch.locked_scopes)
-    batch.locked_scopes |= locked
+    lock_scopes(locked)
     if not events_only:  # what a repeated scan is compared with (reimports.py); events never repeat
         mark_applied(locked, report=report)
 
@@ -118,7 +105,7 @@ def apply_report(
         image_refs.append(override)
     elif result.artifact is not None:
         image_refs.append(result.artifact)
-    images = images_record(image_refs, team, result.labels, now, batch.recorded)
+    images = images_record(image_refs, team, result.labels, now, Recorded())
     report_image = override or result.artifact
     main_image = images.get(report_image.name) if report_image is not None else None
     if main_image is not None and report.image_id != main_image.pk:

@@ -119,12 +119,10 @@ def _apply(job: _Job) -> Report:
     return locked
 
 
-def _apply_locked(locked: Report, job: _Job, batch: ingest.Batch | None = None) -> list[int]:
+def _apply_locked(locked: Report, job: _Job) -> list[int]:
     """Apply one report whose row the caller has locked, inside the caller's transaction; returns the ids of
     the findings it named."""
-    outcome = ingest.apply_report(
-        report=locked, source=job.source, stream=job.stream, result=job.result, now=locked.observed_at, batch=batch
-    )
+    outcome = ingest.apply_report(report=locked, source=job.source, stream=job.stream, result=job.result, now=locked.observed_at)
     triage_rules.after_ingest(
         new_ids=outcome.new_ids, reopened_ids=outcome.reopened_ids, changed_ids=outcome.changed_ids, now=locked.observed_at
     )
@@ -163,9 +161,9 @@ EVENT_APPLY_LOCK = 0x5649474C_45564E54  # "VIGLEVNT"
 def _serialise_event_applies() -> None:
     """Apply event reports one transaction at a time (the lock is released at commit or rollback).
 
-    A batch locks the lifecycle scopes of its reports one report after another, not in one sorted sweep
-    like a single report does, so two batches, or a batch and an event report spanning several scopes,
-    could each hold a scope the other waits for.  Event applies contend on the same scopes anyway.
+    Event applies contend on the same few scopes, images and findings anyway, so one advisory lock
+    serialises them rather than every row lock they take having to come in one global order (a
+    concurrency test found a deadlock between two batches without it).
     """
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -175,9 +173,9 @@ def _serialise_event_applies() -> None:
 def _process_events(leader: Report, first: _Job) -> Report:
     """Apply the leader and the queued event reports claimed with it, in one transaction.
 
-    Every report is applied by ``ingest.apply_report`` on its own (its counts stay its own), in order of
-    arrival.  A report that does not parse fails alone; if applying the batch fails, it is rolled back and
-    its reports are applied one by one, so one bad report fails alone.
+    The reports are applied as one, in order of arrival (``event_ingest``: the end state of applying them one
+    by one; every report keeps its own counts).  A report that does not parse fails alone; if applying the
+    batch fails, it is rolled back and its reports are applied one by one, so one bad report fails alone.
     """
     jobs = [first]
     for report, document in _claim_events(leader, timezone.now()):
@@ -264,7 +262,6 @@ def _apply_batch(jobs: list[_Job]) -> dict[Any, Report]:
         reports = [locked[job.report_id] for job in ordered]
         outcomes = event_ingest.apply_event_reports(
             [event_ingest.EventReport(report, job.source, job.stream, job.result) for report, job in zip(reports, ordered, strict=True)],
-            ingest.Batch(),
         )
         triage_rules.after_ingest(
             new_ids=[pk for outcome in outcomes for pk in outcome.new_ids],
