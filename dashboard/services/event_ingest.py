@@ -18,21 +18,21 @@ from typing import Any
 from dashboard.models import Finding, FindingEvent, Image, Report, Status
 from dashboard.services import intel, risk
 from dashboard.services.bulk_inserts import insert_rows
-from dashboard.services.bulk_updates import bulk_update_rows
 from dashboard.services.finding_rows import (
-    BATCH,
     PER_OCCURRENCE,
     SAMPLES_KEPT,
     Item,
+    changed_values,
     chunks,
-    content_of,
     event_row,
     image_of,
     items_of,
     new_row,
     record_occurrences,
+    reopened_values,
     score_new,
     stored_findings,
+    write_changed,
 )
 from dashboard.services.images import Recorded, images_record
 from dashboard.services.ingest import IngestOutcome
@@ -92,31 +92,20 @@ def apply_event_reports(reports: Sequence[EventReport]) -> list[IngestOutcome]:
     for fp, row in known.items():
         entry, ids[fp] = merged[fp], row.id
         first, latest = reports[entry.first].report, reports[entry.last].report
-        values: dict[str, Any] = {}
-        content = content_of(entry.item, row.details)
-        if row.content_hash != entry.item.content_hash:
-            values.update(content, content_hash=entry.item.content_hash)
-        else:  # the latest occurrence's text and details, and the recent samples
-            values.update(description=content["description"], details=content["details"])
-        if row.scope_key != entry.item.scope_key:
-            values["scope_key"] = entry.item.scope_key
+        values = changed_values(row, entry.item, event=True)
         if row.status == Status.FIXED:
             sla = risk.sla_days_for(first.team.sla_days if first.team is not None else None)
             now = first.observed_at
-            values.update(status=Status.OPEN, fixed_at=None, status_changed_at=now)
-            values["due_date"] = risk.due_date(severity=values.get("severity", row.severity), start=now.date(), sla_days=sla)
+            values.update(reopened_values(severity=values.get("severity", row.severity), now=now, sla=sla))
             events.append(event_row(row.id, FindingEvent.Type.REOPENED, first, now, from_status=Status.FIXED, to_status=Status.OPEN))
             reopened.add(fp)
             outcomes[entry.first].reopened_ids.append(row.id)
-        values["occurrences"] = row.occurrences + entry.item.count
-        # Rows are written in groups of the same changed fields, so no row gets another's columns.
         changed.setdefault(tuple(sorted(values)), []).append(
             Finding(pk=row.id, last_seen=max(row.last_seen, latest.observed_at), last_report=latest, **values)
         )
         if values.keys() - PER_OCCURRENCE:  # content, scope or status: triage looks again
             outcomes[entry.last].changed_ids.append(row.id)
-    for fields, group in changed.items():
-        bulk_update_rows(Finding, group, [*fields, "last_seen", "last_report"], batch_size=BATCH)
+    write_changed(changed)
     record_occurrences(
         (ids[fp], item, event.report.observed_at)
         for event, named in zip(reports, items, strict=True)

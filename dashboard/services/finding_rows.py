@@ -16,8 +16,9 @@ from typing import Any
 from django.db import connection
 
 from dashboard.models import Finding, FindingOccurrence, Image, Report, Status, Team
-from dashboard.services import intel
+from dashboard.services import intel, risk
 from dashboard.services.bulk_inserts import insert_rows
+from dashboard.services.bulk_updates import bulk_update_rows
 from dashboard.services.images import LAST_SEEN_STEP
 from dashboard.services.ownership import resolve_owner, rules_for
 from dashboard.services.scopes import policy_scope_key, scope_key
@@ -226,6 +227,36 @@ def stored_findings(fingerprints: Sequence[str], *, with_details: bool) -> dict[
         for fingerprint, pk, status, key, seen, hashed, count, severity, *details in rows:
             stored[fingerprint] = Stored(pk, status, key, seen, hashed, count, severity, details[0] if details else None)
     return stored
+
+
+def changed_values(row: Stored, item: Item, *, event: bool) -> dict[str, Any]:
+    """What a stored finding takes from the item naming it again: its content when that changed (an event
+    takes the latest occurrence's text, details and samples every time, and counts its occurrences), its
+    scope when it moved.  Empty when nothing changed."""
+    values: dict[str, Any] = {}
+    if row.content_hash != item.content_hash:
+        values.update(content_of(item, row.details), content_hash=item.content_hash)
+    elif event:
+        content = content_of(item, row.details)
+        values.update(description=content["description"], details=content["details"])
+    if row.scope_key != item.scope_key:
+        values["scope_key"] = item.scope_key
+    if event:
+        values["occurrences"] = row.occurrences + item.count
+    return values
+
+
+def reopened_values(*, severity: str, now: dt.datetime, sla: dict[str, int]) -> dict[str, Any]:
+    """A fixed finding named again reopens, due again by its severity's SLA counted from now."""
+    due = risk.due_date(severity=severity, start=now.date(), sla_days=sla)
+    return {"status": Status.OPEN, "fixed_at": None, "status_changed_at": now, "due_date": due}
+
+
+def write_changed(changed: dict[tuple[str, ...], list[Finding]]) -> None:
+    """Write changed findings grouped by the fields they change (so no row gets another's columns), with
+    "last seen" and the last report."""
+    for fields, group in changed.items():
+        bulk_update_rows(Finding, group, [*fields, "last_seen", "last_report"], batch_size=BATCH)
 
 
 def event_row(finding_id: int, type_: str, report: Report | None, now: dt.datetime, **extra: Any) -> dict[str, Any]:

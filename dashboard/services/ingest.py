@@ -15,22 +15,22 @@ from typing import Any
 from dashboard.models import ACTIVE_STATUSES, Finding, FindingEvent, Report, Status
 from dashboard.services import intel, risk
 from dashboard.services.bulk_inserts import insert_rows
-from dashboard.services.bulk_updates import bulk_update_rows
 from dashboard.services.finding_rows import (
-    BATCH,
     EVENT_FORMATS,
     PER_OCCURRENCE,
     Item,
+    changed_values,
     chunks,
-    content_of,
     event_row,
     image_of,
     items_of,
     new_row,
     read_chunks,
     record_occurrences,
+    reopened_values,
     score_new,
     stored_findings,
+    write_changed,
 )
 from dashboard.services.images import LAST_SEEN_STEP, Recorded, images_record
 from dashboard.services.scopes import covered_scopes, explicitly_evaluated, lock_scopes, mark_applied
@@ -133,28 +133,15 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
         changed: dict[tuple[str, ...], list[Finding]] = {}
         for fp, row in stored.items():
             ids[fp] = row.id
-            item = items[fp]
-            values: dict[str, Any] = {}
-            if row.content_hash != item.content_hash:
-                values.update(content_of(item, row.details), content_hash=item.content_hash)
-            elif events_only:  # the latest occurrence's text and details, and the recent samples
-                content = content_of(item, row.details)
-                values.update(description=content["description"], details=content["details"])
-            if row.scope_key != item.scope_key:
-                values["scope_key"] = item.scope_key
+            values = changed_values(row, items[fp], event=events_only)
             if row.status == Status.FIXED:
-                severity = values.get("severity", row.severity)
-                values.update(status=Status.OPEN, fixed_at=None, status_changed_at=now)
-                values["due_date"] = risk.due_date(severity=severity, start=now.date(), sla_days=sla)
+                values.update(reopened_values(severity=values.get("severity", row.severity), now=now, sla=sla))
                 events.append(event_row(row.id, FindingEvent.Type.REOPENED, report, now, from_status=Status.FIXED, to_status=Status.OPEN))
                 counts["reopened"] += 1
                 triaged.reopened_ids.append(row.id)
             else:
                 counts["unchanged"] += 1
-            if events_only:
-                values["occurrences"] = row.occurrences + item.count
             if values:
-                # Rows are written in groups of the same changed fields, so no row gets another's columns.
                 changed.setdefault(tuple(sorted(values)), []).append(
                     Finding(pk=row.id, last_seen=max(row.last_seen, now), last_report=report, **values)
                 )
@@ -162,8 +149,7 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
                     triaged.changed_ids.append(row.id)
             else:
                 seen_ids.append(row.id)
-        for fields, group in changed.items():
-            bulk_update_rows(Finding, group, [*fields, "last_seen", "last_report"], batch_size=BATCH)
+        write_changed(changed)
     for chunk in read_chunks(seen_ids):
         # Unchanged findings: move "last seen" forward at most once per LAST_SEEN_STEP, so re-importing
         # the same report (CI re-runs) writes nothing.
