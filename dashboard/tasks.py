@@ -15,9 +15,9 @@ from dashboard.services import (
     ownership_rules,
     report_processing,
     reports,
+    request_signing,
     risk_acceptance,
     snapshots,
-    tokens,
 )
 
 
@@ -62,7 +62,7 @@ def reassign_ownership(rule_id: int) -> None:
 
 @shared_task(name="vigil.tokens.prune_signatures")
 def prune_signatures() -> None:
-    tokens.signatures_prune()
+    request_signing.signatures_prune()
 
 
 # --- Training nudges (issue 7) -----------------------------------------------------------------

@@ -64,7 +64,6 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
-    "dashboard.api.signing.SignedReplayMiddleware",
     # Last, as django-axes asks: login throttling.
     "axes.middleware.AxesMiddleware",
 ]

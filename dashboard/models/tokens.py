@@ -74,7 +74,10 @@ class TokenAddress(models.Model):
 
 
 class SignedRequest(models.Model):
-    """A signature seen on a signed request, kept for the replay window: a replay gets the first answer."""
+    """A signature seen on a signed request, kept for the replay window: the same signature again is refused.
+
+    No answer is kept: a replay is never answered, so no request can be given another one's answer.
+    """
 
     token = models.ForeignKey(ApiToken, on_delete=models.CASCADE, related_name="+")
     signature = models.CharField(max_length=64)
@@ -82,10 +85,6 @@ class SignedRequest(models.Model):
     method = models.CharField(max_length=10)
     path = models.CharField(max_length=500)
     received_at = models.DateTimeField(db_index=True)
-    #: The first answer, replayed to any repeat of the same signed request (null while it is being handled).
-    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    response_body = models.BinaryField(null=True, blank=True)
-    content_type = models.CharField(max_length=100, blank=True, default="")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["token", "signature"], name="signedrequest_token_signature_unique")]

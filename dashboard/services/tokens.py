@@ -6,8 +6,7 @@ typo is caught before any database lookup.
 
 Optional per token: an IP allow-list (CIDRs) and a request-signing secret.  The signing
 secret is never stored: it is HMAC(TOKEN_HASH_KEY, random salt), so a copy of the database
-alone cannot sign requests.  Signed requests carry
-``X-Vigil-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">``.
+alone cannot sign requests.  What a signature covers and how it is checked: ``services/request_signing.py``.
 """
 
 from __future__ import annotations
@@ -25,13 +24,13 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models.expressions import Col
 from django.utils import timezone
 
 from dashboard.errors import ApplicationError
-from dashboard.models import ApiToken, AuditEvent, SignedRequest, Team, TokenAddress, TokenScope
+from dashboard.models import ApiToken, AuditEvent, Team, TokenAddress, TokenScope
 from dashboard.services.audit import audit_record
 
 TOKEN_PREFIX = "vgl_"  # noqa: S105 - the public token prefix, not a secret
@@ -41,10 +40,6 @@ _PUBLIC_LEN = 10
 _SECRET_LEN = 32
 _CHECK_LEN = 6
 TOKEN_LENGTH = len(TOKEN_PREFIX) + _PUBLIC_LEN + _SECRET_LEN + _CHECK_LEN
-#: Signed requests whose timestamp is further than this from the server's clock are refused.
-SIGNATURE_WINDOW_SECONDS = 300
-#: Largest first answer kept for replays of a signed request.
-_REPLAY_BODY_LIMIT = 64 * 1024
 
 
 def _random(length: int) -> str:
@@ -348,84 +343,3 @@ def token_rotate(
         details={**_ids(token), "successor": successor.prefix, "old_expires_at": token.expires_at.isoformat()},
     )
     return successor, plaintext
-
-
-# --- signed requests ---------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class SignatureClaim:
-    """A verified signed request: the first of its kind (``replay`` False) or a repeat of an earlier one."""
-
-    record: SignedRequest
-    replay: bool
-
-
-def _parse_signature_header(header: str) -> tuple[int, list[str]]:
-    timestamp: int | None = None
-    signatures: list[str] = []
-    for part in header.split(","):
-        key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit() and len(value) <= 12:
-            timestamp = int(value)
-        elif key == "v1" and len(value) == 64:
-            signatures.append(value.lower())
-    if timestamp is None or not signatures:
-        raise ApplicationError(
-            'X-Vigil-Signature must be "t=<unix time>,v1=<hex HMAC-SHA256 of \\"<t>.<body>\\">"', code="bad_signature", status=401
-        )
-    return timestamp, signatures
-
-
-def signature_verify(*, token: ApiToken, header: str, body: bytes, now: float | None = None) -> tuple[int, str]:
-    """Check a signature on the raw body: timestamp within the window, HMAC compared in constant time.
-
-    Returns ``(timestamp, signature)``; raises a 401 ApplicationError otherwise.
-    """
-    secret = token_signing_secret(token)
-    if not secret:
-        raise ApplicationError("this token has no signing secret", code="bad_signature", status=401)
-    if not header:
-        raise ApplicationError("this token requires signed requests: send X-Vigil-Signature", code="signature_required", status=401)
-    timestamp, candidates = _parse_signature_header(header)
-    current = timezone.now().timestamp() if now is None else now
-    if abs(current - timestamp) > SIGNATURE_WINDOW_SECONDS:
-        raise ApplicationError(
-            f"signature timestamp is more than {SIGNATURE_WINDOW_SECONDS} s away from the server's clock",
-            code="stale_signature",
-            status=401,
-        )
-    expected = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
-    matched = [candidate for candidate in candidates if hmac.compare_digest(expected, candidate)]
-    if not matched:
-        raise ApplicationError("signature does not match the body", code="bad_signature", status=401)
-    return timestamp, matched[0]
-
-
-def signature_claim(*, token: ApiToken, timestamp: int, signature: str, method: str, path: str) -> SignatureClaim:
-    """Record a verified signature; a second request with the same signature is a replay of the first."""
-    now = timezone.now()
-    try:
-        with transaction.atomic():
-            record = SignedRequest.objects.create(
-                token=token, signature=signature, timestamp=timestamp, method=method[:10], path=path[:500], received_at=now
-            )
-        return SignatureClaim(record=record, replay=False)
-    except IntegrityError:
-        record = SignedRequest.objects.get(token=token, signature=signature)
-        return SignatureClaim(record=record, replay=True)
-
-
-def signature_store_answer(*, record: SignedRequest, status_code: int, body: bytes, content_type: str) -> None:
-    """Keep the first answer to a signed request, to replay it to any repeat (only its status when it is large)."""
-    kept = body if len(body) <= _REPLAY_BODY_LIMIT else None
-    SignedRequest.objects.filter(pk=record.pk, status_code__isnull=True).update(
-        status_code=status_code, response_body=kept, content_type=content_type[:100] if kept is not None else ""
-    )
-
-
-def signatures_prune(*, now: Any = None) -> int:
-    """Forget signatures older than twice the window: their timestamps are refused anyway."""
-    cutoff = (now or timezone.now()) - timedelta(seconds=2 * SIGNATURE_WINDOW_SECONDS)
-    deleted, _ = SignedRequest.objects.filter(received_at__lt=cutoff).delete()
-    return deleted
