@@ -18,6 +18,10 @@ def redact(text: str) -> str:
     return _SECRETS.sub(REDACTED, text)
 
 
+def contains_secret(text: str) -> bool:
+    return _SECRETS.search(text) is not None
+
+
 class RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

@@ -67,6 +67,19 @@ class _SafeNoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+def _construct_int(loader: _SafeNoAliasLoader, node: yaml.ScalarNode) -> Any:
+    """YAML integers get the same digit limit as JSON ones: Python refuses to convert more than 4300 digits
+    (a ValueError no caller expects), and no field of any report needs more than a few."""
+    text = str(loader.construct_scalar(node))
+    digits = len(text.replace("_", "").lstrip("+-"))
+    if digits > MAX_INT_DIGITS:
+        raise ParseError(f"number with {digits} digits is too long (line {node.start_mark.line + 1})")
+    return loader.construct_yaml_int(node)
+
+
+_SafeNoAliasLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
 def _yaml_load_all(text: str) -> list[Any]:
     try:
         return [doc for doc in yaml.load_all(text, Loader=_SafeNoAliasLoader) if doc is not None]

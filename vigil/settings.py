@@ -55,6 +55,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: NUL and over-long parameters, credentials in the query, bodies shorter than their Content-Length.
+    "dashboard.request_checks.RequestChecksMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -188,6 +190,8 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Vigil ------------------------------------------------------------------
 #: Largest accepted report body (after gzip decompression), in bytes.
+#: Longest query parameter (name or value) any page or API accepts; longer answers 400.
+VIGIL_MAX_PARAM_CHARS = int(os.environ.get("VIGIL_MAX_PARAM_CHARS", "2000"))
 VIGIL_MAX_REPORT_BYTES = int(os.environ.get("VIGIL_MAX_REPORT_BYTES", str(100 * 1024 * 1024)))
 #: Reports up to this size (bytes, after gzip) are parsed in full before the API answers, so a broken one gets a 422
 #: at once; larger ones get the cheap checks only (the document loads, the format is recognised) and a report that

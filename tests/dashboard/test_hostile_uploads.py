@@ -7,11 +7,13 @@ import gzip
 import json
 
 import pytest
+import yaml
 from rest_framework.test import APIClient
 
 from bench.reportgen import trivy_bytes, trivy_report
 from dashboard.models import Finding, Report
 from dashboard.services.tokens import token_create
+from tests.conftest import fixture_bytes
 from tests.factories import TeamFactory
 
 pytestmark = pytest.mark.django_db
@@ -39,6 +41,12 @@ def _set(path: list, value):
         target[path[-1]] = value
 
     return mutate
+
+
+def operator_yaml_with_huge_score() -> bytes:
+    """A real trivy-operator VulnerabilityReport as YAML whose first score is a 5,000-digit integer."""
+    text = yaml.safe_dump(json.loads(fixture_bytes("trivy-operator/vulnerabilityreport_many.json")), sort_keys=False)
+    return text.replace("score: 4.2", "score: " + "9" * 5000, 1).encode()
 
 
 # (name, body, content type, extra headers, query, expected status, words the message must contain)
@@ -90,6 +98,15 @@ CORPUS = [
         "duplicate key",
     ),
     ("10,000-digit number", b'{"SchemaVersion": ' + b"9" * 10_000 + b"}", "application/json", {}, "", 422, "too long"),
+    (
+        "trivy-operator YAML with a 5,000-digit score",
+        operator_yaml_with_huge_score(),
+        "application/yaml",
+        {},
+        "",
+        422,
+        "number with 5000 digits is too long",
+    ),
     ("NaN CVSS", VALID.replace(b'"V3Score": ', b'"V3Score": NaN, "x": ', 1), "application/json", {}, "", 422, "NaN is not valid JSON"),
     ("Infinity", b'{"SchemaVersion": Infinity}', "application/json", {}, "", 422, "Infinity is not valid JSON"),
     ("YAML alias bomb", b"a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n", "application/yaml", {}, "", 422, "aliases are not accepted"),

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from scanners.base import ParseError
 from scanners.loader import load_document
@@ -53,3 +57,37 @@ def test_a_lone_surrogate_is_refused_among_other_escapes() -> None:
 def test_surrogate_pairs_escaped_backslashes_and_other_escapes_are_text() -> None:
     document = load_document(b'{"pair": "\\ud83d\\ude00", "literal": "\\\\ud800", "accent": "\\u00e9\\n"}')
     assert document == {"pair": "\U0001f600", "literal": "\\ud800", "accent": "\u00e9\n"}
+
+
+def _operator_yaml_with_score(score: str) -> bytes:
+    """The real trivy-operator VulnerabilityReport fixture as YAML (as `kubectl get -o yaml` gives it), one score replaced."""
+    document = json.loads((FIXTURES / "trivy-operator" / "vulnerabilityreport_many.json").read_bytes())
+    text = yaml.safe_dump(document, sort_keys=False)
+    assert "score: 4.2" in text
+    return text.replace("score: 4.2", f"score: {score}", 1).encode()
+
+
+@pytest.mark.parametrize("digits", [41, 4301, 5000])
+def test_a_yaml_integer_with_thousands_of_digits_is_refused_by_the_loader(digits: int) -> None:
+    with pytest.raises(ParseError, match=f"number with {digits} digits is too long \\(line \\d+\\)"):
+        load_document(_operator_yaml_with_score("9" * digits))
+
+
+def test_ordinary_yaml_integers_still_load() -> None:
+    document = load_document(_operator_yaml_with_score("7"))
+
+    assert document["report"]["vulnerabilities"][0]["score"] == 7
+
+
+def test_parse_exits_2_with_one_line_for_a_5000_digit_yaml_score(tmp_path: Path) -> None:
+    report = tmp_path / "vulnerabilityreport.yaml"
+    report.write_bytes(_operator_yaml_with_score("9" * 5000))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "scanners", "parse", str(report)], cwd=FIXTURES.parents[1], capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert str(report) in result.stderr and "number with 5000 digits is too long" in result.stderr
