@@ -136,5 +136,5 @@ class RequestChecksMiddleware:
         except ValueError:
             declared = 0
         if declared > 0:
-            request._stream = _CompleteBody(request._stream, declared)  # type: ignore[attr-defined]
+            request._stream = _CompleteBody(request._stream, declared)  # type: ignore[attr-defined,assignment]
         return self.get_response(request)
