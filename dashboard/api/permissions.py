@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
@@ -22,11 +23,18 @@ def token_has_scope(token: Any, scope: str) -> bool:
 
 
 class ScopePermission(BasePermission):
-    """Tokens need the view's ``required_scopes[method]``; people need to be logged in."""
+    """Tokens need the view's ``required_scopes[method]``; people need to be logged in.
+
+    A method the view does not have is 405 for everyone, before any scope is looked at: permissions run
+    before the handler lookup, so without this a DELETE would answer 403 as if some token could do it.
+    """
 
     message = "this token's scope does not allow this request"
 
     def has_permission(self, request: Request, view: Any) -> bool:
+        method = (request.method or "GET").lower()
+        if method not in view.http_method_names or not hasattr(view, method):
+            raise MethodNotAllowed(request.method or "")
         user = request.user
         if user is None or not user.is_authenticated:
             return False
