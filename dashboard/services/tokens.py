@@ -19,7 +19,7 @@ import secrets
 import weakref
 import zlib
 from collections.abc import Callable, Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -40,6 +40,8 @@ _PUBLIC_LEN = 10
 _SECRET_LEN = 32
 _CHECK_LEN = 6
 TOKEN_LENGTH = len(TOKEN_PREFIX) + _PUBLIC_LEN + _SECRET_LEN + _CHECK_LEN
+#: Longest lifetime a token may be given in days (ten years); longer is what no_expiry is for.
+TOKEN_MAX_DAYS = 3650
 
 
 def _random(length: int) -> str:
@@ -98,8 +100,12 @@ def token_create(
     signing: bool = False,
     ip: str | None = None,
     rotated_from: ApiToken | None = None,
+    no_expiry: bool = False,
 ) -> tuple[ApiToken, str]:
     """Create a token; returns the record and the plaintext, which is never stored.
+
+    Every token expires: after ``days`` (1 to TOKEN_MAX_DAYS; default VIGIL_TOKEN_DAYS), unless an
+    administrator asks for ``no_expiry``, which the audit record says.
 
     ``extra_teams`` makes an integration token covering several teams; ``allowed_cidrs``
     limits where it may be used from; ``signing`` gives it a request-signing secret
@@ -109,11 +115,11 @@ def token_create(
         raise ApplicationError(f"unknown scope {scope!r}; use one of {', '.join(TokenScope.values)}")
     if not name.strip():
         raise ApplicationError("a token needs a name")
+    expires_at = _expiry(days=days, no_expiry=no_expiry, created_by=created_by)
     cidrs = clean_cidrs(allowed_cidrs)
     public = _random(_PUBLIC_LEN)
     body = TOKEN_PREFIX + public + _random(_SECRET_LEN)
     plaintext = body + _checksum(body)
-    lifetime = settings.VIGIL_TOKEN_DAYS if days is None else days
     token = ApiToken.objects.create(
         team=team,
         name=name.strip()[:100],
@@ -124,7 +130,7 @@ def token_create(
         signing_salt=secrets.token_hex(16) if signing else "",
         rotated_from=rotated_from,
         created_by=created_by,
-        expires_at=timezone.now() + timedelta(days=lifetime) if lifetime else None,
+        expires_at=expires_at,
     )
     extra = [other for other in extra_teams if other.pk != team.pk]
     if extra:
@@ -137,16 +143,37 @@ def token_create(
         target=token,
         target_id=token.prefix,
         summary=f"token {token.name} ({token.prefix}) created with scope {scope} for {team.slug}"
-        + (f" and {', '.join(sorted(t.slug for t in extra))}" if extra else ""),
+        + (f" and {', '.join(sorted(t.slug for t in extra))}" if extra else "")
+        + (" that never expires" if expires_at is None else ""),
         details={
             **_ids(token),
             "expires_at": token.expires_at.isoformat() if token.expires_at else None,
             "extra_teams": sorted(t.slug for t in extra),
             "allowed_cidrs": cidrs,
             "signed": signing,
+            "no_expiry": expires_at is None,
         },
     )
     return token, plaintext
+
+
+def _expiry(*, days: int | None, no_expiry: bool, created_by: User | None) -> datetime | None:
+    """When a new token expires; None only for an administrator's explicit ``no_expiry``."""
+    if no_expiry:
+        if days is not None:
+            raise ApplicationError("give either a lifetime in days or no expiry, not both", code="invalid_expiry")
+        if created_by is not None and not created_by.is_superuser:
+            raise ApplicationError("only administrators may create a token that never expires", code="invalid_expiry", status=403)
+        return None
+    lifetime = settings.VIGIL_TOKEN_DAYS if days is None else days
+    if not 1 <= lifetime <= TOKEN_MAX_DAYS:
+        where = "VIGIL_TOKEN_DAYS" if days is None else "the lifetime"
+        raise ApplicationError(
+            f"{where} must be 1 to {TOKEN_MAX_DAYS} days, not {lifetime}: every token expires "
+            "(an administrator can create one that never expires with --no-expiry, which is audited)",
+            code="invalid_expiry",
+        )
+    return timezone.now() + timedelta(days=lifetime)
 
 
 def token_authenticate(plaintext: str) -> ApiToken | None:

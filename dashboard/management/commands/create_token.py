@@ -14,7 +14,9 @@ class Command(BaseCommand):
         parser.add_argument("--team", required=True, help="team slug")
         parser.add_argument("--name", required=True, help="what the token is for, e.g. 'payments CI'")
         parser.add_argument("--scope", default=TokenScope.INGEST, choices=TokenScope.values)
-        parser.add_argument("--days", type=int, default=None, help="lifetime in days (default VIGIL_TOKEN_DAYS, 365)")
+        lifetime = parser.add_mutually_exclusive_group()
+        lifetime.add_argument("--days", type=int, default=None, help="lifetime in days, 1 to 3650 (default VIGIL_TOKEN_DAYS, 365)")
+        lifetime.add_argument("--no-expiry", action="store_true", help="a token that never expires (administrators only; audited)")
         parser.add_argument(
             "--also-team", action="append", default=[], metavar="SLUG", help="an integration token also covers this team (repeatable)"
         )
@@ -40,6 +42,7 @@ class Command(BaseCommand):
                 extra_teams=extra,
                 allowed_cidrs=options["allow_ip"],
                 signing=options["signing"],
+                no_expiry=options["no_expiry"],
             )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
