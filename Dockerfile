@@ -14,4 +14,4 @@ RUN groupadd --system vigil && useradd --system --gid vigil --home /app --shell 
 
 USER vigil
 EXPOSE 8000
-CMD ["gunicorn", "vigil.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4", "--access-logfile", "-"]
+CMD ["gunicorn", "--config", "python:vigil.gunicorn_conf", "vigil.wsgi:application"]

@@ -11,11 +11,17 @@ import re
 
 #: API tokens (``vgl_`` + 48 characters), signing secrets (``vgs_`` + 64 hex) and bearer credentials.
 _SECRETS = re.compile(r"\bvgl_[0-9A-Za-z]{10,}|\bvgs_[0-9a-f]{16,}|(?i:\bbearer\s+)[^\s'\",]+")
+#: The value of a credential-looking parameter in a URL (``?token=…``, ``&api_key=…``): refused by Vigil
+#: (dashboard/request_checks.py), but a URL can still reach a log line, e.g. as a Referer.
+_URL_CREDENTIALS = re.compile(
+    r"(?i)([?&;](?:access[_-]?token|auth[_-]?token|api[_-]?token|id[_-]?token|refresh[_-]?token|token|api[_-]?key|key"
+    r"|client[_-]?secret|signing[_-]?secret|secret|password|auth|authorization|bearer)=)[^&#\s'\"]+"
+)
 REDACTED = "[redacted]"
 
 
 def redact(text: str) -> str:
-    return _SECRETS.sub(REDACTED, text)
+    return _URL_CREDENTIALS.sub(r"\1" + REDACTED, _SECRETS.sub(REDACTED, text))
 
 
 def contains_secret(text: str) -> bool:

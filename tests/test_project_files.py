@@ -32,3 +32,14 @@ def test_dockerfile_runs_as_a_non_root_user() -> None:
     users = [line.split()[1] for line in lines if line.startswith("USER ")]
     assert users == ["vigil"]
     assert lines.index("USER vigil") > max(i for i, line in enumerate(lines) if line.startswith("RUN "))
+
+
+def test_the_web_process_runs_with_the_gunicorn_config_whose_access_log_has_no_query_string() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    dockerfile_cmd = next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD "))
+    config = (ROOT / "vigil" / "gunicorn_conf.py").read_text()
+
+    assert compose["services"]["web"]["command"][:3] == ["gunicorn", "--config", "python:vigil.gunicorn_conf"]
+    assert '"--config", "python:vigil.gunicorn_conf"' in dockerfile_cmd
+    assert "--access-logformat" not in dockerfile_cmd + " ".join(compose["services"]["web"]["command"])
+    assert "%(r)s" not in config and "%(q)s" not in config
