@@ -31,12 +31,12 @@ ERROR_SCHEMA = {
 }
 #: Every operation may answer these, always in the one error shape.
 ERROR_STATUSES = {
-    "400": "The request is not valid (see error.details)",
-    "401": "No token, or an invalid, expired or revoked one; or a missing, stale or wrong signature",
+    "400": "The request is not valid (see error.details); a query parameter with a NUL or over VIGIL_MAX_PARAM_CHARS; a body cut short",
+    "401": "No token, or an invalid, expired or revoked one; a credential in the query string; a missing, stale or wrong signature",
     "403": "The token's scope, team or address does not allow this",
     "404": "No such object, or one the caller may not read",
     "405": "Method not allowed",
-    "409": "A replay of a signed request, or a conflicting state",
+    "409": "A replay of a signed request (refused, never answered again), or a conflicting state",
     "413": "The body is too large",
     "415": "Unsupported Content-Type or Content-Encoding",
     "422": "The report cannot be parsed or the request conflicts with an earlier one",
