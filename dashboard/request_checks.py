@@ -1,7 +1,7 @@
 """Checks every request passes before any view, API or form sees it (the first middleware).
 
-- A query parameter or path with a NUL character, or a parameter longer than ``VIGIL_MAX_PARAM_CHARS``,
-  answers 400: PostgreSQL cannot store or compare a NUL in text, and no filter needs kilobytes.
+- A query parameter, form field or path with a NUL character, or a query parameter longer than
+  ``VIGIL_MAX_PARAM_CHARS``, answers 400: PostgreSQL cannot store or compare a NUL in text, and no filter needs kilobytes.
 - A credential in the query string (``?token=``, ``?api_key=``, ... or any value that is a Vigil token or
   signing secret) answers 401: URLs end up in access logs, proxies and browser histories; credentials go
   in the ``Authorization`` header.
@@ -46,6 +46,9 @@ CREDENTIAL_PARAMETERS = frozenset(
         "x_vigil_signature",
     }
 )
+
+
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 class IncompleteBody(ApplicationError, BadRequest):
@@ -106,6 +109,12 @@ def _parameter_problem(request: HttpRequest) -> str:
             return f"query parameter {name} contains a NUL character"
         if len(key) > limit or any(len(value) > limit for value in values):
             return f"query parameter {name} is longer than {limit} characters"
+    if request.method == "POST" and request.content_type in _FORM_TYPES and not request.path.startswith("/api/"):
+        # Some page actions read a field or two (a reason, a pattern) without a Django form, which would refuse a NUL.
+        # (Not the API: a signed upload is verified on its raw bytes, which parsing them here would consume.)
+        for key, values in request.POST.lists():
+            if "\x00" in key or any("\x00" in value for value in values):
+                return f"form field {key[:40]!r} contains a NUL character"
     return ""
 
 
@@ -121,6 +130,12 @@ class RequestChecksMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        if declared > 0:
+            request._stream = _CompleteBody(request._stream, declared)  # type: ignore[attr-defined,assignment]
         problem = _parameter_problem(request)
         if problem:
             return _refuse(request, status=400, code="bad_parameter", message=problem, title="Bad request")
@@ -131,10 +146,4 @@ class RequestChecksMiddleware:
                 "send the token in the Authorization header (Authorization: Bearer <token>)"
             )
             return _refuse(request, status=401, code="credentials_in_query", message=message, title="Credentials in the URL")
-        try:
-            declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            declared = 0
-        if declared > 0:
-            request._stream = _CompleteBody(request._stream, declared)  # type: ignore[attr-defined,assignment]
         return self.get_response(request)

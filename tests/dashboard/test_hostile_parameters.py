@@ -7,8 +7,9 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
+from dashboard.models import OwnershipRule
 from dashboard.services.tokens import token_create
-from tests.factories import FindingFactory, TeamFactory, UserFactory
+from tests.factories import FindingFactory, OwnershipRuleFactory, TeamFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -74,6 +75,16 @@ def test_a_nul_in_a_parameter_name_and_in_the_path_are_refused_too(require_postg
 
     assert (name.status_code, path.status_code) == (400, 400)
     assert "NUL" in path.json()["error"]["message"]
+
+
+def test_a_nul_in_a_form_field_a_page_reads_without_a_form_is_a_400_and_changes_nothing(require_postgres, browser) -> None:
+    rule = OwnershipRuleFactory()
+
+    response = browser.post(f"/ownership/rules/{rule.pk}/delete/", {"reason": "gone\x00"})
+
+    assert response.status_code == 400
+    assert b"form field &#x27;reason&#x27; contains a NUL character" in response.content
+    assert OwnershipRule.objects.filter(pk=rule.pk).exists()
 
 
 def test_an_over_long_parameter_is_refused_naming_the_limit(api, browser, settings) -> None:
