@@ -67,7 +67,7 @@ class _CompleteBody:
         if ended and self._seen < self._declared:
             raise IncompleteBody(
                 f"the body ended after {self._seen} of the {self._declared} bytes its Content-Length declared "
-                "(the client closed the connection early?): nothing was stored",
+                "(the client closed the connection early?): nothing of it was imported",
                 code="incomplete_body",
             )
 
