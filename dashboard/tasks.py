@@ -34,6 +34,20 @@ def process_report(report_id: str) -> None:
     report_processing.report_process(report_id)
 
 
+@shared_task(
+    name=reports.EVENTS_TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=report_processing.DATABASE_ERRORS,
+    retry_backoff=2,
+    retry_backoff_max=30,
+    max_retries=5,
+)
+def process_event_report(report_id: str) -> None:
+    """The same as process_report, routed to the events queue (settings.CELERY_TASK_ROUTES)."""
+    report_processing.report_process(report_id)
+
+
 @shared_task(name="vigil.reports.sweep")
 def sweep_reports() -> None:
     reports.report_sweep()

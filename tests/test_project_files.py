@@ -16,14 +16,23 @@ def test_compose_runs_the_production_stack_with_healthchecks_and_a_database_volu
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
 
-    assert {"db", "redis", "web", "worker", "beat"} <= set(services)
+    assert {"db", "redis", "web", "worker-reports", "worker-events", "worker-maintenance", "beat"} <= set(services)
     assert "gunicorn" in services["web"]["command"]
-    assert services["worker"]["command"][:4] == ["celery", "-A", "vigil", "worker"]
     assert services["beat"]["command"][:4] == ["celery", "-A", "vigil", "beat"]
-    assert all("healthcheck" in services[name] for name in ("db", "redis", "web", "worker"))
+    assert all("healthcheck" in service for service in services.values() if service.get("restart") != "no")
     assert "pgdata:/var/lib/postgresql/data" in services["db"]["volumes"]
     assert "pgdata" in compose["volumes"]
     assert services["web"]["environment"]["CELERY_BROKER_URL"] == "redis://redis:6379/0"
+
+
+def test_compose_runs_one_worker_per_queue_each_with_its_liveness_check() -> None:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+
+    workers = {name: service for name, service in services.items() if name.startswith("worker-")}
+    queues = {name: service["command"][service["command"].index("-Q") + 1] for name, service in workers.items()}
+    assert queues == {"worker-reports": "reports", "worker-events": "events", "worker-maintenance": "maintenance"}
+    assert {tuple(service["healthcheck"]["test"]) for service in workers.values()} == {("CMD", "python", "-m", "vigil.liveness", "worker")}
+    assert services["beat"]["healthcheck"]["test"] == ["CMD", "python", "-m", "vigil.liveness", "beat"]
 
 
 def test_dockerfile_runs_as_a_non_root_user() -> None:

@@ -173,7 +173,19 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Celery's Django fixup closes the database connections before and after every task unless this is set; then
 # only every this many tasks.  Between those, connections are recycled as for requests (vigil/celery.py).
 CELERY_DB_REUSE_MAX = 1000
-CELERY_TASK_DEFAULT_QUEUE = os.environ.get("VIGIL_CELERY_QUEUE", "vigil")
+# Queues: scan reports, event reports (Falco alerts, admission reviews) and maintenance (beat's periodic tasks, ownership
+# re-assignment) each have their own, consumed by a worker each, so a long scan never delays alerts.  Every task not
+# routed here goes to the default queue, maintenance.  VIGIL_CELERY_QUEUE puts every task on that one queue (one worker
+# for everything, as tests and drills run); VIGIL_CELERY_QUEUE_PREFIX prefixes the three names (a private set per run).
+_ONE_QUEUE = os.environ.get("VIGIL_CELERY_QUEUE", "")
+VIGIL_QUEUES = {name: _ONE_QUEUE or os.environ.get("VIGIL_CELERY_QUEUE_PREFIX", "") + name for name in ("reports", "events", "maintenance")}
+CELERY_TASK_DEFAULT_QUEUE = VIGIL_QUEUES["maintenance"]
+#: Beat touches its heartbeat file on every tick (vigil/liveness.py).
+CELERY_BEAT_SCHEDULER = "vigil.celery:HeartbeatScheduler"
+CELERY_TASK_ROUTES = {
+    "vigil.reports.process": {"queue": VIGIL_QUEUES["reports"]},
+    "vigil.events.process": {"queue": VIGIL_QUEUES["events"]},
+}
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing must never hang a request: fail fast and let the sweeper re-enqueue.
@@ -254,6 +266,13 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("VIGIL_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- Operations: probes and metrics ------------------------------------------------
+VIGIL_PRODUCTION = env_bool("VIGIL_PRODUCTION", False)
+#: /metrics answers only a scraper sending `Authorization: Bearer <this>`; unset, it is open (in production: refused).
+VIGIL_METRICS_TOKEN = os.environ.get("VIGIL_METRICS_TOKEN", "")
+#: A Celery worker serves its pod's metrics on this port (0: it does not); see vigil/celery.py.
+VIGIL_WORKER_METRICS_PORT = int(os.environ.get("VIGIL_WORKER_METRICS_PORT", "0"))
 
 # --- Production hardening (VIGIL_PRODUCTION=1) ---------------------------------
 if env_bool("VIGIL_PRODUCTION", False):

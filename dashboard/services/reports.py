@@ -20,11 +20,12 @@ from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections,
 from django.db.models import Field, Q
 from django.utils import timezone
 
+from dashboard import metrics
 from dashboard.errors import ApplicationError
 from dashboard.models import ApiToken, Report, ReportPayload, ReportStatus, Stream, Team
 from dashboard.selectors.access import can_triage
 from dashboard.services import ingest, report_processing
-from dashboard.services.task_publisher import publish_task
+from dashboard.services.task_publisher import publish_task, task_queue
 from scanners import registry
 from scanners.base import ImageRef, ParseError
 from scanners.digest import stable_digest
@@ -34,6 +35,15 @@ logger = logging.getLogger(__name__)
 
 #: The Celery task name (dashboard/tasks.py); names are stable so queued messages survive refactors.
 PROCESS_TASK = "vigil.reports.process"
+#: The same processing for event reports (Falco alerts, admission reviews), under its own name: it is routed to the
+#: events queue, so alerts never wait behind a long scan.
+EVENTS_TASK = "vigil.events.process"
+
+
+def is_event_report(*, declared_format: str, stream: str) -> bool:
+    """Is this report processed on the events queue?  From its declared format, else the one it was recognised
+    as when it was received, or its declared stream."""
+    return declared_format in ingest.EVENT_FORMATS or stream == Stream.RUNTIME
 
 
 def _validate_options(*, format_name: str, image: str, stream: str) -> None:
@@ -173,7 +183,8 @@ def report_submit(
             return Report.objects.get(pk=duplicate_id), False
         same_bytes = None
     stable = stable_digest(data)
-    problem = "" if _parsed_before(stable, team=team, format_name=format_name, size=len(data)) else _validation_problem(data, format_name)
+    known = _parsed_before(stable, team=team, format_name=format_name, size=len(data))
+    problem, detected = ("", "") if known else _validation_problem(data, format_name)
     try:
         report, created = _store(
             team=team,
@@ -192,6 +203,7 @@ def report_submit(
             problem=problem,
             enqueue_now=enqueue_now,
             same_bytes=same_bytes,
+            events=is_event_report(declared_format=format_name or detected, stream=stream),
         )
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key stored first: answer like it did.
@@ -203,6 +215,13 @@ def report_submit(
         return earlier, False
     if not created:  # the same bytes were received before (checked in the INSERT): the first report answers
         return report, False
+    received_as = format_name or detected
+    metrics.report_received(
+        format_name=received_as,
+        stream=stream or (registry.get_parser(received_as).stream if received_as else ""),
+        event=is_event_report(declared_format=received_as, stream=stream),
+        failed=bool(problem),
+    )
     if problem:
         raise ApplicationError(problem, code="unparsable_report", status=422, extra={"report": str(report.pk)})
     return report, True
@@ -223,8 +242,9 @@ def _parsed_before(stable: str, *, team: Team | None, format_name: str, size: in
     return Report.objects.filter(stable_sha256=stable, team=team, declared_format=format_name, status=ReportStatus.DONE).exists()
 
 
-def _validation_problem(data: bytes, format_name: str) -> str:
-    """Why the report cannot be processed ("" when it looks fine), checked before answering.
+def _validation_problem(data: bytes, format_name: str) -> tuple[str, str]:
+    """Why the report cannot be processed ("" when it looks fine), checked before answering, and the format
+    it was recognised as ("" when it was not).
 
     A small report (up to VIGIL_VALIDATE_SYNC_BYTES) is parsed in full, so a broken one gets a clear 422 now.
     A larger one gets the cheap checks only (it loads: not truncated, not too deep, no duplicate keys; its
@@ -234,12 +254,12 @@ def _validation_problem(data: bytes, format_name: str) -> str:
     """
     try:
         if len(data) <= settings.VIGIL_VALIDATE_SYNC_BYTES:
-            registry.parse_bytes(data, format_name or None)
+            parser, _ = registry.parse_bytes(data, format_name or None)
         else:
-            registry.choose_parser(load_document(data), format_name or None)
+            parser = registry.choose_parser(load_document(data), format_name or None)
     except ParseError as exc:
-        return str(exc)
-    return ""
+        return str(exc), ""
+    return "", parser.name
 
 
 def _idempotency_conflict() -> ApplicationError:
@@ -264,6 +284,7 @@ def _store(
     enqueue_now: bool,
     team_named: bool = False,
     same_bytes: _SameBytes | None = None,
+    events: bool = False,
 ) -> tuple[Report, bool]:
     """Commit the report and its raw bytes; publish the task only after the commit.
 
@@ -292,7 +313,7 @@ def _store(
     if earlier_id is not None:
         return Report.objects.get(pk=earlier_id), False
     if not problem and enqueue_now:
-        transaction.on_commit(lambda: enqueue(report.pk))  # at once outside a transaction: the insert is committed
+        transaction.on_commit(lambda: enqueue(report.pk, events=events))  # at once outside a transaction: the insert is committed
     return report, True
 
 
@@ -353,14 +374,16 @@ def _report_columns() -> tuple[tuple[Field[Any, Any], ...], str, Field[Any, Any]
     return fields, ", ".join(f'"{field.column}"' for field in fields), ReportPayload._meta.get_field("data")  # type: ignore[return-value]
 
 
-def enqueue(report_id: Any) -> bool:
-    """Publish the processing task; never raises (the sweeper re-enqueues what did not get through)."""
+def enqueue(report_id: Any, *, events: bool = False) -> bool:
+    """Publish the processing task (on the events queue for an event report); never raises (the sweeper
+    re-enqueues what did not get through)."""
     if settings.CELERY_TASK_ALWAYS_EAGER:  # embedded default: no broker, process in-process
         report_processing.report_process(report_id)
         return True
     try:
         # By name, so services never import tasks (tasks import services); on a producer kept by the thread.
-        publish_task(PROCESS_TASK, [str(report_id)], queue=settings.CELERY_TASK_DEFAULT_QUEUE)
+        name = EVENTS_TASK if events else PROCESS_TASK
+        publish_task(name, [str(report_id)], queue=task_queue(name))
     except Exception:
         logger.warning("could not enqueue report %s; the sweeper will retry", report_id, exc_info=True)
         return False
@@ -377,10 +400,12 @@ def report_sweep(*, older_than_seconds: int | None = None) -> list[str]:
     cutoff = timezone.now() - dt.timedelta(seconds=age)
     stuck_queued = Q(status=ReportStatus.QUEUED, received_at__lte=cutoff)
     stuck_processing = Q(status=ReportStatus.PROCESSING, started_at__lte=cutoff)
-    stuck = list(Report.objects.filter(stuck_queued | stuck_processing).order_by("received_at").values_list("id", flat=True)[:1000])
-    for report_id in stuck:
-        enqueue(report_id)
-    return [str(pk) for pk in stuck]
+    stuck = list(
+        Report.objects.filter(stuck_queued | stuck_processing).order_by("received_at").values_list("id", "declared_format", "stream")[:1000]
+    )
+    for report_id, declared_format, stream in stuck:
+        enqueue(report_id, events=is_event_report(declared_format=declared_format, stream=stream))
+    return [str(pk) for pk, _, _ in stuck]
 
 
 def report_confirm_closures(*, report: Report, user: User) -> int:

@@ -50,6 +50,12 @@ def publish_task(name: str, args: list[Any], *, queue: str) -> str:
     return task_id
 
 
+def task_queue(name: str) -> str:
+    """The queue task ``name`` is routed to (CELERY_TASK_ROUTES, else the default queue), as Celery routes it."""
+    route = settings.CELERY_TASK_ROUTES.get(name) or {}
+    return str(route.get("queue") or settings.CELERY_TASK_DEFAULT_QUEUE)
+
+
 def _producer(app: Any) -> Producer:
     pid = os.getpid()
     if _kept.producer is None or _kept.pid != pid:  # a forked process makes its own connection

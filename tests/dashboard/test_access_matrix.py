@@ -126,6 +126,8 @@ ROUTES: dict[str, list[Probe]] = {
     "login": [Probe("public")],
     "logout": [Probe("logout", "POST")],
     "healthz": [Probe("public")],
+    "readyz": [Probe("public")],
+    "metrics": [Probe("public")],
     "home": [Probe("page")],
     "overview": [Probe("page")],
     "team": [Probe("object", kwargs=lambda w: {"slug": "bravo"})],

@@ -226,7 +226,7 @@ def test_one_alert_costs_two_sql_statements_and_the_id_is_published_after_the_co
         response = post(client, ALERT)
 
     assert response.status_code == 202
-    assert published[-1] == ("vigil.reports.process", [response.json()["id"]], settings.CELERY_TASK_DEFAULT_QUEUE, False)
+    assert published[-1] == ("vigil.events.process", [response.json()["id"]], "events", False)
     assert ReportPayload.objects.get(report_id=response.json()["id"]).raw == ALERT
 
 
@@ -326,6 +326,7 @@ def test_the_published_task_message_is_the_one_send_task_makes(settings) -> None
 def test_a_broker_that_is_down_fails_the_publish_at_once_and_the_next_publish_connects_again(team, settings, monkeypatch) -> None:
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.CELERY_TASK_DEFAULT_QUEUE = f"vigil-test-{uuid.uuid4().hex[:8]}"
+    settings.CELERY_TASK_ROUTES = {}  # every task on that private queue
     report, _ = report_submit(data=ALERT, team_slug="payments", enqueue_now=False)
     reports.enqueue(report.pk)  # this thread now holds a producer connected to the broker
     monkeypatch.setattr(current_app.conf, "broker_write_url", "redis://127.0.0.1:1/0")  # nothing listens there

@@ -66,6 +66,7 @@ def celery_worker(broker_url: str, postgres_url: str, settings: pytest.FixtureRe
     queue = f"vigil-test-{uuid.uuid4().hex[:8]}"
     settings.CELERY_TASK_ALWAYS_EAGER = False  # type: ignore[attr-defined]
     settings.CELERY_TASK_DEFAULT_QUEUE = queue  # type: ignore[attr-defined]
+    settings.CELERY_TASK_ROUTES = {}  # type: ignore[attr-defined]  # every task on the private queue, as VIGIL_CELERY_QUEUE does
     env = {
         **os.environ,
         "DATABASE_URL": postgres_url,
