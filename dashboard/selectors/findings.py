@@ -229,7 +229,12 @@ def finding_get(*, user: Any, pk: int) -> Finding:
 
 
 def severity_counts(qs: QuerySet[Finding]) -> dict[str, int]:
-    counts = dict(qs.filter(status__in=ACTIVE_STATUSES).values_list("severity").annotate(n=Count("id")))
+    """Active findings of ``qs`` by severity.
+
+    ``order_by()`` first: a queryset's ordering columns (the queue's sort, risk score and id) would
+    otherwise join the GROUP BY and every group would be one finding.
+    """
+    counts = dict(qs.filter(status__in=ACTIVE_STATUSES).order_by().values_list("severity").annotate(n=Count("id")))
     return {severity: counts.get(severity, 0) for severity in SEVERITY_ORDER}
 
 
@@ -237,7 +242,9 @@ def team_overview(*, user: Any) -> list[dict[str, Any]]:
     """Every team the user may see, with open findings by severity (one query for all counts)."""
     teams = visible_teams(user=user)
     counts: dict[int | None, dict[str, int]] = {}
-    rows = Finding.objects.visible_to(user).filter(status__in=ACTIVE_STATUSES).values("team_id", "severity").annotate(n=Count("id"))
+    rows = (
+        Finding.objects.visible_to(user).filter(status__in=ACTIVE_STATUSES).order_by().values("team_id", "severity").annotate(n=Count("id"))
+    )
     for row in rows:
         counts.setdefault(row["team_id"], {})[row["severity"]] = row["n"]
     out = []
@@ -260,7 +267,7 @@ def visible_teams(*, user: Any) -> QuerySet[Team]:
 
 def team_images(*, user: Any, team: Team) -> list[dict[str, Any]]:
     findings = Finding.objects.visible_to(user).filter(team=team, status__in=ACTIVE_STATUSES, image__isnull=False)
-    rows = findings.values("image_id", "severity").annotate(n=Count("id"))
+    rows = findings.order_by().values("image_id", "severity").annotate(n=Count("id"))
     counts: dict[int, dict[str, int]] = {}
     for row in rows:
         counts.setdefault(row["image_id"], {})[row["severity"]] = row["n"]
