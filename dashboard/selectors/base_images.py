@@ -28,6 +28,7 @@ from typing import Any
 
 from django.db.models import Count, Q
 from django.db.models.fields.json import KeyTextTransform
+from django.utils.http import urlencode
 
 from dashboard.models import ACTIVE_STATUSES, SEVERITY_ORDER, Finding, Image, Team
 from dashboard.selectors.findings import os_package_q
@@ -62,6 +63,8 @@ class TeamShare:
     images: list[Image]
     findings: int = 0
     fixable: int = 0
+    #: The queue's query string for exactly these findings (filled once the group is complete).
+    query: str = ""
 
     @property
     def slug(self) -> str:
@@ -128,7 +131,7 @@ def _n(count: int, noun: str) -> str:
 
 def _rows(user: Any) -> list[dict[str, Any]]:
     """Open OS-package findings with a layer, counted per image, team, target, layer and severity (one query)."""
-    return list(
+    rows = (
         Finding.objects.visible_to(user)
         .filter(os_package_q(), status__in=ACTIVE_STATUSES, image__isnull=False, details__layer_diff_id__isnull=False)
         .exclude(details__layer_diff_id="")
@@ -137,6 +140,7 @@ def _rows(user: Any) -> list[dict[str, Any]]:
         .values("image_id", "team_id", "target", "layer", "severity")
         .annotate(n=Count("id"), fixable=Count("id", filter=~Q(fixed_version="")))
     )
+    return [dict(row) for row in rows]
 
 
 def base_image_groups(*, user: Any) -> list[BaseGroup]:
@@ -187,6 +191,8 @@ def _assemble(rows: list[dict[str, Any]], base_of: dict[int, tuple[str, str, tup
         group.fixable_images = len({image for image, _ in fixable_in[key]})
         group.fixable_teams = len({team for _, team in fixable_in[key]})
         group.shares.sort(key=lambda share: (-share.findings, share.name))
+        for share in group.shares:
+            share.query = urlencode(share_query(group, share))
     return sorted(groups.values(), key=lambda g: (-g.fixable, -g.findings, g.name))
 
 
