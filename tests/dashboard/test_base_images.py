@@ -186,3 +186,12 @@ def test_the_os_is_read_from_the_results_target(target: str, expected) -> None:
 )
 def test_a_release_is_the_branch_whose_security_updates_trivy_names(family: str, version: str, release: str) -> None:
     assert release_of(family, version) == release
+
+
+def test_the_base_layer_filter_keeps_only_well_formed_diff_ids() -> None:
+    layer = "sha256:" + "a" * 64
+
+    filters = FindingFilters.from_query(QueryDict(f"base_layer=evil,{layer},sha256:short,{layer}&image=3,7"))
+
+    assert (filters.base_layer, filters.image) == (layer, "3,7")
+    assert FindingFilters.from_query(QueryDict("base_layer=" + ",".join([layer] * 30))).as_query() == {"base_layer": layer}
