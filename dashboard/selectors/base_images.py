@@ -20,6 +20,7 @@ shape what someone sees).  Two queries: the grouped counts, then the images and 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import re
 from collections import Counter, defaultdict
@@ -41,6 +42,7 @@ _MINOR_RELEASES = {"alpine", "photon", "opensuse.leap", "suse linux enterprise s
 _FULL_RELEASES = {"ubuntu"}
 
 
+@functools.lru_cache(maxsize=4096)  # one target per image and tag: the same few thousand strings on every request
 def os_of_target(target: str) -> tuple[str, str] | None:
     """(family, version) of an OS-package result's target, or None when it names no OS."""
     match = _OS_IN_TARGET.search(target or "")
@@ -164,22 +166,25 @@ def base_image_groups(*, user: Any) -> list[BaseGroup]:
 
 
 def _assemble(rows: list[dict[str, Any]], base_of: dict[int, tuple[str, str, tuple[str, ...]]]) -> list[BaseGroup]:
-    images = Image.objects.in_bulk(list(base_of))
-    teams = Team.objects.in_bulk([row["team_id"] for row in rows if row["team_id"] is not None])
+    images = Image.objects.only("registry", "repository").in_bulk(list(base_of))
+    teams = Team.objects.only("slug", "name").in_bulk([row["team_id"] for row in rows if row["team_id"] is not None])
     groups: dict[tuple[str, str, tuple[str, ...]], BaseGroup] = {}
     shares: dict[tuple[tuple[str, str, tuple[str, ...]], int | None], TeamShare] = {}
     fixable_in: dict[tuple[str, str, tuple[str, ...]], set[tuple[int, int | None]]] = defaultdict(set)
+    listed: set[tuple[Any, ...]] = set()
     for row in sorted(rows, key=lambda r: (images[r["image_id"]].name, r["layer"], r["severity"])):
         key = base_of[row["image_id"]]
         group = groups.setdefault(key, BaseGroup(os_family=key[0], os_version=key[1], layers=key[2]))
         image = images[row["image_id"]]
-        if image not in group.images:
+        if (key, image.pk) not in listed:
+            listed.add((key, image.pk))
             group.images.append(image)
         share = shares.get((key, row["team_id"]))
         if share is None:
             share = shares[(key, row["team_id"])] = TeamShare(team=teams.get(row["team_id"]), images=[])
             group.shares.append(share)
-        if image not in share.images:
+        if (key, row["team_id"], image.pk) not in listed:
+            listed.add((key, row["team_id"], image.pk))
             share.images.append(image)
         for part in (group, share):
             part.findings += row["n"]
