@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard.views import audit, home, nudges, ownership, pages, reports, triage
+from dashboard.views import audit, base_images, champion_load, home, nudges, ownership, pages, reports, triage
 
 urlpatterns = [
     path("", home.home, name="home"),
@@ -40,4 +40,9 @@ urlpatterns = [
     path("ownership/findings/<int:pk>/owner/", ownership.finding_owner_set, name="ownership-finding-set"),
     path("ownership/images/<int:pk>/", ownership.image_owner, name="ownership-image"),
     path("audit/", audit.audit_log, name="audit"),
+    # Base-image roll-up and champion load (beside the posture pages)
+    path("base-images/", base_images.base_image_list, name="base-images"),
+    path("base-images/export.csv", base_images.base_image_export, name="base-images-export"),
+    path("posture/champions/", champion_load.champion_load, name="champion-load"),
+    path("posture/champions/export.csv", champion_load.champion_load_export, name="champion-load-export"),
 ]

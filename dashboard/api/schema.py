@@ -94,11 +94,12 @@ _REPORT_PARAMETERS = [
 ]
 _FINDING_FILTERS = [
     OpenApiParameter("team", str, description="team slug, or unowned (administrators)"),
-    OpenApiParameter("image", str, description="registry/repository, repository, or image id"),
+    OpenApiParameter("image", str, description="registry/repository, repository, an image id, or image ids (3,7)"),
     OpenApiParameter("kind", str, enum=Kind.values),
     OpenApiParameter("severity", str, enum=Severity.values),
     OpenApiParameter("status", str, enum=[*Status.values, "active"]),
     OpenApiParameter("q", str, description="search in rule id, title and package"),
+    OpenApiParameter("base_layer", str, description="OS-package findings from these layers: comma-separated DiffIDs (sha256:...)"),
     OpenApiParameter("sort", str, enum=["risk", "severity", "due", "first_seen", "last_seen"]),
 ]
 

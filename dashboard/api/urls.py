@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard.api import findings, nudges, schema, views
+from dashboard.api import base_images, findings, nudges, schema, views
 
 app_name = "api"
 
@@ -12,5 +12,6 @@ urlpatterns = [
     path("findings/export.csv", findings.FindingExportView.as_view(), name="finding-export"),
     path("findings/<int:pk>/", findings.FindingDetailView.as_view(), name="finding-detail"),
     path("nudges/", nudges.NudgeListView.as_view(), name="nudge-list"),
+    path("base-images/", base_images.BaseImageListView.as_view(), name="base-image-list"),
     path("schema/", schema.SchemaView.as_view(), name="schema"),
 ]

@@ -27,6 +27,11 @@ SORTS: dict[str, tuple[Any, ...]] = {
 SLA_STATES = ("overdue", "due_soon", "on_track", "none")
 YES_NO = ("yes", "no")
 _USERNAME = re.compile(r"^[\w.@+-]{1,150}$")
+_DIFF_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
+#: At most this many layers in one ``base_layer`` filter (a base image rarely has more than a handful).
+MAX_BASE_LAYERS = 20
+#: The result class Trivy gives OS packages (``details["class"]``), as opposed to language packages.
+OS_PACKAGES = "os-pkgs"
 
 
 def _csv(value: str, allowed: list[str]) -> str:
@@ -41,6 +46,12 @@ def _number(value: str, *, low: float, high: float, integer: bool = False) -> st
     except ValueError:
         return ""
     return value if low <= number <= high else ""
+
+
+def _diff_ids(value: str) -> str:
+    """Comma-separated layer DiffIDs (``sha256:`` + 64 hex digits), keeping only well-formed ones, in order."""
+    words = [word.strip() for word in value.split(",") if _DIFF_ID.match(word.strip())]
+    return ",".join(dict.fromkeys(words[:MAX_BASE_LAYERS]))
 
 
 def _moment(value: str) -> dt.datetime | None:
@@ -85,6 +96,8 @@ class FindingFilters:
     acceptance: str = ""
     #: Risk accepted under an acceptance that expires within this many days.
     expiring: str = ""
+    #: OS-package findings whose package came in one of these layers (comma-separated DiffIDs): a base image's.
+    base_layer: str = ""
     sort: str = "risk"
 
     @classmethod
@@ -116,6 +129,7 @@ class FindingFilters:
             seen_days=_number(pick("seen_days"), low=1, high=3650, integer=True),
             acceptance=pick("acceptance") if pick("acceptance").isdigit() else "",
             expiring=_number(pick("expiring"), low=0, high=3650, integer=True),
+            base_layer=_diff_ids((params.get("base_layer") or "")[: 80 * MAX_BASE_LAYERS]),
             sort=pick("sort", list(SORTS)) or "risk",
         )
 
@@ -162,6 +176,8 @@ def apply_filters(qs: QuerySet[Finding], *, user: Any, filters: FindingFilters, 
     if filters.image:
         if filters.image.isdigit():
             qs = qs.filter(image_id=int(filters.image))
+        elif filters.image.replace(",", "").isdigit():  # several images by id ("3,7"): a base image's images
+            qs = qs.filter(image_id__in=[int(part) for part in filters.image.split(",") if part])
         elif "/" in filters.image:
             registry, _, repository = filters.image.partition("/")
             qs = qs.filter(Q(image__registry=registry, image__repository=repository) | Q(image__repository=filters.image))
@@ -208,7 +224,14 @@ def apply_filters(qs: QuerySet[Finding], *, user: Any, filters: FindingFilters, 
             state=RiskAcceptance.State.APPROVED, expires__lte=today + dt.timedelta(days=int(filters.expiring))
         ).values("findings")
         qs = qs.filter(status=Status.RISK_ACCEPTED, pk__in=expiring)
+    if filters.base_layer:
+        qs = qs.filter(os_package_q(), details__layer_diff_id__in=filters.base_layer.split(","))
     return qs
+
+
+def os_package_q() -> Q:
+    """Vulnerabilities of OS packages (Trivy's ``os-pkgs`` results), which a base image brings."""
+    return Q(kind=Kind.VULNERABILITY, details__class=OS_PACKAGES)
 
 
 def _sla_filter(qs: QuerySet[Finding], state: str, today: dt.date) -> QuerySet[Finding]:
@@ -229,7 +252,12 @@ def finding_get(*, user: Any, pk: int) -> Finding:
 
 
 def severity_counts(qs: QuerySet[Finding]) -> dict[str, int]:
-    counts = dict(qs.filter(status__in=ACTIVE_STATUSES).values_list("severity").annotate(n=Count("id")))
+    """Active findings of ``qs`` by severity.
+
+    ``order_by()`` first: a queryset's ordering columns (the queue's sort, risk score and id) would
+    otherwise join the GROUP BY and every group would be one finding.
+    """
+    counts = dict(qs.filter(status__in=ACTIVE_STATUSES).order_by().values_list("severity").annotate(n=Count("id")))
     return {severity: counts.get(severity, 0) for severity in SEVERITY_ORDER}
 
 
@@ -237,7 +265,9 @@ def team_overview(*, user: Any) -> list[dict[str, Any]]:
     """Every team the user may see, with open findings by severity (one query for all counts)."""
     teams = visible_teams(user=user)
     counts: dict[int | None, dict[str, int]] = {}
-    rows = Finding.objects.visible_to(user).filter(status__in=ACTIVE_STATUSES).values("team_id", "severity").annotate(n=Count("id"))
+    rows = (
+        Finding.objects.visible_to(user).filter(status__in=ACTIVE_STATUSES).order_by().values("team_id", "severity").annotate(n=Count("id"))
+    )
     for row in rows:
         counts.setdefault(row["team_id"], {})[row["severity"]] = row["n"]
     out = []
@@ -260,7 +290,7 @@ def visible_teams(*, user: Any) -> QuerySet[Team]:
 
 def team_images(*, user: Any, team: Team) -> list[dict[str, Any]]:
     findings = Finding.objects.visible_to(user).filter(team=team, status__in=ACTIVE_STATUSES, image__isnull=False)
-    rows = findings.values("image_id", "severity").annotate(n=Count("id"))
+    rows = findings.order_by().values("image_id", "severity").annotate(n=Count("id"))
     counts: dict[int, dict[str, int]] = {}
     for row in rows:
         counts.setdefault(row["image_id"], {})[row["severity"]] = row["n"]

@@ -273,6 +273,7 @@ def unowned_queue(*, user: Any, limit: int = 50) -> dict[str, Any]:
     images: list[dict[str, Any]] = [
         {**row, "name": image_name(row["image__registry"], row["image__repository"])}
         for row in unowned.filter(image__isnull=False)
+        .order_by()
         .values("image_id", "image__registry", "image__repository")
         .annotate(n=Count("id"), last=Max("last_seen"))
         .order_by("-n", "image__repository")[:limit]
@@ -280,6 +281,7 @@ def unowned_queue(*, user: Any, limit: int = 50) -> dict[str, Any]:
     namespaces = list(
         unowned.filter(image__isnull=True)
         .exclude(resource_namespace="")
+        .order_by()
         .values("resource_namespace")
         .annotate(n=Count("id"), last=Max("last_seen"))
         .order_by("-n", "resource_namespace")[:limit]

@@ -17,11 +17,12 @@ def snapshot_take(*, day: dt.date | None = None) -> int:
     """
     day = day or timezone.localdate()
     open_counts: dict[int, dict[str, int]] = {}
-    rows = Finding.objects.filter(status__in=ACTIVE_STATUSES, team__isnull=False).values("team_id", "severity").annotate(n=Count("id"))
+    active = Finding.objects.filter(status__in=ACTIVE_STATUSES, team__isnull=False).order_by()
+    rows = active.values("team_id", "severity").annotate(n=Count("id"))
     for row in rows:
         open_counts.setdefault(row["team_id"], {})[row["severity"]] = row["n"]
-    new = dict(Finding.objects.filter(first_seen__date=day, team__isnull=False).values_list("team_id").annotate(n=Count("id")))
-    fixed = dict(Finding.objects.filter(fixed_at__date=day, team__isnull=False).values_list("team_id").annotate(n=Count("id")))
+    new = dict(Finding.objects.filter(first_seen__date=day, team__isnull=False).order_by().values_list("team_id").annotate(n=Count("id")))
+    fixed = dict(Finding.objects.filter(fixed_at__date=day, team__isnull=False).order_by().values_list("team_id").annotate(n=Count("id")))
     teams = list(Team.objects.values_list("id", flat=True))
     for team_id in teams:
         counts = {severity: open_counts.get(team_id, {}).get(severity, 0) for severity in SEVERITY_ORDER}

@@ -166,6 +166,10 @@ ROUTES: dict[str, list[Probe]] = {
     "ownership-finding-set": [Probe("staff-object", "POST", kwargs=FINDING, data=lambda w: {"team": "alpha"})],
     "ownership-image": [Probe("object", kwargs=lambda w: {"pk": w.image.pk})],
     "audit": [Probe("manager")],
+    "base-images": [Probe("page")],
+    "base-images-export": [Probe("page")],
+    "champion-load": [Probe("page")],
+    "champion-load-export": [Probe("page")],
     "api:report-create": [Probe("api-ingest-for-other-team", "POST", query=lambda w: "?team=bravo&image=registry.example.com/bravo/x:1",
                                 data=lambda w: {"SchemaVersion": 2, "ArtifactName": "x", "ArtifactType": "container_image",
                                                 "Results": []}, body="json")],
@@ -179,6 +183,7 @@ ROUTES: dict[str, list[Probe]] = {
         Probe("api-admin-object", "PATCH", kwargs=FINDING, data=lambda w: {"status": "false_positive", "reason": "m"}, body="json"),
     ],
     "api:nudge-list": [Probe("api-read-list")],
+    "api:base-image-list": [Probe("api-read-list")],
     "api:schema": [Probe("api-schema")],
     # The Django admin's own login and logout pages (the rest of the admin is classified by its namespace).
     "admin:login": [Probe("public")],
