@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard.api import findings, nudges, schema, views
+from dashboard.api import findings, nudges, posture, schema, views
 
 app_name = "api"
 
@@ -12,5 +12,7 @@ urlpatterns = [
     path("findings/export.csv", findings.FindingExportView.as_view(), name="finding-export"),
     path("findings/<int:pk>/", findings.FindingDetailView.as_view(), name="finding-detail"),
     path("nudges/", nudges.NudgeListView.as_view(), name="nudge-list"),
+    path("posture/", posture.PostureView.as_view(), name="posture"),
+    path("posture/teams/", posture.PostureTeamsView.as_view(), name="posture-teams"),
     path("schema/", schema.SchemaView.as_view(), name="schema"),
 ]
