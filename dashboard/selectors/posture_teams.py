@@ -73,8 +73,8 @@ def team_comparison(*, user: Any, period: Period) -> list[TeamRow]:
     before = period.start - dt.timedelta(days=1)
     last = {row["team_id"]: row for row in snapshots.filter(date=end).values(*_END_FIELDS, "stale_images", "ttf_cumulative")} if end else {}
     first = {row["team_id"]: row for row in snapshots.filter(date=before).values(*_END_FIELDS, "ttf_cumulative")}
-    sums = {
-        row["team_id"]: row
+    sums: dict[int, dict[str, Any]] = {
+        row["team_id"]: dict(row)
         for row in snapshots.filter(date__gte=period.start, date__lte=period.end)
         .order_by()
         .values("team_id")
@@ -88,7 +88,7 @@ def team_comparison(*, user: Any, period: Period) -> list[TeamRow]:
     rows = []
     for pk, slug, name in teams:
         now, then = last.get(pk, {}), first.get(pk)
-        total: dict[str, Any] = sums.get(pk, {})
+        total = sums.get(pk, {})
         open_now = {s: int(now.get(f"open_{s}", 0)) for s in SNAPSHOT_SEVERITIES}
         fixed = [
             a - b for a, b in zip(_cumulative(now.get("ttf_cumulative")), _cumulative((then or {}).get("ttf_cumulative")), strict=True)
