@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard.views import audit, home, nudges, ownership, pages, reports, triage
+from dashboard.views import audit, home, nudges, ownership, pages, posture, reports, triage
 
 urlpatterns = [
     path("", home.home, name="home"),
@@ -40,4 +40,8 @@ urlpatterns = [
     path("ownership/findings/<int:pk>/owner/", ownership.finding_owner_set, name="ownership-finding-set"),
     path("ownership/images/<int:pk>/", ownership.image_owner, name="ownership-image"),
     path("audit/", audit.audit_log, name="audit"),
+    path("posture/", posture.posture_overview, name="posture"),
+    path("posture/teams/", posture.posture_teams, name="posture-teams"),
+    path("posture/shift-left/", posture.posture_shift_left, name="posture-shift-left"),
+    path("posture/export.csv", posture.posture_export, name="posture-export"),
 ]

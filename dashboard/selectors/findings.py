@@ -85,6 +85,8 @@ class FindingFilters:
     acceptance: str = ""
     #: Risk accepted under an acceptance that expires within this many days.
     expiring: str = ""
+    #: Fixed at or after this moment (ISO date or datetime): "fixed this period".
+    fixed_since: str = ""
     sort: str = "risk"
 
     @classmethod
@@ -97,6 +99,7 @@ class FindingFilters:
 
         assignee = pick("assignee")
         since = pick("since")
+        fixed_since = pick("fixed_since")
         return cls(
             team=pick("team"),
             image=pick("image"),
@@ -116,6 +119,7 @@ class FindingFilters:
             seen_days=_number(pick("seen_days"), low=1, high=3650, integer=True),
             acceptance=pick("acceptance") if pick("acceptance").isdigit() else "",
             expiring=_number(pick("expiring"), low=0, high=3650, integer=True),
+            fixed_since=fixed_since if fixed_since and _moment(fixed_since) else "",
             sort=pick("sort", list(SORTS)) or "risk",
         )
 
@@ -199,6 +203,8 @@ def apply_filters(qs: QuerySet[Finding], *, user: Any, filters: FindingFilters, 
         qs = qs.filter(Q(rule_id__icontains=filters.q) | Q(title__icontains=filters.q) | Q(package_name__icontains=filters.q))
     if filters.since:
         qs = qs.filter(first_seen__gte=_moment(filters.since))
+    if filters.fixed_since:
+        qs = qs.filter(fixed_at__gte=_moment(filters.fixed_since))
     if filters.seen_days:
         qs = qs.filter(last_seen__gte=timezone.now() - dt.timedelta(days=int(filters.seen_days)))
     if filters.acceptance:
