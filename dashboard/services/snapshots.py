@@ -21,6 +21,7 @@ from dashboard.errors import ApplicationError
 from dashboard.models import ACTIVE_STATUSES, SNAPSHOT_SEVERITIES, DailySnapshot, Finding, FindingEvent, Team
 from dashboard.models.posture import AGE_BUCKETS, TTF_BUCKETS
 from dashboard.services import posture_sources as sources
+from dashboard.services.bulk_inserts import insert_rows
 from dashboard.services.posture_replay import Flows, Replay, ttf_histogram, ttf_summary
 
 ORG: None = None
@@ -97,28 +98,28 @@ def _merge_flows(flows: list[Flows]) -> Flows:
     return merged
 
 
-def _row(*, team_id: int | None, day: dt.date, now: dt.datetime, stock: Stock, flows: Flows, cumulative: list[int]) -> DailySnapshot:
+def _row(*, team_id: int | None, day: dt.date, now: dt.datetime, stock: Stock, flows: Flows, cumulative: list[int]) -> dict[str, Any]:
     counts, sums, medians = ttf_summary(flows.ttf)
     fields: dict[str, Any] = {f"open_{s}": stock.open.get(s, 0) for s in SNAPSHOT_SEVERITIES}
     fields |= {f"overdue_{s}": stock.overdue.get(s, 0) for s in SNAPSHOT_SEVERITIES}
     fields |= {f"ttf_n_{s}": counts.get(s, 0) for s in SNAPSHOT_SEVERITIES}
     fields |= {f"ttf_days_{s}": round(sums.get(s, 0.0), 4) for s in SNAPSHOT_SEVERITIES}
-    return DailySnapshot(
-        team_id=team_id,
-        date=day,
-        taken_at=now,
-        new=flows.new,
-        fixed=flows.fixed,
-        reopened=flows.reopened,
-        risk_accepted=flows.risk_accepted,
-        false_positive=flows.false_positive,
-        fixed_with_due=flows.fixed_with_due,
-        fixed_in_sla=flows.fixed_in_sla,
-        ttf_median=medians,
-        ttf_cumulative=cumulative,
-        open_by_age={name: stock.age.get(name, 0) for name, _, _ in AGE_BUCKETS},
+    return {
+        "team_id": team_id,
+        "date": day,
+        "taken_at": now,
+        "new": flows.new,
+        "fixed": flows.fixed,
+        "reopened": flows.reopened,
+        "risk_accepted": flows.risk_accepted,
+        "false_positive": flows.false_positive,
+        "fixed_with_due": flows.fixed_with_due,
+        "fixed_in_sla": flows.fixed_in_sla,
+        "ttf_median": medians,
+        "ttf_cumulative": cumulative,
+        "open_by_age": {name: stock.age.get(name, 0) for name, _, _ in AGE_BUCKETS},
         **fields,
-    )
+    }
 
 
 def _cumulative_base(*, team_ids: list[int | None], before: dt.date) -> dict[int | None, list[int]]:
@@ -130,7 +131,7 @@ def _cumulative_base(*, team_ids: list[int | None], before: dt.date) -> dict[int
     return base
 
 
-def _build(inputs: Inputs, *, team_ids: list[int], with_org: bool, now: dt.datetime) -> list[DailySnapshot]:
+def _build(inputs: Inputs, *, team_ids: list[int], with_org: bool, now: dt.datetime) -> list[dict[str, Any]]:
     keys: list[int | None] = [*team_ids, ORG] if with_org else list(team_ids)
     running = _cumulative_base(team_ids=keys, before=inputs.start - dt.timedelta(days=1))
     all_teams: set[int | None] = {
@@ -156,7 +157,7 @@ def _build(inputs: Inputs, *, team_ids: list[int], with_org: bool, now: dt.datet
     return rows
 
 
-def _extras(row: DailySnapshot, inputs: Inputs, *, index: int, members: set[int | None], unowned: bool) -> None:
+def _extras(row: dict[str, Any], inputs: Inputs, *, index: int, members: set[int | None], unowned: bool) -> None:
     events: Counter[str] = Counter()
     streams: dict[str, Counter[str]] = {}
     stale = 0
@@ -165,19 +166,18 @@ def _extras(row: DailySnapshot, inputs: Inputs, *, index: int, members: set[int 
         stale += inputs.stale.get((member, index), 0)
         for klass, counts in inputs.first.get((member, index), {}).items():
             streams.setdefault(klass, Counter()).update(counts)
-    row.admission_denials, row.runtime_alerts = events.get("admission", 0), events.get("runtime", 0)
-    row.stale_images = stale
-    row.first_streams = {klass: dict(counts) for klass, counts in sorted(streams.items())}
-    if unowned:
-        part = inputs.stock.get((None, index))
-        row.unowned = sum(part.open.values()) if part else 0
+    row["admission_denials"], row["runtime_alerts"] = events.get("admission", 0), events.get("runtime", 0)
+    row["stale_images"] = stale
+    row["first_streams"] = {klass: dict(counts) for klass, counts in sorted(streams.items())}
+    part = inputs.stock.get((None, index)) if unowned else None
+    row["unowned"] = sum(part.open.values()) if part else 0
 
 
 @transaction.atomic
-def _write(rows: list[DailySnapshot], *, start: dt.date, end: dt.date, team_ids: list[int], with_org: bool) -> None:
+def _write(rows: list[dict[str, Any]], *, start: dt.date, end: dt.date, team_ids: list[int], with_org: bool) -> None:
     scope = Q(team_id__in=team_ids) | Q(team__isnull=True) if with_org else Q(team_id__in=team_ids)
     DailySnapshot.objects.filter(scope, date__gte=start, date__lte=end).delete()
-    DailySnapshot.objects.bulk_create(rows, batch_size=2000)
+    insert_rows(DailySnapshot, rows)
 
 
 def _findings_touched(day: dt.date) -> QuerySet[Finding]:
