@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Case, CharField, Count, F, Q, Value, When
+from django.db.models import Case, CharField, Count, F, JSONField, Q, Value, When
+from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -32,7 +33,8 @@ def day_start(day: dt.date) -> dt.datetime:
 
 
 def day_of(moment: dt.datetime) -> dt.date:
-    return timezone.localdate(moment, timezone.get_default_timezone())
+    """The calendar day of ``moment`` in TIME_ZONE (called for every event of a backfill: no more than a conversion)."""
+    return moment.astimezone(timezone.get_default_timezone()).date()
 
 
 def new_replay(*, start: dt.date, end: dt.date) -> Replay:
@@ -65,9 +67,12 @@ def histories(findings: Any) -> Iterator[History]:
     rows = findings.order_by("id").values_list(*_FINDING_FIELDS).iterator(chunk_size=CHUNK)
     events = (
         FindingEvent.objects.filter(_HISTORY_EVENTS, finding__in=findings.values("id"))
-        .annotate(why=Case(When(type=FindingEvent.Type.OWNER, then=F("reason")), default=Value(""), output_field=CharField()))
+        .annotate(
+            why=Case(When(type=FindingEvent.Type.OWNER, then=F("reason")), default=Value(""), output_field=CharField()),
+            change=Case(When(type=FindingEvent.Type.SEVERITY, then=F("data")), default=None, output_field=JSONField()),
+        )
         .order_by("finding_id", "created_at", "id")
-        .values_list("finding_id", "created_at", "type", "to_status", "data", "why")
+        .values_list("finding_id", "created_at", "type", "to_status", "change", "why")
         .iterator(chunk_size=CHUNK * 4)
     )
     pending = next(events, None)
@@ -135,19 +140,31 @@ def stale_images(*, start: dt.date, end: dt.date) -> dict[DayKey, int]:
     return figures
 
 
-def vigil_classes(values: dict[str, Any]) -> list[str]:
-    keys = sorted(key.removeprefix("vigil:") for key in classes_for(FindingFacts.from_values(values)) if key.startswith("vigil:"))
-    return keys or ["other"]
+_FACTS = tuple(name for name in FACT_FIELDS if name != "details")
+
+
+def vigil_classes(values: dict[str, Any], memo: dict[tuple[Any, ...], list[str]]) -> list[str]:
+    """Vigil's classes of a finding (``other`` when none), memoised on the facts they depend on."""
+    key = tuple(tuple(v) if isinstance(v, list) else v for v in (values[name] for name in (*_FACTS, "details_class", "details_purl")))
+    found = memo.get(key)
+    if found is None:
+        values = {**values, "details": {"class": values["details_class"] or "", "purl": values["details_purl"] or ""}}
+        classes = classes_for(FindingFacts.from_values(values))
+        found = memo[key] = sorted(k.removeprefix("vigil:") for k in classes if k.startswith("vigil:")) or ["other"]
+    return found
 
 
 def first_streams(*, start: dt.date, end: dt.date) -> dict[DayKey, dict[str, Counter[str]]]:
     """Findings first seen on each day, per team, finding class (Vigil's classes) and the stream that caught them."""
-    rows = Finding.objects.filter(first_seen__gte=day_start(start), first_seen__lt=day_start(end + dt.timedelta(days=1))).values(
-        "team_id", "stream", "first_seen", *FACT_FIELDS
+    rows = (
+        Finding.objects.filter(first_seen__gte=day_start(start), first_seen__lt=day_start(end + dt.timedelta(days=1)))
+        .annotate(details_class=KeyTextTransform("class", "details"), details_purl=KeyTextTransform("purl", "details"))
+        .values("team_id", "stream", "first_seen", "details_class", "details_purl", *_FACTS)
     )
     figures: dict[DayKey, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
+    memo: dict[tuple[Any, ...], list[str]] = {}
     for row in rows.iterator(chunk_size=CHUNK):
         key = (row["team_id"], (day_of(row["first_seen"]) - start).days)
-        for klass in vigil_classes(row):
+        for klass in vigil_classes(row, memo):
             figures[key][klass][row["stream"]] += 1
     return figures
