@@ -145,28 +145,34 @@ def _ingest(file: str, *, team: str, image: str, when: dt.datetime, champion) ->
 
 
 def test_a_backfill_equals_the_snapshots_the_beat_task_took_day_by_day(settings) -> None:
-    """Real reports over four days: found, fixed by absence, triaged, found again; a snapshot each evening."""
+    """Real reports over four days: found, fixed by absence, triaged, found again; a snapshot each evening.
+
+    Each evening's rows are kept as the beat task took them (the next day's run rebuilds the past day from
+    events, so they are read before it), then everything is rebuilt by the command and compared.
+    """
     settings.TIME_ZONE = PARIS
     team = TeamFactory(slug="payments")
     champion = MembershipFactory(team=team, role=Role.CHAMPION).user
     image = "registry.example.com/payments/api:1.0.0"
     days = [DAY + dt.timedelta(days=n) for n in range(4)]
+    live: list[dict] = []
+
+    def evening(day: dt.date) -> None:
+        with frozen(at(day, 23, 30)):
+            take_snapshots()
+        live.extend(comparable(row) for row in DailySnapshot.objects.filter(date=day).order_by("team_id"))
+
     _ingest("trivy/scheme_2_many_vulns.json", team="payments", image=image, when=at(days[0], 9), champion=champion)
-    with frozen(at(days[0], 23, 30)):
-        take_snapshots()
+    evening(days[0])
     _ingest("trivy/trivy-golden_alpine-310_image.json", team="payments", image=image, when=at(days[1], 9), champion=champion)
-    with frozen(at(days[1], 23, 30)):
-        take_snapshots()
+    evening(days[1])
     some = list(Finding.objects.filter(team=team, status=Status.OPEN).order_by("id").values_list("id", flat=True)[:3])
     with frozen(at(days[2], 10)):
         triage.findings_set_status(ids=some[:1], by=champion, status=Status.FALSE_POSITIVE, reason="not reachable")
         triage.findings_set_status(ids=some[1:], by=champion, status=Status.TRIAGED)
-    with frozen(at(days[2], 23, 30)):
-        take_snapshots()
+    evening(days[2])
     _ingest("trivy/scheme_2_many_vulns.json", team="payments", image=image, when=at(days[3], 9), champion=champion)
-    with frozen(at(days[3], 23, 30)):
-        take_snapshots()
-    live = all_rows()
+    evening(days[3])
     DailySnapshot.objects.all().delete()
 
     with frozen(at(days[3], 23, 30)):
@@ -178,6 +184,19 @@ def test_a_backfill_equals_the_snapshots_the_beat_task_took_day_by_day(settings)
     assert sum(row["fixed"] for row in live) > 0
     assert sum(row["reopened"] for row in live) > 0
     assert sum(row["false_positive"] for row in live) == 2  # the team's row and the organisation's
+
+
+def test_the_beat_task_rebuilds_yesterday_from_events_once_its_day_is_over(hand_made) -> None:
+    with frozen(at(DAY, 12)):
+        snapshot_take()
+    open_finding(hand_made, severity="low", opened=at(DAY, 18), due=None)  # after the last snapshot of the day
+
+    with frozen(at(DAY + dt.timedelta(days=1), 0, 30)):
+        snapshot_take()
+
+    yesterday = DailySnapshot.objects.get(team=hand_made, date=DAY)
+    assert (yesterday.open_low, yesterday.new) == (1, 1)
+    assert yesterday.taken_at >= at(DAY + dt.timedelta(days=1), 0)
 
 
 def test_backfill_is_idempotent_and_can_be_limited_to_one_team(hand_made) -> None:
