@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard.views import audit, base_images, champion_load, home, nudges, ownership, pages, reports, triage
+from dashboard.views import audit, base_images, champion_load, home, nudges, ownership, pages, posture, reports, triage
 
 urlpatterns = [
     path("", home.home, name="home"),
@@ -45,4 +45,8 @@ urlpatterns = [
     path("base-images/export.csv", base_images.base_image_export, name="base-images-export"),
     path("posture/champions/", champion_load.champion_load, name="champion-load"),
     path("posture/champions/export.csv", champion_load.champion_load_export, name="champion-load-export"),
+    path("posture/", posture.posture_overview, name="posture"),
+    path("posture/teams/", posture.posture_teams, name="posture-teams"),
+    path("posture/shift-left/", posture.posture_shift_left, name="posture-shift-left"),
+    path("posture/export.csv", posture.posture_export, name="posture-export"),
 ]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard.api import base_images, findings, nudges, schema, views
+from dashboard.api import base_images, findings, nudges, posture, schema, views
 
 app_name = "api"
 
@@ -13,5 +13,7 @@ urlpatterns = [
     path("findings/<int:pk>/", findings.FindingDetailView.as_view(), name="finding-detail"),
     path("nudges/", nudges.NudgeListView.as_view(), name="nudge-list"),
     path("base-images/", base_images.BaseImageListView.as_view(), name="base-image-list"),
+    path("posture/", posture.PostureView.as_view(), name="posture"),
+    path("posture/teams/", posture.PostureTeamsView.as_view(), name="posture-teams"),
     path("schema/", schema.SchemaView.as_view(), name="schema"),
 ]

@@ -4,15 +4,9 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-SEVERITY_COLOURS = {
-    "critical": "#7f1d1d",
-    "high": "#dc2626",
-    "medium": "#f59e0b",
-    "low": "#3b82f6",
-    "info": "#94a3b8",
-    "unknown": "#a855f7",
-}
-SEVERITIES = ("critical", "high", "medium", "low", "info", "unknown")
+from dashboard.charts.palette import SEVERITIES, SEVERITY_COLOURS
+
+__all__ = ["SEVERITIES", "SEVERITY_COLOURS", "open_by_severity_over_time", "severity_bar"]
 
 
 def open_by_severity_over_time(

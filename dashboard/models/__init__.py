@@ -12,11 +12,12 @@ from dashboard.models.choices import (
     Stream,
     TokenScope,
 )
-from dashboard.models.findings import DailySnapshot, Finding, FindingEvent, FindingOccurrence, LifecycleScope
+from dashboard.models.findings import Finding, FindingEvent, FindingOccurrence, LifecycleScope
 from dashboard.models.images import Image, ImageVersion
 from dashboard.models.lookups import AnyOf  # registers field__any
 from dashboard.models.nudges import ACTIVE_NUDGE_STATES, EventSighting, Nudge, NudgeDigest, NudgeRule, NudgeState, TeamWebhook
 from dashboard.models.ownership import OwnershipRule, OwnerSource
+from dashboard.models.posture import SNAPSHOT_SEVERITIES, DailySnapshot
 from dashboard.models.reports import Report, ReportPayload
 from dashboard.models.teams import Membership, Team
 from dashboard.models.tokens import ApiToken, SignedRequest, TokenAddress
@@ -27,6 +28,7 @@ __all__ = [
     "ACTIVE_NUDGE_STATES",
     "ACTIVE_STATUSES",
     "SEVERITY_ORDER",
+    "SNAPSHOT_SEVERITIES",
     "AnyOf",
     "ApiToken",
     "AuditEvent",

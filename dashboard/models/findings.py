@@ -195,17 +195,3 @@ class LifecycleScope(models.Model):
     key = models.CharField(max_length=600, unique=True)
     #: The last report applied to this scope (a repeated scan is only recorded without parsing if it repeats this one).
     last_report = models.ForeignKey("dashboard.Report", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-
-
-class DailySnapshot(models.Model):
-    """Open findings per team and severity at the end of a day, for trend charts."""
-
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="snapshots")
-    date = models.DateField()
-    open_by_severity = models.JSONField(default=dict)
-    new = models.PositiveIntegerField(default=0)
-    fixed = models.PositiveIntegerField(default=0)
-
-    class Meta:
-        ordering = ["date"]
-        constraints = [models.UniqueConstraint(fields=["team", "date"], name="snapshot_team_date_unique")]

@@ -98,6 +98,8 @@ class FindingFilters:
     expiring: str = ""
     #: OS-package findings whose package came in one of these layers (comma-separated DiffIDs): a base image's.
     base_layer: str = ""
+    #: Fixed at or after this moment (ISO date or datetime): "fixed this period".
+    fixed_since: str = ""
     sort: str = "risk"
 
     @classmethod
@@ -110,6 +112,7 @@ class FindingFilters:
 
         assignee = pick("assignee")
         since = pick("since")
+        fixed_since = pick("fixed_since")
         return cls(
             team=pick("team"),
             image=pick("image"),
@@ -130,6 +133,7 @@ class FindingFilters:
             acceptance=pick("acceptance") if pick("acceptance").isdigit() else "",
             expiring=_number(pick("expiring"), low=0, high=3650, integer=True),
             base_layer=_diff_ids((params.get("base_layer") or "")[: 80 * MAX_BASE_LAYERS]),
+            fixed_since=fixed_since if fixed_since and _moment(fixed_since) else "",
             sort=pick("sort", list(SORTS)) or "risk",
         )
 
@@ -215,6 +219,8 @@ def apply_filters(qs: QuerySet[Finding], *, user: Any, filters: FindingFilters, 
         qs = qs.filter(Q(rule_id__icontains=filters.q) | Q(title__icontains=filters.q) | Q(package_name__icontains=filters.q))
     if filters.since:
         qs = qs.filter(first_seen__gte=_moment(filters.since))
+    if filters.fixed_since:
+        qs = qs.filter(fixed_at__gte=_moment(filters.fixed_since))
     if filters.seen_days:
         qs = qs.filter(last_seen__gte=timezone.now() - dt.timedelta(days=int(filters.seen_days)))
     if filters.acceptance:

@@ -1,7 +1,7 @@
 """Demo data: a small organisation's last 90 days, made by ingesting real sample reports.
 
-Reports are backdated (``observed_at``) and processed in date order, with a
-daily snapshot after each day, so the trend charts show real history.
+Reports are backdated (``observed_at``) and processed in date order; the posture snapshots are then
+rebuilt from the findings' events, so the trend charts show real history.
 Loaded by ``manage.py load_demo`` (and `make run`) only into an empty database.
 """
 
@@ -19,9 +19,9 @@ from django.utils import timezone
 from dashboard.models import Finding, Nudge, NudgeState, Report, Role, Team
 from dashboard.services.demo_base_images import demo_base_images
 from dashboard.services.nudges import nudge_complete, nudge_open, nudges_compute
+from dashboard.services.posture_demo import posture_demo
 from dashboard.services.report_processing import report_process
 from dashboard.services.reports import report_confirm_closures, report_submit
-from dashboard.services.snapshots import snapshot_take
 from dashboard.services.teams import membership_set, team_create, user_create
 from dashboard.services.training import training_load
 
@@ -105,9 +105,9 @@ def demo_load(*, today: dt.date | None = None) -> dict[str, int]:
             if processed is not None and processed.held_closures:
                 report_confirm_closures(report=processed, user=users["champion"])
             reports += 1
-        snapshot_take(day=day)
         _demo_nudges(now=timezone.make_aware(dt.datetime.combine(day, dt.time(10, 0))), champion=users["champion"])
     demo_base_images(today=today)
+    posture_demo()
     return {"teams": len(teams), "users": len(users), "reports": reports, "findings": Finding.objects.count()}
 
 

@@ -1,0 +1,174 @@
+"""Posture reads: only daily snapshots, never the findings table (a few aggregates over at most days x teams rows).
+
+Who sees what: the teams ``visible_teams`` gives (managers their granted teams, champions and members their
+own, tokens theirs).  Staff read the organisation's row (every team and unowned findings); anyone else the
+sum of their teams' rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+from django.db.models import Q, QuerySet, Sum
+from django.http import Http404
+from django.utils import timezone
+
+from dashboard.errors import ApplicationError
+from dashboard.models import SNAPSHOT_SEVERITIES, DailySnapshot, Team
+from dashboard.models.access import sees_everything, visible_teams
+
+PERIODS = (30, 90, 365)
+MAX_DAYS = 3650
+COUNTS = ("new", "fixed", "reopened", "risk_accepted", "false_positive", "fixed_with_due", "fixed_in_sla")
+EXTRAS = ("admission_denials", "runtime_alerts", "unowned", "stale_images")
+SUMMED = (
+    *[f"open_{s}" for s in SNAPSHOT_SEVERITIES],
+    *[f"overdue_{s}" for s in SNAPSHOT_SEVERITIES],
+    *COUNTS,
+    *[f"ttf_n_{s}" for s in SNAPSHOT_SEVERITIES],
+    *[f"ttf_days_{s}" for s in SNAPSHOT_SEVERITIES],
+    *EXTRAS,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Period:
+    start: dt.date
+    end: dt.date
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    @property
+    def previous(self) -> Period:
+        return Period(self.start - dt.timedelta(days=self.days), self.start - dt.timedelta(days=1))
+
+
+def parse_days(value: Any, *, default: int = 30) -> int:
+    if value in (None, ""):
+        return default
+    text = str(value).strip()
+    if not text.isdigit() or not 1 <= int(text) <= MAX_DAYS:
+        raise ApplicationError(f"days must be a whole number from 1 to {MAX_DAYS}", code="invalid_days")
+    return int(text)
+
+
+def parse_date(value: str, name: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        raise ApplicationError(f"{name} must be a date (YYYY-MM-DD)", code=f"invalid_{name}") from None
+
+
+def period_from(params: Any, *, today: dt.date | None = None) -> Period:
+    """``days`` (ending today) or a custom ``from`` / ``to``."""
+    today = today or timezone.localdate()
+    if params.get("from") or params.get("to"):
+        start = parse_date(params.get("from") or "", "from")
+        end = min(parse_date(params.get("to") or today.isoformat(), "to"), today)
+        if start > end or (end - start).days >= MAX_DAYS:
+            raise ApplicationError(f"from must be on or before to, at most {MAX_DAYS} days apart", code="invalid_period")
+        return Period(start, end)
+    days = parse_days(params.get("days"))
+    return Period(today - dt.timedelta(days=days - 1), today)
+
+
+@dataclasses.dataclass(frozen=True)
+class Scope:
+    """Whose posture: the organisation (staff, no team named), a set of teams, or one team."""
+
+    label: str
+    team: Team | None
+    team_ids: tuple[int, ...]
+    organisation: bool
+
+    def filter(self) -> Q:
+        return Q(team__isnull=True) if self.organisation else Q(team_id__in=self.team_ids)
+
+
+def scope_for(*, user: Any, team_slug: str = "") -> Scope:
+    """The caller's scope; a team they cannot read answers 404, like a team that does not exist."""
+    teams = visible_teams(user)
+    if team_slug:
+        team = teams.filter(slug=team_slug).first()
+        if team is None:
+            raise Http404("no such team")
+        return Scope(team.name, team, (team.pk,), False)
+    if sees_everything(user):
+        return Scope("Organisation", None, (), True)
+    return Scope("All your teams", None, tuple(teams.values_list("id", flat=True)), False)
+
+
+def _rows(scope: Scope, period: Period) -> QuerySet[DailySnapshot]:
+    return DailySnapshot.objects.filter(scope.filter(), date__gte=period.start, date__lte=period.end)
+
+
+def series(*, scope: Scope, period: Period) -> list[dict[str, Any]]:
+    """One point per snapshot day: every figure summed over the scope's rows of that day (one query)."""
+    rows = _rows(scope, period).order_by().values("date").annotate(**{name: Sum(name) for name in SUMMED}).order_by("date")
+    return [dict(row) for row in rows]
+
+
+def open_by_severity(point: dict[str, Any]) -> dict[str, int]:
+    return {s: int(point.get(f"open_{s}") or 0) for s in SNAPSHOT_SEVERITIES}
+
+
+def overdue_total(point: dict[str, Any]) -> int:
+    return sum(int(point.get(f"overdue_{s}") or 0) for s in SNAPSHOT_SEVERITIES)
+
+
+def sla_compliance(points: list[dict[str, Any]]) -> float | None:
+    """The share of findings fixed within their due date (of those fixed that had one); None when none were."""
+    due = sum(int(p.get("fixed_with_due") or 0) for p in points)
+    return round(sum(int(p.get("fixed_in_sla") or 0) for p in points) / due, 4) if due else None
+
+
+def open_within_sla(point: dict[str, Any]) -> float | None:
+    total = sum(open_by_severity(point).values())
+    return round(1 - overdue_total(point) / total, 4) if total else None
+
+
+def mttr_days(points: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Mean days to fix per severity over ``points`` (None for a severity nothing was fixed of)."""
+    result: dict[str, float | None] = {}
+    for s in SNAPSHOT_SEVERITIES:
+        n = sum(int(p.get(f"ttf_n_{s}") or 0) for p in points)
+        result[s] = round(sum(float(p.get(f"ttf_days_{s}") or 0) for p in points) / n, 2) if n else None
+    return result
+
+
+def mttr_overall(points: list[dict[str, Any]]) -> float | None:
+    n = sum(int(p.get(f"ttf_n_{s}") or 0) for p in points for s in SNAPSHOT_SEVERITIES)
+    days = sum(float(p.get(f"ttf_days_{s}") or 0) for p in points for s in SNAPSHOT_SEVERITIES)
+    return round(days / n, 2) if n else None
+
+
+def summary(points: list[dict[str, Any]]) -> dict[str, Any]:
+    last = points[-1] if points else {}
+    return {
+        "open": open_by_severity(last),
+        "overdue": overdue_total(last),
+        "sla_compliance": sla_compliance(points),
+        "mttr_days": mttr_days(points),
+    }
+
+
+def age_buckets(*, scope: Scope, day: dt.date | None) -> dict[str, int]:
+    """Open findings by age on ``day`` (the scope's rows of that day, summed)."""
+    totals: dict[str, int] = {}
+    if day is None:
+        return totals
+    for ages in DailySnapshot.objects.filter(scope.filter(), date=day).values_list("open_by_age", flat=True):
+        for name, n in (ages or {}).items():
+            totals[name] = totals.get(name, 0) + int(n)
+    return totals
+
+
+def first_streams(*, scope: Scope, period: Period) -> list[tuple[int | None, dt.date, dict[str, dict[str, int]]]]:
+    """(team id, day, {class: {stream: n}}) of the days something was first seen, per team (never the organisation's row)."""
+    ids = scope.team_ids if not scope.organisation else tuple(Team.objects.values_list("id", flat=True))
+    rows = DailySnapshot.objects.filter(team_id__in=ids, date__gte=period.start, date__lte=period.end, new__gt=0)
+    return [(team_id, day, streams or {}) for team_id, day, streams in rows.values_list("team_id", "date", "first_streams")]
