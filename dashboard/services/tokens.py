@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from dashboard.errors import ApplicationError
 from dashboard.models import ApiToken, AuditEvent, SignedRequest, Team, TokenAddress, TokenScope
+from dashboard.selectors.access import ensure_administrator
 from dashboard.services.audit import audit_record
 
 TOKEN_PREFIX = "vgl_"  # noqa: S105 - the public token prefix, not a secret
@@ -103,17 +104,24 @@ def token_create(
     signing: bool = False,
     ip: str | None = None,
     rotated_from: ApiToken | None = None,
+    all_teams: bool = False,
 ) -> tuple[ApiToken, str]:
     """Create a token; returns the record and the plaintext, which is never stored.
+
+    ``all_teams`` grants organisation-wide ingest (its reports may change every team's findings): for a
+    platform team's scanner; the grant is recorded in the audit log with the token.
 
     ``extra_teams`` makes an integration token covering several teams; ``allowed_cidrs``
     limits where it may be used from; ``signing`` gives it a request-signing secret
     (``token_signing_secret``) that every request must then be signed with.
     """
+    ensure_administrator(created_by, "create tokens")
     if scope not in TokenScope.values:
         raise ApplicationError(f"unknown scope {scope!r}; use one of {', '.join(TokenScope.values)}")
     if not name.strip():
         raise ApplicationError("a token needs a name")
+    if all_teams and scope == TokenScope.READ:
+        raise ApplicationError("organisation-wide ingest is for a token that posts reports: scope ingest or admin", code="invalid_grant")
     cidrs = clean_cidrs(allowed_cidrs)
     public = _random(_PUBLIC_LEN)
     body = TOKEN_PREFIX + public + _random(_SECRET_LEN)
@@ -128,6 +136,7 @@ def token_create(
         allowed_cidrs=cidrs,
         signing_salt=secrets.token_hex(16) if signing else "",
         rotated_from=rotated_from,
+        all_teams=all_teams,
         created_by=created_by,
         expires_at=timezone.now() + timedelta(days=lifetime) if lifetime else None,
     )
@@ -142,13 +151,15 @@ def token_create(
         target=token,
         target_id=token.prefix,
         summary=f"token {token.name} ({token.prefix}) created with scope {scope} for {team.slug}"
-        + (f" and {', '.join(sorted(t.slug for t in extra))}" if extra else ""),
+        + (f" and {', '.join(sorted(t.slug for t in extra))}" if extra else "")
+        + (", with organisation-wide ingest (its reports may change every team's findings)" if all_teams else ""),
         details={
             **_ids(token),
             "expires_at": token.expires_at.isoformat() if token.expires_at else None,
             "extra_teams": sorted(t.slug for t in extra),
             "allowed_cidrs": cidrs,
             "signed": signing,
+            "all_teams": all_teams,
         },
     )
     return token, plaintext
@@ -291,6 +302,7 @@ def _audit_refused_address(token: ApiToken, ip: str | None) -> None:
 
 @transaction.atomic
 def token_revoke(*, token: ApiToken, by: User | None = None, ip: str | None = None, reason: str = "") -> ApiToken:
+    ensure_administrator(by, "revoke tokens")
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
@@ -314,6 +326,7 @@ def token_rotate(
 ) -> tuple[ApiToken, str]:
     """Issue a successor with the same teams, scope, allow-list and signing (a new secret);
     the old token keeps working for ``overlap_hours`` (both overlap while senders switch)."""
+    ensure_administrator(by, "rotate tokens")
     if not token.is_active:
         raise ApplicationError("a revoked or expired token cannot be rotated: create a new one", code="inactive_token")
     if overlap_hours < 0:
@@ -331,6 +344,7 @@ def token_rotate(
         signing=token.requires_signature,
         ip=ip,
         rotated_from=token,
+        all_teams=token.all_teams,
     )
     ends = now + timedelta(hours=overlap_hours)
     if token.expires_at is None or token.expires_at > ends:
