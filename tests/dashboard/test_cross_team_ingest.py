@@ -462,3 +462,17 @@ def test_bravos_member_confirms_held_closures(held, teams) -> None:
     assert report_confirm_closures(report=held, user=user) == 12
 
     assert Finding.objects.filter(status=Status.FIXED).count() == 12
+
+
+def test_the_api_refuses_a_scan_of_bravos_image_with_403_naming_the_reason_not_the_team(alpha, bravo, owned_by) -> None:
+    bravo.send(trivy(range(12)), image=BRAVO_IMAGE)
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {alpha.plaintext}")
+
+    response = client.generic("POST", f"/api/v1/reports/?image={BRAVO_IMAGE}:1.1", trivy(range(7)), content_type="application/json")
+
+    error = response.json()["error"]
+    assert (response.status_code, error["code"], error["message"]) == (403, "not_your_scope", FOREIGN_SCOPE)
+    assert "bravo" not in error["message"]
+    refusal = Report.objects.get(pk=error["details"]["report"])
+    assert (refusal.status, refusal.token_id, refusal.error) == (ReportStatus.FAILED, alpha.token.pk, f"refused: {FOREIGN_SCOPE}")
+    assert Finding.objects.filter(team__slug="bravo", status=Status.OPEN).count() == 12
