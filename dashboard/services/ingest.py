@@ -2,7 +2,8 @@
 
 Runs inside the caller's transaction with the report's lifecycle scopes
 locked (see ``report_processing.report_process``).  The number of queries is constant
-per batch of findings, never per finding.
+per batch of findings, never per finding.  A report changes only the findings its
+sender may change (``sender_rights``): another team's in its scope are left alone.
 """
 
 from __future__ import annotations
