@@ -41,11 +41,12 @@ class MembershipAdmin(admin.ModelAdmin):
 class ApiTokenAdmin(admin.ModelAdmin):
     """Tokens are created with `manage.py create_token` (the secret is shown once); here they are listed and revoked."""
 
-    list_display = ("name", "team", "prefix", "scope", "expires_at", "last_used_at", "last_used_ip", "revoked_at")
-    list_filter = ("scope", "team")
+    list_display = ("name", "team", "prefix", "scope", "all_teams", "expires_at", "last_used_at", "last_used_ip", "revoked_at")
+    list_filter = ("scope", "all_teams", "team")
     readonly_fields = (
         "team",
         "extra_teams",
+        "all_teams",
         "name",
         "prefix",
         "scope",

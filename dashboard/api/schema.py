@@ -79,6 +79,7 @@ REPORT_SUMMARY = inline_serializer(
         "findings_total": serializers.IntegerField(),
         "held_closures": serializers.IntegerField(),
         "error": serializers.CharField(),
+        "message": serializers.CharField(),
         "attempts": serializers.IntegerField(),
         "received_at": serializers.DateTimeField(allow_null=True),
         "started_at": serializers.DateTimeField(allow_null=True),

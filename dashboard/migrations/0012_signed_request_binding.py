@@ -4,7 +4,7 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-    dependencies = [("dashboard", "0010_payload_encoding")]
+    dependencies = [("dashboard", "0011_token_all_teams")]
 
     operations = [
         migrations.RemoveField(model_name="signedrequest", name="status_code"),

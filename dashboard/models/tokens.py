@@ -14,6 +14,9 @@ class ApiToken(models.Model):
     An integration token (a cluster-wide Falco or policy-reporter) also covers ``extra_teams``:
     it reads their findings and may name them with ``team=``; its own ``team`` is the one
     running the integration and the fallback owner of what no rule claims.
+
+    ``all_teams`` is the organisation-wide ingest grant (a platform team's scanner): its reports may
+    change the findings of every team, where other tokens change only those of the teams they cover.
     """
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="tokens")
@@ -24,6 +27,8 @@ class ApiToken(models.Model):
     #: HMAC-SHA256 of the whole token, keyed by settings.TOKEN_HASH_KEY.
     key_hash = models.CharField(max_length=64)
     scope = models.CharField(max_length=16, choices=TokenScope.choices, default=TokenScope.INGEST)
+    #: Organisation-wide ingest: reports sent with it may change any team's findings (granted and audited by token_create).
+    all_teams = models.BooleanField(default=False)
     #: Networks the token may be used from (CIDRs, IPv4 or IPv6); empty means anywhere.
     allowed_cidrs = models.JSONField(default=list, blank=True)
     #: Random salt of the request-signing secret (HMAC(TOKEN_HASH_KEY, salt)); empty: requests need no signature.

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from dashboard.errors import ApplicationError
 from dashboard.models import Membership, Role, Team, TokenScope
@@ -116,3 +116,21 @@ def audit_teams(user: Any) -> QuerySet[Team] | None:
     if sees_everything(user):
         return None
     return Team.objects.filter(pk__in=Membership.objects.filter(user=user, role=Role.MANAGER).values("team_id"))
+
+
+def triage_team_ids(user: Any) -> set[int] | None:
+    """The teams whose findings ``user`` may triage, in one query; None means every team (administrators)."""
+    if sees_everything(user):
+        return None
+    if not _authenticated(user) or getattr(user, "api_token", None) is not None:
+        return set()
+    roles = [role for role, actions in ROLE_ACTIONS.items() if TRIAGE in actions]
+    granted = Q(role__in=roles) | Q(role=Role.MANAGER, can_triage=True)
+    return set(Membership.objects.filter(granted, user=user).values_list("team_id", flat=True))
+
+
+def ensure_administrator(by: Any, what: str) -> None:
+    """Raise a 403 ApplicationError unless ``by`` is a staff administrator.  ``by`` None is an operator at the
+    command line (management commands), who has the database anyway."""
+    if by is not None and not sees_everything(by):
+        raise ApplicationError(f"only administrators may {what}", code="forbidden", status=403)

@@ -103,7 +103,8 @@ def demo_load(*, today: dt.date | None = None) -> dict[str, int]:
             )
             processed = report_process(report.pk)
             if processed is not None and processed.held_closures:
-                report_confirm_closures(report=processed, user=users["champion"])
+                # Confirmed by someone with the triage right on the team: its champion, else an administrator.
+                report_confirm_closures(report=processed, user=users["champion" if item.team == "payments" else "admin"])
             reports += 1
         _demo_nudges(now=timezone.make_aware(dt.datetime.combine(day, dt.time(10, 0))), champion=users["champion"])
     demo_base_images(today=today)

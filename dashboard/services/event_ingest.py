@@ -7,6 +7,10 @@ the first report that names it and at that report's time, takes its text, detail
 latest one, keeps the most recent samples and counts every occurrence; "last seen" and the last report
 are the latest report's.  Every report keeps its own counts (new, reopened, unchanged) and the findings
 it named (event sightings for the nudges).
+
+The batch has one sender (report_processing claims only reports of the leader's sender): findings of teams it
+may not change are left untouched and counted ``not_yours`` by each report naming them; a report naming nothing
+else is marked ``refused`` (it changed nothing).
 """
 
 from __future__ import annotations
@@ -24,12 +28,15 @@ from dashboard.services.finding_rows import (
     Item,
     changed_values,
     chunks,
+    creatable,
     event_row,
+    fallback_scopes,
     image_of,
     items_of,
     new_row,
     record_occurrences,
     reopened_values,
+    scope_owners,
     score_new,
     stored_findings,
     write_changed,
@@ -37,6 +44,7 @@ from dashboard.services.finding_rows import (
 from dashboard.services.images import Recorded, images_record
 from dashboard.services.ingest import IngestOutcome
 from dashboard.services.scopes import lock_scopes
+from dashboard.services.sender_rights import SenderRights, report_sender_rights
 from scanners.base import ImageRef, ParseResult
 
 
@@ -63,11 +71,13 @@ class _Merged:
 def apply_event_reports(reports: Sequence[EventReport]) -> list[IngestOutcome]:
     """Apply event reports (in arrival order) whose rows the caller locked, inside the caller's transaction;
     one outcome per report."""
+    rights = _batch_rights(reports)
     items = [items_of(e.report.team, e.source, e.stream, e.result, _override(e.report)) for e in reports]
     merged = _merge(items)
     scopes = {item.scope_key for named in items for item in named.values()}
     lock_scopes(scopes)
     images = _record_images(reports, items)
+    by_id = {image.pk: image for image in images.values()}
 
     outcomes = [
         IngestOutcome(counts=dict.fromkeys(("new", "reopened", "unchanged", "fixed"), 0), held_closures=[], findings_total=0)
@@ -76,11 +86,15 @@ def apply_event_reports(reports: Sequence[EventReport]) -> list[IngestOutcome]:
     events: list[dict[str, Any]] = []
     ids: dict[str, int] = {}
     known = stored_findings(list(merged), with_details=True)
+    foreign = {fp for fp, row in known.items() if not rights.may_change(row.team_id)}
     created: set[str] = set()
     reopened: set[str] = set()
     facts: intel.Facts | None = None
     for chunk in chunks([fp for fp in merged if fp not in known]):
-        rows, facts = score_new([_new_row(merged[fp], reports, images) for fp in chunk], facts)
+        rows = [_new_row(merged[fp], reports, images) for fp in chunk]
+        owners = scope_owners(fallback_scopes(rows, by_id, rights))
+        foreign.update(row["fingerprint"] for row in rows if not creatable(row, by_id.get(row["image_id"]), owners, rights))
+        rows, facts = score_new([row for row in rows if row["fingerprint"] not in foreign], facts)
         for pk, fp in insert_rows(Finding, rows, unique_fields=["fingerprint"], returning=["id", "fingerprint"]):
             first = reports[merged[fp].first].report
             ids[fp] = pk
@@ -90,6 +104,8 @@ def apply_event_reports(reports: Sequence[EventReport]) -> list[IngestOutcome]:
 
     changed: dict[tuple[str, ...], list[Finding]] = {}
     for fp, row in known.items():
+        if fp in foreign:
+            continue
         entry, ids[fp] = merged[fp], row.id
         first, latest = reports[entry.first].report, reports[entry.last].report
         values = changed_values(row, entry.item, event=True)
@@ -118,10 +134,24 @@ def apply_event_reports(reports: Sequence[EventReport]) -> list[IngestOutcome]:
         for fp in named:
             first_here = merged[fp].first == index
             kind = "new" if first_here and fp in created else "reopened" if first_here and fp in reopened else "unchanged"
-            outcome.counts[kind] += 1
+            if fp in foreign:
+                outcome.not_yours += 1
+            else:
+                outcome.counts[kind] += 1
         outcome.findings_total = len(named)
         outcome.finding_ids = [ids[fp] for fp in named if fp in ids]
+        outcome.refused = bool(outcome.not_yours) and not outcome.finding_ids
+        if outcome.not_yours:
+            outcome.counts["not_yours"] = outcome.not_yours
     return outcomes
+
+
+def _batch_rights(reports: Sequence[EventReport]) -> SenderRights:
+    """The one sender's rights (a batch of several senders is refused: its reports are then applied one by one)."""
+    senders = {(e.report.token_id, e.report.submitted_by_id) for e in reports}
+    if len(senders) > 1:
+        raise ValueError("a batch of event reports has one sender")
+    return report_sender_rights(reports[0].report)
 
 
 def _override(report: Report) -> ImageRef | None:

@@ -15,13 +15,14 @@ from typing import Any
 
 from django.db import connection
 
-from dashboard.models import Finding, FindingOccurrence, Image, Report, Status, Team
+from dashboard.models import Finding, FindingOccurrence, Image, OwnerSource, Report, Status, Team
 from dashboard.services import intel, risk
 from dashboard.services.bulk_inserts import insert_rows
 from dashboard.services.bulk_updates import bulk_update_rows
 from dashboard.services.images import LAST_SEEN_STEP
 from dashboard.services.ownership import resolve_owner, rules_for
 from dashboard.services.scopes import policy_scope_key, scope_key
+from dashboard.services.sender_rights import SenderRights
 from scanners.base import Finding as ParsedFinding
 from scanners.base import ImageRef, ParseResult
 from scanners.fingerprint import make_fingerprint
@@ -217,16 +218,52 @@ class Stored:
     occurrences: int
     severity: str
     details: dict[str, Any] | None
+    #: The owning team (None: unowned): a sender changes only the findings it may (sender_rights.py).
+    team_id: int | None = None
 
 
 def stored_findings(fingerprints: Sequence[str], *, with_details: bool) -> dict[str, Stored]:
-    columns = ["fingerprint", "id", "status", "scope_key", "last_seen", "content_hash", "occurrences", "severity"]
+    columns = ["fingerprint", "id", "status", "scope_key", "last_seen", "content_hash", "occurrences", "severity", "team_id"]
     stored: dict[str, Stored] = {}
     for chunk in read_chunks(fingerprints):
         rows = Finding.objects.filter(fingerprint__any=chunk).values_list(*columns, *(["details"] if with_details else []))
-        for fingerprint, pk, status, key, seen, hashed, count, severity, *details in rows:
-            stored[fingerprint] = Stored(pk, status, key, seen, hashed, count, severity, details[0] if details else None)
+        for fingerprint, pk, status, key, seen, hashed, count, severity, team_id, *details in rows:
+            stored[fingerprint] = Stored(pk, status, key, seen, hashed, count, severity, details[0] if details else None, team_id)
     return stored
+
+
+def scope_owners(keys: Iterable[str]) -> dict[str, set[int | None]]:
+    """The teams owning findings of each of these scopes (one query per batch of scopes)."""
+    owners: dict[str, set[int | None]] = {}
+    for chunk in read_chunks(sorted(set(keys))):
+        for key, team_id in Finding.objects.filter(scope_key__any=chunk).values_list("scope_key", "team_id").distinct():
+            owners.setdefault(key, set()).add(team_id)
+    return owners
+
+
+def creatable(row: dict[str, Any], image: Image | None, owners: dict[str, set[int | None]], rights: SenderRights) -> bool:
+    """May this sender create this new finding?  Only for a team it may change or unowned; and a finding no rule
+    claims (it would fall to the sender's own team) not inside an image or a scope another team owns (an image is
+    its first reporter's, a scope its findings' owners')."""
+    if not rights.may_change(row["team_id"]):
+        return False
+    if rights.everything or row["owner_source"] != OwnerSource.REPORT:
+        return True
+    if image is not None and image.team_id is not None:
+        return rights.may_change(image.team_id)
+    teams = owners.get(row["scope_key"], set())
+    return not teams or any(rights.may_change(team_id) for team_id in teams)
+
+
+def fallback_scopes(rows: Iterable[dict[str, Any]], images: dict[int, Image], rights: SenderRights) -> set[str]:
+    """Scopes whose owners ``creatable`` needs: of new rows falling to the sender's team outside an owned image."""
+    if rights.everything:
+        return set()
+    return {
+        row["scope_key"]
+        for row in rows
+        if row["owner_source"] == OwnerSource.REPORT and (row["image_id"] is None or images[row["image_id"]].team_id is None)
+    }
 
 
 def changed_values(row: Stored, item: Item, *, event: bool) -> dict[str, Any]:

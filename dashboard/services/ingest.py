@@ -2,7 +2,8 @@
 
 Runs inside the caller's transaction with the report's lifecycle scopes
 locked (see ``report_processing.report_process``).  The number of queries is constant
-per batch of findings, never per finding.
+per batch of findings, never per finding.  A report changes only the findings its
+sender may change (``sender_rights``): another team's in its scope are left alone.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from dashboard.models import ACTIVE_STATUSES, Finding, FindingEvent, Report, Status
+from dashboard.models import ACTIVE_STATUSES, Finding, FindingEvent, Report, Status, Team
 from dashboard.services import intel, risk
 from dashboard.services.bulk_inserts import insert_rows
 from dashboard.services.finding_rows import (
@@ -21,23 +22,27 @@ from dashboard.services.finding_rows import (
     Item,
     changed_values,
     chunks,
+    creatable,
     event_row,
+    fallback_scopes,
     image_of,
     items_of,
     new_row,
     read_chunks,
     record_occurrences,
     reopened_values,
+    scope_owners,
     score_new,
     stored_findings,
     write_changed,
 )
 from dashboard.services.images import LAST_SEEN_STEP, Recorded, images_record
 from dashboard.services.scopes import covered_scopes, explicitly_evaluated, lock_scopes, mark_applied
+from dashboard.services.sender_rights import ForeignScopeError, SenderRights, report_sender_rights
 from scanners.base import ImageRef, ParseResult
 from scanners.digest import STABLE_FORMATS
 
-__all__ = ["EVENT_FORMATS", "IngestOutcome", "apply_report", "close_findings"]
+__all__ = ["EVENT_FORMATS", "IngestOutcome", "apply_report", "close_findings", "report_scopes"]
 
 _ABSENT = "absent from a complete report"
 _PASSED = "evaluated again and passed"
@@ -56,6 +61,11 @@ class IngestOutcome:
     finding_ids: list[int] = dataclasses.field(default_factory=list)
     #: The scopes a snapshot scan spoke for, kept on the report for recognising a repeat (reimports.py).
     scopes: list[str] = dataclasses.field(default_factory=list)
+    #: Findings of teams the sender may not change that the report named or covered, left untouched (and new
+    #: ones it would have created for such a team).
+    not_yours: int = 0
+    #: The report was about nothing but such findings (an event report of a batch: it changed nothing).
+    refused: bool = False
 
 
 def _policy_of(item: Item) -> str:
@@ -63,49 +73,47 @@ def _policy_of(item: Item) -> str:
     return policy if isinstance(policy, str) else ""
 
 
+def report_scopes(
+    *, team: Team | None, source: str, stream: str, result: ParseResult, override: ImageRef | None
+) -> tuple[dict[str, Item], set[str]]:
+    """The report's items (by fingerprint) and the lifecycle scopes it closes by absence in (none for events)."""
+    items = items_of(team, source, stream, result, override)
+    if source in EVENT_FORMATS:
+        return items, set()
+    item_scopes = [(item.scope_key, _policy_of(item)) for item in items.values()]
+    artifact = override or result.artifact
+    return items, covered_scopes(team=team, source=source, stream=stream, result=result, artifact=artifact, item_scopes=item_scopes)
+
+
 def apply_report(*, report: Report, source: str, stream: str, result: ParseResult, now: dt.datetime) -> IngestOutcome:
     """Upsert the report's findings and close what it no longer shows.  Caller holds the transaction.
 
+    Only findings the report's sender may change are touched (sender_rights.py); the others in its scope are
+    counted ``not_yours``, and a report about nothing else raises ``ForeignScopeError`` (the caller rolls back).
     (A batch of event reports is applied as one by ``event_ingest``.)
     """
     override = ImageRef.parse(report.image_ref) if report.image_ref else None
     team = report.team
-    items = items_of(team, source, stream, result, override)
+    rights = report_sender_rights(report)
+    items, scopes = report_scopes(team=team, source=source, stream=stream, result=result, override=override)
     events_only = source in EVENT_FORMATS
-    scopes = (
-        set()
-        if events_only
-        else covered_scopes(
-            team=team,
-            source=source,
-            stream=stream,
-            result=result,
-            artifact=override or result.artifact,
-            item_scopes=[(item.scope_key, _policy_of(item)) for item in items.values()],
-        )
-    )
     # Open findings the report evaluated again and found passing (a lone policy result): fixed, their scopes locked too.
-    resolved: dict[int, str] = {}
+    resolved: dict[int, tuple[str, int | None]] = {}
     if result.resolved:
-        passing = Finding.objects.filter(fingerprint__any=result.resolved, status__in=ACTIVE_STATUSES).values_list("id", "scope_key")
-        resolved = dict(passing)
-    locked = scopes | {item.scope_key for item in items.values()} | set(resolved.values())
+        passing = Finding.objects.filter(fingerprint__any=result.resolved, status__in=ACTIVE_STATUSES)
+        resolved = {pk: (key, team_id) for pk, key, team_id in passing.values_list("id", "scope_key", "team_id")}
+    locked = scopes | {item.scope_key for item in items.values()} | {key for key, _ in resolved.values()}
     lock_scopes(locked)
     if not events_only:  # what a repeated scan is compared with (reimports.py); events never repeat
         mark_applied(locked, report=report)
 
     # Open findings in the covered scopes before this report: the base for the "close more than half" rule.
-    active_before: dict[str, tuple[int, str]] = {}
+    active_before: dict[str, tuple[int, str, int | None]] = {}
     for chunk in chunks(sorted(scopes)):
-        rows = Finding.objects.filter(scope_key__in=chunk, status__in=ACTIVE_STATUSES).values_list("id", "fingerprint", "scope_key")
-        active_before.update({fp: (pk, key) for pk, fp, key in rows})
+        active = Finding.objects.filter(scope_key__in=chunk, status__in=ACTIVE_STATUSES)
+        active_before.update({fp: (pk, key, team) for pk, fp, key, team in active.values_list("id", "fingerprint", "scope_key", "team_id")})
 
-    image_refs = [item.image for item in items.values() if item.image is not None]
-    if override is not None:
-        image_refs.append(override)
-    elif result.artifact is not None:
-        image_refs.append(result.artifact)
-    images = images_record(image_refs, team, result.labels, now, Recorded())
+    images = images_record(_image_refs(items, override, result), team, result.labels, now, Recorded())
     report_image = override or result.artifact
     main_image = images.get(report_image.name) if report_image is not None else None
     if main_image is not None and report.image_id != main_image.pk:
@@ -117,14 +125,17 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
     events: list[dict[str, Any]] = []
     ids: dict[str, int] = {}
     known = stored_findings(list(items), with_details=events_only)
+    foreign = {row.id for row in known.values() if not rights.may_change(row.team_id)}
     seen_ids: list[int] = []
     facts: intel.Facts | None = None
+    by_id = {image.pk: image for image in images.values()}
     for chunk in chunks(list(items)):
-        stored = {fp: known[fp] for fp in chunk if fp in known}
-        labels = result.labels
-        new, facts = score_new(
-            [new_row(items[fp], report, image_of(items[fp], images), stream, now, labels) for fp in chunk if fp not in stored], facts
-        )
+        stored = {fp: known[fp] for fp in chunk if fp in known and known[fp].id not in foreign}
+        rows = [new_row(items[fp], report, image_of(items[fp], images), stream, now, result.labels) for fp in chunk if fp not in known]
+        owners = scope_owners(fallback_scopes(rows, by_id, rights))
+        allowed = [row for row in rows if creatable(row, by_id.get(row["image_id"]), owners, rights)]
+        triaged.not_yours += len(rows) - len(allowed)
+        new, facts = score_new(allowed, facts)
         for pk, fp in insert_rows(Finding, new, unique_fields=["fingerprint"], returning=["id", "fingerprint"]):
             ids[fp] = pk
             triaged.new_ids.append(pk)
@@ -156,26 +167,71 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
         Finding.objects.filter(pk__any=chunk, last_seen__lt=now - LAST_SEEN_STEP).update(last_seen=now, last_report=report)
     record_occurrences((ids[fp], item, now) for fp, item in items.items() if fp in ids)
 
-    held: list[int] = []
     if not events_only:
-        # A policy the report explicitly evaluated on a resource (pass/skip) is positive evidence of a fix;
-        # everything else missing is closed by absence, which the "more than half" rule guards.
-        evaluated = explicitly_evaluated(stream, source, result)
-        missing = [(pk, key) for fp, (pk, key) in active_before.items() if fp not in items]
-        passed = [pk for pk, key in missing if key in evaluated]
-        absent = [pk for pk, key in missing if key not in evaluated]
-        if absent and len(absent) * 2 > len(active_before):
-            held = sorted(absent)
-            absent = []
-        if passed or absent:
-            counts["fixed"] = close_findings(ids=[*passed, *absent], report=report, now=now, events=events)
-        if resolved:
-            counts["fixed"] += close_findings(ids=sorted(resolved), report=report, now=now, events=events, reason=_PASSED)
+        _close_absent(report, stream, source, result, now, items, active_before, resolved, rights, foreign, triaged, events)
+    triaged.not_yours += len(foreign)
     insert_rows(FindingEvent, events)
-    triaged.counts, triaged.held_closures, triaged.findings_total = counts, held, len(items)
+    triaged.findings_total = len(items)
     triaged.scopes = sorted(locked) if source in STABLE_FORMATS else []
     triaged.finding_ids = list(ids.values())
+    if triaged.not_yours and not ids and not triaged.held_closures and not counts["fixed"] and not _owns_any(active_before, rights):
+        raise ForeignScopeError()  # about nothing but findings of teams the sender may not change
+    if triaged.not_yours:
+        counts["not_yours"] = triaged.not_yours
     return triaged
+
+
+def _image_refs(items: dict[str, Item], override: ImageRef | None, result: ParseResult) -> list[ImageRef]:
+    refs = [item.image for item in items.values() if item.image is not None]
+    if override is not None:
+        refs.append(override)
+    elif result.artifact is not None:
+        refs.append(result.artifact)
+    return refs
+
+
+def _owns_any(active_before: dict[str, tuple[int, str, int | None]], rights: SenderRights) -> bool:
+    return any(rights.may_change(team_id) for _, _, team_id in active_before.values())
+
+
+def _close_absent(
+    report: Report,
+    stream: str,
+    source: str,
+    result: ParseResult,
+    now: dt.datetime,
+    items: dict[str, Item],
+    active_before: dict[str, tuple[int, str, int | None]],
+    resolved: dict[int, tuple[str, int | None]],
+    rights: SenderRights,
+    foreign: set[int],
+    outcome: IngestOutcome,
+    events: list[dict[str, Any]],
+) -> None:
+    """Close what the report no longer lists (or evaluated as passing), of the sender's findings only; the
+    others' active findings of the scope are added to ``foreign``.
+
+    A policy the report explicitly evaluated on a resource (pass/skip) is positive evidence of a fix;
+    everything else missing is closed by absence, which the "more than half" rule guards.  The rule counts
+    the sender's own findings of the scope: another team's are never closed nor held, so reporting a
+    shrinking part of them (7 of 12, then 4, then 2) changes nothing.
+    """
+    evaluated = explicitly_evaluated(stream, source, result)
+    mine = {fp: (pk, key) for fp, (pk, key, team_id) in active_before.items() if rights.may_change(team_id)}
+    foreign |= {pk for pk, _, team_id in active_before.values() if not rights.may_change(team_id)}
+    missing = [(pk, key) for fp, (pk, key) in mine.items() if fp not in items]
+    passed = [pk for pk, key in missing if key in evaluated]
+    absent = [pk for pk, key in missing if key not in evaluated]
+    if absent and len(absent) * 2 > len(mine):
+        outcome.held_closures = sorted(absent)
+        absent = []
+    counts = outcome.counts
+    if passed or absent:
+        counts["fixed"] = close_findings(ids=[*passed, *absent], report=report, now=now, events=events)
+    passing = sorted(pk for pk, (_, team_id) in resolved.items() if rights.may_change(team_id))
+    foreign |= {pk for pk, (_, team_id) in resolved.items() if not rights.may_change(team_id)}
+    if passing:
+        counts["fixed"] += close_findings(ids=passing, report=report, now=now, events=events, reason=_PASSED)
 
 
 def close_findings(

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from dashboard.errors import ApplicationError
 from dashboard.models import AuditEvent, Finding, FindingEvent, Image, OwnershipRule, OwnerSource, Team
+from dashboard.selectors.access import ensure_administrator
 from dashboard.selectors.ownership import CompiledRule, RuleSet, decide_owner
 from dashboard.services.audit import audit_record
 from dashboard.services.bulk_updates import bulk_update_rows
@@ -45,6 +46,7 @@ def _enqueue_reassign(rule_id: int) -> None:
 def rule_create(
     *, team: Team, kind: str, pattern: str, priority: int = 0, note: str = "", by: Any = None, ip: str | None = None
 ) -> OwnershipRule:
+    ensure_administrator(by, "create ownership rules")
     pattern = validate_pattern(kind=kind, pattern=pattern)
     existing = OwnershipRule.objects.filter(kind=kind, pattern=pattern).select_related("team").first()
     if existing is not None:
@@ -90,6 +92,7 @@ def rule_update(
     by: Any = None,
     ip: str | None = None,
 ) -> OwnershipRule:
+    ensure_administrator(by, "change ownership rules")
     pattern = validate_pattern(kind=kind, pattern=pattern)
     clash = OwnershipRule.objects.filter(kind=kind, pattern=pattern).exclude(pk=rule.pk).first()
     if clash is not None:
@@ -116,6 +119,7 @@ def rule_update(
 
 @transaction.atomic
 def rule_delete(*, rule: OwnershipRule, by: Any = None, ip: str | None = None, reason: str = "") -> None:
+    ensure_administrator(by, "delete ownership rules")
     rule_id = rule.pk
     before = _rule_snapshot(rule)
     audit_record(
@@ -252,6 +256,7 @@ def _reassign_images(rules: RuleSet) -> None:
 @transaction.atomic
 def finding_set_owner(*, finding: Finding, team: Team | None, by: Any, ip: str | None = None, reason: str = "") -> Finding:
     """An administrator sets a finding's team by hand (sticky: rules no longer move it); None hands it back to the rules."""
+    ensure_administrator(by, "set a finding's owner")
     locked = Finding.objects.select_for_update(of=("self",)).select_related("team", "image", "last_report__team").get(pk=finding.pk)
     old = locked.team.slug if locked.team else "unowned"
     if team is not None:

@@ -9,7 +9,9 @@ finding unchanged, without being parsed, provided that since that report:
 - no other report was applied to any of its scopes (``LifecycleScope.last_report``),
 - nobody changed the status of a finding in those scopes (``status_changed_at``),
 - no finding in those scopes needs its "last seen" moved forward (images.LAST_SEEN_STEP),
-- the earlier report held no closures for confirmation.
+- the earlier report held no closures for confirmation,
+- it was sent by the same sender, and every finding of those scopes is one that sender may change (a
+  repeat about another team's findings takes the full path, which leaves them alone and counts them).
 
 Otherwise the report takes the normal path (parse and apply), which gives the same result, slower.
 """
@@ -25,13 +27,16 @@ from dashboard.models import Finding, Report, ReportStatus, Status
 from dashboard.services.images import LAST_SEEN_STEP
 from dashboard.services.ingest import EVENT_FORMATS
 from dashboard.services.scopes import lock_scopes, mark_applied
+from dashboard.services.sender_rights import report_sender_rights
 from scanners.digest import STABLE_FORMATS
 
 
 def _earlier(report: Report) -> Report | None:
-    """The last applied report with the same stable digest, team, declared format, image and stream."""
+    """The last applied report with the same stable digest, sender, team, declared format, image and stream."""
     candidates = Report.objects.filter(
         stable_sha256=report.stable_sha256,
+        token=report.token_id,
+        submitted_by=report.submitted_by_id,
         team=report.team_id,
         team_named=report.team_named,
         declared_format=report.declared_format,
@@ -53,7 +58,7 @@ def report_repeat(*, report: Report, now: dt.datetime | None = None) -> Report |
     if not report.stable_sha256 or report.declared_format in EVENT_FORMATS:
         return None
     earlier = _earlier(report)
-    if earlier is None or earlier.held_closures or not earlier.scopes or earlier.finished_at is None:
+    if earlier is None or earlier.held_closures or not earlier.scopes or earlier.finished_at is None or earlier.counts.get("not_yours"):
         return None
     with transaction.atomic():
         locked = Report.objects.select_for_update().get(pk=report.pk)
@@ -67,6 +72,9 @@ def report_repeat(*, report: Report, now: dt.datetime | None = None) -> Report |
             return None  # a person (or a rule, or the quiet-period sweep) changed a status since
         if findings.exclude(status=Status.FIXED).filter(last_seen__lt=now - LAST_SEEN_STEP).exists():
             return None  # the full path moves "last seen" forward
+        rights = report_sender_rights(locked)
+        if not rights.everything and findings.exclude(team__isnull=True).exclude(team_id__in=rights.team_ids).exists():
+            return None  # another team's findings (moved there since, by a rule): the full path leaves them alone
         mark_applied(earlier.scopes, report=locked)
         locked.format, locked.stream, locked.image_id = earlier.format, earlier.stream, earlier.image_id
         locked.scopes = earlier.scopes

@@ -21,6 +21,7 @@ from dashboard import metrics
 from dashboard.models import Report, ReportPayload, ReportStatus
 from dashboard.services import event_ingest, ingest, nudges, reimports, triage_rules
 from dashboard.services.bulk_updates import bulk_update_rows
+from dashboard.services.sender_rights import FOREIGN_SCOPE, ForeignScopeError
 from scanners import registry
 from scanners.base import ParseError, ParseResult, gc_paused
 from scanners.loader import load_document
@@ -105,6 +106,8 @@ def _apply_or_fail(job: _Job) -> Report:
         return _apply(job)
     except DATABASE_ERRORS:
         raise  # transient (e.g. PostgreSQL restarting): the task retries; attempts are counted
+    except ForeignScopeError as exc:  # rolled back: the report was about other teams' findings only
+        return _fail(job.report_id, exc.message)
     except Exception as exc:
         logger.exception("report %s could not be applied", job.report_id)
         return _fail(job.report_id, f"internal error while applying the report ({type(exc).__name__}); the report is kept")
@@ -155,8 +158,8 @@ def _finish(report: Report, job: _Job, outcome: ingest.IngestOutcome) -> None:
     report.findings_total = outcome.findings_total
     report.held_closures = outcome.held_closures
     report.scopes = outcome.scopes
-    report.status = ReportStatus.DONE
-    report.error = ""
+    report.status = ReportStatus.FAILED if outcome.refused else ReportStatus.DONE
+    report.error = FOREIGN_SCOPE if outcome.refused else ""
     report.finished_at = timezone.now()
     lag = (report.finished_at - report.received_at).total_seconds()
     transaction.on_commit(lambda: metrics.report_done(format_name=job.source, stream=job.stream, lag_seconds=lag))  # not if rolled back
@@ -216,8 +219,9 @@ def _process_events(leader: Report, first: _Job) -> Report:
 
 
 def _claim_events(leader: Report, now: dt.datetime) -> list[tuple[Report, Any]]:
-    """Claim queued reports sent like the leader (same team, declared format, image and stream), counting an
-    attempt for each in a committed transaction (a worker that dies still used it), with their documents.
+    """Claim queued reports sent like the leader (same sender, team, declared format, image and stream), counting
+    an attempt for each in a committed transaction (a worker that dies still used it), with their documents.
+    One sender per batch: what a report may change depends on its sender (sender_rights.py).
 
     SKIP LOCKED: a report another worker is claiming right now is left to it.
     """
@@ -226,6 +230,8 @@ def _claim_events(leader: Report, now: dt.datetime) -> list[tuple[Report, Any]]:
             Report.objects.select_for_update(skip_locked=True)
             .filter(
                 status=ReportStatus.QUEUED,
+                token=leader.token_id,
+                submitted_by=leader.submitted_by_id,
                 team=leader.team_id,
                 declared_format=leader.declared_format,
                 image_ref=leader.image_ref,

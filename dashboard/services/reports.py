@@ -22,12 +22,14 @@ from django.utils import timezone
 
 from dashboard import metrics
 from dashboard.errors import ApplicationError
-from dashboard.models import ApiToken, Report, ReportPayload, ReportStatus, Stream, Team
-from dashboard.selectors.access import can_triage
+from dashboard.models import ApiToken, Finding, Report, ReportPayload, ReportStatus, Stream, Team
+from dashboard.selectors.access import can_triage, triage_team_ids
 from dashboard.services import ingest, report_processing
+from dashboard.services.scope_check import foreign_only
+from dashboard.services.sender_rights import ForeignScopeError, rights_of
 from dashboard.services.task_publisher import publish_task, task_queue
 from scanners import registry
-from scanners.base import ImageRef, ParseError
+from scanners.base import ImageRef, ParseError, Parser, ParseResult
 from scanners.digest import stable_digest
 from scanners.loader import load_document
 
@@ -183,8 +185,10 @@ def report_submit(
             return Report.objects.get(pk=duplicate_id), False
         same_bytes = None
     stable = stable_digest(data)
-    known = _parsed_before(stable, team=team, format_name=format_name, size=len(data))
-    problem, detected = ("", "") if known else _validation_problem(data, format_name)
+    known_good = _parsed_before(stable, team=team, format_name=format_name, size=len(data))
+    problem, detected, parsed = ("", "", None) if known_good else _validation(data, format_name)
+    if parsed is not None and (token is not None or user is not None):
+        _refuse_foreign(parsed, token=token, user=user, team=team, team_named=bool(team_slug), stream=stream, image=image)
     try:
         report, created = _store(
             team=team,
@@ -227,6 +231,27 @@ def report_submit(
     return report, True
 
 
+def _refuse_foreign(
+    parsed: tuple[Parser, ParseResult],
+    *,
+    token: ApiToken | None,
+    user: User | None,
+    team: Team | None,
+    team_named: bool,
+    stream: str,
+    image: str,
+) -> None:
+    """A 403 for a report about nothing but findings of teams its sender may not change (scope_check.py), before
+    it is stored: the API records the refusal."""
+    parser, result = parsed
+    if parser.name in ingest.EVENT_FORMATS:
+        return  # decided in the worker: an alert's receive path stays two statements
+    rights = rights_of(token=token, user=user)
+    source, stream = parser.name, stream or parser.stream
+    if foreign_only(rights=rights, team=team, team_named=team_named, source=source, stream=stream, image_ref=image, result=result):
+        raise ForeignScopeError()
+
+
 #: Reports from this size on are looked up by their stable digest before they are validated.
 KNOWN_GOOD_BYTES = 256 * 1024
 
@@ -242,9 +267,9 @@ def _parsed_before(stable: str, *, team: Team | None, format_name: str, size: in
     return Report.objects.filter(stable_sha256=stable, team=team, declared_format=format_name, status=ReportStatus.DONE).exists()
 
 
-def _validation_problem(data: bytes, format_name: str) -> tuple[str, str]:
-    """Why the report cannot be processed ("" when it looks fine), checked before answering, and the format
-    it was recognised as ("" when it was not).
+def _validation(data: bytes, format_name: str) -> tuple[str, str, tuple[Parser, ParseResult] | None]:
+    """Why the report cannot be processed ("" when it looks fine), checked before answering, the format it
+    was recognised as ("" when it was not), and the parsed report when it was parsed in full.
 
     A small report (up to VIGIL_VALIDATE_SYNC_BYTES) is parsed in full, so a broken one gets a clear 422 now.
     A larger one gets the cheap checks only (it loads: not truncated, not too deep, no duplicate keys; its
@@ -254,12 +279,12 @@ def _validation_problem(data: bytes, format_name: str) -> tuple[str, str]:
     """
     try:
         if len(data) <= settings.VIGIL_VALIDATE_SYNC_BYTES:
-            parser, _ = registry.parse_bytes(data, format_name or None)
-        else:
-            parser = registry.choose_parser(load_document(data), format_name or None)
+            parsed = registry.parse_bytes(data, format_name or None)
+            return "", parsed[0].name, parsed
+        parser = registry.choose_parser(load_document(data), format_name or None)
     except ParseError as exc:
-        return str(exc), ""
-    return "", parser.name
+        return str(exc), "", None
+    return "", parser.name, None
 
 
 def _idempotency_conflict() -> ApplicationError:
@@ -409,12 +434,22 @@ def report_sweep(*, older_than_seconds: int | None = None) -> list[str]:
 
 
 def report_confirm_closures(*, report: Report, user: User) -> int:
-    """A person confirms closures a report held back; returns how many findings were fixed."""
+    """A person confirms closures a report held back; returns how many findings were fixed.
+
+    Needs the triage right on the team owning each of those findings (on unowned ones: an administrator);
+    seeing the report is not enough.
+    """
     with transaction.atomic():
         locked = Report.objects.select_for_update().get(pk=report.pk)
         ids = list(locked.held_closures or [])
         if not ids:
             return 0
+        allowed = triage_team_ids(user)
+        owners = set(Finding.objects.filter(pk__in=ids).values_list("team_id", flat=True))
+        if allowed is not None and not owners <= allowed:
+            raise ApplicationError(
+                "confirming these closures needs the triage right on the team owning the findings", code="forbidden", status=403
+            )
         fixed = ingest.close_findings(ids=ids, report=locked, now=timezone.now(), reason=f"confirmed by {user}")
         locked.held_closures = []
         locked.counts = {**locked.counts, "fixed": locked.counts.get("fixed", 0) + fixed}

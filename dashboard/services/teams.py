@@ -9,6 +9,7 @@ from django.utils.text import slugify
 
 from dashboard.errors import ApplicationError
 from dashboard.models import AuditEvent, Membership, Role, Team
+from dashboard.selectors.access import ensure_administrator
 from dashboard.services.audit import audit_record
 
 
@@ -26,6 +27,7 @@ def membership_set(
     *, user: User, team: Team, role: str, can_triage: bool = False, by: Any = None, ip: str | None = None, reason: str = ""
 ) -> Membership:
     """Add a person to a team or change their role (audited).  ``can_triage`` is a manager's triage grant."""
+    ensure_administrator(by, "change memberships")
     if role not in Role.values:
         raise ApplicationError(f"unknown role {role!r}; use one of {', '.join(Role.values)}")
     before = Membership.objects.filter(user=user, team=team).values("role", "can_triage").first()
@@ -50,6 +52,7 @@ def membership_set(
 @transaction.atomic
 def membership_remove(*, user: User, team: Team, by: Any = None, ip: str | None = None, reason: str = "") -> bool:
     """Take a person out of a team (audited).  Returns whether they were in it."""
+    ensure_administrator(by, "change memberships")
     deleted, _ = Membership.objects.filter(user=user, team=team).delete()
     if deleted:
         audit_record(

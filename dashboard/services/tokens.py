@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from dashboard.errors import ApplicationError
 from dashboard.models import ApiToken, AuditEvent, Team, TokenAddress, TokenScope
+from dashboard.selectors.access import ensure_administrator
 from dashboard.services.audit import audit_record
 
 TOKEN_PREFIX = "vgl_"  # noqa: S105 - the public token prefix, not a secret
@@ -101,20 +102,26 @@ def token_create(
     ip: str | None = None,
     rotated_from: ApiToken | None = None,
     no_expiry: bool = False,
+    all_teams: bool = False,
 ) -> tuple[ApiToken, str]:
     """Create a token; returns the record and the plaintext, which is never stored.
 
     Every token expires: after ``days`` (1 to TOKEN_MAX_DAYS; default VIGIL_TOKEN_DAYS), unless an
     administrator asks for ``no_expiry``, which the audit record says.
+    ``all_teams`` grants organisation-wide ingest (its reports may change every team's findings): for a
+    platform team's scanner; the grant is recorded in the audit log with the token.
 
     ``extra_teams`` makes an integration token covering several teams; ``allowed_cidrs``
     limits where it may be used from; ``signing`` gives it a request-signing secret
     (``token_signing_secret``) that every request must then be signed with.
     """
+    ensure_administrator(created_by, "create tokens")
     if scope not in TokenScope.values:
         raise ApplicationError(f"unknown scope {scope!r}; use one of {', '.join(TokenScope.values)}")
     if not name.strip():
         raise ApplicationError("a token needs a name")
+    if all_teams and scope == TokenScope.READ:
+        raise ApplicationError("organisation-wide ingest is for a token that posts reports: scope ingest or admin", code="invalid_grant")
     expires_at = _expiry(days=days, no_expiry=no_expiry, created_by=created_by)
     cidrs = clean_cidrs(allowed_cidrs)
     public = _random(_PUBLIC_LEN)
@@ -129,6 +136,7 @@ def token_create(
         allowed_cidrs=cidrs,
         signing_salt=secrets.token_hex(16) if signing else "",
         rotated_from=rotated_from,
+        all_teams=all_teams,
         created_by=created_by,
         expires_at=expires_at,
     )
@@ -144,7 +152,8 @@ def token_create(
         target_id=token.prefix,
         summary=f"token {token.name} ({token.prefix}) created with scope {scope} for {team.slug}"
         + (f" and {', '.join(sorted(t.slug for t in extra))}" if extra else "")
-        + (" that never expires" if expires_at is None else ""),
+        + (" that never expires" if expires_at is None else "")
+        + (", with organisation-wide ingest (its reports may change every team's findings)" if all_teams else ""),
         details={
             **_ids(token),
             "expires_at": token.expires_at.isoformat() if token.expires_at else None,
@@ -152,6 +161,7 @@ def token_create(
             "allowed_cidrs": cidrs,
             "signed": signing,
             "no_expiry": expires_at is None,
+            "all_teams": all_teams,
         },
     )
     return token, plaintext
@@ -313,6 +323,7 @@ def _audit_refused_address(token: ApiToken, ip: str | None) -> None:
 
 @transaction.atomic
 def token_revoke(*, token: ApiToken, by: User | None = None, ip: str | None = None, reason: str = "") -> ApiToken:
+    ensure_administrator(by, "revoke tokens")
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
@@ -336,6 +347,7 @@ def token_rotate(
 ) -> tuple[ApiToken, str]:
     """Issue a successor with the same teams, scope, allow-list and signing (a new secret);
     the old token keeps working for ``overlap_hours`` (both overlap while senders switch)."""
+    ensure_administrator(by, "rotate tokens")
     if not token.is_active:
         raise ApplicationError("a revoked or expired token cannot be rotated: create a new one", code="inactive_token")
     if overlap_hours < 0:
@@ -353,6 +365,7 @@ def token_rotate(
         signing=token.requires_signature,
         ip=ip,
         rotated_from=token,
+        all_teams=token.all_teams,
     )
     ends = now + timedelta(hours=overlap_hours)
     if token.expires_at is None or token.expires_at > ends:

@@ -372,3 +372,60 @@ def test_the_django_admin_is_for_staff_only() -> None:
 
     assert answers == {pattern: EXPECT[probe.access] for pattern, probe in probes.items()}
     assert len(answers) > 50
+
+
+# --- insiders without the right to write -----------------------------------------------------------------------
+# Bravo's read-only member (a manager membership without the triage grant: the only read-only membership there
+# is) and a manager with the triage grant on alpha who only reads bravo.  Both read bravo's objects, so a route
+# answers them as it answers a refusal, not 404: 403 from the API and administrators' routes; pages send them back
+# with the refusal as a message ("ok").  What matters is that no write route changes bravo's data (``+MUTATED``).
+READERS = ("reader", "grantless")
+READER_EXPECT: dict[str, str] = {
+    "object": "ok",
+    "action": "ok",
+    "staff": "403",
+    "staff-object": "403",
+    "api-ingest-for-other-team": "404",  # a team a person may not write to answers like one that does not exist
+    "api-admin-object": "403",
+    "api-admin-action": "ok",
+}
+WRITE_CASES = [
+    pytest.param(name, pattern, index, id=f"{name}-{index}")
+    for name, pattern in ALL_ROUTES
+    for index, probe in enumerate(ROUTES.get(name) or [])
+    if probe.method != "GET" and probe.access in READER_EXPECT
+]
+
+
+def reader_clients(world: World) -> dict[str, Client]:
+    reader, grantless = Client(), Client()
+    reader.force_login(MembershipFactory(team=world.bravo, role=Role.MANAGER, can_triage=False).user)
+    manager = MembershipFactory(team=world.alpha, role=Role.MANAGER, can_triage=True).user
+    MembershipFactory(team=world.bravo, user=manager, role=Role.MANAGER, can_triage=False)
+    grantless.force_login(manager)
+    return {"reader": reader, "grantless": grantless}
+
+
+def test_every_write_route_is_tried_by_the_readers() -> None:
+    writes = {name for name, probes in ROUTES.items() for probe in probes if probe.method != "GET"}
+    tried = {param.values[0] for param in WRITE_CASES}
+
+    assert writes - tried == {"logout", "admin:logout"}
+
+
+@pytest.mark.parametrize(("name", "pattern", "index"), WRITE_CASES)
+def test_a_write_route_refuses_bravos_readers(name: str, pattern: str, index: int, world: World) -> None:
+    probe = ROUTES[name][index]
+    world.clients.update(reader_clients(world))
+
+    answers = {persona: _reader_answer(world, pattern, probe, persona) for persona in READERS}
+
+    assert answers == dict.fromkeys(READERS, READER_EXPECT[probe.access])
+
+
+def _reader_answer(world: World, pattern: str, probe: Probe, persona: str) -> str:
+    before = bravo_state(world)
+    body = json.dumps(probe.data(world)) if probe.body == "json" else urlencode(probe.data(world), doseq=True)
+    content_type = "application/json" if probe.body == "json" else "application/x-www-form-urlencoded"
+    response = world.clients[persona].generic(probe.method, url_for(pattern, probe, world), body, content_type=content_type)
+    return outcome(response, check_leak=False) + ("+MUTATED" if bravo_state(world) != before else "")

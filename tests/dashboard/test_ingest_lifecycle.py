@@ -11,11 +11,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from bench.reportgen import trivy_bytes, trivy_report
-from dashboard.models import Finding, FindingEvent, Image, ImageVersion, Status
+from dashboard.models import Finding, FindingEvent, Image, ImageVersion, Role, Status, Team
 from dashboard.services import intel, reports
 from dashboard.services.reports import report_confirm_closures
 from tests.dashboard.ingest_helpers import ingest
-from tests.factories import EpssScoreFactory, FindingFactory, ImageFactory, KevEntryFactory, TeamFactory, UserFactory
+from tests.factories import EpssScoreFactory, FindingFactory, ImageFactory, KevEntryFactory, MembershipFactory, TeamFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -82,7 +82,7 @@ def test_closing_more_than_half_of_a_scope_is_held_until_a_person_confirms() -> 
     assert risky.counts["fixed"] == 0
     assert len(risky.held_closures) == 6
     assert Finding.objects.filter(status=Status.OPEN).count() == 10
-    fixed = report_confirm_closures(report=risky, user=UserFactory())
+    fixed = report_confirm_closures(report=risky, user=MembershipFactory(team=Team.objects.get(slug="payments"), role=Role.MEMBER).user)
     risky.refresh_from_db()
     assert fixed == 6
     assert risky.counts["fixed"] == 6 and risky.held_closures == []

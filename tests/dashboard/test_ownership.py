@@ -157,7 +157,7 @@ def test_a_rule_decides_the_owner_of_findings_a_team_token_reports_and_records_w
     ci = TeamFactory(slug="platform")
     payments = TeamFactory(slug="payments")
     rule = OwnershipRuleFactory(team=payments, kind=IMAGE, pattern="registry.example.com/payments/*")
-    _, token = token_create(team=ci, name="platform CI")
+    _, token = token_create(team=ci, name="platform CI", all_teams=True)  # a platform scanner: organisation-wide ingest
 
     post_report(token, "?image=registry.example.com/payments/api:1.4.1")
 

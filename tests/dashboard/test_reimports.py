@@ -116,7 +116,7 @@ def test_a_different_team_never_repeats_another_teams_report(parses) -> None:
 def test_a_large_repeat_of_a_report_that_parsed_is_not_validated_again(monkeypatch) -> None:
     ingest(scan("2026-11-27T08:00:00Z"), team="payments")
     validated: list[int] = []
-    monkeypatch.setattr(reports, "_validation_problem", lambda data, format_name: validated.append(len(data)) or ("", ""))
+    monkeypatch.setattr(reports, "_validation", lambda data, format_name: (validated.append(len(data)) or "", "", None))
     padded = json.loads(scan("2026-11-27T08:20:00Z"))
     padded["Metadata"]["padding"] = "x" * reports.KNOWN_GOOD_BYTES
 

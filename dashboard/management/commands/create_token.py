@@ -23,6 +23,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--allow-ip", action="append", default=[], metavar="CIDR", help="only accept the token from this network (repeatable)"
         )
+        parser.add_argument(
+            "--all-teams",
+            action="store_true",
+            help="organisation-wide ingest (a platform team's scanner): its reports may change every team's findings (audited)",
+        )
         parser.add_argument("--signing", action="store_true", help="require signed requests (X-Vigil-Signature); prints the secret")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -43,6 +48,7 @@ class Command(BaseCommand):
                 allowed_cidrs=options["allow_ip"],
                 signing=options["signing"],
                 no_expiry=options["no_expiry"],
+                all_teams=options["all_teams"],
             )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
