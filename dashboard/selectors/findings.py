@@ -13,6 +13,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from dashboard.models import ACTIVE_STATUSES, SEVERITY_ORDER, Finding, Image, Kind, RiskAcceptance, Severity, Status, Stream, Team
 from dashboard.models import access as access_rule
+from dashboard.selectors.report_outcomes import OUTCOMES, outcome_filter
 
 #: A finding due within this many days is "due soon" (the same as dashboard.services.risk.DUE_SOON_DAYS).
 DUE_SOON_DAYS = 7
@@ -85,6 +86,9 @@ class FindingFilters:
     acceptance: str = ""
     #: Risk accepted under an acceptance that expires within this many days.
     expiring: str = ""
+    #: The findings of report ID (a UUID), with ``outcome`` (new, reopened, unchanged, fixed, held) or any.
+    report: str = ""
+    outcome: str = ""
     sort: str = "risk"
 
     @classmethod
@@ -116,6 +120,8 @@ class FindingFilters:
             seen_days=_number(pick("seen_days"), low=1, high=3650, integer=True),
             acceptance=pick("acceptance") if pick("acceptance").isdigit() else "",
             expiring=_number(pick("expiring"), low=0, high=3650, integer=True),
+            report=pick("report"),
+            outcome=pick("outcome", OUTCOMES),
             sort=pick("sort", list(SORTS)) or "risk",
         )
 
@@ -208,6 +214,8 @@ def apply_filters(qs: QuerySet[Finding], *, user: Any, filters: FindingFilters, 
             state=RiskAcceptance.State.APPROVED, expires__lte=today + dt.timedelta(days=int(filters.expiring))
         ).values("findings")
         qs = qs.filter(status=Status.RISK_ACCEPTED, pk__in=expiring)
+    if filters.report:
+        qs = qs.filter(outcome_filter(report=filters.report, outcome=filters.outcome))
     return qs
 
 

@@ -9,11 +9,12 @@ from typing import Any
 from django.db.models import Count
 from django.utils import timezone
 
-from dashboard.models import ACTIVE_STATUSES, Finding, RiskAcceptance, Status, Stream, Team
+from dashboard.models import ACTIVE_STATUSES, Finding, Report, RiskAcceptance, Status, Stream, Team
 from dashboard.models.access import sees_everything
 from dashboard.selectors.acceptances import acceptances_visible
 from dashboard.selectors.findings import DUE_SOON_DAYS
 from dashboard.selectors.queue import capped_count
+from dashboard.selectors.report_outcomes import reports_waiting
 
 #: Risk acceptances expiring within this many days are shown.
 EXPIRING_DAYS = 14
@@ -42,6 +43,8 @@ class HomeSummary:
     to_approve: list[RiskAcceptance]
     waiting: list[RiskAcceptance]
     expired_recently: int
+    #: Reports holding closures for a person to confirm.
+    held_waiting: list[Report] = dataclasses.field(default_factory=list)
 
 
 def home_summary(*, user: Any, since: dt.datetime, team: Team | None, teams: list[Team], today: dt.date | None = None) -> HomeSummary:
@@ -125,4 +128,5 @@ def home_summary(*, user: Any, since: dt.datetime, team: Team | None, teams: lis
         expired_recently=acceptances.filter(
             state=RiskAcceptance.State.EXPIRED, expires__gte=today - dt.timedelta(days=RECENT_DAYS)
         ).count(),
+        held_waiting=list(reports_waiting(user=user, team=team)),
     )

@@ -39,7 +39,7 @@ LAST_BULK = "vigil_last_bulk"
 def queue_filters(params: Any) -> FindingFilters:
     """The queue's filters from a query string; without a status, the queue shows what needs work."""
     filters = FindingFilters.from_query(params)
-    if "status" not in params:
+    if "status" not in params and not filters.report:  # a report's outcome is shown whatever the status now
         filters = filters.replace(status="active")
     return filters
 
