@@ -7,11 +7,23 @@ import datetime as dt
 import re
 from typing import Any
 
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from dashboard.models import ACTIVE_STATUSES, SEVERITY_ORDER, Finding, Image, Kind, RiskAcceptance, Severity, Status, Stream, Team
+from dashboard.models import (
+    ACTIVE_STATUSES,
+    SEVERITY_ORDER,
+    Finding,
+    FindingEvent,
+    Image,
+    Kind,
+    RiskAcceptance,
+    Severity,
+    Status,
+    Stream,
+    Team,
+)
 from dashboard.models import access as access_rule
 from dashboard.selectors.report_outcomes import OUTCOMES, outcome_filter
 
@@ -80,6 +92,8 @@ class FindingFilters:
     q: str = ""
     #: First seen at or after this moment (ISO date or datetime): "new since".
     since: str = ""
+    #: Reopened (fixed, then reported again) at or after this moment.
+    reopened_since: str = ""
     #: Last seen within this many days.
     seen_days: str = ""
     #: Covered by risk acceptance #N.
@@ -101,6 +115,7 @@ class FindingFilters:
 
         assignee = pick("assignee")
         since = pick("since")
+        reopened_since = pick("reopened_since")
         return cls(
             team=pick("team"),
             image=pick("image"),
@@ -117,6 +132,7 @@ class FindingFilters:
             assignee=assignee if _USERNAME.match(assignee) else "",
             q=pick("q"),
             since=since if since and _moment(since) else "",
+            reopened_since=reopened_since if reopened_since and _moment(reopened_since) else "",
             seen_days=_number(pick("seen_days"), low=1, high=3650, integer=True),
             acceptance=pick("acceptance") if pick("acceptance").isdigit() else "",
             expiring=_number(pick("expiring"), low=0, high=3650, integer=True),
@@ -205,6 +221,8 @@ def apply_filters(qs: QuerySet[Finding], *, user: Any, filters: FindingFilters, 
         qs = qs.filter(Q(rule_id__icontains=filters.q) | Q(title__icontains=filters.q) | Q(package_name__icontains=filters.q))
     if filters.since:
         qs = qs.filter(first_seen__gte=_moment(filters.since))
+    if filters.reopened_since:
+        qs = reopened_since(qs, _moment(filters.reopened_since))  # type: ignore[arg-type]
     if filters.seen_days:
         qs = qs.filter(last_seen__gte=timezone.now() - dt.timedelta(days=int(filters.seen_days)))
     if filters.acceptance:
@@ -217,6 +235,13 @@ def apply_filters(qs: QuerySet[Finding], *, user: Any, filters: FindingFilters, 
     if filters.report:
         qs = qs.filter(outcome_filter(report=filters.report, outcome=filters.outcome))
     return qs
+
+
+def reopened_since(qs: QuerySet[Finding], moment: dt.datetime) -> QuerySet[Finding]:
+    """Findings reopened at or after ``moment``.  Reopening sets ``status_changed_at``, so only findings changed
+    since then are looked at, each by its own events (the finding, created_at index)."""
+    reopened = FindingEvent.objects.filter(finding=OuterRef("pk"), type=FindingEvent.Type.REOPENED, created_at__gte=moment)
+    return qs.filter(status_changed_at__gte=moment).filter(Exists(reopened))
 
 
 def _sla_filter(qs: QuerySet[Finding], state: str, today: dt.date) -> QuerySet[Finding]:
