@@ -28,6 +28,13 @@ FIXTURES = Path(settings.BASE_DIR) / "tests" / "fixtures"
 DEMO_PASSWORD = "vigil-demo"  # noqa: S105 - printed by `make run`; demo databases only
 
 TEAMS = [("payments", "Payments"), ("storefront", "Storefront"), ("platform", "Platform")]
+#: What each demo login sees, as ``load_demo`` prints it.
+LOGIN_NOTES = {
+    "champion": "team Payments (champion)",
+    "manager": "all three teams (manager; triage grant on Platform)",
+    "storefront-champion": "team Storefront (champion)",
+    "admin": "everything, incl. unowned findings and Django admin (superuser)",
+}
 USERS = [
     # username, staff, memberships
     ("champion", False, [("payments", Role.CHAMPION)]),
@@ -84,7 +91,8 @@ def demo_load(*, today: dt.date | None = None) -> dict[str, int]:
     teams = {slug: team_create(slug=slug, name=name) for slug, name in TEAMS}
     users = {}
     for username, staff, memberships in USERS:
-        user = user_create(username=username, password=DEMO_PASSWORD, email=f"{username}@example.com", is_staff=staff)
+        # The demo's staff user is the administrator the README sends to Django's admin: a superuser.
+        user = user_create(username=username, password=DEMO_PASSWORD, email=f"{username}@example.com", is_staff=staff, is_superuser=staff)
         users[username] = user
         for slug, role in memberships:
             membership_set(user=user, team=teams[slug], role=role)
