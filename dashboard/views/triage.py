@@ -318,6 +318,7 @@ def rule_list(request: HttpRequest) -> HttpResponse:
                 match_kind=post.get("match_kind", ""),
                 accept_until=finding_updates.parse_expires(post.get("accept_until")),
                 severity=post.get("severity", ""),
+                match_vex_not_affected=post.get("match_vex_not_affected") == "on",
             )
         except ApplicationError as exc:
             messages.error(request, exc.message)
