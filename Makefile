@@ -24,7 +24,7 @@ demo: migrate
 	$(PY) manage.py load_training
 
 run: demo
-	@echo "Vigil on http://127.0.0.1:$(PORT)/  (champion / vigil-demo, manager / vigil-demo)"
+	@echo "Vigil on http://127.0.0.1:$(PORT)/  (the demo logins are listed above)"
 	VIGIL_DEBUG=1 $(PY) manage.py runserver 127.0.0.1:$(PORT) --noreload
 
 # Debian's Chromium for the browser tests (Playwright never downloads its own browser here).

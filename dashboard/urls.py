@@ -1,11 +1,12 @@
 from django.urls import path
 
-from dashboard.views import audit, base_images, champion_load, home, nudges, ownership, pages, posture, reports, triage
+from dashboard.views import audit, base_images, champion_load, home, nudges, ownership, pages, posture, reports, team_settings, triage
 
 urlpatterns = [
     path("", home.home, name="home"),
     path("overview/", pages.overview, name="overview"),
     path("teams/<slug:slug>/", pages.team_detail, name="team"),
+    path("teams/<slug:slug>/settings/", team_settings.team_settings, name="team-settings"),
     path("images/<int:pk>/", pages.image_detail, name="image"),
     # Triage (issue 6)
     path("findings/", triage.finding_list, name="findings"),

@@ -101,6 +101,10 @@ def _string_list(value: Any, where: str) -> list[str]:
     return out
 
 
+#: Every top-level key a Grype JSON report has.
+_GRYPE_KEYS = frozenset({"matches", "ignoredMatches", "source", "distro", "descriptor", "alertsByPackage"})
+
+
 class GrypeParser:
     name = "grype"
     stream = "scan"
@@ -111,7 +115,14 @@ class GrypeParser:
         descriptor = document.get("descriptor")
         if isinstance(descriptor, dict) and descriptor.get("name") == "grype":
             return True
-        return isinstance(document.get("source"), dict) and "distro" in document
+        if isinstance(document.get("source"), dict) and "distro" in document:
+            return True
+        # Only ``matches`` (a trimmed or newer Grype file, e.g. with EPSS but no source, descriptor or distro):
+        # recognised by the shape of its matches, a vulnerability and the artifact it was found in.
+        if set(document) - _GRYPE_KEYS:
+            return False
+        sample = document["matches"][:5]
+        return all(isinstance(m, dict) and isinstance(m.get("vulnerability"), dict) and isinstance(m.get("artifact"), dict) for m in sample)
 
     def parse(self, document: Any) -> ParseResult:
         doc = expect_dict(document, "report")

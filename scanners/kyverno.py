@@ -18,6 +18,7 @@ resolves exactly that (resource, policy, rule) (``ParseResult.resolved``).  A he
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Mapping
 from typing import Any
@@ -113,10 +114,11 @@ class KyvernoParser:
             raise ParseError(f"status: unknown result {status!r} (expected pass, fail, warn, error or skip)")
         policy = req_str(result, "policy", "result")
         rule = opt_str(result, "rule", "result", 255)
-        resource_raw = self._object_ref(expect_dict(result["resource"], "resource"), "resource")
-        namespace = resource_raw["namespace"]
+        cluster_level = not result.get("resource")  # a check of the cluster itself: policy-reporter omits the resource
+        resource_raw = {} if cluster_level else self._object_ref(expect_dict(result["resource"], "resource"), "resource")
+        namespace = resource_raw.get("namespace", "")
         one = {key: result[key] for key in _LONE_RESULT_KEYS if key in result}
-        one.update(result=status, resources=[resource_raw])
+        one.update(result=status, resources=[] if cluster_level else [resource_raw])
         stamp = iso_timestamp(result.get("creationTimestamp"))
         if stamp is not None and stamp >= "1970":  # Go's zero time when the result had none
             moment = datetime.datetime.fromisoformat(stamp)
@@ -129,7 +131,10 @@ class KyvernoParser:
         }
         findings: list[Finding] = []
         self._parse_report(report, "", findings, [], [])
-        resource = self._resource(resource_raw, namespace, not namespace)
+        if cluster_level:
+            # The same identity as that result in a ClusterPolicyReport (no resource), shown on the cluster.
+            findings = [dataclasses.replace(finding, resource=CLUSTER_RESOURCE) for finding in findings]
+        resource = None if cluster_level else self._resource(resource_raw, namespace, not namespace)
         resolved = [] if status in _FINDING_RESULTS else [_fingerprint(resource, namespace, policy, rule)]
         return ParseResult(findings=findings, incomplete_policies=[policy], resolved=resolved)
 
@@ -279,11 +284,18 @@ class KyvernoParser:
 _LONE_RESULT_KEYS = ("policy", "rule", "message", "severity", "category", "scored", "properties", "source")
 
 
+#: Where a cluster-level result (no resource) is shown: on the cluster itself.
+CLUSTER_RESOURCE = ResourceRef(cluster="", namespace="", kind="Cluster", name="")
+
+
 def _is_lone_result(value: Any) -> bool:
-    """policy-reporter's webhook body: one result, with ``status`` and the ``resource`` it is about."""
-    if not isinstance(value, dict) or "status" not in value:
+    """policy-reporter's webhook body: one result, with ``status`` and the ``resource`` it is about; a
+    cluster-level check has no resource, and is told from other JSON by policy-reporter's own fields."""
+    if not isinstance(value, dict) or "status" not in value or not isinstance(value.get("policy"), str):
         return False
-    return isinstance(value.get("policy"), str) and isinstance(value.get("resource"), dict)
+    if isinstance(value.get("resource"), dict):
+        return True
+    return value.get("resource") is None and "results" not in value and {"creationTimestamp", "scored"} <= value.keys()
 
 
 def _is_heartbeat(value: Any) -> bool:

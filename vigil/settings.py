@@ -264,7 +264,8 @@ LOGGING = {
     "formatters": {"redacted": {"()": "dashboard.log_redaction.RedactingFormatter", "format": "%(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_secrets"], "formatter": "redacted"}},
     "root": {"handlers": ["console"], "level": os.environ.get("VIGIL_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    # django-axes logs a banner at every start and a line at every login at INFO: its warnings (lockouts) stay.
+    "loggers": {"django.db.backends": {"level": "INFO"}, "axes": {"level": "WARNING"}},
 }
 
 # --- Operations: probes and metrics ------------------------------------------------

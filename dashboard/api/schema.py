@@ -102,6 +102,8 @@ _FINDING_FILTERS = [
     OpenApiParameter("q", str, description="search in rule id, title and package"),
     OpenApiParameter("base_layer", str, description="OS-package findings from these layers: comma-separated DiffIDs (sha256:...)"),
     OpenApiParameter("sort", str, enum=["risk", "severity", "due", "first_seen", "last_seen"]),
+    OpenApiParameter("report", str, description="a report id: the findings it created, reopened, left unchanged, fixed or holds"),
+    OpenApiParameter("outcome", str, enum=["new", "reopened", "unchanged", "fixed", "held"], description="with report: one outcome"),
 ]
 
 

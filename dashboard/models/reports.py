@@ -32,6 +32,9 @@ class Report(models.Model):
     #: Image reference given by the sender (?image=), overriding the report's own.
     image_ref = models.CharField(max_length=512, blank=True, default="")
     image = models.ForeignKey("dashboard.Image", null=True, blank=True, on_delete=models.SET_NULL, related_name="reports")
+    #: The tag and digest of ``image`` the report was about (the image_ref, else the report's own artifact).
+    image_tag = models.CharField(max_length=128, blank=True, default="")
+    image_digest = models.CharField(max_length=128, blank=True, default="")
     content_sha256 = models.CharField(max_length=64, db_index=True)
     #: scanners.digest.stable_digest of the payload (run timestamps and ids blanked): a repeated scan has the same.
     stable_sha256 = models.CharField(max_length=64, blank=True, default="")
@@ -46,6 +49,9 @@ class Report(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     #: Closures held for confirmation because they would close more than half of a scope.
     held_closures = models.JSONField(default=list, blank=True)
+    #: The findings the report named that it neither created nor reopened (its "unchanged" outcome): the
+    #: other outcomes are FindingEvent rows carrying the report, but an unchanged finding gets no event.
+    unchanged_ids = models.JSONField(default=list, blank=True)
     #: When the report's content was observed (received_at unless backdated, e.g. demo data).
     observed_at = models.DateTimeField()
     received_at = models.DateTimeField()
@@ -58,6 +64,8 @@ class Report(models.Model):
             models.Index(fields=["team", "-received_at"]),
             models.Index(fields=["status", "received_at"]),
             models.Index(fields=["stable_sha256"], condition=~models.Q(stable_sha256=""), name="report_stable_sha256_idx"),
+            # Reports waiting for a person to confirm held closures (the home page and the reports list ask).
+            models.Index(fields=["team", "-received_at"], condition=~models.Q(held_closures=[]), name="report_held_closures_idx"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -79,6 +79,9 @@ class TriageRule(models.Model):
     match_path = models.CharField(max_length=1000, blank=True, default="")
     match_kind = models.CharField(max_length=20, choices=Kind.choices, blank=True, default="")
     action = models.CharField(max_length=20, choices=Action.choices)
+    #: Match only findings a CycloneDX VEX statement calls ``not_affected`` with a justification (a false
+    #: positive rule then gives that justification as the reason).  Off by default: VEX stays a hint.
+    match_vex_not_affected = models.BooleanField(default=False)
     #: accept_risk: until this date.  set_severity: the new severity.
     accept_until = models.DateField(null=True, blank=True)
     severity = models.CharField(max_length=10, choices=Severity.choices, blank=True, default="")

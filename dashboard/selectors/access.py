@@ -71,6 +71,17 @@ def team_actions(user: Any, team: Team | None) -> frozenset[str]:
     return actions
 
 
+def can_triage_somewhere(user: Any) -> bool:
+    """May this person triage findings of at least one team (so the queue offers its bulk form)?"""
+    if not _authenticated(user) or getattr(user, "api_token", None) is not None:
+        return False
+    if sees_everything(user):
+        return True
+    roles = [role for role, actions in ROLE_ACTIONS.items() if TRIAGE in actions]
+    granted = Q(role__in=roles) | (Q(role=Role.MANAGER, can_triage=True) if TRIAGE in GRANT_ACTIONS else Q(pk__in=[]))
+    return Membership.objects.filter(granted, user=user).exists()
+
+
 def can_view_team(user: Any, team: Team | None) -> bool:
     if team is None:
         return sees_everything(user)

@@ -7,12 +7,25 @@ import datetime as dt
 import re
 from typing import Any
 
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from dashboard.models import ACTIVE_STATUSES, SEVERITY_ORDER, Finding, Image, Kind, RiskAcceptance, Severity, Status, Stream, Team
+from dashboard.models import (
+    ACTIVE_STATUSES,
+    SEVERITY_ORDER,
+    Finding,
+    FindingEvent,
+    Image,
+    Kind,
+    RiskAcceptance,
+    Severity,
+    Status,
+    Stream,
+    Team,
+)
 from dashboard.models import access as access_rule
+from dashboard.selectors.report_outcomes import OUTCOMES, outcome_filter
 
 #: A finding due within this many days is "due soon" (the same as dashboard.services.risk.DUE_SOON_DAYS).
 DUE_SOON_DAYS = 7
@@ -90,6 +103,8 @@ class FindingFilters:
     q: str = ""
     #: First seen at or after this moment (ISO date or datetime): "new since".
     since: str = ""
+    #: Reopened (fixed, then reported again) at or after this moment.
+    reopened_since: str = ""
     #: Last seen within this many days.
     seen_days: str = ""
     #: Covered by risk acceptance #N.
@@ -100,6 +115,9 @@ class FindingFilters:
     base_layer: str = ""
     #: Fixed at or after this moment (ISO date or datetime): "fixed this period".
     fixed_since: str = ""
+    #: The findings of report ID (a UUID), with ``outcome`` (new, reopened, unchanged, fixed, held) or any.
+    report: str = ""
+    outcome: str = ""
     sort: str = "risk"
 
     @classmethod
@@ -113,6 +131,7 @@ class FindingFilters:
         assignee = pick("assignee")
         since = pick("since")
         fixed_since = pick("fixed_since")
+        reopened_since = pick("reopened_since")
         return cls(
             team=pick("team"),
             image=pick("image"),
@@ -129,11 +148,14 @@ class FindingFilters:
             assignee=assignee if _USERNAME.match(assignee) else "",
             q=pick("q"),
             since=since if since and _moment(since) else "",
+            reopened_since=reopened_since if reopened_since and _moment(reopened_since) else "",
             seen_days=_number(pick("seen_days"), low=1, high=3650, integer=True),
             acceptance=pick("acceptance") if pick("acceptance").isdigit() else "",
             expiring=_number(pick("expiring"), low=0, high=3650, integer=True),
             base_layer=_diff_ids((params.get("base_layer") or "")[: 80 * MAX_BASE_LAYERS]),
             fixed_since=fixed_since if fixed_since and _moment(fixed_since) else "",
+            report=pick("report"),
+            outcome=pick("outcome", OUTCOMES),
             sort=pick("sort", list(SORTS)) or "risk",
         )
 
@@ -221,6 +243,8 @@ def apply_filters(qs: QuerySet[Finding], *, user: Any, filters: FindingFilters, 
         qs = qs.filter(first_seen__gte=_moment(filters.since))
     if filters.fixed_since:
         qs = qs.filter(fixed_at__gte=_moment(filters.fixed_since))
+    if filters.reopened_since:
+        qs = reopened_since(qs, _moment(filters.reopened_since))  # type: ignore[arg-type]
     if filters.seen_days:
         qs = qs.filter(last_seen__gte=timezone.now() - dt.timedelta(days=int(filters.seen_days)))
     if filters.acceptance:
@@ -232,7 +256,16 @@ def apply_filters(qs: QuerySet[Finding], *, user: Any, filters: FindingFilters, 
         qs = qs.filter(status=Status.RISK_ACCEPTED, pk__in=expiring)
     if filters.base_layer:
         qs = qs.filter(os_package_q(), details__layer_diff_id__in=filters.base_layer.split(","))
+    if filters.report:
+        qs = qs.filter(outcome_filter(report=filters.report, outcome=filters.outcome))
     return qs
+
+
+def reopened_since(qs: QuerySet[Finding], moment: dt.datetime) -> QuerySet[Finding]:
+    """Findings reopened at or after ``moment``.  Reopening sets ``status_changed_at``, so only findings changed
+    since then are looked at, each by its own events (the finding, created_at index)."""
+    reopened = FindingEvent.objects.filter(finding=OuterRef("pk"), type=FindingEvent.Type.REOPENED, created_at__gte=moment)
+    return qs.filter(status_changed_at__gte=moment).filter(Exists(reopened))
 
 
 def os_package_q() -> Q:

@@ -9,14 +9,17 @@ from typing import Any
 from django.db.models import Count
 from django.utils import timezone
 
-from dashboard.models import ACTIVE_STATUSES, Finding, RiskAcceptance, Status, Stream, Team
+from dashboard.models import ACTIVE_STATUSES, Finding, Report, RiskAcceptance, Status, Stream, Team
 from dashboard.models.access import sees_everything
 from dashboard.selectors.acceptances import acceptances_visible
-from dashboard.selectors.findings import DUE_SOON_DAYS
+from dashboard.selectors.findings import DUE_SOON_DAYS, reopened_since
 from dashboard.selectors.queue import capped_count
+from dashboard.selectors.report_outcomes import reports_waiting
 
 #: Risk acceptances expiring within this many days are shown.
 EXPIRING_DAYS = 14
+#: The home page's worklist: this many of the riskiest findings needing work.
+WORKLIST_SIZE = 10
 #: Admission denials and runtime alerts seen within this many days are "recent".
 RECENT_DAYS = 7
 
@@ -42,6 +45,10 @@ class HomeSummary:
     to_approve: list[RiskAcceptance]
     waiting: list[RiskAcceptance]
     expired_recently: int
+    #: Reports holding closures for a person to confirm.
+    held_waiting: list[Report] = dataclasses.field(default_factory=list)
+    #: The riskiest findings that need work, first.
+    worklist: list[Finding] = dataclasses.field(default_factory=list)
 
 
 def home_summary(*, user: Any, since: dt.datetime, team: Team | None, teams: list[Team], today: dt.date | None = None) -> HomeSummary:
@@ -59,6 +66,7 @@ def home_summary(*, user: Any, since: dt.datetime, team: Team | None, teams: lis
     wanted = {
         "new": active.filter(first_seen__gte=since),
         "new_critical": active.filter(first_seen__gte=since, severity="critical"),
+        "reopened": reopened_since(active, since),
         "due_soon": active.filter(due_date__gte=today, due_date__lte=today + dt.timedelta(days=DUE_SOON_DAYS)),
         "overdue": active.filter(due_date__lt=today),
         "denials": active.filter(stream=Stream.ADMISSION, last_seen__gte=recent),
@@ -82,6 +90,14 @@ def home_summary(*, user: Any, since: dt.datetime, team: Team | None, teams: lis
             {**scoped, "since": since_text, "status": "active"},
             hint=f"{new_critical} critical" if new_critical else "",
             urgent=bool(new_critical),
+        ),
+        HomeCard(
+            "reopened",
+            "Reopened since your last visit",
+            *counts["reopened"],
+            {**scoped, "reopened_since": since_text, "status": "active"},
+            hint="fixed before, reported again",
+            urgent=bool(counts["reopened"][0]),
         ),
         HomeCard("overdue", "Overdue", *counts["overdue"], {**scoped, "sla": "overdue", "sort": "due"}, urgent=bool(counts["overdue"][0])),
         HomeCard("due_soon", f"Due in the next {DUE_SOON_DAYS} days", *counts["due_soon"], {**scoped, "sla": "due_soon", "sort": "due"}),
@@ -125,4 +141,6 @@ def home_summary(*, user: Any, since: dt.datetime, team: Team | None, teams: lis
         expired_recently=acceptances.filter(
             state=RiskAcceptance.State.EXPIRED, expires__gte=today - dt.timedelta(days=RECENT_DAYS)
         ).count(),
+        held_waiting=list(reports_waiting(user=user, team=team)),
+        worklist=list(active.select_related("team", "image", "assignee").order_by("-risk_score", "id")[:WORKLIST_SIZE]),
     )

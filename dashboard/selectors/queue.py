@@ -97,6 +97,8 @@ ROW_FIELDS = (
     "package_name",
     "package_version",
     "fixed_version",
+    "package_path",
+    "cvss",
     "resource_namespace",
     "resource_kind",
     "resource_name",
@@ -140,6 +142,12 @@ def matching_ids(*, user: Any, filters: FindingFilters, limit: int) -> list[int]
 def visible_ids(*, user: Any, ids: list[int]) -> list[int]:
     """Of these ids, the findings the user may see (a selection posted by a browser is not trusted)."""
     return list(Finding.objects.visible_to(user).filter(pk__in=ids).order_by("id").values_list("id", flat=True))
+
+
+def row_states(*, user: Any, ids: list[int]) -> dict[str, dict[str, str]]:
+    """What the queue's changed rows show now (status, assignee), by id, for the page to update in place."""
+    rows = Finding.objects.visible_to(user).filter(pk__in=ids[:1000]).values_list("id", "status", "assignee__username")
+    return {str(pk): {"status": status, "assignee": assignee or ""} for pk, status, assignee in rows}
 
 
 # --- CSV export ---------------------------------------------------------------------------------

@@ -41,7 +41,8 @@ def snapshots_for(*, user: Any, team: Team | None = None, days: int = 90) -> Que
 
 
 def report_list(*, user: Any) -> QuerySet[Report]:
-    qs = Report.objects.select_related("team", "image").defer("counts")
+    # The list shows counts and held closures; the finding ids behind "unchanged" stay in the database.
+    qs = Report.objects.select_related("team", "image").defer("unchanged_ids", "scopes")
     if user.is_staff or user.is_superuser:
         return qs
     return qs.filter(team__in=visible_teams(user=user))

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from dashboard.models import Finding, Nudge, NudgeState, Report, Role, Team
 from dashboard.services.demo_base_images import demo_base_images
+from dashboard.services.demo_history import demo_history
 from dashboard.services.nudges import nudge_complete, nudge_open, nudges_compute
 from dashboard.services.posture_demo import posture_demo
 from dashboard.services.report_processing import report_process
@@ -29,6 +30,13 @@ FIXTURES = Path(settings.BASE_DIR) / "tests" / "fixtures"
 DEMO_PASSWORD = "vigil-demo"  # noqa: S105 - printed by `make run`; demo databases only
 
 TEAMS = [("payments", "Payments"), ("storefront", "Storefront"), ("platform", "Platform")]
+#: What each demo login sees, as ``load_demo`` prints it.
+LOGIN_NOTES = {
+    "champion": "team Payments (champion)",
+    "manager": "all three teams (manager; triage grant on Platform)",
+    "storefront-champion": "team Storefront (champion)",
+    "admin": "everything, incl. unowned findings and Django admin (superuser)",
+}
 USERS = [
     # username, staff, memberships
     ("champion", False, [("payments", Role.CHAMPION)]),
@@ -85,7 +93,8 @@ def demo_load(*, today: dt.date | None = None) -> dict[str, int]:
     teams = {slug: team_create(slug=slug, name=name) for slug, name in TEAMS}
     users = {}
     for username, staff, memberships in USERS:
-        user = user_create(username=username, password=DEMO_PASSWORD, email=f"{username}@example.com", is_staff=staff)
+        # The demo's staff user is the administrator the README sends to Django's admin: a superuser.
+        user = user_create(username=username, password=DEMO_PASSWORD, email=f"{username}@example.com", is_staff=staff, is_superuser=staff)
         users[username] = user
         for slug, role in memberships:
             membership_set(user=user, team=teams[slug], role=role)
@@ -109,6 +118,7 @@ def demo_load(*, today: dt.date | None = None) -> dict[str, int]:
         _demo_nudges(now=timezone.make_aware(dt.datetime.combine(day, dt.time(10, 0))), champion=users["champion"])
     demo_base_images(today=today)
     posture_demo()
+    demo_history(users=users, teams=teams, today=today)
     return {"teams": len(teams), "users": len(users), "reports": reports, "findings": Finding.objects.count()}
 
 

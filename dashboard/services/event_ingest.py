@@ -138,6 +138,8 @@ def apply_event_reports(reports: Sequence[EventReport]) -> list[IngestOutcome]:
                 outcome.not_yours += 1
             else:
                 outcome.counts[kind] += 1
+                if kind == "unchanged" and fp in ids:
+                    outcome.unchanged_ids.append(ids[fp])
         outcome.findings_total = len(named)
         outcome.finding_ids = [ids[fp] for fp in named if fp in ids]
         outcome.refused = bool(outcome.not_yours) and not outcome.finding_ids
@@ -186,6 +188,8 @@ def _record_images(reports: Sequence[EventReport], items: list[dict[str, Item]])
         image = its_images.get(main.name) if main is not None else None
         if image is not None and report.image_id != image.pk:
             report.image = image
+        if image is not None and main is not None:
+            report.image_tag, report.image_digest = main.tag[:128], main.digest[:128]
     return images
 
 

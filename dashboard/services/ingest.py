@@ -57,6 +57,8 @@ class IngestOutcome:
     new_ids: list[int] = dataclasses.field(default_factory=list)
     reopened_ids: list[int] = dataclasses.field(default_factory=list)
     changed_ids: list[int] = dataclasses.field(default_factory=list)
+    #: Findings the report named that were already stored and not fixed (its "unchanged" outcome).
+    unchanged_ids: list[int] = dataclasses.field(default_factory=list)
     #: Every finding the report named (for event sightings: nudges.sightings_record).
     finding_ids: list[int] = dataclasses.field(default_factory=list)
     #: The scopes a snapshot scan spoke for, kept on the report for recognising a repeat (reimports.py).
@@ -118,6 +120,8 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
     main_image = images.get(report_image.name) if report_image is not None else None
     if main_image is not None and report.image_id != main_image.pk:
         report.image = main_image
+    if main_image is not None and report_image is not None:
+        report.image_tag, report.image_digest = report_image.tag[:128], report_image.digest[:128]
 
     sla = risk.sla_days_for(team.sla_days if team is not None else None)
     counts = {"new": 0, "reopened": 0, "unchanged": 0, "fixed": 0}
@@ -152,6 +156,7 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
                 triaged.reopened_ids.append(row.id)
             else:
                 counts["unchanged"] += 1
+                triaged.unchanged_ids.append(row.id)
             if values:
                 changed.setdefault(tuple(sorted(values)), []).append(
                     Finding(pk=row.id, last_seen=max(row.last_seen, now), last_report=report, **values)

@@ -23,7 +23,7 @@ import datetime as dt
 from django.db import transaction
 from django.utils import timezone
 
-from dashboard.models import Finding, Report, ReportStatus, Status
+from dashboard.models import Finding, FindingEvent, Report, ReportStatus, Status
 from dashboard.services.images import LAST_SEEN_STEP
 from dashboard.services.ingest import EVENT_FORMATS
 from dashboard.services.scopes import lock_scopes, mark_applied
@@ -47,6 +47,12 @@ def _earlier(report: Report) -> Report | None:
     if report.stream:
         candidates = candidates.filter(stream=report.stream)
     return candidates.order_by("-finished_at").first()
+
+
+def _named_by(report: Report) -> list[int]:
+    """Every finding an applied report named: those it left unchanged, created or reopened."""
+    touched = FindingEvent.objects.filter(report=report, type__in=[FindingEvent.Type.CREATED, FindingEvent.Type.REOPENED])
+    return sorted({*report.unchanged_ids, *touched.values_list("finding_id", flat=True)})
 
 
 def report_repeat(*, report: Report, now: dt.datetime | None = None) -> Report | None:
@@ -77,9 +83,11 @@ def report_repeat(*, report: Report, now: dt.datetime | None = None) -> Report |
             return None  # another team's findings (moved there since, by a rule): the full path leaves them alone
         mark_applied(earlier.scopes, report=locked)
         locked.format, locked.stream, locked.image_id = earlier.format, earlier.stream, earlier.image_id
+        locked.image_tag, locked.image_digest = earlier.image_tag, earlier.image_digest
         locked.scopes = earlier.scopes
         locked.findings_total = earlier.findings_total
         locked.counts = {"new": 0, "reopened": 0, "unchanged": earlier.findings_total, "fixed": 0}
+        locked.unchanged_ids = _named_by(earlier)
         locked.held_closures = []
         locked.status = ReportStatus.DONE
         locked.error = ""

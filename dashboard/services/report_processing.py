@@ -147,7 +147,21 @@ def _apply_locked(locked: Report, job: _Job) -> list[int]:
 
 
 #: What applying a report writes on its row (_finish).
-_FINISHED_FIELDS = ["image", "format", "stream", "counts", "findings_total", "held_closures", "scopes", "status", "error", "finished_at"]
+_FINISHED_FIELDS = [
+    "image",
+    "image_tag",
+    "image_digest",
+    "format",
+    "stream",
+    "counts",
+    "findings_total",
+    "held_closures",
+    "unchanged_ids",
+    "scopes",
+    "status",
+    "error",
+    "finished_at",
+]
 
 
 def _finish(report: Report, job: _Job, outcome: ingest.IngestOutcome) -> None:
@@ -157,6 +171,7 @@ def _finish(report: Report, job: _Job, outcome: ingest.IngestOutcome) -> None:
     report.counts = outcome.counts
     report.findings_total = outcome.findings_total
     report.held_closures = outcome.held_closures
+    report.unchanged_ids = outcome.unchanged_ids
     report.scopes = outcome.scopes
     report.status = ReportStatus.FAILED if outcome.refused else ReportStatus.DONE
     report.error = FOREIGN_SCOPE if outcome.refused else ""

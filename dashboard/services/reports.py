@@ -12,6 +12,7 @@ import datetime as dt
 import functools
 import hashlib
 import logging
+from collections.abc import Collection
 from typing import Any
 
 from django.conf import settings
@@ -433,25 +434,27 @@ def report_sweep(*, older_than_seconds: int | None = None) -> list[str]:
     return [str(pk) for pk, _, _ in stuck]
 
 
-def report_confirm_closures(*, report: Report, user: User) -> int:
-    """A person confirms closures a report held back; returns how many findings were fixed.
+def report_confirm_closures(*, report: Report, user: User, ids: Collection[int] | None = None) -> int:
+    """A person confirms closures a report held back (all, or the selection ``ids``); returns how many
+    findings were fixed.  Held findings not selected stay held for a later decision.
 
-    Needs the triage right on the team owning each of those findings (on unowned ones: an administrator);
+    Needs the triage right on the team owning each chosen finding (on unowned ones: an administrator);
     seeing the report is not enough.
     """
     with transaction.atomic():
         locked = Report.objects.select_for_update().get(pk=report.pk)
-        ids = list(locked.held_closures or [])
-        if not ids:
+        held = list(locked.held_closures or [])
+        chosen = held if ids is None else sorted(set(held) & {int(pk) for pk in ids})
+        if not chosen:
             return 0
         allowed = triage_team_ids(user)
-        owners = set(Finding.objects.filter(pk__in=ids).values_list("team_id", flat=True))
+        owners = set(Finding.objects.filter(pk__in=chosen).values_list("team_id", flat=True))
         if allowed is not None and not owners <= allowed:
             raise ApplicationError(
                 "confirming these closures needs the triage right on the team owning the findings", code="forbidden", status=403
             )
-        fixed = ingest.close_findings(ids=ids, report=locked, now=timezone.now(), reason=f"confirmed by {user}")
-        locked.held_closures = []
+        fixed = ingest.close_findings(ids=chosen, report=locked, now=timezone.now(), reason=f"confirmed by {user}")
+        locked.held_closures = sorted(set(held) - set(chosen))
         locked.counts = {**locked.counts, "fixed": locked.counts.get("fixed", 0) + fixed}
         locked.save(update_fields=["held_closures", "counts"])
     return fixed

@@ -58,6 +58,17 @@ def explain(parts: dict[str, Any]) -> str:
     return " + ".join(shown) + f" = {score_of({k: float(v) for k, v in parts.items()}):g}"
 
 
+def surprise(*, severity: str, cvss: float | None) -> str:
+    """Why the score disagrees with the severity word, when it does: the CVSS base score weighs instead
+    ("CVSS 10 (scanner said low)"); "" otherwise."""
+    if cvss is None:
+        return ""
+    expected = SEVERITY_BASE.get(severity, 4.0)
+    if abs(min(max(cvss, 0.0), 10.0) - expected) < 2.0:
+        return ""
+    return f"CVSS {cvss:g} (scanner said {severity})"
+
+
 def ordered_parts(parts: dict[str, Any]) -> list[tuple[str, float]]:
     """The parts in their canonical order (JSON storage may reorder keys)."""
     known = [(name, float(parts[name])) for name in PART_LABELS if name in parts]

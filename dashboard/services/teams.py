@@ -69,10 +69,12 @@ def membership_remove(*, user: User, team: Team, by: Any = None, ip: str | None 
     return bool(deleted)
 
 
-def user_create(*, username: str, password: str, email: str = "", is_staff: bool = False) -> User:
+def user_create(*, username: str, password: str, email: str = "", is_staff: bool = False, is_superuser: bool = False) -> User:
+    """A person; ``is_superuser`` makes an administrator Django's admin accepts for every model."""
     user_model = get_user_model()
     user = user_model.objects.create_user(username=username, password=password, email=email)
-    if is_staff:
-        user.is_staff = True
-        user.save(update_fields=["is_staff"])
+    if is_staff or is_superuser:
+        user.is_staff = is_staff or is_superuser
+        user.is_superuser = is_superuser
+        user.save(update_fields=["is_staff", "is_superuser"])
     return user

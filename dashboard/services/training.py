@@ -40,8 +40,13 @@ def _problem(message: str) -> ApplicationError:
     return ApplicationError(f"training catalogue: {message}", code="invalid_catalogue")
 
 
+#: What a module teaches.  "remediation": the change that avoids or fixes the finding (what a nudge should
+#: lead to first); "detection": how a detector or an attack works; "reference": catalogues, benchmarks, lists.
+MODULE_KINDS = ("remediation", "detection", "reference")
+
+
 def read_catalogue(path: Path = CATALOGUE) -> dict[str, Any]:
-    """The catalogue file, checked: unique slugs, http(s) URLs, known formats and topics."""
+    """The catalogue file, checked: unique slugs, http(s) URLs, known formats, kinds and topics."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -73,6 +78,8 @@ def read_catalogue(path: Path = CATALOGUE) -> dict[str, Any]:
         unknown = [name for name in module.get("topics", []) if name not in topics]
         if unknown:
             raise _problem(f"module {slug!r}: unknown topics {', '.join(unknown)}")
+        if module.get("kind") not in MODULE_KINDS:
+            raise _problem(f"module {slug!r}: kind must be one of {', '.join(MODULE_KINDS)}")
     return data
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
+from django.db.models.fields.json import KT
 from django.utils import timezone
 
 from dashboard.errors import ApplicationError
@@ -28,6 +29,8 @@ from dashboard.services import intel, risk_acceptance, triage
 from dashboard.services.triage import TriageRights, chunks
 
 Action = TriageRule.Action
+#: ``Finding.status_hint`` of a finding a CycloneDX VEX statement calls not affected (scanners/cyclonedx.py).
+VEX_NOT_AFFECTED = "not_affected"
 _ROW_FIELDS = (
     "id",
     "team_id",
@@ -37,6 +40,7 @@ _ROW_FIELDS = (
     "package_path",
     "kind",
     "severity",
+    "status_hint",
     "image__registry",
     "image__repository",
 )
@@ -59,6 +63,7 @@ def rule_create(
     match_kind: str = "",
     accept_until: dt.date | None = None,
     severity: str = "",
+    match_vex_not_affected: bool = False,
 ) -> TriageRule:
     """A rule for one team (its champion) or for every team (staff only)."""
     rights = TriageRights.of(by)
@@ -71,7 +76,9 @@ def rule_create(
     if not (name or "").strip():
         raise ApplicationError("a rule needs a name", code="name_required")
     patterns = [match_rule_id, match_package, match_image, match_path]
-    if not any(p.strip() for p in patterns) and not match_kind:
+    if match_vex_not_affected and action != Action.FALSE_POSITIVE:
+        raise ApplicationError("a rule applying VEX not_affected marks findings false positive", code="invalid_action")
+    if not any(p.strip() for p in patterns) and not match_kind and not match_vex_not_affected:
         raise ApplicationError("a rule needs at least one condition (rule id, package, image, path or kind)", code="no_condition")
     if match_kind and match_kind not in Kind.values:
         raise ApplicationError(f"unknown kind {match_kind!r}", code="invalid_kind")
@@ -95,6 +102,7 @@ def rule_create(
         match_image=match_image.strip()[:512],
         match_path=match_path.strip()[:1000],
         match_kind=match_kind,
+        match_vex_not_affected=match_vex_not_affected,
         action=action,
         accept_until=accept_until,
         severity=severity,
@@ -125,6 +133,8 @@ def rule_matches(rule: TriageRule, row: dict[str, Any]) -> bool:
     """Does the rule match a finding (values with rule_id, package_name, package_path, kind, image)?"""
     if rule.match_kind and row["kind"] != rule.match_kind:
         return False
+    if rule.match_vex_not_affected and not (row["status_hint"] == VEX_NOT_AFFECTED and row.get("vex_justification")):
+        return False
     checks = (
         (rule.match_rule_id, row["rule_id"]),
         (rule.match_package, row["package_name"]),
@@ -135,7 +145,12 @@ def rule_matches(rule: TriageRule, row: dict[str, Any]) -> bool:
 
 
 def _rows(ids: Sequence[int]) -> list[dict[str, Any]]:
-    rows = list(Finding.objects.filter(pk__in=ids).order_by("id").values(*_ROW_FIELDS))
+    rows = list(
+        Finding.objects.filter(pk__in=ids)
+        .order_by("id")
+        .annotate(vex_justification=KT("details__vex_justification"))
+        .values(*_ROW_FIELDS, "vex_justification")
+    )
     for row in rows:
         repository, registry = row.pop("image__repository"), row.pop("image__registry")
         row["image"] = (f"{registry}/{repository}" if registry else repository) if repository else ""
@@ -194,7 +209,9 @@ def rules_apply(*, ids: Sequence[int], now: dt.datetime, quiet_severity_ids: Seq
     return outcome
 
 
-def _rule_reason(rule: TriageRule) -> str:
+def _rule_reason(rule: TriageRule, row: dict[str, Any] | None = None) -> str:
+    if rule.match_vex_not_affected and row is not None:
+        return f"rule #{rule.pk} {rule.name}: VEX not_affected, {row.get('vex_justification') or 'no justification'}"
     return f"rule #{rule.pk} {rule.name}: {rule.reason}"
 
 
@@ -241,7 +258,7 @@ def _mark_false_positive(rule: TriageRule, rows: list[dict[str, Any]], now: dt.d
                 type=FindingEvent.Type.STATUS,
                 by=None,
                 now=now,
-                reason=_rule_reason(rule),
+                reason=_rule_reason(rule, row),
                 from_status=row["status"],
                 to_status=Status.FALSE_POSITIVE,
                 rule_id=rule.pk,

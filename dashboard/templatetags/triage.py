@@ -21,6 +21,28 @@ def risk_explain(parts: dict[str, Any] | None) -> str:
 
 
 @register.filter
+def risk_surprise(finding: Any) -> str:
+    """ "CVSS 10 (scanner said low)" when the score's severity part is not the severity word's."""
+    return risk.surprise(severity=getattr(finding, "severity", ""), cvss=getattr(finding, "cvss", None))
+
+
+@register.filter
+def age_days(finding: Any) -> int | None:
+    """Whole days since the finding was first seen."""
+    first = getattr(finding, "first_seen", None)
+    return (timezone.localdate() - timezone.localtime(first).date()).days if first else None
+
+
+@register.filter
+def days_left(finding: Any) -> int | None:
+    """Days until the due date (negative: overdue); None without a due date or when nothing is to do."""
+    due = getattr(finding, "due_date", None)
+    if due is None or getattr(finding, "status", "") not in ACTIVE_STATUSES:
+        return None
+    return (due - timezone.localdate()).days
+
+
+@register.filter
 def risk_rows(parts: dict[str, Any] | None) -> list[tuple[str, float]]:
     return [(risk.PART_LABELS.get(name, name), value) for name, value in risk.ordered_parts(parts or {})]
 

@@ -13,6 +13,7 @@ from dashboard.charts import trends
 from dashboard.models import SEVERITY_ORDER
 from dashboard.selectors import findings as finding_selectors
 from dashboard.selectors import teams as team_selectors
+from dashboard.services.team_settings import can_change_team_settings
 
 PAGE_SIZE = 50
 
@@ -61,6 +62,7 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "figure": figure,
             "has_trend": bool(figure["data"]),
             "reports": team_selectors.report_list(user=request.user).filter(team=team)[:10],
+            "can_change_settings": can_change_team_settings(request.user, team),
         },
     )
 

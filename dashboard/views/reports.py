@@ -1,4 +1,4 @@
-"""Report pages: list, detail with status and counts, and confirming held closures."""
+"""Report pages: list, detail with what the report changed, and confirming held closures."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from dashboard.errors import ApplicationError
+from dashboard.selectors import access
+from dashboard.selectors import report_outcomes as outcome_selectors
 from dashboard.selectors import teams as team_selectors
 from dashboard.services.reports import report_confirm_closures
 
@@ -21,21 +23,35 @@ PAGE_SIZE = 50
 @login_required
 def report_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(team_selectors.report_list(user=request.user), PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "dashboard/reports.html", {"page": page})
+    waiting = outcome_selectors.reports_waiting(user=request.user)
+    return render(request, "dashboard/reports.html", {"page": page, "waiting": waiting})
 
 
 @login_required
 def report_detail(request: HttpRequest, pk: Any) -> HttpResponse:
     report = team_selectors.report_get(user=request.user, pk=pk)
-    return render(request, "dashboard/report.html", {"report": report})
+    held = outcome_selectors.held_findings(user=request.user, report=report)
+    context = {
+        "report": report,
+        "outcomes": outcome_selectors.outcome_counts(user=request.user, report=report),
+        "held": held,
+        "held_more": len(report.held_closures or []) - len(held),
+        "can_confirm": access.can_triage(request.user, report.team),
+    }
+    return render(request, "dashboard/report.html", context)
 
 
 @require_POST
 @login_required
 def report_confirm(request: HttpRequest, pk: Any) -> HttpResponse:
     report = team_selectors.report_get(user=request.user, pk=pk)
+    # "all" confirms every held closure (more than the page lists); otherwise the ticked findings only.
+    ids = None if request.POST.get("all") else [int(v) for v in request.POST.getlist("finding") if v.isdigit()]
+    if ids == []:
+        messages.error(request, "Select the findings to mark fixed: nothing was changed.")
+        return redirect("report", pk=report.pk)
     try:
-        fixed = report_confirm_closures(report=report, user=request.user)  # type: ignore[arg-type]
+        fixed = report_confirm_closures(report=report, user=request.user, ids=ids)  # type: ignore[arg-type]
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:

@@ -39,7 +39,7 @@ LAST_BULK = "vigil_last_bulk"
 def queue_filters(params: Any) -> FindingFilters:
     """The queue's filters from a query string; without a status, the queue shows what needs work."""
     filters = FindingFilters.from_query(params)
-    if "status" not in params:
+    if "status" not in params and not filters.report:  # a report's outcome is shown whatever the status now
         filters = filters.replace(status="active")
     return filters
 
@@ -77,6 +77,7 @@ def finding_list(request: HttpRequest) -> HttpResponse:
             "sla_states": SLA_STATES,
             "sorts": list(SORTS),
             "members": _assignable(request.user),
+            "can_triage_any": access.can_triage_somewhere(request.user),
             "bulk_max": settings.VIGIL_BULK_MAX,
             "default_expires": timezone.localdate() + dt.timedelta(days=settings.VIGIL_RISK_ACCEPTANCE_DAYS),
             "max_expires": timezone.localdate() + dt.timedelta(days=settings.VIGIL_RISK_ACCEPTANCE_MAX_DAYS),
@@ -203,6 +204,8 @@ def _bulk_answer(request: HttpRequest, result: BulkResult | None, error: str = "
                 "batch": str(result.batch),
                 "undo_url": f"/findings/bulk/{result.batch}/undo/" if result.changed else "",
                 "pending_acceptances": result.pending_acceptances,
+                # What the changed rows show now: the queue updates them in place.
+                "rows": queue_selectors.row_states(user=request.user, ids=result.changed),
             }
         )
     if result is None:
@@ -220,8 +223,13 @@ def _bulk_answer(request: HttpRequest, result: BulkResult | None, error: str = "
 def finding_bulk(request: HttpRequest) -> HttpResponse:
     """One action and one reason for the selected findings, or for everything matching the queue's filters."""
     post = request.POST
+    # "assign to me": a row's button names its finding; the bulk form's applies to the selection.
+    assign_me = post.get("assign_me", "")
+    me = request.user.get_username()
     try:
-        if post.get("scope") == "all":
+        if assign_me.isdigit():
+            ids = queue_selectors.visible_ids(user=request.user, ids=[int(assign_me)])
+        elif post.get("scope") == "all":
             filters = queue_filters(_query_dict(post.get("query", "")))
             ids = queue_selectors.matching_ids(user=request.user, filters=filters, limit=settings.VIGIL_BULK_MAX)
         else:
@@ -229,10 +237,10 @@ def finding_bulk(request: HttpRequest) -> HttpResponse:
         result = finding_updates.findings_bulk(
             ids=ids,
             by=request.user,
-            action=post.get("action", ""),
+            action="assign" if assign_me else post.get("action", ""),
             reason=post.get("reason", ""),
             status=post.get("status", ""),
-            assignee=post.get("assignee") or None,
+            assignee=me if assign_me or post.get("assignee") == "me" else post.get("assignee") or None,
             expires=finding_updates.parse_expires(post.get("expires")),
             ip=client_ip(request.META),
         )
@@ -310,6 +318,7 @@ def rule_list(request: HttpRequest) -> HttpResponse:
                 match_kind=post.get("match_kind", ""),
                 accept_until=finding_updates.parse_expires(post.get("accept_until")),
                 severity=post.get("severity", ""),
+                match_vex_not_affected=post.get("match_vex_not_affected") == "on",
             )
         except ApplicationError as exc:
             messages.error(request, exc.message)

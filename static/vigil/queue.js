@@ -88,10 +88,21 @@
         }
         if (reload) { window.location.reload(); return; }
         say(answer.body.message, answer.body.undo_url, false);
-        // Instant feedback: the changed rows fade; the next load shows them in their new place.
+        // Instant feedback: the changed rows show their new status and assignee, and fade (the next load
+        // shows them in their new place, or not at all when they left the filter).
+        var states = answer.body.rows || {};
         (answer.body.changed || []).forEach(function (id) {
           var row = document.querySelector("tr[data-id='" + id + "']");
-          if (row) { row.classList.add("done"); var box = row.querySelector("input.select-row"); if (box) { box.checked = false; } }
+          if (!row) { return; }
+          row.classList.add("done");
+          var box = row.querySelector("input.select-row");
+          if (box) { box.checked = false; }
+          var state = states[String(id)];
+          if (!state) { return; }
+          var badge = row.querySelector(".col-status .status");
+          if (badge) { badge.className = "status st-" + state.status; badge.textContent = state.status.replace(/_/g, " "); }
+          var who = row.querySelector(".col-assignee .assignee-name");
+          if (who) { who.textContent = state.assignee || "—"; }
         });
         if (selectAll) { selectAll.checked = false; }
         count();
@@ -101,6 +112,13 @@
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();
+    var submitter = event.submitter;
+    var data = new FormData(form);
+    if (submitter && submitter.name) { data.set(submitter.name, submitter.value); }
+    if (submitter && submitter.name === "assign_me" && submitter.value !== "selected") {
+      post(form.getAttribute("action"), data, false);  // one row's "assign to me"
+      return;
+    }
     var all = form.querySelector("input[name=scope][value=all]").checked;
     if (!all && count() === 0) {
       say("Select findings first, or choose “everything matching this filter”.", "", true);
@@ -108,9 +126,16 @@
     }
     if (all) {
       // Everything matching: confirm, then an ordinary submit (the page reloads with the result and an Undo).
-      if (window.confirm("Apply this to every finding matching the filter (" + form.getAttribute("data-count") + ")?")) { form.submit(); }
+      if (window.confirm("Apply this to every finding matching the filter (" + form.getAttribute("data-count") + ")?")) {
+        if (submitter && submitter.name) {
+          var carried = document.createElement("input");
+          carried.type = "hidden"; carried.name = submitter.name; carried.value = submitter.value;
+          form.appendChild(carried);
+        }
+        form.submit();
+      }
       return;
     }
-    post(form.getAttribute("action"), new FormData(form), false);
+    post(form.getAttribute("action"), data, false);
   });
 })();

@@ -131,6 +131,8 @@ ROUTES: dict[str, list[Probe]] = {
     "home": [Probe("page")],
     "overview": [Probe("page")],
     "team": [Probe("object", kwargs=lambda w: {"slug": "bravo"})],
+    "team-settings": [Probe("object", kwargs=lambda w: {"slug": "bravo"}),
+                      Probe("object", "POST", kwargs=lambda w: {"slug": "bravo"}, data=lambda w: {"sla_critical": "5"})],
     "image": [Probe("object", kwargs=lambda w: {"pk": w.image.pk})],
     "findings": [Probe("page"), Probe("page", query=lambda w: "?team=bravo&status=")],
     "findings-export": [Probe("page", query=lambda w: "?status=")],

@@ -11,7 +11,7 @@ from django.utils import timezone
 from dashboard.models import HomeVisit, Role, Status
 from dashboard.services import home
 from dashboard.templatetags.triage import queue_url
-from tests.factories import FindingFactory, MembershipFactory, RiskAcceptanceFactory, TeamFactory, UserFactory
+from tests.factories import FindingEventFactory, FindingFactory, MembershipFactory, RiskAcceptanceFactory, TeamFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -55,6 +55,10 @@ def morning(team, champion):
     accepted = FindingFactory.create_batch(2, team=team, first_seen=old, status=Status.RISK_ACCEPTED)
     RiskAcceptanceFactory(team=team, expires=today + dt.timedelta(days=10), findings=accepted)
     FindingFactory(team=TeamFactory(slug="storefront"), severity="critical")
+    back = FindingFactory(team=team, first_seen=old, status_changed_at=now - dt.timedelta(hours=1))
+    FindingEventFactory(finding=back, type="reopened", from_status="fixed", created_at=now - dt.timedelta(hours=1))
+    earlier = FindingFactory(team=team, first_seen=old, status_changed_at=now - dt.timedelta(hours=20))
+    FindingEventFactory(finding=earlier, type="reopened", from_status="fixed", created_at=now - dt.timedelta(hours=20))
     return now
 
 
@@ -71,6 +75,7 @@ def test_home_is_the_champions_morning_not_a_redirect(client, morning) -> None:
     assert since == (morning - dt.timedelta(hours=15)).replace(microsecond=0)
     assert cards(response) == {
         "new": (2, f"/findings/?team=payments&since={stamp}&status=active"),
+        "reopened": (1, f"/findings/?team=payments&reopened_since={stamp}&status=active"),
         "overdue": (1, "/findings/?team=payments&sla=overdue&sort=due"),
         "due_soon": (1, "/findings/?team=payments&sla=due_soon&sort=due"),
         "expiring": (2, "/findings/?team=payments&expiring=14&status=risk_accepted"),
@@ -119,7 +124,30 @@ def test_a_second_champion_sees_a_request_to_approve_and_the_requester_sees_it_w
 
 
 def test_the_home_page_query_count_is_pinned(client, morning, django_assert_num_queries) -> None:
-    with django_assert_num_queries(16):
+    with django_assert_num_queries(20):
         response = client.get("/")
 
     assert response.status_code == 200
+
+
+def test_a_finding_reopened_after_a_later_triage_still_counts_as_reopened(client, champion, team) -> None:
+    now = timezone.now()
+    home.home_visit(user=champion, now=now - dt.timedelta(hours=15))
+    changed = now - dt.timedelta(hours=1)
+    back = FindingFactory(team=team, first_seen=now - dt.timedelta(days=40), status="triaged", status_changed_at=changed)
+    FindingEventFactory(finding=back, type="reopened", from_status="fixed", created_at=now - dt.timedelta(hours=2))
+
+    reopened = cards(client.get("/"))["reopened"][0]
+
+    assert reopened == 1
+
+
+def test_the_worklist_lists_the_ten_riskiest_findings_that_need_work(client, team) -> None:
+    risky = [FindingFactory(team=team, risk_score=50 + n) for n in range(12)]
+    FindingFactory(team=team, risk_score=99, status=Status.FALSE_POSITIVE)
+    FindingFactory(team=TeamFactory(slug="storefront"), risk_score=98)
+
+    response = client.get("/")
+
+    assert [f.pk for f in response.context["summary"].worklist] == [f.pk for f in reversed(risky)][:10]
+    assert response.content.decode().count('<tr data-id="') == 10

@@ -32,6 +32,7 @@ COUNTS = {
     "openreports_single_report.json": 3,
     "sample-falco-policy.yaml": 2,
     "sample-v1beta1-kyverno.yaml": 0,
+    "policy-reporter_webhook_cluster.json": 1,
     "policy-reporter_webhook_fail.json": 1,
     "policy-reporter_webhook_heartbeat.json": 0,
     "policy-reporter_webhook_pass.json": 0,

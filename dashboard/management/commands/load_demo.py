@@ -1,8 +1,9 @@
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 
-from dashboard.services.demo import DEMO_PASSWORD, demo_is_needed, demo_load
+from dashboard.services.demo import DEMO_PASSWORD, LOGIN_NOTES, demo_is_needed, demo_load
 
 
 class Command(BaseCommand):
@@ -15,13 +16,21 @@ class Command(BaseCommand):
         if not demo_is_needed():
             if options["if_empty"]:
                 self.stdout.write("database already has data: demo not loaded")
+                self._logins()
                 return
             self.stderr.write("database already has data: refusing to load the demo on top of it")
             raise SystemExit(1)
         made = demo_load()
-        self.stdout.write(
-            f"demo loaded: {made['teams']} teams, {made['reports']} reports, {made['findings']} findings\n"
-            f"  champion login: champion / {DEMO_PASSWORD}  (team Payments)\n"
-            f"  manager login:  manager / {DEMO_PASSWORD}   (all teams)\n"
-            f"  admin login:    admin / {DEMO_PASSWORD}"
-        )
+        self.stdout.write(f"demo loaded: {made['teams']} teams, {made['reports']} reports, {made['findings']} findings")
+        self._logins()
+
+    def _logins(self) -> None:
+        """Every demo login that exists in this database (none when it holds other data)."""
+        present = set(get_user_model().objects.filter(username__in=LOGIN_NOTES).values_list("username", flat=True))
+        if not present:
+            return
+        self.stdout.write("demo logins (password for all: " + DEMO_PASSWORD + "):")
+        width = max(len(name) for name in LOGIN_NOTES)
+        for username, note in LOGIN_NOTES.items():
+            if username in present:
+                self.stdout.write(f"  {username.ljust(width)}  {note}")

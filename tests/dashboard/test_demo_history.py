@@ -1,0 +1,71 @@
+"""The demo shows what a team has after a few months (dashboard/services/demo_history.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from dashboard.models import KevEntry, Membership, Nudge, NudgeState, OwnershipRule, RiskAcceptance, Role, Status, TriageRule
+from dashboard.services.demo import LOGIN_NOTES, USERS
+from dashboard.services.demo_history import demo_history
+from tests.factories import FindingFactory, MembershipFactory, NudgeFactory, TeamFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def world():
+    teams = {slug: TeamFactory(slug=slug) for slug in ("payments", "storefront", "platform")}
+    users = {"admin": UserFactory(username="admin", is_staff=True, is_superuser=True)}
+    users["champion"] = MembershipFactory(team=teams["payments"], role=Role.CHAMPION, user=UserFactory(username="champion")).user
+    users["storefront-champion"] = MembershipFactory(
+        team=teams["storefront"], role=Role.CHAMPION, user=UserFactory(username="storefront-champion")
+    ).user
+    users["manager"] = UserFactory(username="manager")
+    for team in teams.values():
+        MembershipFactory(team=team, role=Role.MANAGER, user=users["manager"])
+    FindingFactory.create_batch(6, team=teams["payments"])
+    FindingFactory.create_batch(3, team=teams["storefront"])
+    NudgeFactory.create_batch(3, team=teams["storefront"], state=NudgeState.NEW)
+    return users, teams
+
+
+def test_the_demo_history_has_intel_rules_acceptances_and_nudges_in_several_states(world) -> None:
+    users, teams = world
+    today = timezone.localdate()
+
+    demo_history(users=users, teams=teams, today=today)
+
+    assert list(KevEntry.objects.values_list("cve", "due_date")) == [("CVE-2020-15999", dt.date(2021, 11, 17))]
+    assert Membership.objects.get(user=users["manager"], team=teams["platform"]).can_triage is True
+    assert OwnershipRule.objects.count() == 3 and TriageRule.objects.filter(team=teams["payments"]).count() == 1
+    expiring = RiskAcceptance.objects.get(team=teams["payments"])
+    assert (expiring.state, expiring.expires) == (RiskAcceptance.State.APPROVED, today + dt.timedelta(days=5))
+    assert RiskAcceptance.objects.get(team=teams["storefront"]).state == RiskAcceptance.State.PENDING
+    assert set(teams["payments"].findings.values_list("status", flat=True)) >= {
+        Status.IN_PROGRESS,
+        Status.TRIAGED,
+        Status.FALSE_POSITIVE,
+        Status.RISK_ACCEPTED,
+    }
+    assert sorted(Nudge.objects.filter(team=teams["storefront"]).values_list("state", flat=True)) == sorted(
+        [NudgeState.OPENED, NudgeState.SNOOZED, NudgeState.DISMISSED]
+    )
+
+
+def test_load_demo_on_a_database_with_the_demo_prints_every_demo_login() -> None:
+    TeamFactory(slug="payments")  # the database has data: the demo is not loaded again
+    for username, _, _ in USERS:
+        UserFactory(username=username)
+    out = StringIO()
+
+    call_command("load_demo", "--if-empty", stdout=out)
+
+    printed = out.getvalue()
+    assert printed.startswith("database already has data: demo not loaded")
+    assert all(f"  {username}" in printed for username in LOGIN_NOTES) and "vigil-demo" in printed
+    assert {username for username, _, _ in USERS} == set(LOGIN_NOTES)
