@@ -54,12 +54,15 @@ def migrations_problem() -> str:
         return ""
     try:
         executor = MigrationExecutor(connections[DEFAULT_DB_ALIAS])
-        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        graph, applied = executor.loader.graph, executor.loader.applied_migrations
+        # Every ancestor of every leaf, not migration_plan(): that plans nothing for a leaf already applied,
+        # so a migration missing under applied ones would go unnoticed.
+        missing = list(dict.fromkeys(node for leaf in graph.leaf_nodes() for node in graph.forwards_plan(leaf) if node not in applied))
     except DatabaseError as exc:  # the database is down: database_problem says so too
         return f"could not read the applied migrations ({type(exc).__name__})"
-    if plan:
-        names = ", ".join(f"{migration.app_label}.{migration.name}" for migration, _ in plan[:5])
-        return f"{len(plan)} migration(s) not applied: {names}"
+    if missing:
+        names = ", ".join(f"{app}.{name}" for app, name in missing[:5])
+        return f"{len(missing)} migration(s) not applied: {names}"
     _Migrations.all_applied = True
     return ""
 
