@@ -18,6 +18,7 @@ from dashboard.models.lookups import AnyOf  # registers field__any
 from dashboard.models.nudges import ACTIVE_NUDGE_STATES, EventSighting, Nudge, NudgeDigest, NudgeRule, NudgeState, TeamWebhook
 from dashboard.models.ownership import OwnershipRule, OwnerSource
 from dashboard.models.reports import Report, ReportPayload
+from dashboard.models.running import WorkloadSighting
 from dashboard.models.teams import Membership, Team
 from dashboard.models.tokens import ApiToken, SignedRequest, TokenAddress
 from dashboard.models.training import Topic, TrainingModule
@@ -67,4 +68,5 @@ __all__ = [
     "Topic",
     "TrainingModule",
     "TriageRule",
+    "WorkloadSighting",
 ]

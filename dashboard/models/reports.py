@@ -31,6 +31,8 @@ class Report(models.Model):
     stream = models.CharField(max_length=16, blank=True, default="")
     #: Image reference given by the sender (?image=), overriding the report's own.
     image_ref = models.CharField(max_length=512, blank=True, default="")
+    #: The cluster the report came from (the token's binding or ``cluster=``), given to resources that name none.
+    cluster = models.CharField(max_length=255, blank=True, default="")
     image = models.ForeignKey("dashboard.Image", null=True, blank=True, on_delete=models.SET_NULL, related_name="reports")
     content_sha256 = models.CharField(max_length=64, db_index=True)
     #: scanners.digest.stable_digest of the payload (run timestamps and ids blanked): a repeated scan has the same.
