@@ -14,6 +14,8 @@ _IMPLIES = {
     TokenScope.ADMIN: {TokenScope.ADMIN, TokenScope.READ, TokenScope.INGEST},
     TokenScope.READ: {TokenScope.READ},
     TokenScope.INGEST: {TokenScope.INGEST},
+    # A cluster's webhook asks for decisions and nothing else: it reads no findings and posts no reports.
+    TokenScope.ADMISSION: {TokenScope.ADMISSION},
 }
 
 

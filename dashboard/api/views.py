@@ -36,6 +36,7 @@ class ReportCreateView(APIView):
                 format_name=params.get("format", ""),
                 image=params.get("image", ""),
                 stream=params.get("stream", ""),
+                cluster=params.get("cluster", ""),
                 idempotency_key=request.META.get("HTTP_IDEMPOTENCY_KEY", ""),
             )
         except ApplicationError as exc:

@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import hmac
 import ipaddress
+import re
 import secrets
 import weakref
 import zlib
@@ -78,6 +79,19 @@ def clean_cidrs(cidrs: Iterable[str]) -> list[str]:
     return sorted(set(out))
 
 
+_CLUSTER_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,253}[A-Za-z0-9])?")
+
+
+def clean_cluster(name: str) -> str:
+    """A cluster name as tokens and reports carry it ("" for none); refuses what no cluster is called."""
+    text = (name or "").strip()
+    if text and not _CLUSTER_NAME.fullmatch(text):
+        raise ApplicationError(
+            f"{text[:100]!r} is not a cluster name (letters, digits, '.', '_' and '-', at most 255)", code="invalid_cluster"
+        )
+    return text
+
+
 def token_signing_secret(token: ApiToken) -> str:
     """The request-signing secret of a token (empty when it has none).  Derived, never stored."""
     if not token.signing_salt:
@@ -103,18 +117,21 @@ def token_create(
     signing: bool = False,
     ip: str | None = None,
     rotated_from: ApiToken | None = None,
+    cluster: str = "",
 ) -> tuple[ApiToken, str]:
     """Create a token; returns the record and the plaintext, which is never stored.
 
     ``extra_teams`` makes an integration token covering several teams; ``allowed_cidrs``
     limits where it may be used from; ``signing`` gives it a request-signing secret
-    (``token_signing_secret``) that every request must then be signed with.
+    (``token_signing_secret``) that every request must then be signed with; ``cluster`` binds it to one
+    cluster (what it reports and asks about is that cluster's, and it may not name another).
     """
     if scope not in TokenScope.values:
         raise ApplicationError(f"unknown scope {scope!r}; use one of {', '.join(TokenScope.values)}")
     if not name.strip():
         raise ApplicationError("a token needs a name")
     cidrs = clean_cidrs(allowed_cidrs)
+    cluster = clean_cluster(cluster)
     public = _random(_PUBLIC_LEN)
     body = TOKEN_PREFIX + public + _random(_SECRET_LEN)
     plaintext = body + _checksum(body)
@@ -126,6 +143,7 @@ def token_create(
         key_hash=_hash(plaintext),
         scope=scope,
         allowed_cidrs=cidrs,
+        cluster=cluster,
         signing_salt=secrets.token_hex(16) if signing else "",
         rotated_from=rotated_from,
         created_by=created_by,
@@ -149,6 +167,7 @@ def token_create(
             "extra_teams": sorted(t.slug for t in extra),
             "allowed_cidrs": cidrs,
             "signed": signing,
+            "cluster": cluster,
         },
     )
     return token, plaintext
@@ -331,6 +350,7 @@ def token_rotate(
         signing=token.requires_signature,
         ip=ip,
         rotated_from=token,
+        cluster=token.cluster,
     )
     ends = now + timedelta(hours=overlap_hours)
     if token.expires_at is None or token.expires_at > ends:

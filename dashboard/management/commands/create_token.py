@@ -21,6 +21,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--allow-ip", action="append", default=[], metavar="CIDR", help="only accept the token from this network (repeatable)"
         )
+        parser.add_argument("--cluster", default="", help="bind the token to this cluster (admission webhooks, cluster-wide senders)")
         parser.add_argument("--signing", action="store_true", help="require signed requests (X-Vigil-Signature); prints the secret")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -40,6 +41,7 @@ class Command(BaseCommand):
                 extra_teams=extra,
                 allowed_cidrs=options["allow_ip"],
                 signing=options["signing"],
+                cluster=options["cluster"],
             )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
