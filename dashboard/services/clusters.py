@@ -28,7 +28,8 @@ def resolve_cluster(*, token: ApiToken | None, requested: str) -> str:
     named = clean_cluster(requested)
     bound = token.cluster if token is not None else ""
     if bound and named and named != bound:
-        raise ApplicationError(f"this token is bound to cluster {bound!r} and may not speak for {named!r}", code="forbidden_cluster", status=403)
+        message = f"this token is bound to cluster {bound!r} and may not speak for {named!r}"
+        raise ApplicationError(message, code="forbidden_cluster", status=403)
     return bound or named
 
 

@@ -80,9 +80,7 @@ class _SameBytes:
     since: dt.datetime
 
     @classmethod
-    def of(
-        cls, *, team: Team | None, digest: str, format_name: str, image: str, stream: str, cluster: str, now: dt.datetime
-    ) -> _SameBytes:
+    def of(cls, *, team: Team | None, digest: str, format_name: str, image: str, stream: str, cluster: str, now: dt.datetime) -> _SameBytes:
         since = now - dt.timedelta(seconds=settings.VIGIL_DEDUPLICATE_SECONDS)
         return cls(team.pk if team else None, digest, format_name, image, stream, cluster, since)
 
