@@ -273,3 +273,21 @@ class EpssScoreFactory(factory.django.DjangoModelFactory):
     epss = 0.5
     percentile = 0.9
     date = factory.LazyFunction(timezone.localdate)
+
+
+# --- What runs (admission sightings) ----------------------------------------------------------
+
+
+class WorkloadSightingFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.WorkloadSighting
+
+    cluster = "prod"
+    namespace = "payments"
+    workload_kind = "Deployment"
+    workload_name = factory.Sequence(lambda n: f"api{n}")
+    image = factory.SubFactory(ImageFactory)
+    tag = "1.0.0"
+    source = models.WorkloadSighting.Source.ADMISSION
+    first_seen = factory.LazyFunction(timezone.now)
+    last_seen = factory.LazyFunction(timezone.now)

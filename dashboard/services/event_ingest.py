@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dashboard.models import Finding, FindingEvent, Image, Report, Status
-from dashboard.services import intel, risk
+from dashboard.services import intel, risk, running
 from dashboard.services.bulk_inserts import insert_rows
 from dashboard.services.finding_rows import (
     PER_OCCURRENCE,
@@ -68,6 +68,8 @@ def apply_event_reports(reports: Sequence[EventReport]) -> list[IngestOutcome]:
     scopes = {item.scope_key for named in items for item in named.values()}
     lock_scopes(scopes)
     images = _record_images(reports, items)
+    for event, named in zip(reports, items, strict=True):  # before scoring: findings of images seen running are born running
+        running.sightings_of_report(items=named.values(), source=event.source, team_id=event.report.team_id, now=event.report.observed_at)
 
     outcomes = [
         IngestOutcome(counts=dict.fromkeys(("new", "reopened", "unchanged", "fixed"), 0), held_closures=[], findings_total=0)
@@ -80,7 +82,7 @@ def apply_event_reports(reports: Sequence[EventReport]) -> list[IngestOutcome]:
     reopened: set[str] = set()
     facts: intel.Facts | None = None
     for chunk in chunks([fp for fp in merged if fp not in known]):
-        rows, facts = score_new([_new_row(merged[fp], reports, images) for fp in chunk], facts)
+        rows, facts = score_new([_new_row(merged[fp], reports, images) for fp in chunk], facts, {fp: merged[fp].item for fp in chunk})
         for pk, fp in insert_rows(Finding, rows, unique_fields=["fingerprint"], returning=["id", "fingerprint"]):
             first = reports[merged[fp].first].report
             ids[fp] = pk

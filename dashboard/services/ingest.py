@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dashboard.models import ACTIVE_STATUSES, Finding, FindingEvent, Report, Status
-from dashboard.services import intel, risk
+from dashboard.services import intel, risk, running
 from dashboard.services.bulk_inserts import insert_rows
 from dashboard.services.finding_rows import (
     EVENT_FORMATS,
@@ -106,6 +106,8 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
     elif result.artifact is not None:
         image_refs.append(result.artifact)
     images = images_record(image_refs, team, result.labels, now, Recorded())
+    # Before scoring: a finding of an image this report sees running is born running.
+    running.sightings_of_report(items=items.values(), source=source, team_id=report.team_id, now=now)
     report_image = override or result.artifact
     main_image = images.get(report_image.name) if report_image is not None else None
     if main_image is not None and report.image_id != main_image.pk:
@@ -123,7 +125,9 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
         stored = {fp: known[fp] for fp in chunk if fp in known}
         labels = result.labels
         new, facts = score_new(
-            [new_row(items[fp], report, image_of(items[fp], images), stream, now, labels) for fp in chunk if fp not in stored], facts
+            [new_row(items[fp], report, image_of(items[fp], images), stream, now, labels) for fp in chunk if fp not in stored],
+            facts,
+            items,
         )
         for pk, fp in insert_rows(Finding, new, unique_fields=["fingerprint"], returning=["id", "fingerprint"]):
             ids[fp] = pk
