@@ -273,3 +273,14 @@ class EpssScoreFactory(factory.django.DjangoModelFactory):
     epss = 0.5
     percentile = 0.9
     date = factory.LazyFunction(timezone.localdate)
+
+
+# --- Enforcement policies -----------------------------------------------------------------------
+
+
+class EnforcementPolicyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.EnforcementPolicy
+
+    team = factory.SubFactory(TeamFactory)
+    updated_at = factory.LazyFunction(timezone.now)
