@@ -275,6 +275,16 @@ class EpssScoreFactory(factory.django.DjangoModelFactory):
     date = factory.LazyFunction(timezone.localdate)
 
 
+# --- Enforcement policies -----------------------------------------------------------------------
+
+
+class EnforcementPolicyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.EnforcementPolicy
+
+    team = factory.SubFactory(TeamFactory)
+    updated_at = factory.LazyFunction(timezone.now)
+
 # --- What runs (admission sightings) ----------------------------------------------------------
 
 

@@ -43,6 +43,7 @@ class AuditEvent(models.Model):
         STATUS_CHANGED = "finding.status"
         RISK_ACCEPTED = "finding.risk_accepted"
         LOGIN_LOCKED = "login.locked"
+        POLICY_CHANGED = "policy.changed"
 
     created_at = models.DateTimeField(db_index=True)
     actor = models.ForeignKey(
