@@ -1,0 +1,44 @@
+"""The validating admission webhook: ``POST /api/v1/admission/validate`` (an admission token only)."""
+
+from __future__ import annotations
+
+import json
+
+from rest_framework.parsers import BaseParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from dashboard.api.permissions import ScopePermission
+from dashboard.api.uploads import declared_length
+from dashboard.errors import ApplicationError
+from dashboard.models import TokenScope
+from dashboard.services.admission import admission_validate
+
+#: The API server sends at most about 3 MiB (etcd's object limit), wrapped in the review.
+MAX_REVIEW_BYTES = 4 * 1024 * 1024
+
+
+class _RawBody(BaseParser):
+    """The body is read by the view (DRF's JSON parser would answer a bad body in its own words)."""
+
+    media_type = "*/*"
+
+
+class AdmissionValidateView(APIView):
+    permission_classes = [ScopePermission]
+    required_scopes = {"POST": TokenScope.ADMISSION}
+    parser_classes = [_RawBody]
+
+    def post(self, request: Request) -> Response:
+        if declared_length(request) > MAX_REVIEW_BYTES:
+            raise ApplicationError(f"an AdmissionReview is at most {MAX_REVIEW_BYTES} bytes", code="too_large", status=413)
+        body = request._request.read(MAX_REVIEW_BYTES + 1)
+        if len(body) > MAX_REVIEW_BYTES:
+            raise ApplicationError(f"an AdmissionReview is at most {MAX_REVIEW_BYTES} bytes", code="too_large", status=413)
+        try:
+            document = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApplicationError(f"the body is not JSON: {exc}", code="invalid_admission_review") from exc
+        outcome = admission_validate(document=document, by=request.user, cluster=request.query_params.get("cluster", ""))
+        return Response(outcome.review)
