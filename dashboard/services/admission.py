@@ -89,7 +89,8 @@ def admission_validate(*, document: Any, by: Any, cluster: str = "", now: dt.dat
         warnings=shown,
     )
     if not request.dry_run:
-        _record(request=request, document=document, review=review, decisions=decisions, lines=[line for _, line in lines], by=by, cluster=cluster)
+        every_line = [line for _, line in lines]
+        _record(request=request, document=document, review=review, decisions=decisions, lines=every_line, by=by, cluster=cluster)
         if worst != FAIL:
             _sightings(request, decisions, cluster, moment)
     return AdmissionOutcome(review, request, decisions)
@@ -118,7 +119,8 @@ def _decide(request: AdmissionRequest, now: dt.datetime) -> list[ImageDecision]:
         if team_id not in policies:
             policies[team_id] = policy_for(team_id=team_id)
         findings = found.findings if container.image is not None else None  # an unreadable reference is an unknown image
-        out.append(ImageDecision(container, found, decide(policy=policies[team_id], findings=findings, now=now, namespace=request.namespace)))
+        decision = decide(policy=policies[team_id], findings=findings, now=now, namespace=request.namespace)
+        out.append(ImageDecision(container, found, decision))
     return out
 
 
@@ -186,9 +188,8 @@ def _record(
     event = {"apiVersion": request.api_version, "kind": "AdmissionReview", "request": document["request"], "response": response}
     token = getattr(by, "api_token", None)
     try:
-        report_submit(
-            data=json.dumps(event).encode(), token=token, format_name="admission-review", stream="admission", cluster=cluster, deduplicate=False
-        )
+        data = json.dumps(event).encode()
+        report_submit(data=data, token=token, format_name="admission-review", stream="admission", cluster=cluster, deduplicate=False)
     except ApplicationError:
         logger.exception("the admission event of request %s could not be stored", request.uid)
 
@@ -208,4 +209,3 @@ def _sightings(request: AdmissionRequest, decisions: Sequence[ImageDecision], cl
         if item.container.image is not None and request.workload_name
     ]
     sightings_record(sightings=found, now=now)
-

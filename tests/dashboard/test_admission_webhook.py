@@ -183,7 +183,8 @@ def test_warnings_become_admission_events_that_aggregate(webhook, payments) -> N
     validate(webhook, review("pod_create.json"))
     validate(webhook, review("pod_create.json"))
     event = Finding.objects.get(stream="admission")
-    assert (event.rule_id, event.occurrences, event.resource_cluster, event.resource_namespace) == ("vigil/CVE-2023-0286", 2, "prod", "default")
+    seen = (event.rule_id, event.occurrences, event.resource_cluster, event.resource_namespace)
+    assert seen == ("vigil/CVE-2023-0286", 2, "prod", "default")
 
 
 def test_a_denial_becomes_an_admission_event_and_records_no_sighting(webhook, payments) -> None:
@@ -221,7 +222,8 @@ def test_the_webhook_cluster_comes_from_the_query_for_an_unbound_token(platform,
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
     known_image("nginx:1.16.1", payments)
-    answer = client.post("/api/v1/admission/validate?cluster=staging", json.dumps(review("deployment_update.json")), content_type="application/json")
+    body = json.dumps(review("deployment_update.json"))
+    answer = client.post("/api/v1/admission/validate?cluster=staging", body, content_type="application/json")
     assert answer.status_code == 200
     assert WorkloadSighting.objects.get().cluster == "staging"
 
@@ -242,7 +244,8 @@ def test_other_tokens_and_people_cannot_ask_the_webhook(platform) -> None:
     _, ingest_token = token_create(team=platform, name="ci")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {ingest_token}")
-    assert client.post("/api/v1/admission/validate", json.dumps(review("pod_create.json")), content_type="application/json").status_code == 403
+    body = json.dumps(review("pod_create.json"))
+    assert client.post("/api/v1/admission/validate", body, content_type="application/json").status_code == 403
     assert APIClient().post("/api/v1/admission/validate", b"{}", content_type="application/json").status_code in (401, 403)
 
 
