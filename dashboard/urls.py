@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard.views import audit, home, nudges, ownership, pages, reports, triage
+from dashboard.views import audit, home, nudges, ownership, pages, reports, toxic, triage
 
 urlpatterns = [
     path("", home.home, name="home"),
@@ -40,4 +40,5 @@ urlpatterns = [
     path("ownership/findings/<int:pk>/owner/", ownership.finding_owner_set, name="ownership-finding-set"),
     path("ownership/images/<int:pk>/", ownership.image_owner, name="ownership-image"),
     path("audit/", audit.audit_log, name="audit"),
+    path("toxic/", toxic.toxic_list, name="toxic"),
 ]

@@ -285,6 +285,7 @@ class EnforcementPolicyFactory(factory.django.DjangoModelFactory):
     team = factory.SubFactory(TeamFactory)
     updated_at = factory.LazyFunction(timezone.now)
 
+
 # --- What runs (admission sightings) ----------------------------------------------------------
 
 

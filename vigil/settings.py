@@ -208,6 +208,9 @@ VIGIL_DEDUPLICATE_SECONDS = int(os.environ.get("VIGIL_DEDUPLICATE_SECONDS", "864
 VIGIL_EVENT_QUIET_DAYS = int(os.environ.get("VIGIL_EVENT_QUIET_DAYS", "14"))
 #: An image version counts as running while a sighting of it (admission, trivy-operator, Falco) is this recent.
 VIGIL_RUNNING_DAYS = int(os.environ.get("VIGIL_RUNNING_DAYS", "3"))
+#: Toxic combinations: EPSS from which a vulnerability counts as likely exploited, and how recent a runtime alert counts.
+VIGIL_TOXIC_EPSS = float(os.environ.get("VIGIL_TOXIC_EPSS", "0.1"))
+VIGIL_TOXIC_ALERT_DAYS = int(os.environ.get("VIGIL_TOXIC_ALERT_DAYS", "7"))
 VIGIL_TOKEN_DAYS = int(os.environ.get("VIGIL_TOKEN_DAYS", "365"))
 
 # --- Triage (issue 6) -------------------------------------------------------------

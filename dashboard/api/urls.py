@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard.api import findings, nudges, schema, views
+from dashboard.api import findings, nudges, schema, toxic, views
 
 app_name = "api"
 
@@ -13,4 +13,5 @@ urlpatterns = [
     path("findings/<int:pk>/", findings.FindingDetailView.as_view(), name="finding-detail"),
     path("nudges/", nudges.NudgeListView.as_view(), name="nudge-list"),
     path("schema/", schema.SchemaView.as_view(), name="schema"),
+    path("toxic/", toxic.ToxicListView.as_view(), name="toxic-list"),
 ]

@@ -8,6 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('dashboard', '0010_payload_encoding'),
+        ('dashboard', '0015_enforcement_policies'),  # merged from gate; the integrator rewires the chain
     ]
 
     operations = [
