@@ -24,7 +24,8 @@ def token_has_scope(token: Any, scope: str) -> bool:
 
 
 class ScopePermission(BasePermission):
-    """Tokens need the view's ``required_scopes[method]``; people need to be logged in."""
+    """Tokens need the view's ``required_scopes[method]`` (a scope, or a tuple of scopes any of which will do);
+    people need to be logged in."""
 
     message = "this token's scope does not allow this request"
 
@@ -36,4 +37,6 @@ class ScopePermission(BasePermission):
         if token is None:
             return True
         required = getattr(view, "required_scopes", {}).get(request.method or "GET")
+        if isinstance(required, tuple):
+            return any(token_has_scope(token, scope) for scope in required)
         return required is not None and token_has_scope(token, required)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard.api import findings, nudges, schema, toxic, views
+from dashboard.api import admission, findings, gate, nudges, policies, schema, toxic, views
 
 app_name = "api"
 
@@ -12,6 +12,9 @@ urlpatterns = [
     path("findings/export.csv", findings.FindingExportView.as_view(), name="finding-export"),
     path("findings/<int:pk>/", findings.FindingDetailView.as_view(), name="finding-detail"),
     path("nudges/", nudges.NudgeListView.as_view(), name="nudge-list"),
+    path("gate/", gate.GateView.as_view(), name="gate"),
+    path("policies/<slug:team>/", policies.PolicyView.as_view(), name="policy"),
     path("schema/", schema.SchemaView.as_view(), name="schema"),
     path("toxic/", toxic.ToxicListView.as_view(), name="toxic-list"),
+    path("admission/validate", admission.AdmissionValidateView.as_view(), name="admission-validate"),
 ]

@@ -74,6 +74,7 @@ class Policy:
     unknown_image: str = WARN
     #: Who owns it and which version it is (reported and recorded with each decision; not used to decide).
     team: str | None = None
+    team_id: int | None = None
     version: int = 0
     policy_id: int | None = None
 

@@ -14,8 +14,21 @@ from typing import Any
 from django.db.models import Max, Q
 
 from dashboard.enforcement.decision import FindingFacts, Policy, policy_from_mapping
-from dashboard.models import ACTIVE_STATUSES, POLICY_FIELDS, EnforcementPolicy, Finding, Image, ImageVersion, RiskAcceptance, Status
+from dashboard.models import (
+    ACTIVE_STATUSES,
+    POLICY_FIELDS,
+    EnforcementPolicy,
+    Finding,
+    Image,
+    ImageVersion,
+    RiskAcceptance,
+    Status,
+    TrainingModule,
+)
 from dashboard.models.access import sees_everything, visible_teams
+from dashboard.selectors.finding_classes import FACT_FIELDS, classes_for, matching_topics
+from dashboard.selectors.finding_classes import FindingFacts as LearningFacts
+from dashboard.selectors.training import topic_catalogue
 from scanners.base import ImageRef
 
 #: Statuses a decision looks at: open work, and risk acceptances (which exempt only while they run).
@@ -158,9 +171,8 @@ def policy_of(row: EnforcementPolicy | None) -> Policy:
     """The decision's view of a stored policy (None: the built-in default)."""
     if row is None:
         return Policy()
-    return policy_from_mapping(
-        row.rule_values(), team=row.team.slug if row.team_id and row.team else None, version=row.version, policy_id=row.pk
-    )
+    team = row.team.slug if row.team_id and row.team else None
+    return policy_from_mapping(row.rule_values(), team=team, team_id=row.team_id, version=row.version, policy_id=row.pk)
 
 
 def policy_for(*, team_id: int | None) -> Policy:
@@ -186,3 +198,26 @@ def policy_values(policy: Policy) -> dict[str, Any]:
     values["namespace_modes"] = namespace_modes
     values["rule_ids"] = list(policy.rule_ids)
     return values
+
+
+def modules_for_findings(*, ids: Sequence[int]) -> dict[int, dict[str, str]]:
+    """Finding id -> the training module for its topic ({"title", "url"}), as nudges pick it; four queries at most."""
+    if not ids:
+        return {}
+    rows = Finding.objects.filter(pk__in=sorted(set(ids))).order_by().values("id", *FACT_FIELDS)
+    keys = {row["id"]: classes_for(LearningFacts.from_values(row)) for row in rows}
+    if not any(keys.values()):
+        return {}
+    catalogue = topic_catalogue()
+    topic_keys = {pk: topic.keys for pk, topic in catalogue.items()}
+    first_module: dict[int, int] = {}
+    for finding_id, classes in keys.items():
+        topics = matching_topics(classes, topic_keys) if classes else []
+        if topics:
+            first_module[finding_id] = catalogue[topics[0]].module_ids[0]
+    modules = {module.pk: module for module in TrainingModule.objects.filter(pk__in=set(first_module.values())).only("title", "url")}
+    return {
+        finding_id: {"title": modules[module_id].title, "url": modules[module_id].url}
+        for finding_id, module_id in first_module.items()
+        if module_id in modules
+    }
