@@ -86,14 +86,15 @@ def toxic_combinations(*, user: Any, team: Any = None, now: dt.datetime | None =
     pairs = [
         (finding, sighting)
         for finding in candidates
-        for sighting in sightings.get(finding.image_id, [])
+        for sighting in sightings.get(finding.image_id or 0, [])
         if is_running(versions.get(finding.pk, set()), {(sighting.tag, sighting.digest)})
     ]
     if not pairs:
         return []
     workloads = {_workload_key(s.cluster, s.namespace, s.workload_name) for _, s in pairs}
     privileges = _privileges(workloads)
-    alerts = _alerts(workloads, {f.image_id for f, _ in pairs}, now - dt.timedelta(days=settings.VIGIL_TOXIC_ALERT_DAYS))
+    images = {f.image_id for f, _ in pairs if f.image_id is not None}
+    alerts = _alerts(workloads, images, now - dt.timedelta(days=settings.VIGIL_TOXIC_ALERT_DAYS))
     rows = [_row(finding, sighting, privileges, alerts, epss_min) for finding, sighting in pairs]
     return sorted(rows, key=ToxicRow.sort_key)[:limit]
 

@@ -19,6 +19,7 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Iterable
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -98,7 +99,7 @@ def _upsert(rows: list[tuple[Sighting, int]], now: dt.datetime) -> list[int]:
     table = WorkloadSighting._meta.db_table
     columns = "cluster, namespace, workload_kind, workload_name, image_id, tag, digest, team_id, source, first_seen, last_seen"
     values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
-    params: list[object] = []
+    params: list[Any] = []
     for s, image_id in rows:
         params += [s.cluster[:255], s.namespace[:255], s.workload_kind[:100], s.workload_name[:255], image_id]
         params += [s.image.tag[:128], s.image.digest[:128], s.team_id, s.source, now, now]

@@ -119,10 +119,11 @@ def test_the_namespace_owner_policy_wins_over_the_image_owner(webhook, platform,
     assert validate(webhook, review("pod_create.json"))["response"]["allowed"] is False
 
 
-def test_a_namespace_mode_of_audit_allows_silently_and_still_records(webhook, payments) -> None:
+def test_a_namespace_mode_of_audit_allows_silently_and_still_records(webhook, payments, django_capture_on_commit_callbacks) -> None:
     known_image("nginx:1.14.2", payments)
     EnforcementPolicyFactory(team=payments, mode="enforce", namespace_modes={"default": "audit"})
-    response = validate(webhook, review("pod_create.json"))["response"]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = validate(webhook, review("pod_create.json"))["response"]
     assert response == {"uid": "705ab4f5-6393-11e8-b7cc-42010a800010", "allowed": True}
     assert Finding.objects.filter(stream="admission", rule_id="vigil/CVE-2023-0286").exists()
 
@@ -178,19 +179,22 @@ def test_every_decision_is_recorded_with_its_cluster_and_namespace(webhook, paym
     assert (record.point, record.cluster, record.namespace, record.decision) == ("admission", "prod", "default", "warn")
 
 
-def test_warnings_become_admission_events_that_aggregate(webhook, payments) -> None:
+def test_warnings_become_admission_events_that_aggregate(webhook, payments, django_capture_on_commit_callbacks) -> None:
     known_image("nginx:1.14.2", payments)
-    validate(webhook, review("pod_create.json"))
-    validate(webhook, review("pod_create.json"))
+    with django_capture_on_commit_callbacks(execute=True):
+        validate(webhook, review("pod_create.json"))
+    with django_capture_on_commit_callbacks(execute=True):
+        validate(webhook, review("pod_create.json"))
     event = Finding.objects.get(stream="admission")
     seen = (event.rule_id, event.occurrences, event.resource_cluster, event.resource_namespace)
     assert seen == ("vigil/CVE-2023-0286", 2, "prod", "default")
 
 
-def test_a_denial_becomes_an_admission_event_and_records_no_sighting(webhook, payments) -> None:
+def test_a_denial_becomes_an_admission_event_and_records_no_sighting(webhook, payments, django_capture_on_commit_callbacks) -> None:
     known_image("nginx:1.14.2", payments)
     EnforcementPolicyFactory(team=payments, mode="enforce")
-    validate(webhook, review("pod_create.json"))
+    with django_capture_on_commit_callbacks(execute=True):
+        validate(webhook, review("pod_create.json"))
     assert Finding.objects.filter(stream="admission", rule_id="vigil-policy", resource_name="nginx").exists()
     assert WorkloadSighting.objects.count() == 0
 
@@ -209,11 +213,12 @@ def test_an_allowed_deploy_records_a_sighting_of_each_image_in_its_workload(webh
     assert sighting.image_id == finding.image_id
 
 
-def test_a_dry_run_records_nothing(webhook, payments) -> None:
+def test_a_dry_run_records_nothing(webhook, payments, django_capture_on_commit_callbacks) -> None:
     known_image("nginx:1.14.2", payments)
     body = review("pod_create.json")
     body["request"]["dryRun"] = True
-    assert validate(webhook, body)["response"]["warnings"]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert validate(webhook, body)["response"]["warnings"]
     assert (GateDecision.objects.count(), WorkloadSighting.objects.count(), Finding.objects.filter(stream="admission").count()) == (0, 0, 0)
 
 
