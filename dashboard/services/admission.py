@@ -26,9 +26,9 @@ from django.utils import timezone
 
 from dashboard.enforcement.decision import FAIL, PASS, Decision, Policy, decide, worst_of
 from dashboard.errors import ApplicationError
-from dashboard.models import GateDecision, OwnershipRule, WorkloadSighting
+from dashboard.models import GateDecision, WorkloadSighting
 from dashboard.selectors.enforcement import ImageFindings, images_findings, modules_for_findings, policy_for
-from dashboard.selectors.ownership import RuleSet, decide_owner
+from dashboard.selectors.would_block import namespace_team
 from dashboard.services.clusters import resolve_cluster
 from dashboard.services.gate import decision_record
 from dashboard.services.reports import report_submit
@@ -96,26 +96,17 @@ def admission_validate(*, document: Any, by: Any, cluster: str = "", now: dt.dat
     return AdmissionOutcome(review, request, decisions)
 
 
-def _namespace_team(namespace: str) -> int | None:
-    """The team owning the namespace by the namespace ownership rules (None when no rule claims it)."""
-    if not namespace:
-        return None
-    rules = RuleSet(OwnershipRule.objects.filter(kind=OwnershipRule.Kind.NAMESPACE).select_related("team"))
-    owner = decide_owner(rules=rules, image="", namespace=namespace, labels={}, report_team=None, named=False)
-    return owner.team.pk if owner.team is not None else None
-
-
 def _decide(request: AdmissionRequest, now: dt.datetime) -> list[ImageDecision]:
     """One decision per distinct image (a pod's init containers often repeat an image)."""
     containers = list({container.reference: container for container in request.containers}.values())
     inputs = images_findings(refs=[container.reference for container in containers], user=None)
-    namespace_team = _namespace_team(request.namespace)
+    team_of_namespace = namespace_team(request.namespace)
     policies: dict[int | None, Policy] = {}
     out = []
     for container in containers:
         found = inputs[container.reference]
         image_team = found.image.team_id if found.image is not None else None
-        team_id = namespace_team or image_team
+        team_id = team_of_namespace or image_team
         if team_id not in policies:
             policies[team_id] = policy_for(team_id=team_id)
         findings = found.findings if container.image is not None else None  # an unreadable reference is an unknown image

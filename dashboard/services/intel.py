@@ -58,7 +58,6 @@ _READ = (
     "due_date",
 )
 _WRITTEN = ["kev", "kev_due_date", "epss", "epss_percentile", "exposed", "risk_parts", "risk_score", "due_date"]
-EXPOSING_STREAMS = (Stream.ADMISSION, Stream.RUNTIME)
 
 
 @dataclasses.dataclass
@@ -206,19 +205,6 @@ def _rescore(findings: list[dict[str, Any]], teams: dict[int, dict[str, int]]) -
 def _write(findings: list[Any]) -> None:
     """Write the re-scored columns in one UPDATE ... FROM (VALUES ...) per batch."""
     bulk_update_rows(Finding, findings, _WRITTEN)
-
-
-def exposure_spread(*, finding_ids: Sequence[int]) -> list[int]:
-    """Findings that become exposed because these (admission/runtime) findings name their image."""
-    images: set[int] = set()
-    for chunk in _chunks(list(finding_ids)):
-        images.update(
-            Finding.objects.filter(pk__in=chunk, stream__in=EXPOSING_STREAMS, image__isnull=False).values_list("image_id", flat=True)
-        )
-    found: list[int] = []
-    for chunk in _chunks(sorted(images)):
-        found.extend(Finding.objects.filter(image_id__in=chunk, exposed=False).values_list("id", flat=True))
-    return found
 
 
 def _rescore_cves(cves: Sequence[str], teams: dict[int, dict[str, int]]) -> int:

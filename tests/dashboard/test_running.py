@@ -6,16 +6,25 @@ import datetime as dt
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from dashboard.models import Finding, WorkloadSighting
+from dashboard.models import EnforcementPolicy, Finding, WorkloadSighting
 from dashboard.services import intel
 from dashboard.services.running import Sighting, forget_written, running_refresh, sightings_record
 from scanners.base import ImageRef
 from tests.conftest import fixture_bytes
 from tests.dashboard.ingest_helpers import ingest
-from tests.factories import FindingFactory, FindingOccurrenceFactory, TeamFactory, WorkloadSightingFactory
+from tests.factories import (
+    EnforcementPolicyFactory,
+    FindingFactory,
+    FindingOccurrenceFactory,
+    ImageVersionFactory,
+    MembershipFactory,
+    TeamFactory,
+    WorkloadSightingFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -132,3 +141,27 @@ def test_a_runtime_alert_counts_as_running_while_it_is_recent(settings) -> None:
     three_days_ago = timezone.now() - dt.timedelta(days=3)
     old = FindingFactory(stream="runtime", kind="runtime", source="falco", image=None, scope_key="k", last_seen=three_days_ago)
     assert (rescored(alert).exposed, rescored(old).exposed) == (True, False)
+
+
+def test_the_finding_page_says_where_it_runs(finding) -> None:
+    WorkloadSightingFactory(image=finding.image, tag="1.4.1", digest=DIGEST, team=finding.team, workload_name="checkout")
+    WorkloadSightingFactory(image=finding.image, tag="1.4.2", digest=OTHER, team=finding.team, workload_name="other-version")
+    browser = Client()
+    browser.force_login(MembershipFactory(team=finding.team).user)
+    page = browser.get(f"/findings/{finding.pk}/").content.decode()
+    assert "prod/payments/Deployment/checkout" in page and "other-version" not in page
+
+
+def test_a_runtime_finding_says_whether_its_image_would_have_been_blocked(finding) -> None:
+    ImageVersionFactory(image=finding.image, tag="1.4.1")
+    alert = FindingFactory(team=finding.team, image=finding.image, stream="runtime", kind="runtime", source="falco", rule_id="Shell")
+    FindingOccurrenceFactory(finding=alert, tag="1.4.1", digest="")
+    browser = Client()
+    browser.force_login(MembershipFactory(team=finding.team).user)
+    warned = browser.get(f"/findings/{alert.pk}/").content.decode()
+    assert "would have been blocked" in warned and "CVE-2021-44228" in warned and "mode in" in warned
+    EnforcementPolicyFactory(team=finding.team, mode="enforce")
+    assert "(if enforced" not in browser.get(f"/findings/{alert.pk}/").content.decode()
+    Finding.objects.filter(pk=finding.pk).update(status="false_positive")
+    assert "would have passed the current policy" in browser.get(f"/findings/{alert.pk}/").content.decode()
+    assert EnforcementPolicy.objects.count() == 1
