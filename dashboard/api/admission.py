@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from rest_framework.parsers import BaseParser
+from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dashboard.api.permissions import ScopePermission
+from dashboard.api.permissions import token_has_scope
 from dashboard.api.uploads import declared_length
 from dashboard.errors import ApplicationError
 from dashboard.models import TokenScope
@@ -25,9 +27,18 @@ class _RawBody(BaseParser):
     media_type = "*/*"
 
 
+class AdmissionTokenOnly(BasePermission):
+    """Only a cluster's webhook asks: an ``admission`` token (people and other tokens get 403)."""
+
+    message = "only an admission token may ask for admission decisions"
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        token = getattr(request.user, "api_token", None)
+        return token is not None and token_has_scope(token, TokenScope.ADMISSION)
+
+
 class AdmissionValidateView(APIView):
-    permission_classes = [ScopePermission]
-    required_scopes = {"POST": TokenScope.ADMISSION}
+    permission_classes = [AdmissionTokenOnly]
     parser_classes = [_RawBody]
 
     def post(self, request: Request) -> Response:

@@ -104,6 +104,8 @@ EXPECT: dict[str, dict[str, str]] = {
         "anonymous": "401", "champion": "ok", "manager": "ok", "token:ingest": "403", "token:read": "403", "token:admin": "ok",
         "owner": "ok", "staff": "ok",
     },
+    # API, the admission webhook: an admission token only (people and other tokens: 403).
+    "api-admission-token": {"anonymous": "401", **{persona: "403" for persona in PERSONAS if persona != "anonymous"}},
     # API, the OpenAPI schema: anyone authenticated.
     "api-schema": {"anonymous": "401", **{persona: "ok" for persona in PERSONAS if persona != "anonymous"}},
 }  # fmt: skip
@@ -178,6 +180,9 @@ ROUTES: dict[str, list[Probe]] = {
     ],
     "api:nudge-list": [Probe("api-read-list")],
     "api:schema": [Probe("api-schema")],
+    "toxic": [Probe("page")],
+    "api:toxic-list": [Probe("api-read-list")],
+    "api:admission-validate": [Probe("api-admission-token", "POST", data=lambda w: {"kind": "AdmissionReview"}, body="json")],
     # The Django admin's own login and logout pages (the rest of the admin is classified by its namespace).
     "admin:login": [Probe("public")],
     "admin:logout": [Probe("admin-logout", "POST")],
