@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.parsers import BaseParser
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
@@ -41,6 +43,12 @@ class AdmissionValidateView(APIView):
     permission_classes = [AdmissionTokenOnly]
     parser_classes = [_RawBody]
 
+    @extend_schema(
+        summary="Validating admission webhook: decide on every image of an admission.k8s.io/v1 AdmissionReview",
+        request={"application/json": OpenApiTypes.OBJECT},
+        parameters=[OpenApiParameter("cluster", str, description="the cluster, for a token not bound to one")],
+        responses={200: OpenApiTypes.OBJECT},
+    )
     def post(self, request: Request) -> Response:
         if declared_length(request) > MAX_REVIEW_BYTES:
             raise ApplicationError(f"an AdmissionReview is at most {MAX_REVIEW_BYTES} bytes", code="too_large", status=413)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -46,6 +48,11 @@ class ToxicListView(APIView):
     permission_classes = [ScopePermission]
     required_scopes = {"GET": TokenScope.READ}
 
+    @extend_schema(
+        summary="Toxic combinations: exploitable vulnerabilities running now, privileged or root workloads, runtime alerts",
+        parameters=[OpenApiParameter("team", str, description="team slug (404 when the caller cannot read it)")],
+        responses={200: OpenApiTypes.OBJECT},
+    )
     def get(self, request: Request) -> Response:
         slug = (request.query_params.get("team") or "").strip()
         team = team_get(user=request.user, slug=slug) if slug else None  # 404 for a team the caller cannot read
