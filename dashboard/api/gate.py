@@ -92,8 +92,8 @@ def gate_text(data: Any) -> str:
     """Readable text for a gate answer, a report answer (with or without its gate) or an error."""
     if not isinstance(data, dict):
         return f"{data}\n"
-    if "error" in data:
-        error = data["error"] or {}
+    if isinstance(data.get("error"), dict):  # the one error shape (a report's own "error" is text)
+        error = data["error"]
         return f"error: {error.get('code')}: {error.get('message')}\n"
     if "decision" in data:
         return "\n".join(_gate_lines(data)) + "\n"
