@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard.views import audit, home, nudges, ownership, pages, reports, triage
+from dashboard.views import audit, home, nudges, ownership, pages, policies, reports, triage
 
 urlpatterns = [
     path("", home.home, name="home"),
@@ -40,4 +40,7 @@ urlpatterns = [
     path("ownership/findings/<int:pk>/owner/", ownership.finding_owner_set, name="ownership-finding-set"),
     path("ownership/images/<int:pk>/", ownership.image_owner, name="ownership-image"),
     path("audit/", audit.audit_log, name="audit"),
+    path("policies/", policies.policy_list, name="policies"),
+    path("policies/default/", policies.policy_edit, name="policy-default"),
+    path("policies/teams/<slug:slug>/", policies.policy_edit, name="policy"),
 ]

@@ -284,3 +284,14 @@ class EnforcementPolicyFactory(factory.django.DjangoModelFactory):
 
     team = factory.SubFactory(TeamFactory)
     updated_at = factory.LazyFunction(timezone.now)
+
+
+class GateDecisionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.GateDecision
+
+    created_at = factory.LazyFunction(timezone.now)
+    image_ref = factory.Sequence(lambda n: f"registry.example.com/team/app{n}:1.0")
+    team = factory.SubFactory(TeamFactory)
+    mode = models.PolicyMode.WARN
+    decision = models.GateOutcome.WARN
