@@ -76,7 +76,7 @@ def _gate_lines(gate: dict[str, Any]) -> list[str]:
     elif not reasons:
         lines.append(f"unknown image: the policy answers {policy.get('unknown_image')}")
     else:
-        lines.append(f"{len(reasons)} finding{'s' if len(reasons) != 1 else ''} violate the policy:")
+        lines.append(f"{len(reasons)} findings violate the policy:" if len(reasons) != 1 else "1 finding violates the policy:")
     for reason in reasons:
         package = f" in {reason['package']} {reason.get('version') or ''}".rstrip() if reason.get("package") else ""
         lines.append(f"- {reason['rule_id']} ({reason['severity']}){package} [{', '.join(reason.get('rules') or [])}]")

@@ -57,7 +57,8 @@ def test_warn_exits_0_and_names_the_finding_its_fix_and_where_to_triage(live_ser
     result = scan(live_server.url, token, CRITICAL)
     critical = Finding.objects.get(severity="critical")
     assert result.returncode == 0
-    assert "decision: warn" in result.stdout.splitlines()
+    verdict = [line for line in result.stdout.splitlines() if line.startswith(("decision", "1 finding"))]
+    assert verdict == ["decision: warn", "1 finding violates the policy:"]
     assert f"- {critical.rule_id} (critical) in {critical.package_name} {critical.package_version} [severity]" in result.stdout
     assert f"    fix: upgrade to {critical.fixed_version}" in result.stdout
     assert f"    triage: {live_server.url}/findings/{critical.pk}/" in result.stdout
