@@ -7,14 +7,13 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from dashboard.enforcement.decision import MODES, OUTCOMES, SEVERITIES
 from dashboard.errors import ApplicationError
 from dashboard.models import Team
-from dashboard.models.access import sees_everything
 from dashboard.selectors import policies as policy_selectors
 from dashboard.selectors import teams as team_selectors
 from dashboard.selectors.access import can_edit_policy
@@ -91,9 +90,7 @@ def policy_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def policy_edit(request: HttpRequest, slug: str | None = None) -> HttpResponse:
-    team = team_selectors.team_get(user=request.user, slug=slug) if slug else None
-    if team is None and not sees_everything(request.user):
-        raise Http404("no such policy")
+    team = team_selectors.team_get(user=request.user, slug=slug) if slug else None  # the organisation default: anyone reads it
     can_edit = can_edit_policy(request.user, team)
     form = PolicyForm(request.POST if request.method == "POST" else None, initial=_initial(team))
     if request.method == "POST" and form.is_valid():

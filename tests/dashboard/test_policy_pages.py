@@ -70,7 +70,8 @@ def test_other_teams_policies_answer_404(team) -> None:
 
 
 def test_the_organisation_default_is_for_staff(team) -> None:
-    assert login(team, Role.CHAMPION).get("/policies/default/").status_code == 404
+    champion = login(team, Role.CHAMPION)
+    assert (champion.get("/policies/default/").status_code, champion.post("/policies/default/", FORM).status_code) == (200, 403)
     staff = login(team, None, staff=True)
     assert staff.post("/policies/default/", {**FORM, "mode": "audit"}).status_code == 302
     assert EnforcementPolicy.objects.get(team__isnull=True).mode == "audit"
