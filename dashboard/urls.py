@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard.views import audit, home, nudges, ownership, pages, reports, toxic, triage
+from dashboard.views import audit, home, nudges, ownership, pages, policies, reports, toxic, triage
 
 urlpatterns = [
     path("", home.home, name="home"),
@@ -41,4 +41,7 @@ urlpatterns = [
     path("ownership/images/<int:pk>/", ownership.image_owner, name="ownership-image"),
     path("audit/", audit.audit_log, name="audit"),
     path("toxic/", toxic.toxic_list, name="toxic"),
+    path("policies/", policies.policy_list, name="policies"),
+    path("policies/default/", policies.policy_edit, name="policy-default"),
+    path("policies/teams/<slug:slug>/", policies.policy_edit, name="policy"),
 ]

@@ -302,3 +302,14 @@ class WorkloadSightingFactory(factory.django.DjangoModelFactory):
     source = models.WorkloadSighting.Source.ADMISSION
     first_seen = factory.LazyFunction(timezone.now)
     last_seen = factory.LazyFunction(timezone.now)
+
+
+class GateDecisionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.GateDecision
+
+    created_at = factory.LazyFunction(timezone.now)
+    image_ref = factory.Sequence(lambda n: f"registry.example.com/team/app{n}:1.0")
+    team = factory.SubFactory(TeamFactory)
+    mode = models.PolicyMode.WARN
+    decision = models.GateOutcome.WARN

@@ -76,7 +76,7 @@ def _gate_lines(gate: dict[str, Any]) -> list[str]:
     elif not reasons:
         lines.append(f"unknown image: the policy answers {policy.get('unknown_image')}")
     else:
-        lines.append(f"{len(reasons)} finding{'s' if len(reasons) != 1 else ''} violate the policy:")
+        lines.append(f"{len(reasons)} findings violate the policy:" if len(reasons) != 1 else "1 finding violates the policy:")
     for reason in reasons:
         package = f" in {reason['package']} {reason.get('version') or ''}".rstrip() if reason.get("package") else ""
         lines.append(f"- {reason['rule_id']} ({reason['severity']}){package} [{', '.join(reason.get('rules') or [])}]")
@@ -92,8 +92,8 @@ def gate_text(data: Any) -> str:
     """Readable text for a gate answer, a report answer (with or without its gate) or an error."""
     if not isinstance(data, dict):
         return f"{data}\n"
-    if "error" in data:
-        error = data["error"] or {}
+    if isinstance(data.get("error"), dict):  # the one error shape (a report's own "error" is text)
+        error = data["error"]
         return f"error: {error.get('code')}: {error.get('message')}\n"
     if "decision" in data:
         return "\n".join(_gate_lines(data)) + "\n"

@@ -110,8 +110,10 @@ class GateDecision(models.Model):
     point = models.CharField(max_length=16, choices=Point.choices, default=Point.CI)
     image_ref = models.CharField(max_length=600)
     image = models.ForeignKey(Image, null=True, blank=True, on_delete=models.SET_NULL, related_name="gate_decisions", db_index=False)
-    #: The team whose policy decided (None: the organisation default).
+    #: The team the decision was made for (the image's owner; at admission, the namespace's), who may read it.
     team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="gate_decisions", db_index=False)
+    #: Whose policy decided: a team's slug, or "" for the organisation default; and its version (0: built-in).
+    policy_team = models.CharField(max_length=64, blank=True, default="")
     policy_version = models.PositiveIntegerField(default=0)
     mode = models.CharField(max_length=8, choices=PolicyMode.choices)
     decision = models.CharField(max_length=8, choices=GateOutcome.choices)

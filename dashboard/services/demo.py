@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from dashboard.models import Finding, Nudge, NudgeState, Report, Role, Team
+from dashboard.services.demo_policies import demo_policies
 from dashboard.services.nudges import nudge_complete, nudge_open, nudges_compute
 from dashboard.services.report_processing import report_process
 from dashboard.services.reports import report_confirm_closures, report_submit
@@ -106,6 +107,7 @@ def demo_load(*, today: dt.date | None = None) -> dict[str, int]:
             reports += 1
         snapshot_take(day=day)
         _demo_nudges(now=timezone.make_aware(dt.datetime.combine(day, dt.time(10, 0))), champion=users["champion"])
+    demo_policies(users=users)
     return {"teams": len(teams), "users": len(users), "reports": reports, "findings": Finding.objects.count()}
 
 

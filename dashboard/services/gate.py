@@ -43,8 +43,12 @@ def decision_record(
     cluster: str = "",
     namespace: str = "",
     report: Report | None = None,
+    team_id: int | None = None,
 ) -> GateDecision:
-    """Record one decision (any point of enforcement): image, whose policy and which version, answer, reasons, who asked."""
+    """Record one decision (any point of enforcement): image, whose policy and which version, answer, reasons, who asked.
+
+    ``team_id`` is the team the decision is for (who reads it); by default the owner of the image in ``inputs``.
+    """
     token = getattr(by, "api_token", None)
     person = by if token is None and getattr(by, "is_authenticated", False) else None
     reasons = [
@@ -56,7 +60,8 @@ def decision_record(
         point=point,
         image_ref=ref[:600],
         image=inputs.image if inputs is not None else None,
-        team_id=decision.policy.team_id,
+        team_id=team_id if team_id is not None else (inputs.team_id if inputs is not None else None),
+        policy_team=decision.policy.team or "",
         policy_version=decision.policy.version,
         mode=decision.mode,
         decision=decision.decision,
