@@ -17,6 +17,7 @@ from dashboard.services import (
     reports,
     request_signing,
     risk_acceptance,
+    running,
     snapshots,
 )
 
@@ -107,3 +108,18 @@ def expire_acceptances() -> None:
 def refresh_intel() -> None:
     """Download and import KEV and EPSS from VIGIL_KEV_URL / VIGIL_EPSS_URL (scheduled only when one is set)."""
     intel.intel_refresh()
+
+
+# --- What runs (admission sightings, trivy-operator, Falco) ---------------------------------------
+
+
+@shared_task(name=running.RESCORE_TASK, acks_late=True, autoretry_for=report_processing.DATABASE_ERRORS, retry_backoff=2, max_retries=5)
+def rescore_running_images(image_ids: list[int]) -> None:
+    """Re-score the findings of images that started running (idempotent)."""
+    running.rescore_images(image_ids=image_ids)
+
+
+@shared_task(name="vigil.running.refresh")
+def refresh_running() -> None:
+    """Re-score findings whose image stopped or started running since they were scored (idempotent)."""
+    running.running_refresh()

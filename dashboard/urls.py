@@ -1,6 +1,20 @@
 from django.urls import path
 
-from dashboard.views import audit, base_images, champion_load, home, nudges, ownership, pages, posture, reports, team_settings, triage
+from dashboard.views import (
+    audit,
+    base_images,
+    champion_load,
+    home,
+    nudges,
+    ownership,
+    pages,
+    policies,
+    posture,
+    reports,
+    team_settings,
+    toxic,
+    triage,
+)
 
 urlpatterns = [
     path("", home.home, name="home"),
@@ -50,4 +64,8 @@ urlpatterns = [
     path("posture/teams/", posture.posture_teams, name="posture-teams"),
     path("posture/shift-left/", posture.posture_shift_left, name="posture-shift-left"),
     path("posture/export.csv", posture.posture_export, name="posture-export"),
+    path("toxic/", toxic.toxic_list, name="toxic"),
+    path("policies/", policies.policy_list, name="policies"),
+    path("policies/default/", policies.policy_edit, name="policy-default"),
+    path("policies/teams/<slug:slug>/", policies.policy_edit, name="policy"),
 ]

@@ -169,7 +169,7 @@ class AdmissionReviewParser:
             kind = _KINDS_BY_RESOURCE.get(plural, kind)
         namespace = opt_str(request, "namespace", at("request"), 255) or opt_str(metadata, "namespace", f"{obj_where}.metadata", 255)
         raw_name = opt_str(request, "name", at("request"), 255) or opt_str(metadata, "name", f"{obj_where}.metadata", 255)
-        name = self._workload(raw_name, kind, metadata, f"{obj_where}.metadata")
+        name = workload_of(raw_name, kind, metadata, f"{obj_where}.metadata")
         resource = ResourceRef(cluster="", namespace=namespace, kind=kind, name=name)
         if resource not in result.evaluated:
             result.evaluated.append(resource)
@@ -179,7 +179,7 @@ class AdmissionReviewParser:
                 if isinstance(key, str) and isinstance(label, str):
                     result.labels[clean_text(key, 255)] = clean_text(label, 255)
 
-        containers = self._containers(obj, opt_str(obj, "kind", obj_where, 255) or kind, obj_where)
+        containers = pod_containers(obj, opt_str(obj, "kind", obj_where, 255) or kind, obj_where)
         first_image = next((ImageRef.parse(image) for group, _, image in containers if group == "containers"), None)
         if first_image is None and containers:
             first_image = ImageRef.parse(containers[0][2])
@@ -269,50 +269,50 @@ class AdmissionReviewParser:
                 )
             )
 
-    @staticmethod
-    def _workload(name: str, kind: str, metadata: Mapping[str, Any], where: str) -> str:
-        """The stable name: pods lose their generated suffixes; a pod created from ``generateName`` is named
-        after its owner (ReplicaSet hash removed) or its ``generateName`` prefix."""
-        if name:
-            return workload_name(name, kind=kind)
-        generate = opt_str(metadata, "generateName", where, 255).rstrip("-")
-        if not generate:
-            return ""
-        if kind == "Pod":
-            owners = metadata.get("ownerReferences")
-            if isinstance(owners, list):
-                for owner in owners:
-                    if isinstance(owner, dict) and owner.get("kind") == "ReplicaSet" and isinstance(owner.get("name"), str):
-                        return workload_name(owner["name"], kind="ReplicaSet")
-        return generate
 
-    @staticmethod
-    def _containers(obj: Mapping[str, Any], kind: str, where: str) -> list[tuple[str, str, str]]:
-        """(list name, container name, image) for every container of the object's pod spec."""
-        path = ["spec"]
-        if kind in _TEMPLATE_KINDS:
-            path = ["spec", "template", "spec"]
-        elif kind == "CronJob":
-            path = ["spec", "jobTemplate", "spec", "template", "spec"]
-        elif kind != "Pod":
+def workload_of(name: str, kind: str, metadata: Mapping[str, Any], where: str) -> str:
+    """The stable name: pods lose their generated suffixes; a pod created from ``generateName`` is named
+    after its owner (ReplicaSet hash removed) or its ``generateName`` prefix."""
+    if name:
+        return workload_name(name, kind=kind)
+    generate = opt_str(metadata, "generateName", where, 255).rstrip("-")
+    if not generate:
+        return ""
+    if kind == "Pod":
+        owners = metadata.get("ownerReferences")
+        if isinstance(owners, list):
+            for owner in owners:
+                if isinstance(owner, dict) and owner.get("kind") == "ReplicaSet" and isinstance(owner.get("name"), str):
+                    return workload_name(owner["name"], kind="ReplicaSet")
+    return generate
+
+
+def pod_containers(obj: Mapping[str, Any], kind: str, where: str) -> list[tuple[str, str, str]]:
+    """(list name, container name, image) for every container of the object's pod spec."""
+    path = ["spec"]
+    if kind in _TEMPLATE_KINDS:
+        path = ["spec", "template", "spec"]
+    elif kind == "CronJob":
+        path = ["spec", "jobTemplate", "spec", "template", "spec"]
+    elif kind != "Pod":
+        return []
+    spec: Any = obj
+    spec_where = where
+    for key in path:
+        if not isinstance(spec, dict) or spec.get(key) is None:
             return []
-        spec: Any = obj
-        spec_where = where
-        for key in path:
-            if not isinstance(spec, dict) or spec.get(key) is None:
-                return []
-            spec = spec[key]
-            spec_where = f"{spec_where}.{key}"
-        spec = expect_dict(spec, spec_where)
-        out: list[tuple[str, str, str]] = []
-        for group in _CONTAINER_LISTS:
-            for index, raw in enumerate(expect_list(spec.get(group), f"{spec_where}.{group}")):
-                container_where = f"{spec_where}.{group}[{index}]"
-                container = expect_dict(raw, container_where)
-                image = opt_str(container, "image", container_where, 512)
-                if image:
-                    out.append((group, opt_str(container, "name", container_where, 255), image))
-        return out
+        spec = spec[key]
+        spec_where = f"{spec_where}.{key}"
+    spec = expect_dict(spec, spec_where)
+    out: list[tuple[str, str, str]] = []
+    for group in _CONTAINER_LISTS:
+        for index, raw in enumerate(expect_list(spec.get(group), f"{spec_where}.{group}")):
+            container_where = f"{spec_where}.{group}[{index}]"
+            container = expect_dict(raw, container_where)
+            image = opt_str(container, "image", container_where, 512)
+            if image:
+                out.append((group, opt_str(container, "name", container_where, 255), image))
+    return out
 
 
 parser = AdmissionReviewParser()

@@ -273,3 +273,43 @@ class EpssScoreFactory(factory.django.DjangoModelFactory):
     epss = 0.5
     percentile = 0.9
     date = factory.LazyFunction(timezone.localdate)
+
+
+# --- Enforcement policies -----------------------------------------------------------------------
+
+
+class EnforcementPolicyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.EnforcementPolicy
+
+    team = factory.SubFactory(TeamFactory)
+    updated_at = factory.LazyFunction(timezone.now)
+
+
+# --- What runs (admission sightings) ----------------------------------------------------------
+
+
+class WorkloadSightingFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.WorkloadSighting
+
+    cluster = "prod"
+    namespace = "payments"
+    workload_kind = "Deployment"
+    workload_name = factory.Sequence(lambda n: f"api{n}")
+    image = factory.SubFactory(ImageFactory)
+    tag = "1.0.0"
+    source = models.WorkloadSighting.Source.ADMISSION
+    first_seen = factory.LazyFunction(timezone.now)
+    last_seen = factory.LazyFunction(timezone.now)
+
+
+class GateDecisionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.GateDecision
+
+    created_at = factory.LazyFunction(timezone.now)
+    image_ref = factory.Sequence(lambda n: f"registry.example.com/team/app{n}:1.0")
+    team = factory.SubFactory(TeamFactory)
+    mode = models.PolicyMode.WARN
+    decision = models.GateOutcome.WARN

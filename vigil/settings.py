@@ -221,6 +221,11 @@ VIGIL_SLA_DAYS = {"critical": 7, "high": 30, "medium": 90, "low": 180}
 VIGIL_DEDUPLICATE_SECONDS = int(os.environ.get("VIGIL_DEDUPLICATE_SECONDS", "86400"))
 #: Admission denials and runtime alerts resolve after this many quiet days.
 VIGIL_EVENT_QUIET_DAYS = int(os.environ.get("VIGIL_EVENT_QUIET_DAYS", "14"))
+#: An image version counts as running while a sighting of it (admission, trivy-operator, Falco) is this recent.
+VIGIL_RUNNING_DAYS = int(os.environ.get("VIGIL_RUNNING_DAYS", "3"))
+#: Toxic combinations: EPSS from which a vulnerability counts as likely exploited, and how recent a runtime alert counts.
+VIGIL_TOXIC_EPSS = float(os.environ.get("VIGIL_TOXIC_EPSS", "0.1"))
+VIGIL_TOXIC_ALERT_DAYS = int(os.environ.get("VIGIL_TOXIC_ALERT_DAYS", "7"))
 VIGIL_TOKEN_DAYS = int(os.environ.get("VIGIL_TOKEN_DAYS", "365"))
 
 # --- Triage (issue 6) -------------------------------------------------------------
@@ -318,6 +323,7 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     }
 }
+CELERY_BEAT_SCHEDULE["refresh-running"] = {"task": "vigil.running.refresh", "schedule": 900.0}
 CELERY_BEAT_SCHEDULE["prune-signatures"] = {"task": "vigil.tokens.prune_signatures", "schedule": 600.0}
 
 # Report uploads are read as a stream with their own cap (VIGIL_MAX_REPORT_BYTES), not buffered by Django.

@@ -15,6 +15,8 @@ _IMPLIES = {
     TokenScope.ADMIN: {TokenScope.ADMIN, TokenScope.READ, TokenScope.INGEST},
     TokenScope.READ: {TokenScope.READ},
     TokenScope.INGEST: {TokenScope.INGEST},
+    # A cluster's webhook asks for decisions and nothing else: it reads no findings and posts no reports.
+    TokenScope.ADMISSION: {TokenScope.ADMISSION},
 }
 
 
@@ -23,7 +25,8 @@ def token_has_scope(token: Any, scope: str) -> bool:
 
 
 class ScopePermission(BasePermission):
-    """Tokens need the view's ``required_scopes[method]``; people need to be logged in.
+    """Tokens need the view's ``required_scopes[method]`` (a scope, or a tuple of scopes any of which will do);
+    people need to be logged in.
 
     A method the view does not have is 405 for everyone, before any scope is looked at: permissions run
     before the handler lookup, so without this a DELETE would answer 403 as if some token could do it.
@@ -42,4 +45,6 @@ class ScopePermission(BasePermission):
         if token is None:
             return True
         required = getattr(view, "required_scopes", {}).get(request.method or "GET")
+        if isinstance(required, tuple):
+            return any(token_has_scope(token, scope) for scope in required)
         return required is not None and token_has_scope(token, required)

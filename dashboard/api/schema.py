@@ -11,6 +11,7 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiViewExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiYamlRenderer
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers
@@ -92,7 +93,22 @@ _REPORT_PARAMETERS = [
     OpenApiParameter("team", str, description="the team the report is for: one the token covers"),
     OpenApiParameter("stream", str, enum=Stream.values),
     OpenApiParameter("Idempotency-Key", str, location=OpenApiParameter.HEADER),
+    OpenApiParameter("wait", float, description="seconds (0-120) to wait for the report to be done: 200 with its gate decision, else 202"),
 ]
+GATE_ANSWER = inline_serializer(
+    name="GateAnswer",
+    fields={
+        "decision": serializers.ChoiceField(choices=["pass", "warn", "fail"]),
+        "image": serializers.CharField(),
+        "known": serializers.BooleanField(),
+        "mode": serializers.CharField(),
+        "policy": serializers.DictField(),
+        "reasons": serializers.ListField(child=serializers.DictField()),
+        "exempted": serializers.ListField(child=serializers.IntegerField()),
+        "evaluated_at": serializers.DateTimeField(),
+        "id": serializers.IntegerField(),
+    },
+)
 _FINDING_FILTERS = [
     OpenApiParameter("team", str, description="team slug, or unowned (administrators)"),
     OpenApiParameter("image", str, description="registry/repository, repository, an image id, or image ids (3,7)"),
@@ -119,7 +135,7 @@ class ReportCreateSchema(OpenApiViewExtension):  # type: ignore[no-untyped-call]
                     "application/json": {"type": "object", "additionalProperties": True},
                     "multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}},
                 },
-                responses={202: REPORT_ACCEPTED},
+                responses={202: REPORT_ACCEPTED, 200: REPORT_SUMMARY},
             )
         )
         class Described(self.target_class):  # type: ignore[name-defined, misc]
@@ -133,6 +149,41 @@ class ReportDetailSchema(OpenApiViewExtension):  # type: ignore[no-untyped-call]
 
     def view_replacement(self) -> Any:
         @extend_schema_view(get=extend_schema(summary="A report's processing status and counts", responses={200: REPORT_SUMMARY}))
+        class Described(self.target_class):  # type: ignore[name-defined, misc]
+            pass
+
+        return Described
+
+
+class GateSchema(OpenApiViewExtension):  # type: ignore[no-untyped-call]
+    target_class = "dashboard.api.gate.GateView"
+
+    def view_replacement(self) -> Any:
+        @extend_schema_view(
+            get=extend_schema(
+                summary="May this image ship? The decision of the owning team's policy, with reasons",
+                parameters=[OpenApiParameter("image", str, required=True, description="registry/repository[:tag][@digest]")],
+                responses={200: GATE_ANSWER},
+            )
+        )
+        class Described(self.target_class):  # type: ignore[name-defined, misc]
+            pass
+
+        return Described
+
+
+class PolicySchema(OpenApiViewExtension):  # type: ignore[no-untyped-call]
+    target_class = "dashboard.api.policies.PolicyView"
+
+    def view_replacement(self) -> Any:
+        body = {"application/json": {"type": "object", "additionalProperties": True}}
+
+        @extend_schema_view(
+            get=extend_schema(summary="A team's enforcement policy", responses={200: OpenApiTypes.OBJECT}),
+            put=extend_schema(
+                summary="Change some rules of a team's policy (a new version)", request=body, responses={200: OpenApiTypes.OBJECT}
+            ),
+        )
         class Described(self.target_class):  # type: ignore[name-defined, misc]
             pass
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard.api import base_images, findings, nudges, posture, schema, views
+from dashboard.api import admission, base_images, findings, gate, nudges, policies, posture, schema, toxic, views
 
 app_name = "api"
 
@@ -15,5 +15,9 @@ urlpatterns = [
     path("base-images/", base_images.BaseImageListView.as_view(), name="base-image-list"),
     path("posture/", posture.PostureView.as_view(), name="posture"),
     path("posture/teams/", posture.PostureTeamsView.as_view(), name="posture-teams"),
+    path("gate/", gate.GateView.as_view(), name="gate"),
+    path("policies/<slug:team>/", policies.PolicyView.as_view(), name="policy"),
     path("schema/", schema.SchemaView.as_view(), name="schema"),
+    path("toxic/", toxic.ToxicListView.as_view(), name="toxic-list"),
+    path("admission/validate", admission.AdmissionValidateView.as_view(), name="admission-validate"),
 ]

@@ -17,8 +17,10 @@ from dashboard.models.images import Image, ImageVersion
 from dashboard.models.lookups import AnyOf  # registers field__any
 from dashboard.models.nudges import ACTIVE_NUDGE_STATES, EventSighting, Nudge, NudgeDigest, NudgeRule, NudgeState, TeamWebhook
 from dashboard.models.ownership import OwnershipRule, OwnerSource
+from dashboard.models.policies import POLICY_FIELDS, EnforcementPolicy, EnforcementPolicyVersion, GateDecision, GateOutcome, PolicyMode
 from dashboard.models.posture import SNAPSHOT_SEVERITIES, DailySnapshot
 from dashboard.models.reports import Report, ReportPayload
+from dashboard.models.running import WorkloadSighting
 from dashboard.models.teams import Membership, Team
 from dashboard.models.tokens import ApiToken, SignedRequest, TokenAddress
 from dashboard.models.training import Topic, TrainingModule
@@ -27,6 +29,7 @@ from dashboard.models.triage import Comment, EpssScore, HomeVisit, KevEntry, Ris
 __all__ = [
     "ACTIVE_NUDGE_STATES",
     "ACTIVE_STATUSES",
+    "POLICY_FIELDS",
     "SEVERITY_ORDER",
     "SNAPSHOT_SEVERITIES",
     "AnyOf",
@@ -35,11 +38,15 @@ __all__ = [
     "AuditLogIsAppendOnly",
     "Comment",
     "DailySnapshot",
+    "EnforcementPolicy",
+    "EnforcementPolicyVersion",
     "EpssScore",
     "EventSighting",
     "Finding",
     "FindingEvent",
     "FindingOccurrence",
+    "GateDecision",
+    "GateOutcome",
     "HomeVisit",
     "Image",
     "ImageVersion",
@@ -53,6 +60,7 @@ __all__ = [
     "NudgeState",
     "OwnerSource",
     "OwnershipRule",
+    "PolicyMode",
     "Report",
     "ReportPayload",
     "ReportStatus",
@@ -69,4 +77,5 @@ __all__ = [
     "Topic",
     "TrainingModule",
     "TriageRule",
+    "WorkloadSighting",
 ]

@@ -44,6 +44,7 @@ class AuditEvent(models.Model):
         RISK_ACCEPTED = "finding.risk_accepted"
         LOGIN_LOCKED = "login.locked"
         TEAM_SETTINGS = "team.settings"
+        POLICY_CHANGED = "policy.changed"
 
     created_at = models.DateTimeField(db_index=True)
     actor = models.ForeignKey(

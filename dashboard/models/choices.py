@@ -56,6 +56,8 @@ class TokenScope(models.TextChoices):
     INGEST = "ingest"
     READ = "read"
     ADMIN = "admin"
+    #: A cluster's admission webhook: asks for decisions on any image, and nothing else.
+    ADMISSION = "admission"
 
 
 class ReportStatus(models.TextChoices):

@@ -31,6 +31,8 @@ class Report(models.Model):
     stream = models.CharField(max_length=16, blank=True, default="")
     #: Image reference given by the sender (?image=), overriding the report's own.
     image_ref = models.CharField(max_length=512, blank=True, default="")
+    #: The cluster the report came from (the token's binding or ``cluster=``), given to resources that name none.
+    cluster = models.CharField(max_length=255, blank=True, default="")
     image = models.ForeignKey("dashboard.Image", null=True, blank=True, on_delete=models.SET_NULL, related_name="reports")
     #: The tag and digest of ``image`` the report was about (the image_ref, else the report's own artifact).
     image_tag = models.CharField(max_length=128, blank=True, default="")

@@ -31,6 +31,8 @@ class ApiToken(models.Model):
     all_teams = models.BooleanField(default=False)
     #: Networks the token may be used from (CIDRs, IPv4 or IPv6); empty means anywhere.
     allowed_cidrs = models.JSONField(default=list, blank=True)
+    #: The cluster this token speaks for (empty: not bound; a report may then name one with ``cluster=``).
+    cluster = models.CharField(max_length=255, blank=True, default="")
     #: Random salt of the request-signing secret (HMAC(TOKEN_HASH_KEY, salt)); empty: requests need no signature.
     signing_salt = models.CharField(max_length=64, blank=True, default="")
     #: The token this one replaced (rotation); both work until the old one's expiry.

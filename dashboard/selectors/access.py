@@ -110,6 +110,14 @@ def ensure_can(user: Any, team: Team | None, action: str) -> None:
         raise ApplicationError(f"you may not {words} findings of {where}", code="forbidden", status=403)
 
 
+def can_edit_policy(user: Any, team: Team | None) -> bool:
+    """Change a team's enforcement policy: its team admins (champion, a manager with the triage grant, an admin-scope
+    token covering it) and staff; the organisation default (``team=None``): staff only."""
+    if team is None:
+        return sees_everything(user)
+    return ACCEPT_RISK in team_actions(user, team)
+
+
 def can_manage_ownership(user: Any) -> bool:
     """Create, change and delete ownership rules, assign owners by hand: administrators only."""
     return sees_everything(user)

@@ -19,6 +19,7 @@ from django.utils import timezone
 from dashboard.models import Finding, Nudge, NudgeState, Report, Role, Team
 from dashboard.services.demo_base_images import demo_base_images
 from dashboard.services.demo_history import demo_history
+from dashboard.services.demo_policies import demo_policies
 from dashboard.services.nudges import nudge_complete, nudge_open, nudges_compute
 from dashboard.services.posture_demo import posture_demo
 from dashboard.services.report_processing import report_process
@@ -117,8 +118,9 @@ def demo_load(*, today: dt.date | None = None) -> dict[str, int]:
             reports += 1
         _demo_nudges(now=timezone.make_aware(dt.datetime.combine(day, dt.time(10, 0))), champion=users["champion"])
     demo_base_images(today=today)
-    posture_demo()
     demo_history(users=users, teams=teams, today=today)
+    demo_policies(users=users)
+    posture_demo()  # last: the snapshots are rebuilt from everything the demo did
     return {"teams": len(teams), "users": len(users), "reports": reports, "findings": Finding.objects.count()}
 
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dashboard.models import Finding, FindingEvent, Image, Report, Status
-from dashboard.services import intel, risk
+from dashboard.services import intel, risk, running
 from dashboard.services.bulk_inserts import insert_rows
 from dashboard.services.finding_rows import (
     PER_OCCURRENCE,
@@ -78,6 +78,8 @@ def apply_event_reports(reports: Sequence[EventReport]) -> list[IngestOutcome]:
     lock_scopes(scopes)
     images = _record_images(reports, items)
     by_id = {image.pk: image for image in images.values()}
+    for event, named in zip(reports, items, strict=True):  # before scoring: findings of images seen running are born running
+        running.sightings_of_report(items=named.values(), source=event.source, team_id=event.report.team_id, now=event.report.observed_at)
 
     outcomes = [
         IngestOutcome(counts=dict.fromkeys(("new", "reopened", "unchanged", "fixed"), 0), held_closures=[], findings_total=0)
@@ -94,7 +96,7 @@ def apply_event_reports(reports: Sequence[EventReport]) -> list[IngestOutcome]:
         rows = [_new_row(merged[fp], reports, images) for fp in chunk]
         owners = scope_owners(fallback_scopes(rows, by_id, rights))
         foreign.update(row["fingerprint"] for row in rows if not creatable(row, by_id.get(row["image_id"]), owners, rights))
-        rows, facts = score_new([row for row in rows if row["fingerprint"] not in foreign], facts)
+        rows, facts = score_new([row for row in rows if row["fingerprint"] not in foreign], facts, {fp: merged[fp].item for fp in chunk})
         for pk, fp in insert_rows(Finding, rows, unique_fields=["fingerprint"], returning=["id", "fingerprint"]):
             first = reports[merged[fp].first].report
             ids[fp] = pk

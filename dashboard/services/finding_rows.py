@@ -146,9 +146,12 @@ def new_row(item: Item, report: Report, image: Image | None, stream: str, now: d
     }
 
 
-def score_new(rows: list[dict[str, Any]], facts: intel.Facts | None) -> tuple[list[dict[str, Any]], intel.Facts | None]:
-    """New findings are born scored (KEV, EPSS, exposure, the owner's SLA), so nothing re-scores them after insert.
-    ``facts``: what scoring the report's earlier rows looked up (returned extended)."""
+def score_new(
+    rows: list[dict[str, Any]], facts: intel.Facts | None, items: dict[str, Item] | None = None
+) -> tuple[list[dict[str, Any]], intel.Facts | None]:
+    """New findings are born scored (KEV, EPSS, running, the owner's SLA), so nothing re-scores them after insert.
+    ``facts``: what scoring the report's earlier rows looked up (returned extended); ``items``: the items by
+    fingerprint, whose image version says whether the new finding runs."""
     if rows:
         facts = intel.facts_for(
             rule_ids=(row["rule_id"] for row in rows),
@@ -157,7 +160,9 @@ def score_new(rows: list[dict[str, Any]], facts: intel.Facts | None) -> tuple[li
             facts=facts,
         )
         for row in rows:
-            row.update(intel.scored(row, facts))
+            item = items.get(row["fingerprint"]) if items is not None else None
+            image = item.image if item is not None else None
+            row.update(intel.scored(row, facts, [(image.tag, image.digest)] if image is not None else ()))
     return rows, facts
 
 

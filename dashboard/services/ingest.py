@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dashboard.models import ACTIVE_STATUSES, Finding, FindingEvent, Report, Status, Team
-from dashboard.services import intel, risk
+from dashboard.services import intel, risk, running
 from dashboard.services.bulk_inserts import insert_rows
 from dashboard.services.finding_rows import (
     EVENT_FORMATS,
@@ -116,6 +116,8 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
         active_before.update({fp: (pk, key, team) for pk, fp, key, team in active.values_list("id", "fingerprint", "scope_key", "team_id")})
 
     images = images_record(_image_refs(items, override, result), team, result.labels, now, Recorded())
+    # Before scoring: a finding of an image this report sees running is born running.
+    running.sightings_of_report(items=items.values(), source=source, team_id=report.team_id, now=now)
     report_image = override or result.artifact
     main_image = images.get(report_image.name) if report_image is not None else None
     if main_image is not None and report.image_id != main_image.pk:
@@ -139,7 +141,7 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
         owners = scope_owners(fallback_scopes(rows, by_id, rights))
         allowed = [row for row in rows if creatable(row, by_id.get(row["image_id"]), owners, rights)]
         triaged.not_yours += len(rows) - len(allowed)
-        new, facts = score_new(allowed, facts)
+        new, facts = score_new(allowed, facts, items)
         for pk, fp in insert_rows(Finding, new, unique_fields=["fingerprint"], returning=["id", "fingerprint"]):
             ids[fp] = pk
             triaged.new_ids.append(pk)

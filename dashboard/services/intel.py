@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from dashboard.errors import ApplicationError
 from dashboard.models import EpssScore, Finding, KevEntry, Stream, Team
+from dashboard.selectors.running import Version, finding_versions, is_running, running_since, running_versions
 from dashboard.services import risk
 from dashboard.services.bulk_updates import bulk_update_rows
 
@@ -45,6 +46,7 @@ _READ = (
     "team_id",
     "status",
     "first_seen",
+    "last_seen",
     "sla_started_on",
     "kev",
     "kev_due_date",
@@ -56,7 +58,6 @@ _READ = (
     "due_date",
 )
 _WRITTEN = ["kev", "kev_due_date", "epss", "epss_percentile", "exposed", "risk_parts", "risk_score", "due_date"]
-EXPOSING_STREAMS = (Stream.ADMISSION, Stream.RUNTIME)
 
 
 @dataclasses.dataclass
@@ -105,14 +106,15 @@ def _load(ids: Sequence[int]) -> list[dict[str, Any]]:
 
 @dataclasses.dataclass
 class Facts:
-    """What scoring knows beyond a finding's own columns: KEV and EPSS by CVE, exposed images, SLA days per team.
+    """What scoring knows beyond a finding's own columns: KEV and EPSS by CVE, the versions of images running now
+    (selectors/running.py), SLA days per team.
 
     It grows: ``facts_for(..., facts=...)`` looks up only the CVEs and images not looked up before (ingest
     scores the new findings of a large report a thousand at a time)."""
 
     kev: dict[str, KevEntry]
     epss: dict[str, EpssScore]
-    exposed_images: set[int]
+    running: dict[int, set[Version]]
     teams: dict[int, dict[str, int]]
     cves_known: set[str] = dataclasses.field(default_factory=set)
     images_known: set[int] = dataclasses.field(default_factory=set)
@@ -129,7 +131,7 @@ def facts_for(
     """The facts for scoring findings with these rule ids, images and teams (``teams``: SLA days already loaded;
     ``facts``: what earlier calls found, extended in place and returned)."""
     if facts is None:
-        facts = Facts(kev={}, epss={}, exposed_images=set(), teams={} if teams is None else teams)
+        facts = Facts(kev={}, epss={}, running={}, teams={} if teams is None else teams)
     cves = {cve for cve in (cve_of(rule_id) for rule_id in rule_ids) if cve} - facts.cves_known
     if cves:
         wanted = sorted(cves)
@@ -138,8 +140,7 @@ def facts_for(
         facts.cves_known |= cves
     images = {pk for pk in image_ids if pk} - facts.images_known
     if images:
-        exposing = Finding.objects.filter(image_id__any=sorted(images), stream__in=EXPOSING_STREAMS)
-        facts.exposed_images |= set(exposing.values_list("image_id", flat=True).distinct())
+        facts.running.update(running_versions(images))
         facts.images_known |= images
     missing = {pk for pk in team_ids if pk and pk not in facts.teams}
     if missing:
@@ -147,9 +148,12 @@ def facts_for(
     return facts
 
 
-def scored(finding: dict[str, Any], facts: Facts) -> dict[str, Any]:
+def scored(finding: dict[str, Any], facts: Facts, versions: Iterable[Version] = ()) -> dict[str, Any]:
     """The scoring columns (``_WRITTEN``) of a finding given as values: rule_id, severity, cvss, fixed_version,
-    stream, image_id, team_id, sla_started_on, first_seen.  Ingest scores new findings with it; re-scoring too."""
+    stream, image_id, team_id, sla_started_on, first_seen, last_seen.  Ingest scores new findings with it; re-scoring too.
+
+    ``versions``: the image versions (tag, digest) the finding was seen in; it is "exposed" (running) when one of
+    them runs now, or, for a runtime alert, while it alerted within VIGIL_RUNNING_DAYS."""
     cve = cve_of(finding["rule_id"])
     entry = facts.kev.get(cve) if cve else None
     score = facts.epss.get(cve) if cve else None
@@ -158,7 +162,8 @@ def scored(finding: dict[str, Any], facts: Facts) -> dict[str, Any]:
         "kev_due_date": entry.due_date if entry else None,
         "epss": score.epss if score else None,
         "epss_percentile": score.percentile if score else None,
-        "exposed": finding["stream"] in EXPOSING_STREAMS or finding["image_id"] in facts.exposed_images,
+        "exposed": (finding["stream"] == Stream.RUNTIME and finding["last_seen"] >= running_since())
+        or is_running(versions, facts.running.get(finding["image_id"])),
     }
     parts = risk.risk_parts(
         severity=finding["severity"],
@@ -186,9 +191,10 @@ def _rescore(findings: list[dict[str, Any]], teams: dict[int, dict[str, int]]) -
         team_ids=(f["team_id"] for f in findings),
         teams=teams,
     )
+    versions = finding_versions([f["id"] for f in findings if f["image_id"] in facts.running])
     dirty: list[Any] = []
     for finding in findings:
-        values = scored(finding, facts)
+        values = scored(finding, facts, versions.get(finding["id"], ()))
         if any(finding[field] != value for field, value in values.items()):
             dirty.append(SimpleNamespace(pk=finding["id"], **values))
     if dirty:
@@ -199,19 +205,6 @@ def _rescore(findings: list[dict[str, Any]], teams: dict[int, dict[str, int]]) -
 def _write(findings: list[Any]) -> None:
     """Write the re-scored columns in one UPDATE ... FROM (VALUES ...) per batch."""
     bulk_update_rows(Finding, findings, _WRITTEN)
-
-
-def exposure_spread(*, finding_ids: Sequence[int]) -> list[int]:
-    """Findings that become exposed because these (admission/runtime) findings name their image."""
-    images: set[int] = set()
-    for chunk in _chunks(list(finding_ids)):
-        images.update(
-            Finding.objects.filter(pk__in=chunk, stream__in=EXPOSING_STREAMS, image__isnull=False).values_list("image_id", flat=True)
-        )
-    found: list[int] = []
-    for chunk in _chunks(sorted(images)):
-        found.extend(Finding.objects.filter(image_id__in=chunk, exposed=False).values_list("id", flat=True))
-    return found
 
 
 def _rescore_cves(cves: Sequence[str], teams: dict[int, dict[str, int]]) -> int:

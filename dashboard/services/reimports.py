@@ -41,6 +41,7 @@ def _earlier(report: Report) -> Report | None:
         team_named=report.team_named,
         declared_format=report.declared_format,
         image_ref=report.image_ref,
+        cluster=report.cluster,
         status=ReportStatus.DONE,
         format__in=STABLE_FORMATS,
     ).exclude(pk=report.pk)

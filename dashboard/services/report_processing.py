@@ -21,6 +21,7 @@ from dashboard import metrics
 from dashboard.models import Report, ReportPayload, ReportStatus
 from dashboard.services import event_ingest, ingest, nudges, reimports, triage_rules
 from dashboard.services.bulk_updates import bulk_update_rows
+from dashboard.services.clusters import with_cluster
 from dashboard.services.sender_rights import FOREIGN_SCOPE, ForeignScopeError
 from scanners import registry
 from scanners.base import ParseError, ParseResult, gc_paused
@@ -85,7 +86,7 @@ def _process(report_id: Any) -> Report | None:
             parser, result = registry.parse_document(_load_payload(report.pk), report.declared_format or None)
         except ParseError as exc:
             return _fail(report.pk, str(exc))
-        job = _Job(report.pk, parser.name, report.stream or parser.stream, result)
+        job = _Job(report.pk, parser.name, report.stream or parser.stream, with_cluster(result, report.cluster))
         if parser.name in ingest.EVENT_FORMATS:
             return _process_events(report, job)
         return _apply_or_fail(job)
@@ -216,7 +217,7 @@ def _process_events(leader: Report, first: _Job) -> Report:
         except ParseError as exc:
             _fail(report.pk, str(exc))
             continue
-        jobs.append(_Job(report.pk, parser.name, report.stream or parser.stream, result))
+        jobs.append(_Job(report.pk, parser.name, report.stream or parser.stream, with_cluster(result, report.cluster)))
     if len(jobs) == 1:
         return _apply_or_fail(first)
     events = [job for job in jobs if job.source in ingest.EVENT_FORMATS]

@@ -26,6 +26,7 @@ from dashboard.errors import ApplicationError
 from dashboard.models import ApiToken, Finding, Report, ReportPayload, ReportStatus, Stream, Team
 from dashboard.selectors.access import can_triage, triage_team_ids
 from dashboard.services import ingest, report_processing
+from dashboard.services.clusters import resolve_cluster
 from dashboard.services.scope_check import foreign_only
 from dashboard.services.sender_rights import ForeignScopeError, rights_of
 from dashboard.services.task_publisher import publish_task, task_queue
@@ -88,12 +89,13 @@ class _SameBytes:
     format_name: str
     image: str
     stream: str
+    cluster: str
     since: dt.datetime
 
     @classmethod
-    def of(cls, *, team: Team | None, digest: str, format_name: str, image: str, stream: str, now: dt.datetime) -> _SameBytes:
+    def of(cls, *, team: Team | None, digest: str, format_name: str, image: str, stream: str, cluster: str, now: dt.datetime) -> _SameBytes:
         since = now - dt.timedelta(seconds=settings.VIGIL_DEDUPLICATE_SECONDS)
-        return cls(team.pk if team else None, digest, format_name, image, stream, since)
+        return cls(team.pk if team else None, digest, format_name, image, stream, cluster, since)
 
     def earliest_id(self) -> Any:
         """The id of the earliest such report, or None."""
@@ -103,6 +105,7 @@ class _SameBytes:
                 content_sha256=self.digest,
                 declared_format=self.format_name,
                 image_ref=self.image,
+                cluster=self.cluster,
                 received_at__gte=self.since,
             ).exclude(status=ReportStatus.FAILED)
             if self.stream:  # the stored stream is the one used, which defaults to the format's
@@ -120,13 +123,13 @@ class _SameBytes:
         planner may walk the team's reports of the whole window instead (it did: 1 ms and more per alert)."""
         conditions = ['"team_id" IS NULL' if self.team_id is None else '"team_id" = %s']
         params: list[Any] = [self.digest] + ([] if self.team_id is None else [self.team_id])
-        conditions += ['"declared_format" = %s', '"image_ref" = %s', '"received_at" >= %s', 'NOT ("status" = %s)']
-        params += [self.format_name, self.image, self.since, ReportStatus.FAILED.value]
+        conditions += ['"declared_format" = %s', '"image_ref" = %s', '"cluster" = %s', '"received_at" >= %s', 'NOT ("status" = %s)']
+        params += [self.format_name, self.image, self.cluster, self.since, ReportStatus.FAILED.value]
         if self.stream:  # the stored stream is the one used, which defaults to the format's
             conditions.append('"stream" = %s')
             params.append(self.stream)
         same = (
-            'SELECT "id", "team_id", "declared_format", "image_ref", "received_at", "status", "stream" FROM "dashboard_report"'
+            'SELECT "id", "team_id", "declared_format", "image_ref", "cluster", "received_at", "status", "stream" FROM "dashboard_report"'
             ' WHERE "content_sha256" = %s'
         )
         where = " AND ".join(conditions)
@@ -155,6 +158,7 @@ def report_submit(
     observed_at: dt.datetime | None = None,
     enqueue_now: bool = True,
     deduplicate: bool = True,
+    cluster: str = "",
 ) -> tuple[Report, bool]:
     """Store a report and enqueue its processing after commit.
 
@@ -162,10 +166,12 @@ def report_submit(
     returns the first report; with a different body it is refused (422).  Without
     a key, the same bytes posted again for the same team, format, image and
     stream within VIGIL_DEDUPLICATE_SECONDS return the first report (senders such
-    as falcosidekick retry without keys).
+    as falcosidekick retry without keys).  ``cluster``: the ``cluster=`` the sender named (a token bound to a
+    cluster speaks for that one: clusters.resolve_cluster).
     """
     _validate_options(format_name=format_name, image=image, stream=stream)
     team = resolve_team(token=token, team_slug=team_slug, user=user)
+    cluster = resolve_cluster(token=token, requested=cluster)
     if not data:
         raise ApplicationError("empty report: post the tool's output as the request body", code="empty")
     digest = hashlib.sha256(data).hexdigest()
@@ -178,7 +184,7 @@ def report_submit(
     now = timezone.now()
     same_bytes = None
     if deduplicate and not idempotency_key:
-        same_bytes = _SameBytes.of(team=team, digest=digest, format_name=format_name, image=image, stream=stream, now=now)
+        same_bytes = _SameBytes.of(team=team, digest=digest, format_name=format_name, image=image, stream=stream, cluster=cluster, now=now)
     if same_bytes is not None and not _check_in_insert(len(data)):
         # The id only (the common answer is "none"): a full report row is fetched on a hit alone.
         duplicate_id = same_bytes.earliest_id()
@@ -194,6 +200,7 @@ def report_submit(
         report, created = _store(
             team=team,
             team_named=bool(team_slug),
+            cluster=cluster,
             token=token,
             user=user,
             format_name=format_name,
@@ -309,6 +316,7 @@ def _store(
     problem: str,
     enqueue_now: bool,
     team_named: bool = False,
+    cluster: str = "",
     same_bytes: _SameBytes | None = None,
     events: bool = False,
 ) -> tuple[Report, bool]:
@@ -319,6 +327,7 @@ def _store(
     report = Report(
         team=team,
         team_named=team_named,
+        cluster=cluster,
         token=token,
         submitted_by=user if user is not None and user.is_authenticated else None,
         declared_format=format_name,

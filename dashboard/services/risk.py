@@ -17,7 +17,7 @@ PART_LABELS = {
     "epss": "EPSS",
     "kev": "in CISA KEV",
     "fix_available": "fix available",
-    "exposed": "deployed or alerting at runtime",
+    "exposed": "running now",
 }
 
 #: Days before the due date from which a finding is "due soon" (the queue's filter uses the same).
@@ -38,7 +38,7 @@ def risk_parts(*, severity: str, cvss: float | None, epss: float | None, kev: bo
         "epss": round(min(max(epss or 0.0, 0.0), 1.0) * 15, 1),  # up to 15
         "kev": 15.0 if kev else 0.0,
         "fix_available": 5.0 if fix_available else 0.0,
-        "exposed": 10.0 if exposed else 0.0,  # deployed (admission) or alerting at runtime
+        "exposed": 10.0 if exposed else 0.0,  # a version it was seen in runs now (selectors/running.py)
     }
 
 

@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import hmac
 import ipaddress
+import re
 import secrets
 import weakref
 import zlib
@@ -76,6 +77,19 @@ def clean_cidrs(cidrs: Iterable[str]) -> list[str]:
     return sorted(set(out))
 
 
+_CLUSTER_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,253}[A-Za-z0-9])?")
+
+
+def clean_cluster(name: str) -> str:
+    """A cluster name as tokens and reports carry it ("" for none); refuses what no cluster is called."""
+    text = (name or "").strip()
+    if text and not _CLUSTER_NAME.fullmatch(text):
+        raise ApplicationError(
+            f"{text[:100]!r} is not a cluster name (letters, digits, '.', '_' and '-', at most 255)", code="invalid_cluster"
+        )
+    return text
+
+
 def token_signing_secret(token: ApiToken) -> str:
     """The request-signing secret of a token (empty when it has none).  Derived, never stored."""
     if not token.signing_salt:
@@ -103,6 +117,7 @@ def token_create(
     rotated_from: ApiToken | None = None,
     no_expiry: bool = False,
     all_teams: bool = False,
+    cluster: str = "",
 ) -> tuple[ApiToken, str]:
     """Create a token; returns the record and the plaintext, which is never stored.
 
@@ -113,7 +128,8 @@ def token_create(
 
     ``extra_teams`` makes an integration token covering several teams; ``allowed_cidrs``
     limits where it may be used from; ``signing`` gives it a request-signing secret
-    (``token_signing_secret``) that every request must then be signed with.
+    (``token_signing_secret``) that every request must then be signed with; ``cluster`` binds it to one
+    cluster (what it reports and asks about is that cluster's, and it may not name another).
     """
     ensure_administrator(created_by, "create tokens")
     if scope not in TokenScope.values:
@@ -124,6 +140,7 @@ def token_create(
         raise ApplicationError("organisation-wide ingest is for a token that posts reports: scope ingest or admin", code="invalid_grant")
     expires_at = _expiry(days=days, no_expiry=no_expiry, created_by=created_by)
     cidrs = clean_cidrs(allowed_cidrs)
+    cluster = clean_cluster(cluster)
     public = _random(_PUBLIC_LEN)
     body = TOKEN_PREFIX + public + _random(_SECRET_LEN)
     plaintext = body + _checksum(body)
@@ -134,6 +151,7 @@ def token_create(
         key_hash=_hash(plaintext),
         scope=scope,
         allowed_cidrs=cidrs,
+        cluster=cluster,
         signing_salt=secrets.token_hex(16) if signing else "",
         rotated_from=rotated_from,
         all_teams=all_teams,
@@ -162,6 +180,7 @@ def token_create(
             "signed": signing,
             "no_expiry": expires_at is None,
             "all_teams": all_teams,
+            "cluster": cluster,
         },
     )
     return token, plaintext
@@ -366,6 +385,7 @@ def token_rotate(
         ip=ip,
         rotated_from=token,
         all_teams=token.all_teams,
+        cluster=token.cluster,
     )
     ends = now + timedelta(hours=overlap_hours)
     if token.expires_at is None or token.expires_at > ends:

@@ -3,8 +3,8 @@
 ``after_ingest`` runs inside the ingest transaction (report_processing.report_process) with the ids
 of the findings the report created, reopened or changed: it restarts SLA clocks of
 reopened findings (as configured), applies the teams' and global rules and scoped risk
-acceptances to new and reopened findings, spreads "deployed or alerting" to findings of
-images seen in the admission or runtime streams, and re-scores everything it touched.
+acceptances to new and reopened findings, and re-scores everything it touched ("running" comes from
+workload sightings, which re-score the findings of a newly sighted image themselves: services/running.py).
 Every action a rule takes is a FindingEvent naming the rule.
 """
 
@@ -340,7 +340,6 @@ def after_ingest(*, new_ids: Sequence[int], reopened_ids: Sequence[int], changed
     remaining = [pk for pk in fresh if pk not in taken] if fresh and risk_acceptance.scoped_acceptances_exist(today=today) else []
     for chunk in chunks(remaining):
         outcome.accepted.extend(risk_acceptance.scoped_acceptances_apply(rows=_rows(chunk), now=now))
-    exposed = intel.exposure_spread(finding_ids=new_ids)
     # New findings were scored when they were inserted (ingest); re-score what changed since.
-    intel.findings_rescore(ids=[*reopened_ids, *changed_ids, *exposed, *outcome.severity], today=today)
+    intel.findings_rescore(ids=[*reopened_ids, *changed_ids, *outcome.severity], today=today)
     return outcome

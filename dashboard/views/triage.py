@@ -28,6 +28,8 @@ from dashboard.selectors import access
 from dashboard.selectors import queue as queue_selectors
 from dashboard.selectors.finding_detail import finding_detail as finding_detail_selector
 from dashboard.selectors.findings import SLA_STATES, SORTS, FindingFilters
+from dashboard.selectors.running import finding_sightings
+from dashboard.selectors.would_block import verdict_for_page
 from dashboard.services import finding_updates, risk_acceptance, triage_rules, triage_undo
 from dashboard.services.audit import client_ip
 from dashboard.services.triage import TRANSITIONS, BulkResult
@@ -120,6 +122,9 @@ def finding_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "default_expires": today + dt.timedelta(days=settings.VIGIL_RISK_ACCEPTANCE_DAYS),
             "max_expires": today + dt.timedelta(days=settings.VIGIL_RISK_ACCEPTANCE_MAX_DAYS),
             "image_pattern": f"{finding.image.registry}/*" if finding.image and finding.image.registry else "",
+            "running": finding_sightings(finding=finding, user=request.user),
+            "running_days": settings.VIGIL_RUNNING_DAYS,
+            "verdict": verdict_for_page(finding),
         },
     )
 

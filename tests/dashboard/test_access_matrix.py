@@ -26,7 +26,19 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from dashboard.models import AuditEvent, Finding, FindingEvent, Nudge, OwnershipRule, Report, RiskAcceptance, Role, Status, TriageRule
+from dashboard.models import (
+    AuditEvent,
+    EnforcementPolicy,
+    Finding,
+    FindingEvent,
+    Nudge,
+    OwnershipRule,
+    Report,
+    RiskAcceptance,
+    Role,
+    Status,
+    TriageRule,
+)
 from dashboard.services.audit import audit_record
 from dashboard.services.tokens import token_create
 from tests.factories import (
@@ -104,6 +116,10 @@ EXPECT: dict[str, dict[str, str]] = {
         "anonymous": "401", "champion": "ok", "manager": "ok", "token:ingest": "403", "token:read": "403", "token:admin": "ok",
         "owner": "ok", "staff": "ok",
     },
+    # API, the admission webhook: an admission token only (people and other tokens: 403).
+    "api-admission-token": {"anonymous": "401", **{persona: "403" for persona in PERSONAS if persona != "anonymous"}},
+    # API, the CI gate: any token that ingests or reads, any person; it decides only on what the caller may read.
+    "api-gate": {"anonymous": "401", **{persona: "ok" for persona in PERSONAS if persona != "anonymous"}},
     # API, the OpenAPI schema: anyone authenticated.
     "api-schema": {"anonymous": "401", **{persona: "ok" for persona in PERSONAS if persona != "anonymous"}},
 }  # fmt: skip
@@ -192,7 +208,19 @@ ROUTES: dict[str, list[Probe]] = {
     "api:base-image-list": [Probe("api-read-list")],
     "api:posture": [Probe("api-read-list"), Probe("api-read-object", query=lambda w: "?team=bravo")],
     "api:posture-teams": [Probe("api-read-list")],
+    "api:gate": [Probe("api-gate", query=lambda w: "?image=registry.example.com/alpha/app:1")],
+    "api:policy": [
+        Probe("api-read-object", kwargs=lambda w: {"team": "bravo"}),
+        Probe("api-admin-object", "PUT", kwargs=lambda w: {"team": "bravo"}, data=lambda w: {"mode": "audit"}, body="json"),
+    ],
+    "policies": [Probe("page")],
+    "policy-default": [Probe("page"), Probe("staff", "POST", data=lambda w: {"mode": "audit", "unknown_image": "warn"})],
+    "policy": [Probe("object", kwargs=lambda w: {"slug": "bravo"}),
+               Probe("object", "POST", kwargs=lambda w: {"slug": "bravo"}, data=lambda w: {"mode": "audit", "unknown_image": "warn"})],
     "api:schema": [Probe("api-schema")],
+    "toxic": [Probe("page")],
+    "api:toxic-list": [Probe("api-read-list")],
+    "api:admission-validate": [Probe("api-admission-token", "POST", data=lambda w: {"kind": "AdmissionReview"}, body="json")],
     # The Django admin's own login and logout pages (the rest of the admin is classified by its namespace).
     "admin:login": [Probe("public")],
     "admin:logout": [Probe("admin-logout", "POST")],
@@ -314,6 +342,7 @@ def bravo_state(world: World) -> list[Any]:
         list(Nudge.objects.filter(team=world.bravo).values_list("pk", "state")),
         list(OwnershipRule.objects.values_list("pk", "pattern", "team_id")),
         list(Report.objects.filter(team=world.bravo).values_list("pk", "held_closures")),
+        list(EnforcementPolicy.objects.filter(team=world.bravo).values_list("pk", "mode", "version")),
     ]
 
 

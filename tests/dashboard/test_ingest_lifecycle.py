@@ -15,7 +15,14 @@ from dashboard.models import Finding, FindingEvent, Image, ImageVersion, Role, S
 from dashboard.services import intel, reports
 from dashboard.services.reports import report_confirm_closures
 from tests.dashboard.ingest_helpers import ingest
-from tests.factories import EpssScoreFactory, FindingFactory, ImageFactory, KevEntryFactory, MembershipFactory, TeamFactory
+from tests.factories import (
+    EpssScoreFactory,
+    ImageFactory,
+    KevEntryFactory,
+    MembershipFactory,
+    TeamFactory,
+    WorkloadSightingFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -195,7 +202,7 @@ def test_new_findings_are_born_scored_so_re_scoring_them_changes_nothing(team) -
     team.sla_days = {"critical": 3, "high": 10, "medium": 40, "low": 100}
     team.save()
     image = ImageFactory(registry="registry.example.com", repository="payments/api", team=team)
-    FindingFactory(team=team, image=image, stream="runtime", kind="runtime", source="falco", rule_id="Terminal shell in container")
+    WorkloadSightingFactory(image=image, tag="1.4.1", digest="")  # the scanned version runs: its findings are born running
     KevEntryFactory(cve="CVE-2016-10001", due_date=timezone.localdate() + dt.timedelta(days=2))
     EpssScoreFactory(cve="CVE-2017-10002", epss=0.97, percentile=0.999)
 

@@ -18,7 +18,7 @@ from django.test.utils import CaptureQueriesContext
 
 from dashboard.models import EpssScore, Finding, KevEntry
 from dashboard.services import intel
-from tests.factories import FindingFactory, ImageFactory, TeamFactory
+from tests.factories import FindingFactory, TeamFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -175,27 +175,6 @@ def test_rescoring_costs_the_same_queries_for_5_or_90_findings(tmp_path) -> None
         intel.findings_rescore(ids=many)
 
     assert len(small.captured_queries) == len(large.captured_queries)
-
-
-def test_an_image_seen_at_runtime_makes_its_scan_findings_exposed(log4shell) -> None:
-    FindingFactory(
-        team=log4shell.team, image=log4shell.image, stream="runtime", kind="runtime", rule_id="Terminal shell in container", source="falco"
-    )
-
-    intel.findings_rescore(ids=[log4shell.pk])
-
-    log4shell.refresh_from_db()
-    assert (log4shell.exposed, log4shell.risk_parts["exposed"]) == (True, 10.0)
-
-
-def test_exposure_spreads_to_findings_of_the_image_when_an_alert_arrives(log4shell) -> None:
-    other_image = FindingFactory(team=log4shell.team, image=ImageFactory(team=log4shell.team))
-    alert = FindingFactory(team=log4shell.team, image=log4shell.image, stream="admission", kind="policy", source="kyverno")
-
-    spread = intel.exposure_spread(finding_ids=[alert.pk])
-
-    assert sorted(spread) == sorted([log4shell.pk, alert.pk])
-    assert other_image.pk not in spread
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ def test_out_of_range_inputs_are_clamped() -> None:
 def test_the_explanation_lists_the_parts_that_count() -> None:
     parts = risk.risk_parts(severity="high", cvss=7.5, epss=0.2, kev=True, fix_available=False, exposed=True)
 
-    assert risk.explain(parts) == "severity / CVSS 41.2 + EPSS 3 + in CISA KEV 15 + deployed or alerting at runtime 10 = 69.2"
+    assert risk.explain(parts) == "severity / CVSS 41.2 + EPSS 3 + in CISA KEV 15 + running now 10 = 69.2"
 
 
 def test_a_kev_due_date_wins_only_when_sooner() -> None:

@@ -50,3 +50,25 @@ def test_trivy_report_posted_by_ci_is_processed_by_a_real_worker(celery_worker) 
     assert body["counts"] == {"new": 4, "reopened": 0, "unchanged": 0, "fixed": 0}
     assert Finding.objects.filter(team=team, image__repository="payments/api").count() == 4
     assert celery_worker.poll() is None
+
+
+def test_a_report_posted_with_wait_answers_when_a_real_worker_is_done(celery_worker) -> None:
+    team = TeamFactory(slug="payments")
+    _, token = token_create(team=team, name="payments CI")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    response = client.post(
+        "/api/v1/reports/?image=registry.example.com/payments/api:1.4.1&wait=60",
+        data=fixture_bytes("trivy/severity_prio.json"),
+        content_type="application/json",
+    )
+
+    body = response.json()
+    assert (response.status_code, body["status"], body["counts"]["new"]) == (200, "done", 2), body
+    assert (body["gate"]["decision"], body["gate"]["image"], len(body["gate"]["reasons"])) == (
+        "warn",
+        "registry.example.com/payments/api:1.4.1",
+        1,
+    )
+    assert celery_worker.poll() is None

@@ -35,7 +35,7 @@ COUNTS = {
 
 
 def test_every_fixture_is_counted() -> None:
-    names = sorted(p.name for p in FIXTURES.iterdir() if p.suffix != ".md")
+    names = sorted(p.name for p in FIXTURES.iterdir() if p.is_file() and p.suffix != ".md")
     assert names == sorted([*COUNTS, "bare_response_docs_example.json"])
 
 

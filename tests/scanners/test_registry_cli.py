@@ -22,7 +22,9 @@ CONTRACT_FORMATS = [
 ALL_SAMPLES = sorted(p for p in FIXTURES.rglob("*") if p.is_file() and p.suffix in (".json", ".yaml", ".yml", ".sarif", ".jsonl"))
 #: Fixtures that are in their format but must be refused (written from documentation to show the refusal).
 REFUSED = {"admission-review/bare_response_docs_example.json"}
-SAMPLES = [p for p in ALL_SAMPLES if str(p.relative_to(FIXTURES)) not in REFUSED]
+#: What a validating webhook receives (requests, no decision yet): the webhook's input, not a report format.
+WEBHOOK_REQUESTS = FIXTURES / "admission-review" / "requests"
+SAMPLES = [p for p in ALL_SAMPLES if str(p.relative_to(FIXTURES)) not in REFUSED and p.parent != WEBHOOK_REQUESTS]
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -28,6 +28,7 @@ class Command(BaseCommand):
             action="store_true",
             help="organisation-wide ingest (a platform team's scanner): its reports may change every team's findings (audited)",
         )
+        parser.add_argument("--cluster", default="", help="bind the token to this cluster (admission webhooks, cluster-wide senders)")
         parser.add_argument("--signing", action="store_true", help="require signed requests (X-Vigil-Signature); prints the secret")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -49,6 +50,7 @@ class Command(BaseCommand):
                 signing=options["signing"],
                 no_expiry=options["no_expiry"],
                 all_teams=options["all_teams"],
+                cluster=options["cluster"],
             )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc

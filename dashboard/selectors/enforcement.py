@@ -1,0 +1,223 @@
+"""The inputs of an enforcement decision, gathered in a constant number of queries.
+
+``image_findings`` (or ``images_findings`` for many images at once) reads what the pure decision
+(dashboard/enforcement/decision.py) needs about an image's findings; ``policy_for`` reads the policy that
+decides.  Nothing is cached: a false positive marked or an acceptance revoked a moment ago counts at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from django.db.models import Max, Q
+
+from dashboard.enforcement.decision import FindingFacts, Policy, policy_from_mapping
+from dashboard.models import (
+    ACTIVE_STATUSES,
+    POLICY_FIELDS,
+    EnforcementPolicy,
+    Finding,
+    Image,
+    ImageVersion,
+    RiskAcceptance,
+    Status,
+    TrainingModule,
+)
+from dashboard.models.access import sees_everything, visible_teams
+from dashboard.selectors.finding_classes import FACT_FIELDS, classes_for, matching_topics
+from dashboard.selectors.finding_classes import FindingFacts as LearningFacts
+from dashboard.selectors.training import topic_catalogue
+from scanners.base import ImageRef
+
+#: Statuses a decision looks at: open work, and risk acceptances (which exempt only while they run).
+CANDIDATE_STATUSES = (*ACTIVE_STATUSES, Status.RISK_ACCEPTED)
+_FACT_COLUMNS = (
+    "id",
+    "rule_id",
+    "kind",
+    "severity",
+    "status",
+    "title",
+    "package_name",
+    "package_version",
+    "fixed_version",
+    "kev",
+    "epss",
+    "due_date",
+    "image_id",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageFindings:
+    """What Vigil knows about one image reference: the image, whether it was seen, and its findings."""
+
+    ref: str
+    parsed: ImageRef | None
+    image: Image | None
+    #: None when Vigil has never seen the image (or this tag / digest of it), or the caller may not read it.
+    findings: tuple[FindingFacts, ...] | None
+
+    @property
+    def known(self) -> bool:
+        return self.findings is not None
+
+    @property
+    def team_id(self) -> int | None:
+        """The team that owns the image (its policy decides), when the image is known."""
+        return self.image.team_id if self.image is not None and self.known else None
+
+
+def _version_seen(ref: ImageRef, image: Image, versions: set[tuple[int, str, str]]) -> bool:
+    if ref.digest:
+        return any(pk == image.pk and digest == ref.digest for pk, _, digest in versions)
+    if ref.tag:
+        return any(pk == image.pk and tag == ref.tag for pk, tag, _ in versions)
+    return True
+
+
+def _facts(row: dict[str, Any]) -> FindingFacts:
+    return FindingFacts(
+        id=row["id"],
+        rule_id=row["rule_id"],
+        kind=row["kind"],
+        severity=row["severity"],
+        status=row["status"],
+        title=row["title"],
+        package=row["package_name"],
+        version=row["package_version"],
+        fix=row["fixed_version"],
+        kev=row["kev"],
+        epss=row["epss"],
+        due_date=row["due_date"],
+        accepted_until=row["accepted_until"],
+    )
+
+
+def _readable_team_ids(user: Any) -> set[int] | None:
+    """Teams whose images ``user`` may ask about; None: every image (Vigil itself, or staff)."""
+    if user is None or sees_everything(user):
+        return None
+    token = getattr(user, "api_token", None)
+    if token is not None:
+        return set(token.team_ids())
+    return set(visible_teams(user).values_list("pk", flat=True))
+
+
+def images_findings(*, refs: Sequence[str], user: Any = None) -> dict[str, ImageFindings]:
+    """Every reference in ``refs`` -> what Vigil knows about it, in at most four queries whatever the number of refs.
+
+    ``user`` (a person or a request's token principal) sees only the findings and images of the teams it may
+    read; ``user=None`` reads everything (the admission webhook: its token decides on any image but reads nothing).
+    """
+    parsed = {ref: ImageRef.parse(ref) for ref in refs}
+    wanted = {(item.registry, item.repository) for item in parsed.values() if item is not None}
+    images: dict[tuple[str, str], Image] = {}
+    if wanted:
+        rows = Image.objects.filter(registry__in={r for r, _ in wanted}, repository__in={p for _, p in wanted})
+        images = {(image.registry, image.repository): image for image in rows if (image.registry, image.repository) in wanted}
+    readable = _readable_team_ids(user) if images else None
+    if readable is not None:
+        images = {key: image for key, image in images.items() if image.team_id in readable}
+    tags = {item.tag for item in parsed.values() if item is not None and item.tag and not item.digest}
+    digests = {item.digest for item in parsed.values() if item is not None and item.digest}
+    versions: set[tuple[int, str, str]] = set()
+    if images and (tags or digests):
+        versions = set(
+            ImageVersion.objects.filter(image__in=[image.pk for image in images.values()])
+            .filter(Q(tag__in=tags) | Q(digest__in=digests))
+            .values_list("image_id", "tag", "digest")
+        )
+    seen = {
+        ref: images[(item.registry, item.repository)]
+        for ref, item in parsed.items()
+        if item is not None
+        and (item.registry, item.repository) in images
+        and _version_seen(item, images[(item.registry, item.repository)], versions)
+    }
+    by_image = _findings_by_image({image.pk for image in seen.values()}, user)
+    out: dict[str, ImageFindings] = {}
+    for ref, item in parsed.items():
+        image = seen.get(ref)
+        findings = tuple(by_image.get(image.pk, ())) if image is not None else None
+        out[ref] = ImageFindings(ref=ref, parsed=item, image=image, findings=findings)
+    return out
+
+
+def _findings_by_image(image_ids: set[int], user: Any) -> dict[int, list[FindingFacts]]:
+    if not image_ids:
+        return {}
+    qs = Finding.objects.all() if user is None else Finding.objects.visible_to(user)
+    rows = (
+        qs.filter(image_id__in=sorted(image_ids), status__in=CANDIDATE_STATUSES)
+        .annotate(accepted_until=Max("risk_acceptances__expires", filter=Q(risk_acceptances__state=RiskAcceptance.State.APPROVED)))
+        .order_by()
+        .values(*_FACT_COLUMNS, "accepted_until")
+    )
+    out: dict[int, list[FindingFacts]] = {}
+    for row in rows:
+        out.setdefault(row["image_id"], []).append(_facts(row))
+    return out
+
+
+def image_findings(*, ref: str, user: Any = None) -> ImageFindings:
+    """``images_findings`` for one reference."""
+    return images_findings(refs=[ref], user=user)[ref]
+
+
+def policy_of(row: EnforcementPolicy | None) -> Policy:
+    """The decision's view of a stored policy (None: the built-in default)."""
+    if row is None:
+        return Policy()
+    team = row.team.slug if row.team_id and row.team else None
+    return policy_from_mapping(row.rule_values(), team=team, team_id=row.team_id, version=row.version, policy_id=row.pk)
+
+
+def policy_for(*, team_id: int | None) -> Policy:
+    """The policy that decides for a team: its own, else the organisation default, else the built-in default (one query)."""
+    rows = EnforcementPolicy.objects.select_related("team").filter(
+        Q(team__isnull=True) | Q(team_id=team_id) if team_id else Q(team__isnull=True)
+    )
+    by_team = {row.team_id: row for row in rows}
+    return policy_of(by_team.get(team_id) if team_id in by_team else by_team.get(None))
+
+
+def policy_row(*, team_id: int | None) -> EnforcementPolicy | None:
+    """The stored policy of a team (None: the organisation default row), if there is one."""
+    if team_id is None:
+        return EnforcementPolicy.objects.filter(team__isnull=True).first()
+    return EnforcementPolicy.objects.select_related("team").filter(team_id=team_id).first()
+
+
+def policy_values(policy: Policy) -> dict[str, Any]:
+    """A policy's rule fields as stored (for a new team's policy, copied from the default it starts from)."""
+    namespace_modes = dict(policy.namespace_modes)
+    values = {name: getattr(policy, name) for name in POLICY_FIELDS}
+    values["namespace_modes"] = namespace_modes
+    values["rule_ids"] = list(policy.rule_ids)
+    return values
+
+
+def modules_for_findings(*, ids: Sequence[int]) -> dict[int, dict[str, str]]:
+    """Finding id -> the training module for its topic ({"title", "url"}), as nudges pick it; four queries at most."""
+    if not ids:
+        return {}
+    rows = Finding.objects.filter(pk__in=sorted(set(ids))).order_by().values("id", *FACT_FIELDS)
+    keys = {row["id"]: classes_for(LearningFacts.from_values(row)) for row in rows}
+    if not any(keys.values()):
+        return {}
+    catalogue = topic_catalogue()
+    topic_keys = {pk: topic.keys for pk, topic in catalogue.items()}
+    first_module: dict[int, int] = {}
+    for finding_id, classes in keys.items():
+        topics = matching_topics(classes, topic_keys) if classes else []
+        if topics:
+            first_module[finding_id] = catalogue[topics[0]].module_ids[0]
+    modules = {module.pk: module for module in TrainingModule.objects.filter(pk__in=set(first_module.values())).only("title", "url")}
+    return {
+        finding_id: {"title": modules[module_id].title, "url": modules[module_id].url}
+        for finding_id, module_id in first_module.items()
+        if module_id in modules
+    }
