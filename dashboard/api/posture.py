@@ -49,7 +49,7 @@ class PostureView(APIView):
             {
                 "from": period.start.isoformat(),
                 "to": period.end.isoformat(),
-                "summary": posture.summary(points),
+                "summary": {**posture.summary(points), "open": posture.open_now(scope=scope)},
                 "series": [series_point(point) for point in points],
             }
         )

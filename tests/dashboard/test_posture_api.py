@@ -83,6 +83,17 @@ def test_summary_open_equals_the_active_findings_the_findings_api_lists(client, 
     assert listed["critical"] == 3
 
 
+def test_summary_open_counts_findings_that_arrived_after_the_last_snapshot(client, teams) -> None:
+    payments, _ = teams
+    manager_of(payments, client=client)
+    FindingFactory.create_batch(2, team=payments, severity="critical")  # no snapshot since
+
+    summary = get(client, "/api/v1/posture/?team=payments").json()["summary"]
+    listed = get(client, "/api/v1/findings/?team=payments&status=active&severity=critical").json()["count"]
+
+    assert summary["open"]["critical"] == listed == 2
+
+
 def test_without_a_team_a_manager_gets_the_sum_of_their_teams_and_staff_the_organisation(client, teams, admin_user) -> None:
     payments, storefront = teams
     manager_of(payments, storefront, client=client)
