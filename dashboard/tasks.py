@@ -21,29 +21,23 @@ from dashboard.services import (
     snapshots,
 )
 
+#: At-least-once delivery of a report's processing: acknowledged after the work, retried on database errors.
+_REPORT_TASK_OPTIONS = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": report_processing.DATABASE_ERRORS,
+    "retry_backoff": 2,
+    "retry_backoff_max": 30,
+    "max_retries": 5,
+}
 
-@shared_task(
-    name=reports.PROCESS_TASK,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=report_processing.DATABASE_ERRORS,
-    retry_backoff=2,
-    retry_backoff_max=30,
-    max_retries=5,
-)
+
+@shared_task(name=reports.PROCESS_TASK, **_REPORT_TASK_OPTIONS)
 def process_report(report_id: str) -> None:
     report_processing.report_process(report_id)
 
 
-@shared_task(
-    name=reports.EVENTS_TASK,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=report_processing.DATABASE_ERRORS,
-    retry_backoff=2,
-    retry_backoff_max=30,
-    max_retries=5,
-)
+@shared_task(name=reports.EVENTS_TASK, **_REPORT_TASK_OPTIONS)
 def process_event_report(report_id: str) -> None:
     """The same as process_report, routed to the events queue (settings.CELERY_TASK_ROUTES)."""
     report_processing.report_process(report_id)
