@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dashboard.api.permissions import token_has_scope
+from dashboard.api.permissions import refuse_unknown_method, token_has_scope
 from dashboard.api.uploads import declared_length
 from dashboard.errors import ApplicationError
 from dashboard.models import TokenScope
@@ -35,6 +35,7 @@ class AdmissionTokenOnly(BasePermission):
     message = "only an admission token may ask for admission decisions"
 
     def has_permission(self, request: Request, view: Any) -> bool:
+        refuse_unknown_method(request, view)
         token = getattr(request.user, "api_token", None)
         return token is not None and token_has_scope(token, TokenScope.ADMISSION)
 

@@ -24,6 +24,13 @@ def token_has_scope(token: Any, scope: str) -> bool:
     return scope in _IMPLIES.get(token.scope, set())
 
 
+def refuse_unknown_method(request: Request, view: Any) -> None:
+    """405 for a method the view does not have, whoever asks (permissions run before DRF's handler lookup)."""
+    method = (request.method or "GET").lower()
+    if method not in view.http_method_names or not hasattr(view, method):
+        raise MethodNotAllowed(request.method or "")
+
+
 class ScopePermission(BasePermission):
     """Tokens need the view's ``required_scopes[method]`` (a scope, or a tuple of scopes any of which will do);
     people need to be logged in.
@@ -35,9 +42,7 @@ class ScopePermission(BasePermission):
     message = "this token's scope does not allow this request"
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        method = (request.method or "GET").lower()
-        if method not in view.http_method_names or not hasattr(view, method):
-            raise MethodNotAllowed(request.method or "")
+        refuse_unknown_method(request, view)
         user = request.user
         if user is None or not user.is_authenticated:
             return False

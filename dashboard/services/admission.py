@@ -177,10 +177,12 @@ def _record(
         return
     response = {**review["response"], "warnings": lines}
     event = {"apiVersion": request.api_version, "kind": "AdmissionReview", "request": document["request"], "response": response}
-    token = getattr(by, "api_token", None)
     try:
         data = json.dumps(event).encode()
-        report_submit(data=data, token=token, format_name="admission-review", stream="admission", cluster=cluster, deduplicate=False)
+        # Recorded as Vigil's own record of its decision, not as a report of the admission token's team: that
+        # token may ask about any team's images, and the denial belongs to the team owning the namespace or image
+        # (a team's report may not change another team's findings).  The decision row keeps who asked.
+        report_submit(data=data, token=None, format_name="admission-review", stream="admission", cluster=cluster, deduplicate=False)
     except ApplicationError:
         logger.exception("the admission event of request %s could not be stored", request.uid)
 

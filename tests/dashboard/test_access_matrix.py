@@ -419,6 +419,7 @@ READER_EXPECT: dict[str, str] = {
     "api-ingest-for-other-team": "404",  # a team a person may not write to answers like one that does not exist
     "api-admin-object": "403",
     "api-admin-action": "ok",
+    "api-admission-token": "403",  # only a cluster's admission token may ask; a person never
 }
 WRITE_CASES = [
     pytest.param(name, pattern, index, id=f"{name}-{index}")
