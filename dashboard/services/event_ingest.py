@@ -44,7 +44,7 @@ from dashboard.services.finding_rows import (
 from dashboard.services.images import Recorded, images_record
 from dashboard.services.ingest import IngestOutcome
 from dashboard.services.scopes import lock_scopes
-from dashboard.services.sender_rights import SenderRights, report_sender_rights
+from dashboard.services.sender_rights import SenderRights, own_image_items, report_sender_rights
 from scanners.base import ImageRef, ParseResult
 
 
@@ -79,7 +79,12 @@ def apply_event_reports(reports: Sequence[EventReport]) -> list[IngestOutcome]:
     images = _record_images(reports, items)
     by_id = {image.pk: image for image in images.values()}
     for event, named in zip(reports, items, strict=True):  # before scoring: findings of images seen running are born running
-        running.sightings_of_report(items=named.values(), source=event.source, team_id=event.report.team_id, now=event.report.observed_at)
+        running.sightings_of_report(
+            items=own_image_items(named.values(), images, rights),
+            source=event.source,
+            team_id=event.report.team_id,
+            now=event.report.observed_at,
+        )
 
     outcomes = [
         IngestOutcome(counts=dict.fromkeys(("new", "reopened", "unchanged", "fixed"), 0), held_closures=[], findings_total=0)

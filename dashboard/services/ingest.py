@@ -38,7 +38,7 @@ from dashboard.services.finding_rows import (
 )
 from dashboard.services.images import LAST_SEEN_STEP, Recorded, images_record
 from dashboard.services.scopes import covered_scopes, explicitly_evaluated, lock_scopes, mark_applied
-from dashboard.services.sender_rights import ForeignScopeError, SenderRights, report_sender_rights
+from dashboard.services.sender_rights import ForeignScopeError, SenderRights, own_image_items, report_sender_rights
 from scanners.base import ImageRef, ParseResult
 from scanners.digest import STABLE_FORMATS
 
@@ -117,7 +117,7 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
 
     images = images_record(_image_refs(items, override, result), team, result.labels, now, Recorded())
     # Before scoring: a finding of an image this report sees running is born running.
-    running.sightings_of_report(items=items.values(), source=source, team_id=report.team_id, now=now)
+    running.sightings_of_report(items=own_image_items(items.values(), images, rights), source=source, team_id=report.team_id, now=now)
     report_image = override or result.artifact
     main_image = images.get(report_image.name) if report_image is not None else None
     if main_image is not None and report.image_id != main_image.pk:

@@ -10,6 +10,7 @@ Findings of other teams in the report's scope are left as they are and counted a
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -82,3 +83,9 @@ def _token_rights(token_id: Any) -> SenderRights:
 def _user_rights(user: Any) -> SenderRights:
     ids = triage_team_ids(user)
     return EVERYTHING if ids is None else SenderRights(everything=False, team_ids=frozenset(ids))
+
+
+def own_image_items(items: Iterable[Any], images: Mapping[str, Any], rights: SenderRights) -> list[Any]:
+    """The report's items about images the sender may speak for: a sighting of another team's image ("it runs")
+    would raise the risk scores of that team's findings."""
+    return [item for item in items if item.image is None or rights.may_change(getattr(images.get(item.image.name), "team_id", None))]

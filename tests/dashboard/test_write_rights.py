@@ -8,6 +8,7 @@ written anyway.  ``by=None`` is an operator at the command line.
 from __future__ import annotations
 
 import io
+from types import SimpleNamespace
 
 import pytest
 from django.core.management import call_command
@@ -15,9 +16,10 @@ from django.core.management import call_command
 from dashboard.errors import ApplicationError
 from dashboard.models import ApiToken, AuditEvent, Membership, OwnershipRule, Role
 from dashboard.services.ownership_rules import finding_set_owner, rule_create, rule_delete, rule_update
+from dashboard.services.sender_rights import EVERYTHING, SenderRights, own_image_items
 from dashboard.services.teams import membership_remove, membership_set
 from dashboard.services.tokens import token_authenticate, token_create, token_revoke, token_rotate
-from tests.factories import FindingFactory, MembershipFactory, OwnershipRuleFactory, TeamFactory, UserFactory
+from tests.factories import FindingFactory, ImageFactory, MembershipFactory, OwnershipRuleFactory, TeamFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -119,3 +121,14 @@ def test_the_admin_lists_the_grant_with_each_token(client) -> None:
 
     assert "column-all_teams" in page
     assert 'alt="True"' in page
+
+
+def test_a_sender_records_sightings_only_of_images_it_may_speak_for() -> None:
+    alpha, bravo = TeamFactory(slug="alpha"), TeamFactory(slug="bravo")
+    images = {"r/alpha/api": ImageFactory(team=alpha), "r/bravo/api": ImageFactory(team=bravo), "r/nobody": ImageFactory(team=None)}
+    items = [SimpleNamespace(image=SimpleNamespace(name=name)) for name in ["r/alpha/api", "r/bravo/api", "r/nobody"]]
+
+    kept = own_image_items(items, images, SenderRights(everything=False, team_ids=frozenset({alpha.pk})))
+
+    assert [item.image.name for item in kept] == ["r/alpha/api", "r/nobody"]
+    assert own_image_items(items, images, EVERYTHING) == items
