@@ -16,7 +16,7 @@ class TeamAdmin(admin.ModelAdmin):
 
 @admin.register(models.Membership)
 class MembershipAdmin(admin.ModelAdmin):
-    """Changes go through the services, so every one is in the audit log (issue 5)."""
+    """Changes go through the services, so every one is in the audit log."""
 
     list_display = ("user", "team", "role", "can_triage")
     list_filter = ("role", "team")
@@ -79,7 +79,7 @@ class ImageAdmin(admin.ModelAdmin):
     search_fields = ("repository",)
 
 
-# --- Training catalogue and nudges (issue 7) ---------------------------------------------------
+# --- Training catalogue and nudges ---------------------------------------------------
 
 
 @admin.register(models.Topic)
@@ -110,7 +110,7 @@ class TeamWebhookAdmin(admin.ModelAdmin):
     list_filter = ("active",)
 
 
-# --- Triage (issue 6): decisions are made in the UI (they are events); the admin shows them and the intel data.
+# --- Triage: decisions are made in the UI (they are events); the admin shows them and the intel data.
 
 
 @admin.register(models.RiskAcceptance)

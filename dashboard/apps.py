@@ -7,7 +7,7 @@ class DashboardConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Login lockouts (django-axes) go to the audit log (issue 5).
+        # Login lockouts (django-axes) go to the audit log.
         from axes.signals import user_locked_out
 
         from dashboard.services.audit import audit_login_lockout

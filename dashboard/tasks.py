@@ -58,7 +58,7 @@ def resolve_quiet_events() -> None:
     events.resolve_quiet_events()
 
 
-# --- Ownership and tokens (issue 5) ---------------------------------------------------------
+# --- Ownership and tokens ---------------------------------------------------------
 
 
 @shared_task(
@@ -74,7 +74,7 @@ def prune_signatures() -> None:
     request_signing.signatures_prune()
 
 
-# --- Training nudges (issue 7) -----------------------------------------------------------------
+# --- Training nudges -----------------------------------------------------------------
 
 
 @shared_task(name=nudges.COMPUTE_TASK)
@@ -89,7 +89,7 @@ def send_nudge_digest() -> None:
     digest.digest_send_weekly()
 
 
-# --- Triage (issue 6) ---------------------------------------------------------------------------
+# --- Triage ---------------------------------------------------------------------------
 
 
 @shared_task(name="vigil.triage.expire_acceptances")

@@ -22,7 +22,7 @@ urlpatterns = [
     path("teams/<slug:slug>/", pages.team_detail, name="team"),
     path("teams/<slug:slug>/settings/", team_settings.team_settings, name="team-settings"),
     path("images/<int:pk>/", pages.image_detail, name="image"),
-    # Triage (issue 6)
+    # Triage
     path("findings/", triage.finding_list, name="findings"),
     path("findings/export.csv", triage.finding_export, name="findings-export"),
     path("findings/bulk/", triage.finding_bulk, name="findings-bulk"),
@@ -45,7 +45,7 @@ urlpatterns = [
     path("nudges/impact/", nudges.nudge_impact, name="nudge-impact"),
     path("nudges/<int:pk>/", nudges.nudge_detail, name="nudge"),
     path("nudges/<int:pk>/<slug:action>/", nudges.nudge_action, name="nudge-action"),
-    # Ownership and access (issue 5)
+    # Ownership and access
     path("ownership/", ownership.rule_list, name="ownership"),
     path("ownership/rules/new/", ownership.rule_new, name="ownership-rule-new"),
     path("ownership/rules/<int:pk>/", ownership.rule_edit, name="ownership-rule"),

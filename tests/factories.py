@@ -77,7 +77,7 @@ class FindingFactory(factory.django.DjangoModelFactory):
     status_changed_at = factory.LazyFunction(timezone.now)
 
 
-# --- Ownership and access (issue 5) ---------------------------------------------------------
+# --- Ownership and access ---------------------------------------------------------
 
 
 class OwnershipRuleFactory(factory.django.DjangoModelFactory):
@@ -115,7 +115,7 @@ class ReportPayloadFactory(factory.django.DjangoModelFactory):
     data = b"{}"
 
 
-# --- Training nudges (issue 7) -----------------------------------------------------------------
+# --- Training nudges -----------------------------------------------------------------
 
 
 class FindingEventFactory(factory.django.DjangoModelFactory):
@@ -212,7 +212,7 @@ class TeamWebhookFactory(factory.django.DjangoModelFactory):
     url = "http://127.0.0.1:9/hook"
 
 
-# --- Triage (issue 6) -------------------------------------------------------------------------
+# --- Triage -------------------------------------------------------------------------
 
 
 class RiskAcceptanceFactory(factory.django.DjangoModelFactory):

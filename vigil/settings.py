@@ -228,7 +228,7 @@ VIGIL_TOXIC_EPSS = float(os.environ.get("VIGIL_TOXIC_EPSS", "0.1"))
 VIGIL_TOXIC_ALERT_DAYS = int(os.environ.get("VIGIL_TOXIC_ALERT_DAYS", "7"))
 VIGIL_TOKEN_DAYS = int(os.environ.get("VIGIL_TOKEN_DAYS", "365"))
 
-# --- Triage (issue 6) -------------------------------------------------------------
+# --- Triage -------------------------------------------------------------
 #: Risk acceptances: default and longest lifetime in days.
 VIGIL_RISK_ACCEPTANCE_DAYS = int(os.environ.get("VIGIL_RISK_ACCEPTANCE_DAYS", "90"))
 VIGIL_RISK_ACCEPTANCE_MAX_DAYS = int(os.environ.get("VIGIL_RISK_ACCEPTANCE_MAX_DAYS", "365"))
@@ -243,7 +243,7 @@ CELERY_BEAT_SCHEDULE["expire-risk-acceptances"] = {"task": "vigil.triage.expire_
 if VIGIL_KEV_URL or VIGIL_EPSS_URL:
     CELERY_BEAT_SCHEDULE["refresh-threat-intel"] = {"task": "vigil.intel.refresh", "schedule": 86400.0}
 
-# --- Training nudges (issue 7) -------------------------------------------------------
+# --- Training nudges -------------------------------------------------------
 #: Overrides of the nudge rules' defaults (dashboard/services/nudge_rules.py NudgeConfig); any key may be left out.
 VIGIL_NUDGES: dict[str, object] = {
     "per_week": int(os.environ.get("VIGIL_NUDGES_PER_WEEK", "2")),
@@ -264,7 +264,7 @@ CELERY_BEAT_SCHEDULE["weekly-nudge-digest"] = {"task": "vigil.nudges.weekly_dige
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    # Tokens, signing secrets and bearer credentials never reach the logs (issue 5).
+    # Tokens, signing secrets and bearer credentials never reach the logs.
     "filters": {"redact_secrets": {"()": "dashboard.log_redaction.RedactSecrets"}},
     "formatters": {"redacted": {"()": "dashboard.log_redaction.RedactingFormatter", "format": "%(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_secrets"], "formatter": "redacted"}},
@@ -296,7 +296,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
-# --- Access baseline (issue 5): login throttling, CSP, proxies -----------------------
+# --- Access baseline: login throttling, CSP, proxies -----------------------
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 #: How many reverse proxies of ours append to X-Forwarded-For (0: use the peer address).
 VIGIL_TRUSTED_PROXIES = int(os.environ.get("VIGIL_TRUSTED_PROXIES", "0"))

@@ -16,5 +16,5 @@ urlpatterns = [
     path("", include("dashboard.urls")),
 ]
 
-#: API paths answer 404 in the API's error shape (issue 5: the schema promises JSON everywhere under /api/).
+#: API paths answer 404 in the API's error shape (the schema promises JSON everywhere under /api/).
 handler404 = "dashboard.views.errors.not_found"

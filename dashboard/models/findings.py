@@ -72,13 +72,13 @@ class Finding(models.Model):
     # Mostly empty foreign keys are indexed only where set (partial indexes in Meta): inserts skip them.
     assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, db_index=False)
     last_report = models.ForeignKey(Report, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    # Ownership (issue 5): how the team was decided, and the rule that decided it.
+    # Ownership: how the team was decided, and the rule that decided it.
     owner_source = models.CharField(max_length=16, blank=True, default="")
     owner_rule = models.ForeignKey(
         "dashboard.OwnershipRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="findings", db_index=False
     )
     owner_reason = models.CharField(max_length=300, blank=True, default="")
-    # Triage (issue 6): threat intelligence, exposure, risk parts and the SLA clock.
+    # Triage: threat intelligence, exposure, risk parts and the SLA clock.
     epss_percentile = models.FloatField(null=True, blank=True)
     kev_due_date = models.DateField(null=True, blank=True)
     #: Deployed or alerting: the same image also has findings in the admission or runtime stream.
@@ -154,8 +154,8 @@ class FindingEvent(models.Model):
         STATUS = "status"
         ASSIGNED = "assigned"
         COMMENT = "comment"
-        OWNER = "owner"  # ownership (issue 5): the team changed, by a rule or by hand
-        # Triage (issue 6)
+        OWNER = "owner"  # ownership: the team changed, by a rule or by hand
+        # Triage
         SEVERITY = "severity"
         ACCEPTANCE = "acceptance"
         UNDONE = "undone"
@@ -168,7 +168,7 @@ class FindingEvent(models.Model):
     report = models.ForeignKey(Report, null=True, blank=True, on_delete=models.SET_NULL, related_name="finding_events")
     reason = models.TextField(blank=True, default="")
     created_at = models.DateTimeField()
-    # Triage (issue 6): the auto-triage rule that acted, the bulk action it belongs to,
+    # Triage: the auto-triage rule that acted, the bulk action it belongs to,
     # the event an undo reverts, and extras (previous assignee, severity, acceptance, token).
     triage_rule = models.ForeignKey(
         "dashboard.TriageRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="events", db_index=False

@@ -21,7 +21,7 @@ class Report(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="reports")
-    #: The sender named the team (``team=``): it then wins over ownership rules (issue 5).
+    #: The sender named the team (``team=``): it then wins over ownership rules.
     team_named = models.BooleanField(default=False)
     token = models.ForeignKey(ApiToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="reports")
     submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)

@@ -31,7 +31,7 @@ class Membership(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
-    #: A manager reads the teams granted to them; this grant also lets them triage and accept risk there (issue 5).
+    #: A manager reads the teams granted to them; this grant also lets them triage and accept risk there.
     can_triage = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 

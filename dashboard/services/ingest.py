@@ -53,7 +53,7 @@ class IngestOutcome:
     counts: dict[str, int]
     held_closures: list[int]
     findings_total: int
-    #: For triage after ingest (issue 6): findings this report created, reopened, or whose content changed.
+    #: For triage after ingest: findings this report created, reopened, or whose content changed.
     new_ids: list[int] = dataclasses.field(default_factory=list)
     reopened_ids: list[int] = dataclasses.field(default_factory=list)
     changed_ids: list[int] = dataclasses.field(default_factory=list)

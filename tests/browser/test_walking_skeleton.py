@@ -17,7 +17,7 @@ def test_demo_champion_sees_team_findings_and_a_rendered_chart(live_server, tran
 
     login(page, live_server.url, "champion", DEMO_PASSWORD)
 
-    assert page.url == f"{live_server.url}/"  # the champion's home (issue 6), then the team page
+    assert page.url == f"{live_server.url}/"  # the champion's home, then the team page
     assert page.inner_text("h1") == "Today for Payments"
     page.goto(f"{live_server.url}/teams/payments/")
     assert page.inner_text("h1") == "Payments"

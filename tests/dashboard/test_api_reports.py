@@ -197,7 +197,7 @@ def test_unknown_format_and_wrong_content_type_are_refused(client) -> None:
     assert post(client, fixture_bytes(ALPINE), content_type="text/html").status_code == 415
 
 
-# --- One Falco alert per request: the hot path (issue 4) ----------------------------------------------
+# --- One Falco alert per request: the hot path ----------------------------------------------
 
 ALERT = fixture_bytes("falco/falcosidekick_webhook_payloads.jsonl").splitlines()[0]
 OTHER_ALERT = fixture_bytes("falco/falcosidekick_webhook_payloads.jsonl").splitlines()[1]
