@@ -1,4 +1,4 @@
-# Triage queue (issue 6): an index for the home page's recent admission denials and runtime alerts, and,
+# Triage queue: an index for the home page's recent admission denials and runtime alerts, and,
 # on PostgreSQL, trigram indexes so the queue's free-text search (icontains on rule id, title, package)
 # does not read every finding.  pg_trgm is a trusted extension (PostgreSQL 13+): a database owner may
 # create it; where that is refused, the search still works, without the indexes.

@@ -5,10 +5,13 @@ Everything on these pages comes from daily snapshots; a team the reader may not 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -59,13 +62,27 @@ def _bad_period(request: HttpRequest, error: ApplicationError) -> HttpResponse:
     return render(request, "dashboard/posture_error.html", {"message": error.message}, status=400)
 
 
-@login_required
-@require_GET
-def posture_overview(request: HttpRequest) -> HttpResponse:
-    try:
-        scope, period, keep = _request_scope(request)
-    except ApplicationError as error:
-        return _bad_period(request, error)
+Scoped = Callable[[HttpRequest, posture.Scope, posture.Period, dict[str, str]], HttpResponseBase]
+
+
+def _scoped(view: Scoped) -> Callable[[HttpRequest], HttpResponseBase]:
+    """Reads the scope and period for ``view``; a bad period (or series) answers the 400 page."""
+
+    @login_required
+    @require_GET
+    @wraps(view)
+    def wrapper(request: HttpRequest) -> HttpResponseBase:
+        try:
+            scope, period, keep = _request_scope(request)
+            return view(request, scope, period, keep)
+        except ApplicationError as error:
+            return _bad_period(request, error)
+
+    return wrapper
+
+
+@_scoped
+def posture_overview(request: HttpRequest, scope: posture.Scope, period: posture.Period, keep: dict[str, str]) -> HttpResponse:
     points = posture.series(scope=scope, period=period)
     previous = posture.series(scope=scope, period=period.previous)
     last_day = points[-1]["date"] if points else None
@@ -99,13 +116,8 @@ def queue_link(**filters: str) -> str:
     return f"{reverse('findings')}?{urlencode({k: v for k, v in filters.items() if v})}"
 
 
-@login_required
-@require_GET
-def posture_teams(request: HttpRequest) -> HttpResponse:
-    try:
-        scope, period, keep = _request_scope(request)
-    except ApplicationError as error:
-        return _bad_period(request, error)
+@_scoped
+def posture_teams(request: HttpRequest, scope: posture.Scope, period: posture.Period, keep: dict[str, str]) -> HttpResponse:
     rows = team_comparison(user=request.user, period=period)
     links = {
         row.slug: {
@@ -125,13 +137,8 @@ def posture_teams(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/posture_teams.html", context)
 
 
-@login_required
-@require_GET
-def posture_shift_left(request: HttpRequest) -> HttpResponse:
-    try:
-        scope, period, keep = _request_scope(request)
-    except ApplicationError as error:
-        return _bad_period(request, error)
+@_scoped
+def posture_shift_left(request: HttpRequest, scope: posture.Scope, period: posture.Period, keep: dict[str, str]) -> HttpResponse:
     rows, daily = shift_left(scope=scope, period=period)
     context = _context(request, "shift_left", scope, period, keep)
     context |= {
@@ -147,17 +154,12 @@ def posture_shift_left(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/posture_shift_left.html", context)
 
 
-@login_required
-@require_GET
-def posture_export(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+@_scoped
+def posture_export(request: HttpRequest, scope: posture.Scope, period: posture.Period, keep: dict[str, str]) -> StreamingHttpResponse:
     """One series as CSV: ``series`` is open, flow, time_to_fix, sla, age, teams or shift_left."""
-    try:
-        scope, period, _ = _request_scope(request)
-        series = request.GET.get("series", "")
-        if series not in SERIES:
-            raise ApplicationError(f"series must be one of: {', '.join(SERIES)}", code="invalid_series")
-    except ApplicationError as error:
-        return _bad_period(request, error)
+    series = request.GET.get("series", "")
+    if series not in SERIES:
+        raise ApplicationError(f"series must be one of: {', '.join(SERIES)}", code="invalid_series")
     rows = export_rows(user=request.user, scope=scope, period=period, series=series)
     response = StreamingHttpResponse(csv_lines(rows), content_type="text/csv; charset=utf-8")
     name = f"vigil-posture-{series}-{scope.team.slug if scope.team else 'all'}-{period.start}-{period.end}.csv"
