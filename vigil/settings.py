@@ -13,6 +13,8 @@ from pathlib import Path
 import dj_database_url
 import plotly
 
+from dashboard.services.sso_rules import parse_rules
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VIGIL_VAR_DIR", BASE_DIR / "var"))
 
@@ -297,7 +299,11 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
 # --- Access baseline: login throttling, CSP, proxies -----------------------
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "dashboard.sso.backends.LocalPasswordBackend",
+    "dashboard.sso.backends.VigilOIDCBackend",
+]
 #: How many reverse proxies of ours append to X-Forwarded-For (0: use the peer address).
 VIGIL_TRUSTED_PROXIES = int(os.environ.get("VIGIL_TRUSTED_PROXIES", "0"))
 #: Five wrong passwords for a username from one address lock it out for 15 minutes (429).
@@ -328,3 +334,28 @@ CELERY_BEAT_SCHEDULE["prune-signatures"] = {"task": "vigil.tokens.prune_signatur
 
 # Report uploads are read as a stream with their own cap (VIGIL_MAX_REPORT_BYTES), not buffered by Django.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# --- Single sign-on (OpenID Connect, mozilla-django-oidc) -------------------
+#: Username and password accounts; 0 hides the form and refuses every password login (the admin's too).
+VIGIL_LOCAL_LOGIN = env_bool("VIGIL_LOCAL_LOGIN", True)
+#: Shown as "Sign in with <name>".  Single sign-on is on when the client id, the endpoints and the issuer are set.
+VIGIL_OIDC_PROVIDER_NAME = os.environ.get("VIGIL_OIDC_PROVIDER_NAME", "")
+VIGIL_OIDC_ISSUER = os.environ.get("VIGIL_OIDC_ISSUER", "")
+OIDC_RP_CLIENT_ID = os.environ.get("VIGIL_OIDC_CLIENT_ID", "")
+OIDC_RP_CLIENT_SECRET = os.environ.get("VIGIL_OIDC_CLIENT_SECRET", "")
+OIDC_OP_AUTHORIZATION_ENDPOINT = os.environ.get("VIGIL_OIDC_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = os.environ.get("VIGIL_OIDC_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = os.environ.get("VIGIL_OIDC_USERINFO_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = os.environ.get("VIGIL_OIDC_JWKS_ENDPOINT", "")
+OIDC_RP_SIGN_ALGO = os.environ.get("VIGIL_OIDC_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = os.environ.get("VIGIL_OIDC_SCOPES", "openid email profile groups")
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = int(os.environ.get("VIGIL_OIDC_TIMEOUT", "10"))
+OIDC_VERIFY_SSL = env_bool("VIGIL_OIDC_VERIFY_SSL", True)
+#: Identity provider accounts have no password here: the first login creates the Vigil user.
+OIDC_CREATE_USER = True
+LOGIN_REDIRECT_URL_FAILURE = "/login/?sso=failed"
+VIGIL_OIDC_GROUPS_CLAIM = os.environ.get("VIGIL_OIDC_GROUPS_CLAIM", "groups")
+VIGIL_OIDC_USERNAME_CLAIM = os.environ.get("VIGIL_OIDC_USERNAME_CLAIM", "preferred_username")
+#: Group -> team and role rules (dashboard/services/sso_rules.py); a mistake stops the start-up.
+VIGIL_SSO_RULES = parse_rules(os.environ.get("VIGIL_SSO_RULES", "[]"))

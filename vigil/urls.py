@@ -2,11 +2,13 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from dashboard.sso.views import VigilLoginView
 from dashboard.views import health
 from dashboard.views.metrics import metrics_view
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", VigilLoginView.as_view(), name="login"),
+    path("oidc/", include("dashboard.sso.urls")),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

@@ -21,6 +21,7 @@ from dashboard.models.policies import POLICY_FIELDS, EnforcementPolicy, Enforcem
 from dashboard.models.posture import SNAPSHOT_SEVERITIES, DailySnapshot
 from dashboard.models.reports import Report, ReportPayload
 from dashboard.models.running import WorkloadSighting
+from dashboard.models.sso import SsoIdentity
 from dashboard.models.teams import Membership, Team
 from dashboard.models.tokens import ApiToken, SignedRequest, TokenAddress
 from dashboard.models.training import Topic, TrainingModule
@@ -68,6 +69,7 @@ __all__ = [
     "Role",
     "Severity",
     "SignedRequest",
+    "SsoIdentity",
     "Status",
     "Stream",
     "Team",

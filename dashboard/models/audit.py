@@ -45,6 +45,8 @@ class AuditEvent(models.Model):
         LOGIN_LOCKED = "login.locked"
         TEAM_SETTINGS = "team.settings"
         POLICY_CHANGED = "policy.changed"
+        SSO_USER_CREATED = "sso.user_created"
+        ADMIN_CHANGED = "user.admin_changed"
 
     created_at = models.DateTimeField(db_index=True)
     actor = models.ForeignKey(

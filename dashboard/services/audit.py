@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from dashboard.actors import SystemActor
 from dashboard.models import ApiToken, AuditEvent, Team
 
 
@@ -46,6 +47,8 @@ def request_client_ip(request: Any) -> str | None:
 def actor_label(actor: Any) -> str:
     if actor is None:
         return "Vigil"
+    if isinstance(actor, SystemActor):
+        return actor.label
     token = actor if isinstance(actor, ApiToken) else getattr(actor, "api_token", None)
     if token is not None:
         return f"token {token.name} ({token.prefix})"
