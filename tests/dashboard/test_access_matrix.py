@@ -86,6 +86,9 @@ EXPECT: dict[str, dict[str, str]] = {
     "admin-logout": {**{persona: "ok" for persona in PERSONAS}, "staff": "login"},
     # The Django admin: staff only; everyone else is sent to its login page.
     "admin-site": {persona: "admin-login" for persona in (*OUTSIDERS, "owner")},
+    # Single sign-on's start and callback: absent (404) for everyone while no provider is configured, as here;
+    # configured, they are the public start of a login (tests/dashboard/test_sso_login.py).
+    "sso-unconfigured": {persona: "404" for persona in PERSONAS},
     # API, list of what the caller may read (scope read).
     "api-read-list": {
         "anonymous": "401", "champion": "ok", "manager": "ok", "token:ingest": "403", "token:read": "ok", "token:admin": "ok",
@@ -142,6 +145,8 @@ ROUTES: dict[str, list[Probe]] = {
     "login": [Probe("public")],
     "logout": [Probe("logout", "POST")],
     "healthz": [Probe("public")],
+    "oidc_authentication_init": [Probe("sso-unconfigured")],
+    "oidc_authentication_callback": [Probe("sso-unconfigured", query=lambda w: "code=x&state=y")],
     "readyz": [Probe("public")],
     "metrics": [Probe("public")],
     "home": [Probe("page")],
