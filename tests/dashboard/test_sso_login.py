@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import jwt
 import pytest
 from django.core.exceptions import SuspiciousOperation
 
@@ -18,7 +19,7 @@ from dashboard.models import AuditEvent, Membership, Role, SsoIdentity
 from dashboard.services.sso_rules import parse_rules
 from dashboard.sso.backends import VigilOIDCBackend
 from tests.factories import TeamFactory
-from tests.sso_provider.harness import Provider, provider_id_token, running_provider, vigil_sso_login
+from tests.sso_provider.harness import Provider, provider_id_token, rsa_private_pem, running_provider, vigil_sso_login
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -110,6 +111,24 @@ def test_an_id_token_for_another_client_is_refused(sso: Provider, settings: Any)
 
     with pytest.raises(SuspiciousOperation, match="not meant for this client"):
         VigilOIDCBackend().verify_token(token, nonce="n-2")
+
+
+def test_an_id_token_from_another_issuer_is_refused(sso: Provider, settings: Any) -> None:
+    token = provider_id_token(sso, "mallory", nonce="n-3")
+    settings.VIGIL_OIDC_ISSUER = "https://idp.example.com"
+
+    with pytest.raises(SuspiciousOperation, match="not by the configured provider"):
+        VigilOIDCBackend().verify_token(token, nonce="n-3")
+
+
+def test_an_id_token_signed_with_another_key_under_the_providers_key_id_is_refused(sso: Provider) -> None:
+    token = provider_id_token(sso, "mallory", nonce="n-4")
+    header = jwt.get_unverified_header(token)
+    claims = {**jwt.decode(token, options={"verify_signature": False}), "groups": ["secops"]}
+    forged = jwt.encode(claims, rsa_private_pem(), algorithm="RS256", headers={"kid": header["kid"]})
+
+    with pytest.raises(SuspiciousOperation, match="verification failed"):
+        VigilOIDCBackend().verify_token(forged, nonce="n-4")
 
 
 def test_a_local_account_of_the_same_name_is_not_taken_over(sso: Provider, live_server: Any, django_user_model: Any) -> None:
