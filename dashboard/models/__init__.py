@@ -13,7 +13,7 @@ from dashboard.models.choices import (
     TokenScope,
 )
 from dashboard.models.findings import Finding, FindingEvent, FindingOccurrence, LifecycleScope
-from dashboard.models.images import Image, ImageVersion
+from dashboard.models.images import BaseLayerCount, Image, ImageVersion
 from dashboard.models.lookups import AnyOf  # registers field__any
 from dashboard.models.nudges import ACTIVE_NUDGE_STATES, EventSighting, Nudge, NudgeDigest, NudgeRule, NudgeState, TeamWebhook
 from dashboard.models.ownership import OwnershipRule, OwnerSource
@@ -36,6 +36,7 @@ __all__ = [
     "ApiToken",
     "AuditEvent",
     "AuditLogIsAppendOnly",
+    "BaseLayerCount",
     "Comment",
     "DailySnapshot",
     "EnforcementPolicy",
