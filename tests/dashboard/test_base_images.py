@@ -17,11 +17,12 @@ import io
 import pytest
 from django.http import QueryDict
 
-from dashboard.models import Finding, Role, Status, TokenScope
+from dashboard.models import BaseLayerCount, Finding, Role, Status, TokenScope
 from dashboard.selectors.base_images import base_image_groups, os_of_target, release_of
 from dashboard.selectors.findings import FindingFilters, finding_list
 from dashboard.services.base_image_counts import base_image_counts_refresh
 from dashboard.services.tokens import token_create
+from dashboard.tasks import take_snapshots
 from tests.conftest import fixture_bytes
 from tests.dashboard.ingest_helpers import ingest
 from tests.factories import MembershipFactory, TeamFactory, UserFactory
@@ -234,3 +235,12 @@ def test_the_page_and_the_api_say_when_the_roll_up_was_counted(scanned, client) 
 
     assert "the snapshot task counts again every hour" in html
     assert body["counted_at"] is not None
+
+
+def test_the_hourly_snapshot_task_counts_the_roll_up_again(scanned) -> None:
+    staff = UserFactory(is_staff=True)
+    BaseLayerCount.objects.all().delete()
+
+    take_snapshots()
+
+    assert [group.os_family for group in base_image_groups(user=staff)] == ["alpine", "debian"]
