@@ -8,6 +8,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from dashboard.services import (
+    active_counts,
     base_image_counts,
     digest,
     events,
@@ -53,6 +54,7 @@ def sweep_reports() -> None:
 def take_snapshots() -> None:
     snapshots.snapshot_take()
     base_image_counts.base_image_counts_refresh()
+    active_counts.active_counts_fold()
 
 
 @shared_task(name="vigil.events.resolve_quiet")

@@ -18,7 +18,7 @@ from dashboard.models.lookups import AnyOf  # registers field__any
 from dashboard.models.nudges import ACTIVE_NUDGE_STATES, EventSighting, Nudge, NudgeDigest, NudgeRule, NudgeState, TeamWebhook
 from dashboard.models.ownership import OwnershipRule, OwnerSource
 from dashboard.models.policies import POLICY_FIELDS, EnforcementPolicy, EnforcementPolicyVersion, GateDecision, GateOutcome, PolicyMode
-from dashboard.models.posture import SNAPSHOT_SEVERITIES, DailySnapshot
+from dashboard.models.posture import SNAPSHOT_SEVERITIES, ActiveFindingDelta, DailySnapshot
 from dashboard.models.reports import Report, ReportPayload
 from dashboard.models.running import WorkloadSighting
 from dashboard.models.teams import Membership, Team
@@ -32,6 +32,7 @@ __all__ = [
     "POLICY_FIELDS",
     "SEVERITY_ORDER",
     "SNAPSHOT_SEVERITIES",
+    "ActiveFindingDelta",
     "AnyOf",
     "ApiToken",
     "AuditEvent",
