@@ -147,8 +147,8 @@ def images_findings(
     where = None
     if policy_of is not None and today is not None and wanted_images:
         where = Q(pk__in=[])
-        for pk, image in wanted_images.items():
-            where |= Q(image_id=pk) & may_violate(policy_of(image), today)
+        for pk, candidate in wanted_images.items():
+            where |= Q(image_id=pk) & may_violate(policy_of(candidate), today)
     by_image = _findings_by_image(set(wanted_images), user, where)
     out: dict[str, ImageFindings] = {}
     for ref, item in parsed.items():

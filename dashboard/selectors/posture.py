@@ -158,7 +158,7 @@ def open_now(*, scope: Scope) -> dict[str, int]:
     """
     if connection.vendor == "postgresql":
         rows: QuerySet[Any] = ActiveFindingDelta.objects.all()
-        column = Sum("n")
+        column: Sum | Count = Sum("n")
     else:
         rows = Finding.objects.filter(status__in=ACTIVE_STATUSES)
         column = Count("*")
