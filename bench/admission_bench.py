@@ -6,7 +6,9 @@ are all low: it passes), creates an ``admission`` token bound to a cluster, then
 clients, in this order: GET /healthz, POST /api/v1/admission/validate for the passing image (a Deployment: the
 decision, a GateDecision row, the sighting skipped within its minute), the warned image (the same, plus the
 admission event stored and published for the worker), then /healthz again.  It prints requests per second, p50
-and p99 of each, and the ratio of each decision's p99 to the trivial view's (aim: at most 2x).
+and p99 of each, and the ratio of each decision's p99 to the trivial view's (aim: at most 2x).  Between the
+webhook and the second /healthz, the CI gate: GET /api/v1/gate/ for the warned image with a read token (the
+decision, its training modules and a GateDecision row).
 
     .venv/bin/python bench/admission_bench.py [--requests 1600] [--clients 16] [--findings 300]
 """
@@ -35,6 +37,8 @@ from bench.reportgen import trivy_bytes  # noqa: E402
 
 REQUEST = ROOT / "tests" / "fixtures" / "admission-review" / "requests" / "deployment_update.json"
 IMAGES = {"warned": "registry.example.com/bench/api", "passing": "registry.example.com/bench/clean"}
+#: (label, kind) in the order they run: the trivial view first and last, the decisions between.
+SCENARIOS = (("healthz", "healthz"), ("passing", "passing"), ("warned", "warned"), ("gate", "gate"), ("healthz_again", "healthz"))
 
 
 def review_for(image: str, number: int) -> bytes:
@@ -62,12 +66,16 @@ def _client_process(port: int, token: str, kind: str, threads: int, per_thread: 
             try:
                 if kind in IMAGES:
                     conn.request("POST", "/api/v1/admission/validate", body=bodies[i], headers=headers)
+                elif kind == "gate":
+                    conn.request("GET", f"/api/v1/gate/?image={IMAGES['warned']}:1.0.0", headers=headers)
                 else:
                     conn.request("GET", "/healthz")
                 response = conn.getresponse()
                 payload = response.read()
                 status = response.status
                 if kind in IMAGES and status == 200 and "response" not in json.loads(payload):
+                    status = -1
+                if kind == "gate" and status == 200 and json.loads(payload).get("decision") != "warn":
                     status = -1
             except (OSError, http.client.HTTPException, ValueError):
                 conn.close()
@@ -149,21 +157,22 @@ def run(*, requests: int, clients: int, findings: int, web_workers: int, web_thr
         token = stack_mod._manage(
             stack.env, "create_token", "--team", "bench", "--name", "webhook", "--scope", "admission", "--cluster", "bench"
         ).splitlines()[-1]
+        reader = stack_mod._manage(stack.env, "create_token", "--team", "bench", "--name", "ci", "--scope", "read").splitlines()[-1]
         seed(stack, findings)
         figures: dict[str, Any] = {"clients": clients, "web_workers": web_workers, "web_threads": web_threads, "findings": findings}
         figures["answers"] = check(stack, token)
-        for label, kind in (("healthz", "healthz"), ("passing", "passing"), ("warned", "warned"), ("healthz_again", "healthz")):
+        for label, kind in SCENARIOS:
             progress(f"{label}: {requests} requests from {clients} clients")
-            figures[label] = load(stack.port, token, kind, requests, clients)
+            figures[label] = load(stack.port, reader if kind == "gate" else token, kind, requests, clients)
         trivial = max(figures["healthz"]["p99_ms"], figures["healthz_again"]["p99_ms"])
-        figures["p99_ratio"] = {name: figures[name]["p99_ms"] / trivial for name in IMAGES}
+        figures["p99_ratio"] = {name: figures[name]["p99_ms"] / trivial for name in (*IMAGES, "gate")}
         return figures
 
 
 def show(f: dict[str, Any]) -> None:
     print(f"{f['clients']} clients, gunicorn {f['web_workers']} workers x {f['web_threads']} threads; {f['findings']} findings per image")
     print(f"answers: {f['answers']}")
-    for name in ("healthz", "passing", "warned", "healthz_again"):
+    for name, _ in SCENARIOS:
         r = f[name]
         print(f"{name:14} {r['ok']:5}/{r['requests']} ok  {r['per_second']:7.0f}/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms")
     for name, ratio in f["p99_ratio"].items():

@@ -207,6 +207,26 @@ def write_docs(rows: list[dict[str, Any]], jobs: dict[str, dict[str, float]], ma
     DOCS.write_text(text)
 
 
+def populated(args: Any, env: dict[str, str]) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
+    """Make the data, then take the daily snapshot and the backfill, each in a child process."""
+    made = populate(findings=args.findings, teams=args.teams)
+    print(f"data: {args.findings:,} findings, {made['events']:,} events, {made['reports']:,} reports in {made['seconds']:.0f} s")
+    jobs = {"snapshot": child(env, "from dashboard.services.snapshots import snapshot_take; snapshot_take()")}
+    print(f"daily snapshot: {jobs['snapshot']['seconds']:.1f} s, peak {jobs['snapshot']['peak_mib']:.0f} MiB", flush=True)
+    jobs["backfill"] = child(env, f"from django.core.management import call_command; call_command('backfill_snapshots', days={args.days})")
+    print(f"backfill {args.days} days: {jobs['backfill']['seconds']:.1f} s, peak {jobs['backfill']['peak_mib']:.0f} MiB", flush=True)
+    return made, jobs
+
+
+def reused() -> dict[str, Any]:
+    from django.contrib.auth import get_user_model
+
+    from dashboard.models import FindingEvent, Report
+
+    user = get_user_model().objects.get(username="manager")
+    return {"user": user, "seconds": 0.0, "events": FindingEvent.objects.count(), "reports": Report.objects.count()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--findings", type=int, default=1_000_000)
@@ -216,13 +236,15 @@ def main() -> None:
     parser.add_argument("--db", default="vigil_posturebench")
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--reuse-db", action="store_true", help="measure the pages on the database of a --keep-db run")
     args = parser.parse_args()
 
     url = f"postgres://postgres@127.0.0.1:5432/{args.db}"
     env = {**os.environ, "DATABASE_URL": url, "VIGIL_DB_CONN_MAX_AGE": "0"}
     env.pop("CELERY_BROKER_URL", None)
-    _admin(f'DROP DATABASE IF EXISTS "{args.db}" WITH (FORCE)')
-    _admin(f'CREATE DATABASE "{args.db}"')
+    if not args.reuse_db:
+        _admin(f'DROP DATABASE IF EXISTS "{args.db}" WITH (FORCE)')
+        _admin(f'CREATE DATABASE "{args.db}"')
     try:
         _migrate(env)
         os.environ["DATABASE_URL"] = url
@@ -232,17 +254,10 @@ def main() -> None:
         django.setup()
         from django.test import Client
 
-        made = populate(findings=args.findings, teams=args.teams)
-        print(
-            f"data: {args.findings:,} findings, {made['events']:,} events, {made['reports']:,} reports in {made['seconds']:.0f} s",
-            flush=True,
-        )
-        jobs = {"snapshot": child(env, "from dashboard.services.snapshots import snapshot_take; snapshot_take()")}
-        print(f"daily snapshot: {jobs['snapshot']['seconds']:.1f} s, peak {jobs['snapshot']['peak_mib']:.0f} MiB", flush=True)
-        jobs["backfill"] = child(
-            env, f"from django.core.management import call_command; call_command('backfill_snapshots', days={args.days})"
-        )
-        print(f"backfill {args.days} days: {jobs['backfill']['seconds']:.1f} s, peak {jobs['backfill']['peak_mib']:.0f} MiB", flush=True)
+        if args.reuse_db:
+            made, jobs = reused(), {}
+        else:
+            made, jobs = populated(args, env)
         client = Client()
         client.force_login(made["user"])
         requests = [

@@ -8,6 +8,8 @@ from __future__ import annotations
 from celery import shared_task
 
 from dashboard.services import (
+    active_counts,
+    base_image_counts,
     digest,
     events,
     intel,
@@ -51,6 +53,8 @@ def sweep_reports() -> None:
 @shared_task(name="vigil.snapshots.take")
 def take_snapshots() -> None:
     snapshots.snapshot_take()
+    base_image_counts.base_image_counts_refresh()
+    active_counts.active_counts_fold()
 
 
 @shared_task(name="vigil.events.resolve_quiet")

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from dashboard.api.permissions import ScopePermission
 from dashboard.models import TokenScope
-from dashboard.selectors.base_images import BaseGroup, base_image_groups, release_of
+from dashboard.selectors.base_images import BaseGroup, base_image_groups, counted_at, release_of
 
 
 class TeamShareSerializer(serializers.Serializer[Any]):
@@ -41,6 +41,7 @@ class BaseGroupSerializer(serializers.Serializer[Any]):
 
 
 class BaseImagesSerializer(serializers.Serializer[Any]):
+    counted_at = serializers.DateTimeField(allow_null=True, help_text="when the hourly snapshot task counted these (null: not yet)")
     results = BaseGroupSerializer(many=True)
 
 
@@ -79,4 +80,6 @@ class BaseImageListView(APIView):
     def get(self, request: Request) -> Response:
         queue_url = request.build_absolute_uri(reverse("findings"))
         groups = base_image_groups(user=request.user)
-        return Response({"results": [group_data(group, queue_url=queue_url) for group in groups]})
+        at = counted_at()
+        results = [group_data(group, queue_url=queue_url) for group in groups]
+        return Response({"counted_at": at.isoformat() if at else None, "results": results})

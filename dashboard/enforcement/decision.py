@@ -37,7 +37,7 @@ _OUTCOME_OF_MODE = {AUDIT: PASS, WARN: WARN, ENFORCE: FAIL}
 
 #: Severity words, most to least severe (PRODUCT.md).
 SEVERITIES = ("critical", "high", "medium", "low", "info", "unknown")
-_SEVERITY_RANK = {name: len(SEVERITIES) - index for index, name in enumerate(SEVERITIES)}
+SEVERITY_RANK = {name: len(SEVERITIES) - index for index, name in enumerate(SEVERITIES)}
 
 #: Rule names, as reasons list them.
 RULE_SEVERITY = "severity"
@@ -185,7 +185,7 @@ def violated_rules(policy: Policy, finding: FindingFacts, today: dt.date) -> tup
         return ()
     rules: list[str] = []
     fix_ok = finding.fix_available or not policy.fix_required
-    if policy.min_severity and fix_ok and _SEVERITY_RANK.get(finding.severity, 0) >= _SEVERITY_RANK.get(policy.min_severity, 99):
+    if policy.min_severity and fix_ok and SEVERITY_RANK.get(finding.severity, 0) >= SEVERITY_RANK.get(policy.min_severity, 99):
         rules.append(RULE_SEVERITY)
     if policy.epss_min is not None and fix_ok and finding.epss is not None and finding.epss >= policy.epss_min:
         rules.append(RULE_EPSS)
@@ -210,7 +210,7 @@ def _mildest(a: str, b: str) -> str:
 
 def _reason_order(reason: Reason) -> tuple[Any, ...]:
     finding = reason.finding
-    return (-_SEVERITY_RANK.get(finding.severity, 0), not finding.kev, -(finding.epss or 0.0), finding.rule_id, finding.id)
+    return (-SEVERITY_RANK.get(finding.severity, 0), not finding.kev, -(finding.epss or 0.0), finding.rule_id, finding.id)
 
 
 def decide(*, policy: Policy, findings: Iterable[FindingFacts] | None, now: dt.datetime, namespace: str = "") -> Decision:

@@ -13,12 +13,12 @@ from dashboard.models.choices import (
     TokenScope,
 )
 from dashboard.models.findings import Finding, FindingEvent, FindingOccurrence, LifecycleScope
-from dashboard.models.images import Image, ImageVersion
+from dashboard.models.images import BaseLayerCount, Image, ImageVersion
 from dashboard.models.lookups import AnyOf  # registers field__any
 from dashboard.models.nudges import ACTIVE_NUDGE_STATES, EventSighting, Nudge, NudgeDigest, NudgeRule, NudgeState, TeamWebhook
 from dashboard.models.ownership import OwnershipRule, OwnerSource
 from dashboard.models.policies import POLICY_FIELDS, EnforcementPolicy, EnforcementPolicyVersion, GateDecision, GateOutcome, PolicyMode
-from dashboard.models.posture import SNAPSHOT_SEVERITIES, DailySnapshot
+from dashboard.models.posture import SNAPSHOT_SEVERITIES, ActiveFindingDelta, DailySnapshot
 from dashboard.models.reports import Report, ReportPayload
 from dashboard.models.running import WorkloadSighting
 from dashboard.models.sso import SsoIdentity
@@ -33,10 +33,12 @@ __all__ = [
     "POLICY_FIELDS",
     "SEVERITY_ORDER",
     "SNAPSHOT_SEVERITIES",
+    "ActiveFindingDelta",
     "AnyOf",
     "ApiToken",
     "AuditEvent",
     "AuditLogIsAppendOnly",
+    "BaseLayerCount",
     "Comment",
     "DailySnapshot",
     "EnforcementPolicy",

@@ -47,3 +47,20 @@ class ImageVersion(models.Model):
         if self.digest:
             ref += f"@{self.digest}"
         return ref
+
+
+class BaseLayerCount(models.Model):
+    """Active OS-package findings of one image, team, result target, layer and severity, counted by the hourly
+    snapshot task (services/base_image_counts.py) so the base-image roll-up reads these rows, not the findings."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+", db_index=False)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False)
+    target = models.TextField()
+    layer = models.CharField(max_length=255)
+    severity = models.CharField(max_length=16)
+    n = models.PositiveIntegerField()
+    fixable = models.PositiveIntegerField()
+    counted_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["team"], name="base_layer_count_team_idx")]

@@ -127,3 +127,18 @@ class DailySnapshot(models.Model):
     @property
     def overdue_total(self) -> int:
         return sum(self.overdue_by_severity.values())
+
+
+class ActiveFindingDelta(models.Model):
+    """Changes to the number of active findings per team and severity; their sum is what is active now.
+
+    Written by PostgreSQL itself: statement triggers on the findings table (migration 0018) add one row per
+    (team, severity) whose count a statement changed, so every write path, ORM, bulk SQL or COPY, keeps the sum
+    exact, and concurrent writers only ever insert (no counter row to lock).  The hourly snapshot task folds the
+    rows into one per (team, severity) (services/active_counts.py).  ``team_id`` is a plain column: a deleted
+    team's rows sum to zero once its findings moved.
+    """
+
+    team_id = models.BigIntegerField(null=True)
+    severity = models.CharField(max_length=16)
+    n = models.IntegerField()

@@ -14,12 +14,14 @@ fixes exactly the group's findings that have a fixed version.  For the others no
 release; a newer release may fix them, but Vigil cannot know, and says so.
 
 Only what the caller may read is used, to find base layers as well as to count (another team's images never
-shape what someone sees).  Two queries: the grouped counts, then the images and teams they name.
+shape what someone sees).  The counts are those the hourly snapshot task stored (services/base_image_counts.py;
+the pages say when): three queries, the stored counts, then the images and teams they name, none on findings.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import functools
 import hashlib
 import re
@@ -27,11 +29,12 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from django.db.models import Count, Q
+from django.db.models import Count, Max, Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 from django.utils.http import urlencode
 
-from dashboard.models import ACTIVE_STATUSES, SEVERITY_ORDER, Finding, Image, Team
+from dashboard.models import ACTIVE_STATUSES, SEVERITY_ORDER, BaseLayerCount, Finding, Image, Team
+from dashboard.models.access import visible_team_filter
 from dashboard.selectors.findings import os_package_q
 
 #: ``registry/repo:tag (debian 10.2)``: the OS Trivy detected, at the end of an OS-package result's target.
@@ -131,11 +134,11 @@ def _n(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def _rows(user: Any) -> list[dict[str, Any]]:
-    """Open OS-package findings with a layer, counted per image, team, target, layer and severity (one query)."""
+def live_rows(findings: QuerySet[Finding]) -> list[dict[str, Any]]:
+    """The definition: active OS-package findings with a layer, counted per image, team, target, layer and
+    severity (one aggregate over the findings; the hourly refresh stores what it gives)."""
     rows = (
-        Finding.objects.visible_to(user)
-        .filter(os_package_q(), status__in=ACTIVE_STATUSES, image__isnull=False, details__layer_diff_id__isnull=False)
+        findings.filter(os_package_q(), status__in=ACTIVE_STATUSES, image__isnull=False, details__layer_diff_id__isnull=False)
         .exclude(details__layer_diff_id="")
         .annotate(layer=KeyTextTransform("layer_diff_id", "details"), target=KeyTextTransform("target", "details"))
         .order_by()  # the model's ordering must not join the GROUP BY
@@ -145,9 +148,25 @@ def _rows(user: Any) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
-def base_image_groups(*, user: Any) -> list[BaseGroup]:
-    """Every base shared by two or more images the user may see, largest first."""
-    rows = [row for row in _rows(user) if os_of_target(row["target"] or "")]
+def stored_rows(user: Any) -> list[dict[str, Any]]:
+    """The same rows as stored by the last hourly refresh, of the teams the user may read (no findings read)."""
+    rows = BaseLayerCount.objects.all()
+    scope = visible_team_filter(user)
+    if scope is not None:
+        rows = rows.filter(**scope)
+    return [dict(row) for row in rows.values("image_id", "team_id", "target", "layer", "severity", "n", "fixable")]
+
+
+def counted_at() -> dt.datetime | None:
+    """When the stored rows were counted (None: not yet), for the pages to say how fresh they are."""
+    return BaseLayerCount.objects.order_by().aggregate(at=Max("counted_at"))["at"]
+
+
+def base_image_groups(*, user: Any, live: bool = False) -> list[BaseGroup]:
+    """Every base shared by two or more images the user may see, largest first: from the hourly counts, or
+    (``live``) counted from the findings now."""
+    counted = live_rows(Finding.objects.visible_to(user)) if live else stored_rows(user)
+    rows = [row for row in counted if os_of_target(row["target"] or "")]
     image_os: dict[int, Counter[tuple[str, str]]] = defaultdict(Counter)
     image_layers: dict[int, set[str]] = defaultdict(set)
     layer_images: dict[str, set[int]] = defaultdict(set)

@@ -8,12 +8,14 @@ decides.  Nothing is cached: a false positive marked or an acceptance revoked a 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import datetime as dt
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db.models import Max, Q
 
-from dashboard.enforcement.decision import FindingFacts, Policy, policy_from_mapping
+from dashboard.enforcement.decision import SEVERITY_RANK, FindingFacts, Policy, policy_from_mapping
 from dashboard.models import (
     ACTIVE_STATUSES,
     POLICY_FIELDS,
@@ -106,11 +108,15 @@ def _readable_team_ids(user: Any) -> set[int] | None:
     return set(visible_teams(user).values_list("pk", flat=True))
 
 
-def images_findings(*, refs: Sequence[str], user: Any = None) -> dict[str, ImageFindings]:
+def images_findings(
+    *, refs: Sequence[str], user: Any = None, policy_of: Callable[[Image], Policy] | None = None, today: dt.date | None = None
+) -> dict[str, ImageFindings]:
     """Every reference in ``refs`` -> what Vigil knows about it, in at most four queries whatever the number of refs.
 
     ``user`` (a person or a request's token principal) sees only the findings and images of the teams it may
     read; ``user=None`` reads everything (the admission webhook: its token decides on any image but reads nothing).
+    With ``policy_of`` (the policy that decides for an image) and ``today``, only the findings that could violate
+    that policy are read (``may_violate``): the decision is the same, from a fraction of the rows.
     """
     parsed = {ref: ImageRef.parse(ref) for ref in refs}
     wanted = {(item.registry, item.repository) for item in parsed.values() if item is not None}
@@ -137,7 +143,13 @@ def images_findings(*, refs: Sequence[str], user: Any = None) -> dict[str, Image
         and (item.registry, item.repository) in images
         and _version_seen(item, images[(item.registry, item.repository)], versions)
     }
-    by_image = _findings_by_image({image.pk for image in seen.values()}, user)
+    wanted_images = {image.pk: image for image in seen.values()}
+    where = None
+    if policy_of is not None and today is not None and wanted_images:
+        where = Q(pk__in=[])
+        for pk, candidate in wanted_images.items():
+            where |= Q(image_id=pk) & may_violate(policy_of(candidate), today)
+    by_image = _findings_by_image(set(wanted_images), user, where)
     out: dict[str, ImageFindings] = {}
     for ref, item in parsed.items():
         image = seen.get(ref)
@@ -146,10 +158,36 @@ def images_findings(*, refs: Sequence[str], user: Any = None) -> dict[str, Image
     return out
 
 
-def _findings_by_image(image_ids: set[int], user: Any) -> dict[int, list[FindingFacts]]:
+def may_violate(policy: Policy, today: dt.date) -> Q:
+    """Findings that could violate one of ``policy``'s rules (``violated_rules``), as a filter: a superset of
+    those that do, so deciding on what it selects gives the same decision as deciding on every finding."""
+    fix_ok = ~Q(fixed_version="") if policy.fix_required else Q()
+    if policy.rule_ids:  # shell patterns and AVD- aliases: any finding may be named
+        return Q()
+    parts: list[Q] = []
+    if policy.min_severity:
+        lowest = SEVERITY_RANK.get(policy.min_severity, 99)
+        parts.append(Q(severity__in=[name for name, rank in SEVERITY_RANK.items() if rank >= lowest]) & fix_ok)
+    if policy.epss_min is not None:
+        parts.append(Q(epss__gte=policy.epss_min) & fix_ok)
+    if policy.kev:
+        parts.append(Q(kev=True))
+    if policy.sla_overdue:
+        parts.append(Q(due_date__lt=today))
+    if policy.secrets:
+        parts.append(Q(kind="secret"))
+    where = Q(pk__in=[])
+    for part in parts:
+        where |= part
+    return where
+
+
+def _findings_by_image(image_ids: set[int], user: Any, where: Q | None = None) -> dict[int, list[FindingFacts]]:
     if not image_ids:
         return {}
     qs = Finding.objects.all() if user is None else Finding.objects.visible_to(user)
+    if where is not None:
+        qs = qs.filter(where)
     rows = (
         qs.filter(image_id__in=sorted(image_ids), status__in=CANDIDATE_STATUSES)
         .annotate(accepted_until=Max("risk_acceptances__expires", filter=Q(risk_acceptances__state=RiskAcceptance.State.APPROVED)))
@@ -162,9 +200,11 @@ def _findings_by_image(image_ids: set[int], user: Any) -> dict[int, list[Finding
     return out
 
 
-def image_findings(*, ref: str, user: Any = None) -> ImageFindings:
+def image_findings(
+    *, ref: str, user: Any = None, policy_of: Callable[[Image], Policy] | None = None, today: dt.date | None = None
+) -> ImageFindings:
     """``images_findings`` for one reference."""
-    return images_findings(refs=[ref], user=user)[ref]
+    return images_findings(refs=[ref], user=user, policy_of=policy_of, today=today)[ref]
 
 
 def policy_of(row: EnforcementPolicy | None) -> Policy:
@@ -182,6 +222,11 @@ def policy_for(*, team_id: int | None) -> Policy:
     )
     by_team = {row.team_id: row for row in rows}
     return policy_of(by_team.get(team_id) if team_id in by_team else by_team.get(None))
+
+
+def policies_read_once() -> Callable[[int | None], Policy]:
+    """``policy_for`` that reads each team's policy at most once (for one decision, never across requests)."""
+    return functools.cache(lambda team_id: policy_for(team_id=team_id))
 
 
 def policy_row(*, team_id: int | None) -> EnforcementPolicy | None:

@@ -1,5 +1,5 @@
-"""Posture reads: daily snapshots (a few aggregates over at most days x teams rows); the findings table only for
-``open_now``, the API summary's count of what is open at this moment.
+"""Posture reads: daily snapshots (a few aggregates over at most days x teams rows), and for ``open_now``, the API
+summary's count of what is open at this moment, the active-finding deltas PostgreSQL's triggers keep.
 
 Who sees what: the teams ``visible_teams`` gives (managers their granted teams, champions and members their
 own, tokens theirs).  Staff read the organisation's row (every team and unowned findings); anyone else the
@@ -12,12 +12,13 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
 from dashboard.errors import ApplicationError
-from dashboard.models import ACTIVE_STATUSES, SNAPSHOT_SEVERITIES, DailySnapshot, Finding, Team
+from dashboard.models import ACTIVE_STATUSES, SNAPSHOT_SEVERITIES, ActiveFindingDelta, DailySnapshot, Finding, Team
 from dashboard.models.access import sees_everything, visible_teams
 
 PERIODS = (30, 90, 365)
@@ -148,17 +149,23 @@ def mttr_overall(points: list[dict[str, Any]]) -> float | None:
 
 
 def open_now(*, scope: Scope) -> dict[str, int]:
-    """Active findings by severity now, counted as ``GET /api/v1/findings/`` counts them.
+    """Active findings by severity now, exactly as ``GET /api/v1/findings/`` counts them.
 
     The one read here that is not a snapshot: snapshots are taken hourly, and a pipeline that compares the
-    posture with the findings list right after its report must see the same numbers.  One grouped count on
-    the (team, status) index; the organisation's count includes unowned findings, as staff's list does.
+    posture with the findings list right after its report must see the same numbers.  On PostgreSQL the sum of
+    the deltas its triggers keep per team and severity (a few hundred rows, never the findings table); elsewhere
+    a count of the findings.  The organisation's count includes unowned findings, as staff's list does.
     """
-    active = Finding.objects.filter(status__in=ACTIVE_STATUSES).order_by()
+    if connection.vendor == "postgresql":
+        rows: QuerySet[Any] = ActiveFindingDelta.objects.all()
+        column: Sum | Count = Sum("n")
+    else:
+        rows = Finding.objects.filter(status__in=ACTIVE_STATUSES)
+        column = Count("*")
     if not scope.organisation:
-        active = active.filter(team_id__in=scope.team_ids)
-    counts = dict(active.values_list("severity").annotate(n=Count("id")))
-    return {severity: int(counts.get(severity, 0)) for severity in SNAPSHOT_SEVERITIES}
+        rows = rows.filter(team_id__in=scope.team_ids)
+    counts = dict(rows.order_by().values_list("severity").annotate(total=column))
+    return {severity: int(counts.get(severity) or 0) for severity in SNAPSHOT_SEVERITIES}
 
 
 def summary(points: list[dict[str, Any]]) -> dict[str, Any]:

@@ -24,10 +24,10 @@ from typing import Any
 
 from django.utils import timezone
 
-from dashboard.enforcement.decision import FAIL, PASS, Decision, Policy, decide, worst_of
+from dashboard.enforcement.decision import FAIL, PASS, Decision, decide, worst_of
 from dashboard.errors import ApplicationError
 from dashboard.models import GateDecision, WorkloadSighting
-from dashboard.selectors.enforcement import ImageFindings, images_findings, modules_for_findings, policy_for
+from dashboard.selectors.enforcement import ImageFindings, images_findings, modules_for_findings, policies_read_once
 from dashboard.selectors.would_block import namespace_team
 from dashboard.services.clusters import resolve_cluster
 from dashboard.services.gate import decision_record
@@ -99,18 +99,18 @@ def admission_validate(*, document: Any, by: Any, cluster: str = "", now: dt.dat
 def _decide(request: AdmissionRequest, now: dt.datetime) -> list[ImageDecision]:
     """One decision per distinct image (a pod's init containers often repeat an image)."""
     containers = list({container.reference: container for container in request.containers}.values())
-    inputs = images_findings(refs=[container.reference for container in containers], user=None)
     team_of_namespace = namespace_team(request.namespace)
-    policies: dict[int | None, Policy] = {}
+    policy_of = policies_read_once()
+    refs = [container.reference for container in containers]
+    # Only the findings that could violate each image's policy are read: the same decision from fewer rows.
+    inputs = images_findings(refs=refs, user=None, policy_of=lambda image: policy_of(team_of_namespace or image.team_id), today=now.date())
     out = []
     for container in containers:
         found = inputs[container.reference]
         image_team = found.image.team_id if found.image is not None else None
         team_id = team_of_namespace or image_team
-        if team_id not in policies:
-            policies[team_id] = policy_for(team_id=team_id)
         findings = found.findings if container.image is not None else None  # an unreadable reference is an unknown image
-        decision = decide(policy=policies[team_id], findings=findings, now=now, namespace=request.namespace)
+        decision = decide(policy=policy_of(team_id), findings=findings, now=now, namespace=request.namespace)
         out.append(ImageDecision(container, found, decision))
     return out
 

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from dashboard.models import Finding, Nudge, NudgeState, Report, Role, Team
+from dashboard.services.base_image_counts import base_image_counts_refresh
 from dashboard.services.demo_base_images import demo_base_images
 from dashboard.services.demo_history import demo_history
 from dashboard.services.demo_policies import demo_policies
@@ -126,6 +127,7 @@ def demo_load(*, today: dt.date | None = None) -> dict[str, int]:
     demo_history(users=users, teams=teams, today=today)
     demo_policies(users=users)
     posture_demo()  # last: the snapshots are rebuilt from everything the demo did
+    base_image_counts_refresh()  # as the hourly snapshot task would
     return {"teams": len(teams), "users": len(users), "reports": reports, "findings": Finding.objects.count()}
 
 

@@ -52,7 +52,7 @@ class Inputs:
 def _live_stock(day: dt.date) -> dict[tuple[int | None, int], Stock]:
     stock: dict[tuple[int | None, int], Stock] = {}
     active = Finding.objects.filter(status__in=ACTIVE_STATUSES).order_by()
-    for team_id, severity, n in active.values_list("team_id", "severity").annotate(n=Count("id")):
+    for team_id, severity, n in active.values_list("team_id", "severity").annotate(n=Count("*")):  # from the index alone
         stock.setdefault((team_id, 0), Stock()).open[severity] += n
     for team_id, severity, n in active.filter(due_date__lt=day).values_list("team_id", "severity").annotate(n=Count("id")):
         stock.setdefault((team_id, 0), Stock()).overdue[severity] += n

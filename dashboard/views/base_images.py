@@ -18,7 +18,8 @@ CSV_COLUMNS = ["base", "os", "move_to", "layers", "team", "images", "findings", 
 @require_GET
 def base_image_list(request: HttpRequest) -> HttpResponse:
     groups = base_image_selectors.base_image_groups(user=request.user)
-    return render(request, "dashboard/base_images.html", {"groups": groups, "severities": SEVERITY_ORDER})
+    context = {"groups": groups, "severities": SEVERITY_ORDER, "counted_at": base_image_selectors.counted_at()}
+    return render(request, "dashboard/base_images.html", context)
 
 
 @login_required

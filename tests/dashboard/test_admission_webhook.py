@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
-from dashboard.models import Finding, GateDecision, OwnershipRule, Status, WorkloadSighting
+from dashboard.models import Finding, GateDecision, OwnershipRule, RiskAcceptance, Status, WorkloadSighting
 from dashboard.services.running import forget_written
 from dashboard.services.tokens import token_create
 from scanners.admission_request import read_request
@@ -19,6 +21,7 @@ from tests.factories import (
     ImageFactory,
     ImageVersionFactory,
     OwnershipRuleFactory,
+    RiskAcceptanceFactory,
     TeamFactory,
     TopicFactory,
     TrainingModuleFactory,
@@ -264,3 +267,15 @@ def test_a_clean_image_passes_in_a_constant_number_of_queries(webhook, payments,
     with django_assert_max_num_queries(10):
         answer = validate(webhook, review("deployment_update.json"))
     assert answer["response"] == {"uid": "705ab4f5-6393-11e8-b7cc-42010a800013", "allowed": True}
+
+
+def test_an_acceptance_that_stops_running_counts_at_the_very_next_decision(webhook, payments) -> None:
+    finding = known_image("nginx:1.14.2", payments, status=Status.RISK_ACCEPTED)
+    acceptance = RiskAcceptanceFactory(team=payments, findings=[finding], expires=timezone.localdate() + dt.timedelta(days=30))
+    accepted = validate(webhook, review("pod_create.json"))["response"]
+
+    RiskAcceptance.objects.filter(pk=acceptance.pk).update(state=RiskAcceptance.State.EXPIRED)
+    revoked = validate(webhook, review("pod_create.json"))["response"]
+
+    assert (accepted["allowed"], accepted.get("warnings")) == (True, None)
+    assert any("CVE-2023-0286" in line for line in revoked["warnings"])

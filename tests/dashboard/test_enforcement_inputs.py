@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from dashboard.api.authentication import TokenPrincipal
+from dashboard.enforcement.decision import Policy, decide
 from dashboard.models import RiskAcceptance, Status
 from dashboard.selectors.enforcement import image_findings, images_findings, policy_for
 from dashboard.services.tokens import token_create
@@ -97,3 +98,64 @@ def test_whose_policy_decides() -> None:
     assert (own.mode, own.team, own.version) == ("enforce", "payments", 2)
     assert (policy_for(team_id=other.pk).mode, policy_for(team_id=other.pk).team) == ("audit", None)
     assert policy_for(team_id=None).version == 3
+
+
+POLICIES = [
+    Policy(),
+    Policy(min_severity="high", fix_required=False, kev=False),
+    Policy(min_severity="medium", fix_required=True, kev=True, epss_min=0.3),
+    Policy(min_severity="", kev=False, epss_min=0.05, fix_required=False),
+    Policy(min_severity="", kev=False, sla_overdue=True),
+    Policy(min_severity="", kev=False, secrets=True),
+    Policy(min_severity="low", kev=True, sla_overdue=True, secrets=True, epss_min=0.9),
+    Policy(min_severity="", kev=False, rule_ids=("CVE-2024-1*", "AVD-KSV-0017")),
+    Policy(min_severity="", kev=False),
+]
+
+
+@pytest.fixture
+def varied_image():
+    """One image with findings of every kind a rule looks at, open, accepted (running and expired) and false positive."""
+    image = ImageFactory(repository="payments/api")
+    today = timezone.localdate()
+    week = dt.timedelta(days=7)
+    for n, (severity, fix, kev, epss, due) in enumerate(
+        [
+            ("critical", "3.0.8", False, None, today + week),
+            ("critical", "", True, 0.5, today - week),
+            ("high", "1.2", False, 0.31, None),
+            ("high", "", False, 0.95, today + week),
+            ("medium", "2.0", True, None, today - week),
+            ("low", "", False, 0.01, today - dt.timedelta(days=1)),
+            ("unknown", "9", False, None, None),
+        ]
+    ):
+        FindingFactory(
+            image=image, team=image.team, rule_id=f"CVE-2024-{n}", severity=severity, fixed_version=fix, kev=kev, epss=epss, due_date=due
+        )
+    FindingFactory(image=image, team=image.team, rule_id="AVD-KSV-0017", kind="misconfiguration", severity="low")
+    FindingFactory(image=image, team=image.team, rule_id="aws-access-key-id", kind="secret", severity="critical", fixed_version="")
+    running = FindingFactory(
+        image=image, team=image.team, rule_id="CVE-2023-7", severity="critical", fixed_version="1", status=Status.RISK_ACCEPTED
+    )
+    RiskAcceptanceFactory(team=image.team, findings=[running], expires=today + week)
+    expired = FindingFactory(image=image, team=image.team, rule_id="CVE-2023-8", severity="high", kev=True, status=Status.RISK_ACCEPTED)
+    RiskAcceptanceFactory(team=image.team, findings=[expired], expires=today - week)
+    FindingFactory(image=image, team=image.team, rule_id="CVE-2023-9", severity="critical", fixed_version="1", status=Status.FALSE_POSITIVE)
+    return image
+
+
+def summary(decision) -> tuple:
+    return (decision.decision, [(r.finding.id, r.rules) for r in decision.reasons], decision.exempted)
+
+
+@pytest.mark.parametrize("policy", POLICIES, ids=[f"policy-{n}" for n in range(len(POLICIES))])
+def test_reading_only_what_may_violate_the_policy_decides_as_reading_every_finding(varied_image, policy) -> None:
+    now = timezone.localtime()
+    ref = "registry.example.com/payments/api"
+
+    everything = image_findings(ref=ref).findings
+    selected = image_findings(ref=ref, policy_of=lambda image: policy, today=now.date()).findings
+
+    assert summary(decide(policy=policy, findings=selected, now=now)) == summary(decide(policy=policy, findings=everything, now=now))
+    assert len(selected or ()) <= len(everything or ())
