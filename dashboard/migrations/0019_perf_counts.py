@@ -56,7 +56,7 @@ def _on_postgresql(sql):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('dashboard', '0017_audit_actions'),
+        ('dashboard', '0018_sso_sso_identity'),
     ]
 
     operations = [
