@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from dashboard import metrics
 from dashboard.api.permissions import ScopePermission
 from dashboard.models import TokenScope
 from dashboard.services.gate import GateResult, gate_check
@@ -125,5 +126,7 @@ class GateView(APIView):
     renderer_classes = [renderers.JSONRenderer, GateTextRenderer]
 
     def get(self, request: Request) -> Response:
-        result = gate_check(ref=request.query_params.get("image", ""), by=request.user)
+        with metrics.decision(metrics.GATE_DECISIONS, metrics.GATE_LATENCY) as outcome:
+            result = gate_check(ref=request.query_params.get("image", ""), by=request.user)
+            outcome.value = result.decision.decision
         return Response(gate_body(result, request=request))
