@@ -5,7 +5,7 @@ from typing import Any
 
 from celery import Celery, bootsteps
 from celery.beat import PersistentScheduler
-from celery.signals import task_postrun, task_prerun, worker_ready
+from celery.signals import before_task_publish, task_postrun, task_prerun, worker_ready
 
 from vigil import liveness
 
@@ -29,6 +29,46 @@ def _recycle_old_database_connections(**_: object) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+#: Tasks whose first argument is a report's id (dashboard/tasks.py).
+_REPORT_TASKS = {"vigil.reports.process", "vigil.events.process"}
+#: A message header carrying the id of the request that queued the task.
+_REQUEST_ID_HEADER = "vigil_request_id"
+
+
+@before_task_publish.connect
+def _carry_request_id(headers: dict[str, Any] | None = None, **_: object) -> None:
+    from dashboard.log_context import current
+
+    request_id = current().get("request_id")
+    if headers is not None and request_id:
+        headers[_REQUEST_ID_HEADER] = request_id
+
+
+@task_prerun.connect
+def _bind_task_log_context(task_id: str = "", task: Any = None, args: Any = (), kwargs: Any = None, **_: object) -> None:
+    """Every line a task logs names the task, its report when it processes one, and the request that queued it."""
+    from dashboard.log_context import bind
+
+    name = getattr(task, "name", "")
+    report_id = (kwargs or {}).get("report_id") or (args[0] if name in _REPORT_TASKS and args else "")
+    ids = {"task_id": task_id, "report_id": report_id}
+    request_id = getattr(getattr(task, "request", None), _REQUEST_ID_HEADER, None)
+    if request_id:  # run in-process (eager), the task keeps the id of the request it runs in
+        ids["request_id"] = request_id
+    if task is not None:
+        task._vigil_log_tokens = bind(**ids)
+
+
+@task_postrun.connect
+def _unbind_task_log_context(task: Any = None, **_: object) -> None:
+    from dashboard.log_context import unbind
+
+    tokens = getattr(task, "_vigil_log_tokens", None)
+    if tokens:
+        task._vigil_log_tokens = None
+        unbind(tokens)
 
 
 class _WorkerHeartbeat(bootsteps.StartStopStep):

@@ -13,6 +13,8 @@ from pathlib import Path
 import dj_database_url
 import plotly
 
+from dashboard.log_context import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VIGIL_VAR_DIR", BASE_DIR / "var"))
 
@@ -55,6 +57,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Before anything that may log or refuse: every line of the request carries its id, every answer echoes it.
+    "dashboard.log_context.RequestIdMiddleware",
     # First: NUL and over-long parameters, credentials in the query, bodies shorter than their Content-Length.
     "dashboard.request_checks.RequestChecksMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -261,17 +265,14 @@ DEFAULT_FROM_EMAIL = os.environ.get("VIGIL_FROM_EMAIL", "vigil@localhost")
 CELERY_BEAT_SCHEDULE["compute-nudges"] = {"task": "vigil.nudges.compute", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["weekly-nudge-digest"] = {"task": "vigil.nudges.weekly_digest", "schedule": 3600.0}
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    # Tokens, signing secrets and bearer credentials never reach the logs.
-    "filters": {"redact_secrets": {"()": "dashboard.log_redaction.RedactSecrets"}},
-    "formatters": {"redacted": {"()": "dashboard.log_redaction.RedactingFormatter", "format": "%(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_secrets"], "formatter": "redacted"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("VIGIL_LOG_LEVEL", "INFO")},
-    # django-axes logs a banner at every start and a line at every login at INFO: its warnings (lockouts) stay.
-    "loggers": {"django.db.backends": {"level": "INFO"}, "axes": {"level": "WARNING"}},
-}
+#: json (one object a line, with the request, report or task id: for a log pipeline) or text (for a terminal); json by
+#: default in production (VIGIL_PRODUCTION=1), text otherwise and with `make run`.
+VIGIL_LOG_FORMAT = os.environ.get("VIGIL_LOG_FORMAT", "json" if env_bool("VIGIL_PRODUCTION", False) else "text").strip().lower()
+if VIGIL_LOG_FORMAT not in ("json", "text"):
+    raise RuntimeError("VIGIL_LOG_FORMAT must be json or text")
+LOGGING = logging_config(log_format=VIGIL_LOG_FORMAT, level=os.environ.get("VIGIL_LOG_LEVEL", "INFO"))
+#: The worker logs through LOGGING above (the same format and ids), not through a root handler of Celery's own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Operations: probes and metrics ------------------------------------------------
 VIGIL_PRODUCTION = env_bool("VIGIL_PRODUCTION", False)
