@@ -327,5 +327,15 @@ CONTENT_SECURITY_POLICY = {
 CELERY_BEAT_SCHEDULE["refresh-running"] = {"task": "vigil.running.refresh", "schedule": 900.0}
 CELERY_BEAT_SCHEDULE["prune-signatures"] = {"task": "vigil.tokens.prune_signatures", "schedule": 600.0}
 
+# --- Retention (dashboard/services/retention.py, docs/retention.md) ---------------------
+#: Raw report payloads (the bytes as posted) are deleted this many days after receipt; the report's metadata stays.
+VIGIL_RAW_RETENTION_DAYS = int(os.environ.get("VIGIL_RAW_RETENTION_DAYS", "30"))
+#: A finding's occurrences (tags, digests, workloads) not seen for this many days go, except its most recent one.
+VIGIL_OCCURRENCE_RETENTION_DAYS = int(os.environ.get("VIGIL_OCCURRENCE_RETENTION_DAYS", "180"))
+#: Event sightings (an alert or denial touching a finding: nudges count them, posture charts them per day) go after this.
+VIGIL_SIGHTING_RETENTION_DAYS = int(os.environ.get("VIGIL_SIGHTING_RETENTION_DAYS", "400"))
+#: Hourly on the maintenance queue (every task not routed elsewhere goes there); idempotent, in batches.
+CELERY_BEAT_SCHEDULE["prune-retention"] = {"task": "vigil.retention.prune", "schedule": 3600.0}
+
 # Report uploads are read as a stream with their own cap (VIGIL_MAX_REPORT_BYTES), not buffered by Django.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
