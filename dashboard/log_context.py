@@ -27,6 +27,8 @@ _CONTEXT: dict[str, contextvars.ContextVar[str]] = {name: contextvars.ContextVar
 #: An incoming X-Request-ID is kept only if it looks like an id (a proxy's uuid, a trace id), never arbitrary text.
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 REQUEST_HEADER = "X-Request-ID"
+#: The Celery message header carrying the id of the request that queued a task (read back in vigil/celery.py).
+TASK_HEADER = "vigil_request_id"
 
 
 def current() -> dict[str, str]:
@@ -52,6 +54,13 @@ def bind(**ids: str | None) -> list[tuple[contextvars.ContextVar[str], contextva
 def unbind(tokens: list[tuple[contextvars.ContextVar[str], contextvars.Token[str]]]) -> None:
     for var, token in reversed(tokens):
         var.reset(token)
+
+
+def carry_request_id(headers: dict[str, Any]) -> None:
+    """Put the bound request id in a task message's headers, so the task's lines name the request that queued it."""
+    request_id = _CONTEXT["request_id"].get()
+    if request_id:
+        headers[TASK_HEADER] = request_id
 
 
 def request_id_from(value: str | None) -> str:

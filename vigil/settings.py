@@ -271,8 +271,6 @@ VIGIL_LOG_FORMAT = os.environ.get("VIGIL_LOG_FORMAT", "json" if env_bool("VIGIL_
 if VIGIL_LOG_FORMAT not in ("json", "text"):
     raise RuntimeError("VIGIL_LOG_FORMAT must be json or text")
 LOGGING = logging_config(log_format=VIGIL_LOG_FORMAT, level=os.environ.get("VIGIL_LOG_LEVEL", "INFO"))
-#: The worker logs through LOGGING above (the same format and ids), not through a root handler of Celery's own.
-CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Operations: probes and metrics ------------------------------------------------
 VIGIL_PRODUCTION = env_bool("VIGIL_PRODUCTION", False)
