@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
+from dashboard import metrics
 from dashboard.models import EventSighting, FindingOccurrence, Report, ReportPayload, ReportStatus
 
 log = logging.getLogger(__name__)
@@ -93,5 +94,7 @@ def retention_prune(*, now: dt.datetime | None = None, batch: int = BATCH) -> Pr
         occurrences=prune_occurrences(now=moment, days=settings.VIGIL_OCCURRENCE_RETENTION_DAYS, batch=batch),
         sightings=prune_sightings(now=moment, days=settings.VIGIL_SIGHTING_RETENTION_DAYS, batch=batch),
     )
+    for kind, count in dataclasses.asdict(pruned).items():
+        metrics.RETENTION_PRUNED.labels(kind).inc(count)
     log.info("retention pruned %s payloads, %s occurrences, %s sightings", pruned.payloads, pruned.occurrences, pruned.sightings)
     return pruned

@@ -7,6 +7,7 @@ import datetime as dt
 
 import pytest
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from dashboard.models import EventSighting, Finding, FindingOccurrence, Report, ReportPayload, ReportStatus, Role
 from dashboard.services.reports import report_submit
@@ -50,10 +51,13 @@ def test_old_payloads_of_finished_reports_go_in_batches_and_their_reports_stay_m
     young = payload_of(ReportStatus.DONE, days_ago(29))
     waiting = payload_of(ReportStatus.QUEUED, days_ago(90))  # a worker still needs its bytes
 
+    counted = REGISTRY.get_sample_value("vigil_retention_pruned_total", {"kind": "payloads"}) or 0.0
+
     first = retention_prune(now=NOW, batch=2)
     again = retention_prune(now=NOW, batch=2)
 
     assert (first.payloads, again) == (3, Pruned())
+    assert REGISTRY.get_sample_value("vigil_retention_pruned_total", {"kind": "payloads"}) - counted == 3
     assert set(ReportPayload.objects.values_list("report_id", flat=True)) == {young.pk, waiting.pk}
     assert Report.objects.count() == 5
     assert {r.pk: r.payload_pruned_at for r in Report.objects.filter(payload_pruned_at__isnull=False)} == {r.pk: NOW for r in old}
