@@ -74,17 +74,17 @@ def _bind_task_log_context(task_id: str = "", task: Any = None, args: Any = (), 
     request_id = getattr(getattr(task, "request", None), TASK_HEADER, None)
     if request_id:  # run in-process (eager), the task keeps the id of the request it runs in
         ids["request_id"] = request_id
-    if task is not None:
-        task._vigil_log_tokens = bind(**ids)
+    if task is not None:  # on the execution's own context, not the task object that every execution shares
+        task.request.vigil_log_tokens = bind(**ids)
 
 
 @task_postrun.connect
 def _unbind_task_log_context(task: Any = None, **_: object) -> None:
     from dashboard.log_context import unbind
 
-    tokens = getattr(task, "_vigil_log_tokens", None)
+    tokens = getattr(getattr(task, "request", None), "vigil_log_tokens", None)
     if tokens:
-        task._vigil_log_tokens = None
+        task.request.vigil_log_tokens = None
         unbind(tokens)
 
 
