@@ -117,3 +117,16 @@ def test_admission_decisions_count_as_denied_and_skipped_with_their_latency(team
         moved(before, after, "vigil_admission_decision_seconds_count", outcome="denied"),
         moved(before, after, "vigil_admission_decisions_total", outcome="skipped"),
     ] == [1, 1, 1]
+
+
+def test_a_scan_posted_with_wait_counts_its_gate_decision(team) -> None:
+    before = scrape()
+
+    answer = client_for(team, "ingest").generic(
+        "POST", "/api/v1/reports/?image=registry.example.com/payments/api:1.4.1&wait=30", ALPINE, content_type="application/json"
+    )
+    after = scrape()
+
+    outcome = answer.json()["gate"]["decision"]
+    assert moved(before, after, "vigil_gate_decisions_total", outcome=outcome) == 1
+    assert moved(before, after, "vigil_gate_decision_seconds_count", outcome=outcome) == 1
