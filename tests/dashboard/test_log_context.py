@@ -5,7 +5,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from celery.signals import task_postrun, task_prerun
@@ -16,6 +20,7 @@ from dashboard import tasks
 from dashboard.log_context import ContextFilter, JsonFormatter, TextFormatter, bound
 from dashboard.log_redaction import RedactSecrets
 
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "vgl_" + "A1b2C3d4" * 6
 
 
@@ -108,3 +113,22 @@ def test_a_maintenance_task_names_its_task_but_no_report(lines) -> None:
 
     (line,) = parsed(lines)
     assert (line["task_id"], "report_id" in line) == ("task-2", False)
+
+
+def _log_format_with(**env: str) -> subprocess.CompletedProcess[str]:
+    show = "import django; django.setup(); from django.conf import settings; print(settings.VIGIL_LOG_FORMAT)"
+    clean = {key: value for key, value in os.environ.items() if key not in ("VIGIL_LOG_FORMAT", "VIGIL_PRODUCTION")}
+    environment = {**clean, "DJANGO_SETTINGS_MODULE": "vigil.settings", "VIGIL_SECRET_KEY": "k" * 50, **env}
+    return subprocess.run([sys.executable, "-c", show], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60)
+
+
+def test_production_logs_json_by_default_and_development_text() -> None:
+    formats = [_log_format_with(VIGIL_PRODUCTION="1").stdout.strip(), _log_format_with().stdout.strip()]
+
+    assert formats == ["json", "text"]
+
+
+def test_an_unknown_log_format_stops_the_process_at_start() -> None:
+    started = _log_format_with(VIGIL_LOG_FORMAT="xml")
+
+    assert (started.returncode, "VIGIL_LOG_FORMAT must be json or text" in started.stderr) == (1, True)
