@@ -25,7 +25,7 @@ demo: migrate
 
 run: demo
 	@echo "Vigil on http://127.0.0.1:$(PORT)/  (the demo logins are listed above)"
-	VIGIL_DEBUG=1 $(PY) manage.py runserver 127.0.0.1:$(PORT) --noreload
+	VIGIL_DEBUG=1 VIGIL_LOG_FORMAT=text $(PY) manage.py runserver 127.0.0.1:$(PORT) --noreload
 
 # Debian's Chromium for the browser tests (Playwright never downloads its own browser here).
 chromium:

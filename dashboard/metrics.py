@@ -35,17 +35,51 @@ REPORT_DATABASE_SECONDS = Histogram(
     ["stream"],
     buckets=DATABASE_BUCKETS,
 )
-#: For the CI gate and the admission webhook to count their decisions (outcome: pass/warn/fail, allowed/denied/...).
+#: The CI gate's decisions by outcome (pass, warn, fail; error when the gate answered an error instead).
 GATE_DECISIONS = Counter("vigil_gate_decisions", "CI gate decisions", ["outcome"])
 GATE_LATENCY = Histogram("vigil_gate_decision_seconds", "Time to make a CI gate decision", ["outcome"], buckets=DECISION_BUCKETS)
+#: The admission webhook's by outcome: allowed, warned (allowed with warnings), denied, skipped (nothing to decide), error.
 ADMISSION_DECISIONS = Counter("vigil_admission_decisions", "Admission webhook decisions", ["outcome"])
 ADMISSION_LATENCY = Histogram(
     "vigil_admission_decision_seconds", "Time to answer an admission review", ["outcome"], buckets=DECISION_BUCKETS
 )
 
+#: Rows the retention task deleted (kind: payloads, occurrences, sightings): rate() shows it keeping up.
+RETENTION_PRUNED = Counter("vigil_retention_pruned", "Rows deleted by retention", ["kind"])
+
 
 def label(value: str | None) -> str:
     return value or "unknown"
+
+
+class _Outcome:
+    value = "error"
+
+
+@contextlib.contextmanager
+def decision(counter: Counter, latency: Histogram) -> Iterator[_Outcome]:
+    """Count one decision made inside the block and how long it took, by the outcome the block sets on what it gets
+    (``outcome.value = "pass"``); a block that raises, or sets nothing, counts as ``error``."""
+    outcome = _Outcome()
+    started = time.perf_counter()
+    try:
+        yield outcome
+    except BaseException:
+        outcome.value = "error"
+        raise
+    finally:
+        counter.labels(outcome.value).inc()
+        latency.labels(outcome.value).observe(time.perf_counter() - started)
+
+
+def admission_outcome(review: dict[str, Any], *, decided: bool) -> str:
+    """The outcome label of an admission answer."""
+    response = review.get("response") or {}
+    if not decided:
+        return "skipped"
+    if not response.get("allowed"):
+        return "denied"
+    return "warned" if response.get("warnings") else "allowed"
 
 
 class _DatabaseTime:

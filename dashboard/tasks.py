@@ -18,6 +18,7 @@ from dashboard.services import (
     report_processing,
     reports,
     request_signing,
+    retention,
     risk_acceptance,
     running,
     snapshots,
@@ -76,6 +77,11 @@ def reassign_ownership(rule_id: int) -> None:
 @shared_task(name="vigil.tokens.prune_signatures")
 def prune_signatures() -> None:
     request_signing.signatures_prune()
+
+
+@shared_task(name=retention.PRUNE_TASK)
+def prune_retention() -> None:
+    retention.retention_prune()
 
 
 # --- Training nudges -----------------------------------------------------------------

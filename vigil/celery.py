@@ -5,7 +5,7 @@ from typing import Any
 
 from celery import Celery, bootsteps
 from celery.beat import PersistentScheduler
-from celery.signals import task_postrun, task_prerun, worker_ready
+from celery.signals import after_setup_logger, after_setup_task_logger, before_task_publish, task_postrun, task_prerun, worker_ready
 
 from vigil import liveness
 
@@ -29,6 +29,63 @@ def _recycle_old_database_connections(**_: object) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _log_like_the_web(logger: Any = None, **_: object) -> None:
+    """The worker's and beat's handlers (Celery's own, to stderr or ``-f FILE``) redact secrets, carry the task and
+    report ids and, with VIGIL_LOG_FORMAT=json, write the same JSON lines as the web (dashboard/log_context.py)."""
+    from django.conf import settings
+
+    from dashboard.log_context import ContextFilter, JsonFormatter
+    from dashboard.log_redaction import RedactSecrets
+
+    for handler in getattr(logger, "handlers", []):
+        handler.addFilter(RedactSecrets())
+        handler.addFilter(ContextFilter())
+        if settings.VIGIL_LOG_FORMAT == "json":
+            handler.setFormatter(JsonFormatter())
+
+
+#: Tasks whose first argument is a report's id (dashboard/tasks.py).
+_REPORT_TASKS = {"vigil.reports.process", "vigil.events.process"}
+
+
+@before_task_publish.connect
+def _carry_request_id(headers: dict[str, Any] | None = None, **_: object) -> None:
+    """For tasks sent with send_task/delay (services/task_publisher.py adds the header itself)."""
+    from dashboard.log_context import carry_request_id
+
+    if headers is not None:
+        carry_request_id(headers)
+
+
+@task_prerun.connect
+def _bind_task_log_context(task_id: str = "", task: Any = None, args: Any = (), kwargs: Any = None, **_: object) -> None:
+    """Every line a task logs names the task, its report when it processes one, and the request that queued it."""
+    from dashboard.log_context import bind
+
+    name = getattr(task, "name", "")
+    report_id = (kwargs or {}).get("report_id") or (args[0] if name in _REPORT_TASKS and args else "")
+    ids = {"task_id": task_id, "report_id": report_id}
+    from dashboard.log_context import TASK_HEADER
+
+    request_id = getattr(getattr(task, "request", None), TASK_HEADER, None)
+    if request_id:  # run in-process (eager), the task keeps the id of the request it runs in
+        ids["request_id"] = request_id
+    if task is not None:  # on the execution's own context, not the task object that every execution shares
+        task.request.vigil_log_tokens = bind(**ids)
+
+
+@task_postrun.connect
+def _unbind_task_log_context(task: Any = None, **_: object) -> None:
+    from dashboard.log_context import unbind
+
+    tokens = getattr(getattr(task, "request", None), "vigil_log_tokens", None)
+    if tokens:
+        task.request.vigil_log_tokens = None
+        unbind(tokens)
 
 
 class _WorkerHeartbeat(bootsteps.StartStopStep):

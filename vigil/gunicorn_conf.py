@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from gunicorn.glogging import Logger
 
+from dashboard import log_context
 from dashboard.log_redaction import REDACTED, RedactSecrets, redact
 
 bind = os.environ.get("VIGIL_BIND", "0.0.0.0:8000")
@@ -28,6 +29,9 @@ errorlog = os.environ.get("VIGIL_ERROR_LOG", "-")
 loglevel = os.environ.get("VIGIL_WEB_LOG_LEVEL", "info")
 #: Client address, time, method, path (no query string), protocol, status, bytes, duration, Referer, User-Agent.
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(f)s" "%(a)s"'
+#: json: access and error lines are JSON objects like the application's (dashboard/log_context.py), an access line
+#: carrying the request id the application answered in X-Request-ID.  Defaults as the Django settings do.
+log_format = os.environ.get("VIGIL_LOG_FORMAT", "json" if os.environ.get("VIGIL_PRODUCTION", "") in ("1", "true", "yes", "on") else "text")
 
 #: Headers whose whole value is a credential.
 _SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie", "x-vigil-signature", "x-api-key")
@@ -48,6 +52,14 @@ class RedactingLogger(Logger):
         super().setup(cfg)
         for handler in (*self.error_log.handlers, *self.access_log.handlers):
             handler.addFilter(RedactSecrets())
+            if log_format == "json":
+                handler.addFilter(log_context.ContextFilter())
+                handler.setFormatter(log_context.JsonFormatter())
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        headers = {str(name).lower(): value for name, value in (getattr(resp, "headers", None) or [])}
+        with log_context.bound(request_id=headers.get(log_context.REQUEST_HEADER.lower(), "")):
+            super().access(resp, req, environ, request_time)
 
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)

@@ -13,6 +13,7 @@ from pathlib import Path
 import dj_database_url
 import plotly
 
+from dashboard.log_context import logging_config
 from dashboard.services.sso_rules import parse_rules
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -57,6 +58,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Before anything that may log or refuse: every line of the request carries its id, every answer echoes it.
+    "dashboard.log_context.RequestIdMiddleware",
     # First: NUL and over-long parameters, credentials in the query, bodies shorter than their Content-Length.
     "dashboard.request_checks.RequestChecksMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -263,17 +266,12 @@ DEFAULT_FROM_EMAIL = os.environ.get("VIGIL_FROM_EMAIL", "vigil@localhost")
 CELERY_BEAT_SCHEDULE["compute-nudges"] = {"task": "vigil.nudges.compute", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["weekly-nudge-digest"] = {"task": "vigil.nudges.weekly_digest", "schedule": 3600.0}
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    # Tokens, signing secrets and bearer credentials never reach the logs.
-    "filters": {"redact_secrets": {"()": "dashboard.log_redaction.RedactSecrets"}},
-    "formatters": {"redacted": {"()": "dashboard.log_redaction.RedactingFormatter", "format": "%(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_secrets"], "formatter": "redacted"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("VIGIL_LOG_LEVEL", "INFO")},
-    # django-axes logs a banner at every start and a line at every login at INFO: its warnings (lockouts) stay.
-    "loggers": {"django.db.backends": {"level": "INFO"}, "axes": {"level": "WARNING"}},
-}
+#: json (one object a line, with the request, report or task id: for a log pipeline) or text (for a terminal); json by
+#: default in production (VIGIL_PRODUCTION=1), text otherwise and with `make run`.
+VIGIL_LOG_FORMAT = os.environ.get("VIGIL_LOG_FORMAT", "json" if env_bool("VIGIL_PRODUCTION", False) else "text").strip().lower()
+if VIGIL_LOG_FORMAT not in ("json", "text"):
+    raise RuntimeError("VIGIL_LOG_FORMAT must be json or text")
+LOGGING = logging_config(log_format=VIGIL_LOG_FORMAT, level=os.environ.get("VIGIL_LOG_LEVEL", "INFO"))
 
 # --- Operations: probes and metrics ------------------------------------------------
 VIGIL_PRODUCTION = env_bool("VIGIL_PRODUCTION", False)
@@ -331,6 +329,16 @@ CONTENT_SECURITY_POLICY = {
 }
 CELERY_BEAT_SCHEDULE["refresh-running"] = {"task": "vigil.running.refresh", "schedule": 900.0}
 CELERY_BEAT_SCHEDULE["prune-signatures"] = {"task": "vigil.tokens.prune_signatures", "schedule": 600.0}
+
+# --- Retention (dashboard/services/retention.py, docs/retention.md) ---------------------
+#: Raw report payloads (the bytes as posted) are deleted this many days after receipt; the report's metadata stays.
+VIGIL_RAW_RETENTION_DAYS = int(os.environ.get("VIGIL_RAW_RETENTION_DAYS", "30"))
+#: A finding's occurrences (tags, digests, workloads) not seen for this many days go, except its most recent one.
+VIGIL_OCCURRENCE_RETENTION_DAYS = int(os.environ.get("VIGIL_OCCURRENCE_RETENTION_DAYS", "180"))
+#: Event sightings (an alert or denial touching a finding: nudges count them, posture charts them per day) go after this.
+VIGIL_SIGHTING_RETENTION_DAYS = int(os.environ.get("VIGIL_SIGHTING_RETENTION_DAYS", "400"))
+#: Hourly on the maintenance queue (every task not routed elsewhere goes there); idempotent, in batches.
+CELERY_BEAT_SCHEDULE["prune-retention"] = {"task": "vigil.retention.prune", "schedule": 3600.0}
 
 # Report uploads are read as a stream with their own cap (VIGIL_MAX_REPORT_BYTES), not buffered by Django.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

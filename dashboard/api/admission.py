@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from dashboard import metrics
 from dashboard.api.permissions import refuse_unknown_method, token_has_scope
 from dashboard.api.uploads import declared_length
 from dashboard.errors import ApplicationError
@@ -60,5 +61,7 @@ class AdmissionValidateView(APIView):
             document = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApplicationError(f"the body is not JSON: {exc}", code="invalid_admission_review") from exc
-        outcome = admission_validate(document=document, by=request.user, cluster=request.query_params.get("cluster", ""))
+        with metrics.decision(metrics.ADMISSION_DECISIONS, metrics.ADMISSION_LATENCY) as counted:
+            outcome = admission_validate(document=document, by=request.user, cluster=request.query_params.get("cluster", ""))
+            counted.value = metrics.admission_outcome(outcome.review, decided=outcome.request.decided)
         return Response(outcome.review)

@@ -10,14 +10,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dashboard.api.authentication import request_token
-from dashboard.api.gate import GateTextRenderer, gate_body
+from dashboard.api.gate import GateTextRenderer, counted_gate_check, gate_body
 from dashboard.api.permissions import ScopePermission
 from dashboard.api.uploads import declared_length, read_report
 from dashboard.errors import ApplicationError
 from dashboard.models import ReportStatus, TokenScope
 from dashboard.selectors.report_progress import report_image_ref, report_wait, wait_seconds
 from dashboard.selectors.teams import report_get
-from dashboard.services.gate import gate_check
 from dashboard.services.reports import report_record_refusal, report_submit
 from dashboard.services.reports_summary import report_summary
 
@@ -66,7 +65,7 @@ class ReportCreateView(APIView):
             return Response({"id": str(report.pk), "status": report.status, "url": url}, status=status.HTTP_202_ACCEPTED)
         body = report_summary(report, url=url)
         ref = report_image_ref(report) if report.status == ReportStatus.DONE else ""
-        body["gate"] = gate_body(gate_check(ref=ref, by=request.user, report=report), request=request) if ref else None
+        body["gate"] = gate_body(counted_gate_check(ref=ref, by=request.user, report=report), request=request) if ref else None
         return Response(body)
 
 

@@ -59,6 +59,8 @@ class Report(models.Model):
     received_at = models.DateTimeField()
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    #: When retention deleted the raw payload (VIGIL_RAW_RETENTION_DAYS); the metadata above stays.
+    payload_pruned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at"]

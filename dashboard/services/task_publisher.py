@@ -21,6 +21,8 @@ from django.conf import settings
 from kombu import Producer
 from kombu.utils.uuid import uuid
 
+from dashboard import log_context
+
 
 class _Kept(threading.local):
     producer: Producer | None = None
@@ -42,6 +44,7 @@ def publish_task(name: str, args: list[Any], *, queue: str) -> str:
     options = _kept.options.get(queue) or _options(app, queue)
     task_id = uuid()
     headers, properties, body, _ = app.amqp.create_task_message(task_id, name, args, {}, reply_to=app.thread_oid, ignore_result=None)
+    log_context.carry_request_id(headers)
     try:
         producer.publish(body, headers=headers, retry=False, **options, **properties)
     except BaseException:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -37,6 +38,7 @@ def report_detail(request: HttpRequest, pk: Any) -> HttpResponse:
         "held": held,
         "held_more": len(report.held_closures or []) - len(held),
         "can_confirm": access.can_triage(request.user, report.team),
+        "raw_retention_days": settings.VIGIL_RAW_RETENTION_DAYS,
     }
     return render(request, "dashboard/report.html", context)
 

@@ -1,0 +1,100 @@
+"""Retention: what grows with every report and alert is pruned to a configured age, in batches, idempotently.
+
+- Raw payloads (``ReportPayload``, the bytes as posted) of reports that are done or failed, after
+  ``VIGIL_RAW_RETENTION_DAYS``.  The report itself (its metadata, counts, outcomes and the finding events that name it)
+  stays; ``Report.payload_pruned_at`` records when, so the report page can say so.  A queued or processing report keeps
+  its payload whatever its age: a worker still needs it.
+- Finding occurrences (a tag, digest or workload a finding was seen in) not seen for ``VIGIL_OCCURRENCE_RETENTION_DAYS``,
+  except each finding's most recent one: a finding always keeps where it was last seen.
+- Event sightings (one row per alert or denial touching a finding, for nudges and posture) older than
+  ``VIGIL_SIGHTING_RETENTION_DAYS``.
+- Event samples need no pruning: a runtime or admission finding keeps its newest few in ``details`` (finding_rows.SAMPLES_KEPT).
+
+Each batch is its own short transaction, so pruning a backlog never holds locks for long nor one huge transaction;
+running it again deletes nothing more.  docs/retention.md has the plan for the large tables at 100M rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, OuterRef, QuerySet
+from django.utils import timezone
+
+from dashboard import metrics
+from dashboard.models import EventSighting, FindingOccurrence, Report, ReportPayload, ReportStatus
+
+log = logging.getLogger(__name__)
+
+PRUNE_TASK = "vigil.retention.prune"
+#: Rows deleted per transaction.
+BATCH = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class Pruned:
+    payloads: int = 0
+    occurrences: int = 0
+    sightings: int = 0
+
+
+def _cutoff(now: dt.datetime, days: int) -> dt.datetime:
+    return now - dt.timedelta(days=days)
+
+
+def _in_batches(candidates: QuerySet, *, batch: int) -> int:  # type: ignore[type-arg]
+    """Delete ``candidates`` (an unevaluated queryset) ``batch`` rows per transaction; the number deleted."""
+    total = 0
+    while True:
+        with transaction.atomic():
+            ids = list(candidates.order_by("pk").values_list("pk", flat=True)[:batch])
+            if ids:
+                candidates.model.objects.filter(pk__in=ids).delete()
+        total += len(ids)
+        if len(ids) < batch:
+            return total
+
+
+def prune_payloads(*, now: dt.datetime, days: int, batch: int = BATCH) -> int:
+    """Delete the raw payloads of finished reports received before ``days`` ago; mark those reports pruned."""
+    finished = [ReportStatus.DONE, ReportStatus.FAILED]
+    candidates = ReportPayload.objects.filter(report__received_at__lt=_cutoff(now, days), report__status__in=finished)
+    total = 0
+    while True:
+        with transaction.atomic():
+            ids = list(candidates.order_by("report_id").values_list("report_id", flat=True)[:batch])
+            if ids:
+                ReportPayload.objects.filter(report_id__in=ids).delete()
+                Report.objects.filter(pk__in=ids).update(payload_pruned_at=now)
+        total += len(ids)
+        if len(ids) < batch:
+            return total
+
+
+def prune_occurrences(*, now: dt.datetime, days: int, batch: int = BATCH) -> int:
+    """Delete occurrences not seen since ``days`` ago, keeping each finding's most recently seen one."""
+    newer = FindingOccurrence.objects.filter(finding_id=OuterRef("finding_id"), last_seen__gt=OuterRef("last_seen"))
+    candidates = FindingOccurrence.objects.filter(Exists(newer), last_seen__lt=_cutoff(now, days))
+    return _in_batches(candidates, batch=batch)
+
+
+def prune_sightings(*, now: dt.datetime, days: int, batch: int = BATCH) -> int:
+    return _in_batches(EventSighting.objects.filter(seen_at__lt=_cutoff(now, days)), batch=batch)
+
+
+def retention_prune(*, now: dt.datetime | None = None, batch: int = BATCH) -> Pruned:
+    """Prune everything past its retention (the maintenance queue's beat task; no actor: a system job)."""
+    moment = now or timezone.now()
+    pruned = Pruned(
+        payloads=prune_payloads(now=moment, days=settings.VIGIL_RAW_RETENTION_DAYS, batch=batch),
+        occurrences=prune_occurrences(now=moment, days=settings.VIGIL_OCCURRENCE_RETENTION_DAYS, batch=batch),
+        sightings=prune_sightings(now=moment, days=settings.VIGIL_SIGHTING_RETENTION_DAYS, batch=batch),
+    )
+    for kind, count in dataclasses.asdict(pruned).items():
+        metrics.RETENTION_PRUNED.labels(kind).inc(count)
+    log.info("retention pruned %s payloads, %s occurrences, %s sightings", pruned.payloads, pruned.occurrences, pruned.sightings)
+    return pruned
