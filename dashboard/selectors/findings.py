@@ -26,6 +26,7 @@ from dashboard.models import (
 )
 from dashboard.models import access as access_rule
 from dashboard.selectors.report_outcomes import OUTCOMES, outcome_filter
+from dashboard.selectors.stale_images import days_unscanned, last_scans
 
 #: A finding due within this many days is "due soon" (the same as dashboard.services.risk.DUE_SOON_DAYS).
 DUE_SOON_DAYS = 7
@@ -333,12 +334,15 @@ def team_images(*, user: Any, team: Team) -> list[dict[str, Any]]:
     counts: dict[int, dict[str, int]] = {}
     for row in rows:
         counts.setdefault(row["image_id"], {})[row["severity"]] = row["n"]
-    images = Image.objects.filter(Q(team=team) | Q(pk__in=list(counts))).order_by("repository")
+    images = list(Image.objects.filter(Q(team=team) | Q(pk__in=list(counts))).order_by("repository"))
+    scans = last_scans(image.pk for image in images)
     return [
         {
             "image": image,
             "by_severity": {s: counts.get(image.pk, {}).get(s, 0) for s in SEVERITY_ORDER},
             "total": sum(counts.get(image.pk, {}).values()),
+            "last_scan": scans.get(image.pk),
+            "stale_days": days_unscanned(scans.get(image.pk)),
         }
         for image in images
     ]

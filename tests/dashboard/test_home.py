@@ -124,7 +124,7 @@ def test_a_second_champion_sees_a_request_to_approve_and_the_requester_sees_it_w
 
 
 def test_the_home_page_query_count_is_pinned(client, morning, django_assert_num_queries) -> None:
-    with django_assert_num_queries(20):
+    with django_assert_num_queries(21):
         response = client.get("/")
 
     assert response.status_code == 200
