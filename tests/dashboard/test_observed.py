@@ -6,11 +6,13 @@ import datetime as dt
 from unittest import mock
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
+from dashboard.models import Role
 from tests.conftest import fixture_bytes
 from tests.dashboard.ingest_helpers import ingest
-from tests.factories import TeamFactory
+from tests.factories import MembershipFactory, TeamFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -56,3 +58,16 @@ def test_a_scanner_clock_ahead_of_vigils_is_not_believed() -> None:
         report = ingest(fixture_bytes("cyclonedx/grype-golden_image_with-vulnerabilities.json"), team="payments")
 
     assert report.observed_at == report.received_at == before_the_scan
+
+
+def test_the_report_list_and_page_label_received_and_observed_in_one_format(payments) -> None:
+    report = ingest(fixture_bytes("trivy/trivy-golden_alpine-310_image.json"), team="payments")
+    client = Client()
+    client.force_login(MembershipFactory(team=payments, role=Role.CHAMPION).user)
+
+    listed = client.get("/reports/").content.decode()
+    page = client.get(f"/reports/{report.pk}/").content.decode()
+
+    observed = '<time datetime="2021-08-25T12:20:30+00:00">2021-08-25 12:20 UTC</time>'
+    assert ">Received</th>" in listed and ">Observed</th>" in listed and observed in listed
+    assert ">Received</dt>" in page and ">Observed</dt>" in page and observed in page
