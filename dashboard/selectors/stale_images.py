@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Iterable
-from typing import Any
 
 from django.db.models import Max, QuerySet
 from django.utils import timezone
@@ -67,11 +66,13 @@ def stale_images_of(*, team_ids: list[int] | None, today: dt.date | None = None,
     if team_ids is not None:
         images = images.filter(team_id__in=team_ids)
     reports = scan_reports().filter(image__in=images).order_by().values("image_id").annotate(last=Max("observed_at"))
-    rows: list[dict[str, Any]] = list(reports.filter(last__lt=cutoff).order_by("last", "image_id")[:limit])
-    by_id = Image.objects.select_related("team").in_bulk([row["image_id"] for row in rows])
+    rows: list[tuple[int, dt.datetime]] = list(
+        reports.filter(last__lt=cutoff).order_by("last", "image_id").values_list("image_id", "last")[:limit]
+    )
+    by_id = Image.objects.select_related("team").in_bulk([image_id for image_id, _ in rows])
     out = []
-    for row in rows:
-        days = days_unscanned(row["last"], today)
+    for image_id, last in rows:
+        days = days_unscanned(last, today)
         if days is not None:
-            out.append(StaleImage(image=by_id[row["image_id"]], last_scan=row["last"], days=days))
+            out.append(StaleImage(image=by_id[image_id], last_scan=last, days=days))
     return out
