@@ -198,6 +198,14 @@ def _narrow_to_teams(qs: QuerySet[Finding], *, user: Any, team: str) -> QuerySet
 
 
 def apply_filters(qs: QuerySet[Finding], *, user: Any, filters: FindingFilters, today: dt.date) -> QuerySet[Finding]:
+    """The queue's filters, in one order: where, status and SLA, facts and people, text, times and reports."""
+    qs = _where_filters(qs, filters)
+    qs = _status_filters(qs, filters, today)
+    qs = _fact_filters(qs, user=user, filters=filters)
+    return _time_filters(qs, filters, today)
+
+
+def _where_filters(qs: QuerySet[Finding], filters: FindingFilters) -> QuerySet[Finding]:
     if filters.team:
         qs = qs.filter(team__isnull=True) if filters.team == "unowned" else qs.filter(team__slug=filters.team)
     if filters.image:
@@ -218,12 +226,19 @@ def apply_filters(qs: QuerySet[Finding], *, user: Any, filters: FindingFilters, 
         qs = qs.filter(stream=filters.stream)
     if filters.severity:
         qs = qs.filter(severity__in=filters.severity.split(","))
+    return qs
+
+
+def _status_filters(qs: QuerySet[Finding], filters: FindingFilters, today: dt.date) -> QuerySet[Finding]:
     statuses = set(filters.status.split(",")) if filters.status else set()
     if "active" in statuses:
         statuses = (statuses - {"active"}) | set(ACTIVE_STATUSES)
     if statuses:
         qs = qs.filter(status__in=sorted(statuses))
-    qs = _sla_filter(qs, filters.sla, today)
+    return _sla_filter(qs, filters.sla, today)
+
+
+def _fact_filters(qs: QuerySet[Finding], *, user: Any, filters: FindingFilters) -> QuerySet[Finding]:
     if filters.fix:
         qs = qs.exclude(fixed_version="") if filters.fix == "yes" else qs.filter(fixed_version="")
     if filters.kev:
@@ -238,6 +253,11 @@ def apply_filters(qs: QuerySet[Finding], *, user: Any, filters: FindingFilters, 
         qs = qs.filter(assignee_id=getattr(user, "pk", None)) if getattr(user, "pk", None) else qs.none()
     elif filters.assignee:
         qs = qs.filter(assignee__username=filters.assignee)
+    return qs
+
+
+def _time_filters(qs: QuerySet[Finding], filters: FindingFilters, today: dt.date) -> QuerySet[Finding]:
+    """Text, moments, acceptances, base layers and reports."""
     if filters.q:
         qs = qs.filter(Q(rule_id__icontains=filters.q) | Q(title__icontains=filters.q) | Q(package_name__icontains=filters.q))
     if filters.since:
