@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.test import Client
 from django.utils import timezone
 
 from dashboard.models import EpssScore, KevEntry, Membership, Nudge, NudgeState, OwnershipRule, RiskAcceptance, Role, Status, TriageRule
@@ -18,6 +20,7 @@ from tests.factories import (
     FindingFactory,
     FindingOccurrenceFactory,
     ImageFactory,
+    KevEntryFactory,
     MembershipFactory,
     NudgeFactory,
     TeamFactory,
@@ -100,3 +103,16 @@ def test_the_demo_ledger_runs_a_kev_cve_so_the_queue_and_the_toxic_view_show_int
     kev.refresh_from_db()
     assert (kev.kev, kev.epss, kev.exposed) == (True, 0.08, True)
     assert [row.finding.pk for row in toxic_combinations(user=users["champion"], team=teams["payments"])] == [kev.pk]
+
+
+def test_a_kev_row_without_dates_shows_no_empty_added_or_due_on_the_finding_page(world) -> None:
+    users, teams = world
+    finding = FindingFactory(team=teams["payments"], rule_id="CVE-1999-0002", kev=True)
+    KevEntryFactory(cve="CVE-1999-0002", date_added=None, due_date=None, known_ransomware="Known")
+    client = Client()
+    client.force_login(users["champion"])
+
+    page = client.get(f"/findings/{finding.pk}/").content.decode()
+
+    kev = re.search(r"<dt>CISA KEV</dt><dd>(.*?)</dd>", page, re.S).group(1)
+    assert re.sub(r"<[^>]+>", "", kev) == "known exploited · used in ransomware"
