@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from dashboard.models import ACTIVE_STATUSES, Finding, Report, RiskAcceptance, Status, Stream, Team
 from dashboard.models.access import sees_everything
-from dashboard.selectors.acceptances import acceptances_visible
+from dashboard.selectors.acceptances import acceptances_decidable, acceptances_visible
 from dashboard.selectors.findings import DUE_SOON_DAYS, reopened_since
 from dashboard.selectors.queue import capped_count
 from dashboard.selectors.report_outcomes import reports_waiting
@@ -68,12 +68,13 @@ def home_summary(*, user: Any, since: dt.datetime, team: Team | None, teams: lis
         .order_by("created_at")[:50]
     )
     me = getattr(user, "pk", None)
+    decidable = acceptances_decidable(user=user, acceptances=pending)
     return HomeSummary(
         since=since,
         team=team,
         teams=teams,
         cards=_cards(user=user, since=since, team=team, findings=findings, acceptances=acceptances, today=today),
-        to_approve=[a for a in pending if a.requested_by_id != me],
+        to_approve=[a for a in pending if a.pk in decidable],
         waiting=[a for a in pending if a.requested_by_id == me],
         expired_recently=acceptances.filter(
             state=RiskAcceptance.State.EXPIRED, expires__gte=today - dt.timedelta(days=RECENT_DAYS)
