@@ -98,3 +98,15 @@ def test_the_team_pages_findings_show_due_dates_as_every_page_does(client) -> No
     page = client.get("/teams/payments/").content.decode()
 
     assert "<td>2027-03-15</td>" in page
+
+
+def test_two_findings_that_differ_only_in_package_path_show_their_paths_on_the_image_page(client) -> None:
+    team = TeamFactory(slug="payments")
+    image = ImageFactory(team=team)
+    for path in ("lib/x86_64-linux-gnu/libc.so.6", "usr/lib/x86_64-linux-gnu/libc.so.6"):
+        FindingFactory(team=team, image=image, rule_id="CVE-2021-33574", package_name="libc6", package_path=path)
+    login_manager(client, team)
+
+    page = client.get(f"/images/{image.pk}/").content.decode()
+
+    assert ">lib/x86_64-linux-gnu/libc.so.6<" in page and ">usr/lib/x86_64-linux-gnu/libc.so.6<" in page
