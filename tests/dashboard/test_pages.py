@@ -110,3 +110,14 @@ def test_two_findings_that_differ_only_in_package_path_show_their_paths_on_the_i
     page = client.get(f"/images/{image.pk}/").content.decode()
 
     assert ">lib/x86_64-linux-gnu/libc.so.6<" in page and ">usr/lib/x86_64-linux-gnu/libc.so.6<" in page
+
+
+def test_the_image_pages_findings_show_status_as_the_queue_does(client) -> None:
+    team = TeamFactory(slug="payments")
+    image = ImageFactory(team=team)
+    FindingFactory(team=team, image=image, status=Status.IN_PROGRESS)
+    login_manager(client, team)
+
+    page = client.get(f"/images/{image.pk}/").content.decode()
+
+    assert '<span class="status st-in_progress">in progress</span>' in page
