@@ -8,6 +8,7 @@ from unittest import mock
 import pytest
 from django.test import Client
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from dashboard.models import Role
 from tests.conftest import fixture_bytes
@@ -71,3 +72,14 @@ def test_the_report_list_and_page_label_received_and_observed_in_one_format(paym
     observed = '<time datetime="2021-08-25T12:20:30+00:00">2021-08-25 12:20 UTC</time>'
     assert ">Received</th>" in listed and ">Observed</th>" in listed and observed in listed
     assert ">Received</dt>" in page and ">Observed</dt>" in page and observed in page
+
+
+def test_the_report_api_answers_received_and_observed(payments) -> None:
+    report = ingest(fixture_bytes("trivy/trivy-golden_alpine-310_image.json"), team="payments")
+    client = APIClient()
+    client.force_authenticate(MembershipFactory(team=payments, role=Role.CHAMPION).user)
+
+    body = client.get(f"/api/v1/reports/{report.pk}/").json()
+
+    assert body["observed_at"] == "2021-08-25T12:20:30+00:00"
+    assert body["received_at"] == report.received_at.isoformat()
