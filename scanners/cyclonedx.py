@@ -38,6 +38,7 @@ from scanners.base import (
     normalise_cwes,
     normalise_severity,
     opt_str,
+    parse_moment,
     severity_from_score,
 )
 from scanners.fingerprint import make_fingerprint
@@ -163,7 +164,13 @@ class CycloneDxParser:
                 if first is None:
                     findings[finding.fingerprint] = finding
         labels: dict[str, str] = {}
-        return ParseResult(findings=list(findings.values()), artifact=image, labels=labels, components=flat)
+        return ParseResult(
+            findings=list(findings.values()),
+            artifact=image,
+            labels=labels,
+            components=flat,
+            observed_at=parse_moment(metadata.get("timestamp")),
+        )
 
     @staticmethod
     def _image(component: _Component | None) -> ImageRef | None:

@@ -27,6 +27,7 @@ from scanners.base import (
     expect_dict,
     expect_list,
     opt_str,
+    parse_moment,
     req_str,
     type_name,
 )
@@ -117,7 +118,7 @@ class DockerBenchParser:
                         details=details,
                     )
                 )
-        return ParseResult(findings=findings)
+        return ParseResult(findings=findings, observed_at=parse_moment(document.get("end")) or parse_moment(document.get("start")))
 
 
 parser = DockerBenchParser()

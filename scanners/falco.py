@@ -33,6 +33,7 @@ from scanners.base import (
     ResourceRef,
     clean_text,
     expect_dict,
+    latest_moment,
     opt_str,
     req_str,
     type_name,
@@ -129,7 +130,8 @@ class FalcoParser:
             alerts = [("alert", document)]
         else:
             raise ParseError(f"not a Falco alert: expected an object or a list, got {type_name(document)}")
-        return ParseResult(findings=[self._parse_alert(alert, where) for where, alert in alerts])
+        findings = [self._parse_alert(alert, where) for where, alert in alerts]
+        return ParseResult(findings=findings, observed_at=latest_moment(f.occurred_at for f in findings))
 
     def _parse_alert(self, value: Any, where: str) -> Finding:
         alert = expect_dict(value, where)

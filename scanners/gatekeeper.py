@@ -22,6 +22,7 @@ from scanners.base import (
     ResourceRef,
     expect_dict,
     expect_list,
+    latest_moment,
     opt_str,
     req_str,
     type_name,
@@ -55,8 +56,12 @@ class GatekeeperParser:
         if not isinstance(document, (dict, list)):
             raise ParseError(f"not a Gatekeeper constraint: expected an object or a list, got {type_name(document)}")
         result = ParseResult(findings=[])
+        times: list[Any] = []
         for where, constraint in objects_in(document):
             self._parse_constraint(constraint, where, result)
+            status = constraint.get("status") if isinstance(constraint, dict) else None
+            times.append(status.get("auditTimestamp") if isinstance(status, dict) else None)
+        result.observed_at = latest_moment(times)
         return result
 
     def _parse_constraint(self, value: Any, where: str, result: ParseResult) -> None:

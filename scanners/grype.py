@@ -36,6 +36,7 @@ from scanners.base import (
     expect_list,
     normalise_severity,
     opt_str,
+    parse_moment,
 )
 from scanners.fingerprint import make_fingerprint
 from scanners.trivy import image_from_refs, iso_timestamp
@@ -143,7 +144,8 @@ class GrypeParser:
             for key in ("match_types", "locations"):
                 merged = first.details.setdefault(key, [])
                 merged.extend(v for v in finding.details.get(key, []) if v not in merged)
-        return ParseResult(findings=list(findings.values()), artifact=image, labels=labels)
+        observed = parse_moment(descriptor.get("timestamp"))
+        return ParseResult(findings=list(findings.values()), artifact=image, labels=labels, observed_at=observed)
 
     @staticmethod
     def _source(source: Mapping[str, Any]) -> tuple[ImageRef | None, str, dict[str, str]]:

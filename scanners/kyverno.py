@@ -33,8 +33,10 @@ from scanners.base import (
     clean_text,
     expect_dict,
     expect_list,
+    latest_moment,
     normalise_severity,
     opt_str,
+    parse_moment,
     req_str,
     type_name,
 )
@@ -103,9 +105,11 @@ class KyvernoParser:
         findings: list[Finding] = []
         evaluated: list[ResourceRef] = []
         pairs: list[tuple[ResourceRef | None, str]] = []
+        times: list[Any] = []
         for where, report in objects_in(document):
             self._parse_report(report, where, findings, evaluated, pairs)
-        return ParseResult(findings=findings, evaluated=evaluated, evaluated_policies=pairs)
+            times.append(_report_time(report))
+        return ParseResult(findings=findings, evaluated=evaluated, evaluated_policies=pairs, observed_at=latest_moment(times))
 
     def _parse_lone_result(self, result: Mapping[str, Any]) -> ParseResult:
         """policy-reporter's webhook body, read as a report with this one result on its resource."""
@@ -136,7 +140,8 @@ class KyvernoParser:
             findings = [dataclasses.replace(finding, resource=CLUSTER_RESOURCE) for finding in findings]
         resource = None if cluster_level else self._resource(resource_raw, namespace, not namespace)
         resolved = [] if status in _FINDING_RESULTS else [_fingerprint(resource, namespace, policy, rule)]
-        return ParseResult(findings=findings, incomplete_policies=[policy], resolved=resolved)
+        observed = parse_moment(result.get("creationTimestamp"))
+        return ParseResult(findings=findings, incomplete_policies=[policy], resolved=resolved, observed_at=observed)
 
     # ------------------------------------------------------------------
 
@@ -320,3 +325,13 @@ def _add(resources: list[ResourceRef], resource: ResourceRef) -> None:
 
 
 parser = KyvernoParser()
+
+
+def _report_time(report: Any) -> Any:
+    """When a policy report was last evaluated: its latest result's timestamp, else when it was created."""
+    if not isinstance(report, dict):
+        return None
+    results = report.get("results")
+    latest = latest_moment(r.get("timestamp") for r in results if isinstance(r, dict)) if isinstance(results, list) else None
+    metadata = report.get("metadata")
+    return latest or (metadata.get("creationTimestamp") if isinstance(metadata, dict) else None)

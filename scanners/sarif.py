@@ -43,6 +43,7 @@ from scanners.base import (
     clean_text,
     expect_dict,
     expect_list,
+    latest_moment,
     normalise_cwes,
     opt_str,
     severity_from_score,
@@ -107,7 +108,11 @@ class SarifParser:
             image = self._run(run, f"runs[{index}]", findings)
             if image is not None:
                 images[image] = None
-        return ParseResult(findings=list(findings.values()), artifact=next(iter(images)) if len(images) == 1 else None)
+        return ParseResult(
+            findings=list(findings.values()),
+            artifact=next(iter(images)) if len(images) == 1 else None,
+            observed_at=latest_moment(_invocation_times(log["runs"])),
+        )
 
     def _run(self, value: Any, where: str, findings: dict[str, Finding]) -> ImageRef | None:
         run = expect_dict(value, where)
@@ -320,3 +325,14 @@ class _RunContext:
 
 
 parser = SarifParser()
+
+
+def _invocation_times(runs: list[Any]) -> list[Any]:
+    """When each invocation of each run ended (else started): the runs were checked by ``_run`` already."""
+    times: list[Any] = []
+    for run in runs:
+        invocations = run.get("invocations") if isinstance(run, dict) else None
+        for invocation in invocations if isinstance(invocations, list) else []:
+            if isinstance(invocation, dict):
+                times.append(invocation.get("endTimeUtc") or invocation.get("startTimeUtc"))
+    return times

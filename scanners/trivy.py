@@ -37,6 +37,7 @@ from scanners.base import (
     normalise_cwes,
     normalise_severity,
     opt_str,
+    parse_moment,
 )
 from scanners.fingerprint import make_fingerprint, workload_name
 
@@ -264,7 +265,12 @@ class TrivyParser:
         findings: dict[str, Finding] = {}
         for index, result in enumerate(expect_list(doc.get("Results"), "Results")):
             self._parse_result(result, f"Results[{index}]", scope, findings)
-        return ParseResult(findings=list(findings.values()), artifact=image, labels=self._labels(metadata, "Metadata"))
+        return ParseResult(
+            findings=list(findings.values()),
+            artifact=image,
+            labels=self._labels(metadata, "Metadata"),
+            observed_at=parse_moment(doc.get("CreatedAt")),
+        )
 
     @staticmethod
     def _image_from_metadata(metadata: Mapping[str, Any], where: str) -> ImageRef | None:

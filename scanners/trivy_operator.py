@@ -32,6 +32,7 @@ from scanners.base import (
     clean_text,
     expect_dict,
     expect_list,
+    latest_moment,
     opt_str,
 )
 from scanners.fingerprint import make_fingerprint, workload_name
@@ -101,6 +102,7 @@ class TrivyOperatorParser:
         images: dict[ImageRef, None] = {}
         labels: dict[str, str] = {}
         reports = 0
+        times: list[str | None] = []  # when each report was last updated
         for index, item in enumerate(items):
             where = f"{prefix}[{index}]" if isinstance(document, list) or prefix else ""
             obj = expect_dict(item, where or "document")
@@ -117,6 +119,7 @@ class TrivyOperatorParser:
             evaluated[resource] = None
             report = expect_dict(obj.get("report"), f"{at}report")
             occurred_at = iso_timestamp(report.get("updateTimestamp")) or iso_timestamp(metadata.get("creationTimestamp"))
+            times.append(occurred_at)
             image = self._image(report, f"{at}report")
             if image is not None:
                 images[image] = None
@@ -143,6 +146,7 @@ class TrivyOperatorParser:
             artifact=next(iter(images)) if len(images) == 1 else None,
             evaluated=list(evaluated),
             labels=labels,
+            observed_at=latest_moment(times),
         )
 
     @staticmethod

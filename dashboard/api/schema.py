@@ -83,6 +83,7 @@ REPORT_SUMMARY = inline_serializer(
         "message": serializers.CharField(),
         "attempts": serializers.IntegerField(),
         "received_at": serializers.DateTimeField(allow_null=True),
+        "observed_at": serializers.DateTimeField(allow_null=True),
         "started_at": serializers.DateTimeField(allow_null=True),
         "finished_at": serializers.DateTimeField(allow_null=True),
     },

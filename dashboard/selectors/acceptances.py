@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import Count, Q, QuerySet
@@ -9,6 +10,7 @@ from django.http import Http404
 
 from dashboard.models import RiskAcceptance, Team, TriageRule
 from dashboard.models.access import sees_everything, visible_teams
+from dashboard.selectors.access import can_accept_risk
 
 
 def acceptances_visible(*, user: Any, team: Team | None = None) -> QuerySet[RiskAcceptance]:
@@ -48,3 +50,19 @@ def rule_get(*, user: Any, pk: int) -> TriageRule:
     if rule is None:
         raise Http404("no such rule")
     return rule
+
+
+def acceptances_decidable(*, user: Any, acceptances: Iterable[RiskAcceptance]) -> set[int]:
+    """The ids of these acceptances ``user`` may approve or reject now: pending, asked by someone else, on a team
+    whose risk the user may accept (acceptance_approve's own checks; the forms show only where they would work)."""
+    me = getattr(user, "pk", None)
+    may: dict[int | None, bool] = {}
+    out: set[int] = set()
+    for acceptance in acceptances:
+        if acceptance.state != RiskAcceptance.State.PENDING or acceptance.requested_by_id == me:
+            continue
+        if acceptance.team_id not in may:
+            may[acceptance.team_id] = can_accept_risk(user, acceptance.team)
+        if may[acceptance.team_id]:
+            out.add(acceptance.pk)
+    return out

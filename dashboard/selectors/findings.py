@@ -26,6 +26,7 @@ from dashboard.models import (
 )
 from dashboard.models import access as access_rule
 from dashboard.selectors.report_outcomes import OUTCOMES, outcome_filter
+from dashboard.selectors.stale_images import days_unscanned, last_scans
 
 #: A finding due within this many days is "due soon" (the same as dashboard.services.risk.DUE_SOON_DAYS).
 DUE_SOON_DAYS = 7
@@ -197,6 +198,14 @@ def _narrow_to_teams(qs: QuerySet[Finding], *, user: Any, team: str) -> QuerySet
 
 
 def apply_filters(qs: QuerySet[Finding], *, user: Any, filters: FindingFilters, today: dt.date) -> QuerySet[Finding]:
+    """The queue's filters, in one order: where, status and SLA, facts and people, text, times and reports."""
+    qs = _where_filters(qs, filters)
+    qs = _status_filters(qs, filters, today)
+    qs = _fact_filters(qs, user=user, filters=filters)
+    return _time_filters(qs, filters, today)
+
+
+def _where_filters(qs: QuerySet[Finding], filters: FindingFilters) -> QuerySet[Finding]:
     if filters.team:
         qs = qs.filter(team__isnull=True) if filters.team == "unowned" else qs.filter(team__slug=filters.team)
     if filters.image:
@@ -217,12 +226,19 @@ def apply_filters(qs: QuerySet[Finding], *, user: Any, filters: FindingFilters, 
         qs = qs.filter(stream=filters.stream)
     if filters.severity:
         qs = qs.filter(severity__in=filters.severity.split(","))
+    return qs
+
+
+def _status_filters(qs: QuerySet[Finding], filters: FindingFilters, today: dt.date) -> QuerySet[Finding]:
     statuses = set(filters.status.split(",")) if filters.status else set()
     if "active" in statuses:
         statuses = (statuses - {"active"}) | set(ACTIVE_STATUSES)
     if statuses:
         qs = qs.filter(status__in=sorted(statuses))
-    qs = _sla_filter(qs, filters.sla, today)
+    return _sla_filter(qs, filters.sla, today)
+
+
+def _fact_filters(qs: QuerySet[Finding], *, user: Any, filters: FindingFilters) -> QuerySet[Finding]:
     if filters.fix:
         qs = qs.exclude(fixed_version="") if filters.fix == "yes" else qs.filter(fixed_version="")
     if filters.kev:
@@ -237,6 +253,11 @@ def apply_filters(qs: QuerySet[Finding], *, user: Any, filters: FindingFilters, 
         qs = qs.filter(assignee_id=getattr(user, "pk", None)) if getattr(user, "pk", None) else qs.none()
     elif filters.assignee:
         qs = qs.filter(assignee__username=filters.assignee)
+    return qs
+
+
+def _time_filters(qs: QuerySet[Finding], filters: FindingFilters, today: dt.date) -> QuerySet[Finding]:
+    """Text, moments, acceptances, base layers and reports."""
     if filters.q:
         qs = qs.filter(Q(rule_id__icontains=filters.q) | Q(title__icontains=filters.q) | Q(package_name__icontains=filters.q))
     if filters.since:
@@ -333,12 +354,15 @@ def team_images(*, user: Any, team: Team) -> list[dict[str, Any]]:
     counts: dict[int, dict[str, int]] = {}
     for row in rows:
         counts.setdefault(row["image_id"], {})[row["severity"]] = row["n"]
-    images = Image.objects.filter(Q(team=team) | Q(pk__in=list(counts))).order_by("repository")
+    images = list(Image.objects.filter(Q(team=team) | Q(pk__in=list(counts))).order_by("repository"))
+    scans = last_scans(image.pk for image in images)
     return [
         {
             "image": image,
             "by_severity": {s: counts.get(image.pk, {}).get(s, 0) for s in SEVERITY_ORDER},
             "total": sum(counts.get(image.pk, {}).values()),
+            "last_scan": scans.get(image.pk),
+            "stale_days": days_unscanned(scans.get(image.pk)),
         }
         for image in images
     ]

@@ -332,6 +332,18 @@ def nudge_impact(*, user: Any, now: dt.datetime, window_days: int = 30, team: Te
     end = max(n.completed_at for n in nudges if n.completed_at) + window
     team_ids = {n.team_id for n in nudges}
     keys_by_topic = {n.topic_id: {key.lower() for key in (n.topic.keys or []) if isinstance(key, str)} for n in nudges}
+    appearances = _appearances(team_ids, start=start, end=end)
+    scans = _scans(team_ids, start=start, end=end)
+    return [
+        _impact_row(nudge, keys_by_topic[nudge.topic_id], window=window, now=now, appearances=appearances, scans=scans) for nudge in nudges
+    ]
+
+
+_Appearances = dict[int, list[tuple[dt.datetime, int, frozenset[str]]]]
+
+
+def _appearances(team_ids: set[int], *, start: dt.datetime, end: dt.datetime) -> _Appearances:
+    """Per team: when each finding appeared (created or reopened) in the range, with its nudge classes."""
     events = _finding_rows(
         FindingEvent.objects.filter(
             finding__team_id__in=team_ids,
@@ -342,40 +354,50 @@ def nudge_impact(*, user: Any, now: dt.datetime, window_days: int = 30, team: Te
         "created_at",
         "finding__team_id",
     )
-    appearances: dict[int, list[tuple[dt.datetime, int, frozenset[str]]]] = defaultdict(list)
+    appearances: _Appearances = defaultdict(list)
     for row in events:
         classes = frozenset(key.lower() for key in nudge_classes_for(_facts(row)))
         appearances[row["finding__team_id"]].append((row["created_at"], row["finding_id"], classes))
+    return appearances
+
+
+def _scans(team_ids: set[int], *, start: dt.datetime, end: dt.datetime) -> dict[int, list[dt.datetime]]:
+    """Per team: when each of its processed reports in the range was observed."""
     scans: dict[int, list[dt.datetime]] = defaultdict(list)
     for team_id, observed in Report.objects.filter(
         team_id__in=team_ids, status=ReportStatus.DONE, observed_at__gte=start, observed_at__lt=end
     ).values_list("team_id", "observed_at"):
         scans[team_id].append(observed)
-    rows = []
-    for nudge in nudges:
-        completed = nudge.completed_at
-        assert completed is not None
-        after_end = min(completed + window, now)
-        keys = keys_by_topic[nudge.topic_id]
+    return scans
 
-        def measure(lo: dt.datetime, hi: dt.datetime, nudge: Nudge = nudge, keys: set[str] = keys) -> Window:
-            found = {fid for at, fid, classes in appearances[nudge.team_id] if _in(at, lo, hi) and classes & keys}
-            count = sum(1 for at in scans[nudge.team_id] if _in(at, lo, hi))
-            return Window(findings=len(found), scans=count, days=(hi - lo).days)
 
-        rows.append(
-            ImpactRow(
-                team=nudge.team,
-                topic_name=nudge.topic.name,
-                topic_slug=nudge.topic.slug,
-                nudges=1,
-                before=measure(completed - window, completed),
-                after=measure(completed, after_end),
-                completed_at=completed,
-                nudge_id=nudge.pk,
-            )
-        )
-    return rows
+def _impact_row(
+    nudge: Nudge,
+    keys: set[str],
+    *,
+    window: dt.timedelta,
+    now: dt.datetime,
+    appearances: _Appearances,
+    scans: dict[int, list[dt.datetime]],
+) -> ImpactRow:
+    completed = nudge.completed_at
+    assert completed is not None
+
+    def measure(lo: dt.datetime, hi: dt.datetime) -> Window:
+        found = {fid for at, fid, classes in appearances[nudge.team_id] if _in(at, lo, hi) and classes & keys}
+        count = sum(1 for at in scans[nudge.team_id] if _in(at, lo, hi))
+        return Window(findings=len(found), scans=count, days=(hi - lo).days)
+
+    return ImpactRow(
+        team=nudge.team,
+        topic_name=nudge.topic.name,
+        topic_slug=nudge.topic.slug,
+        nudges=1,
+        before=measure(completed - window, completed),
+        after=measure(completed, min(completed + window, now)),
+        completed_at=completed,
+        nudge_id=nudge.pk,
+    )
 
 
 def impact_by_topic(rows: Iterable[ImpactRow], *, per_team: bool) -> list[ImpactRow]:

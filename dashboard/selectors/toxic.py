@@ -23,6 +23,7 @@ from dashboard.models import ACTIVE_STATUSES, Finding, Kind, Stream, WorkloadSig
 from dashboard.selectors.finding_classes import FACT_FIELDS, classes_for
 from dashboard.selectors.finding_classes import FindingFacts as ClassFacts
 from dashboard.selectors.running import finding_versions, is_running, live_sightings
+from dashboard.templatetags.moments import moment_text
 
 #: Candidate vulnerabilities looked at (the most risky first).
 CANDIDATES = 500
@@ -103,7 +104,7 @@ def _row(finding: Finding, sighting: WorkloadSighting, privileges: dict, alerts:
     key = _workload_key(sighting.cluster, sighting.namespace, sighting.workload_name)
     exploitable = "in CISA KEV" if finding.kev else f"EPSS {finding.epss:.2f} (at least {epss_min:g})"
     where = "/".join(part for part in (sighting.cluster, sighting.namespace, sighting.workload_kind, sighting.workload_name) if part)
-    running = f"{sighting.tag or sighting.digest[:19]} runs in {where}, seen {sighting.last_seen:%Y-%m-%d %H:%M}"
+    running = f"{sighting.tag or sighting.digest[:19]} runs in {where}, seen {moment_text(sighting.last_seen)}"
     privileged = privileges.get(key, [])
     alert = alerts.get(("workload", *key)) or alerts.get(("image", finding.image_id))
     return ToxicRow(

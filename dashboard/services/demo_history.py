@@ -2,8 +2,10 @@
 rules, triage history, risk acceptances (one about to expire, one waiting for a second champion), triage
 rules and nudges in several states.  Everything is made through the services a person would use.
 
-The KEV snapshot (dashboard/data/demo_kev.json) is the real CISA catalogue row of the one CVE of the demo
-that is in the catalogue (CVE-2020-15999, FreeType), copied from CISA's feed as mirrored by cisagov/kev-data.
+The KEV and EPSS snapshots (dashboard/data/demo_kev.json, demo_epss.csv) are rows copied from real files: CISA's
+feed, and the KEV and EPSS data Grype itself wrote into the demo's Grype reports (dashboard/data/README.md names
+each source).  payments/ledger, whose CycloneDX report carries a CVE in KEV, is seen deployed in payments-prod, so
+the toxic combinations view has an exploitable vulnerability running.
 """
 
 from __future__ import annotations
@@ -13,17 +15,26 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 
 from dashboard.models import ACTIVE_STATUSES, Finding, Nudge, NudgeState, OwnershipRule, Role, Team
 from dashboard.services import finding_updates, intel, nudges, ownership_rules, risk_acceptance, triage_rules
+from dashboard.services.running import Sighting, sightings_record
 from dashboard.services.teams import membership_set
+from scanners.base import ImageRef
 
-DEMO_KEV = Path(settings.BASE_DIR) / "dashboard" / "data" / "demo_kev.json"
+DATA = Path(settings.BASE_DIR) / "dashboard" / "data"
+DEMO_KEV = DATA / "demo_kev.json"
+DEMO_EPSS = DATA / "demo_epss.csv"
+#: The demo image deployed now whose report names a CVE in KEV.
+DEPLOYED = ImageRef(registry="registry.example.com", repository="payments/ledger", tag="3.1.0", digest="")
 
 
 def demo_history(*, users: dict[str, Any], teams: dict[str, Team], today: dt.date) -> None:
     """Called once by demo_load, after the reports: the months of work the reports alone do not show."""
-    intel.kev_import(data=DEMO_KEV.read_bytes())
+    _deployed(team=teams["payments"])
+    intel.kev_import(data=DEMO_KEV.read_bytes())  # after the sighting: importing re-scores, exposure included
+    intel.epss_import(data=DEMO_EPSS.read_bytes())
     membership_set(user=users["manager"], team=teams["platform"], role=Role.MANAGER, can_triage=True, by=users["admin"])
     _ownership(admin=users["admin"], teams=teams)
     _triage(champion=users["champion"], team=teams["payments"], today=today)
@@ -37,6 +48,20 @@ def demo_history(*, users: dict[str, Any], teams: dict[str, Team], today: dt.dat
         reason="test data shipped in the image, never loaded in production",
     )
     _nudge_states(champion=users["storefront-champion"], team=teams["storefront"])
+
+
+def _deployed(*, team: Team) -> None:
+    """The admission webhook saw payments/ledger:3.1.0 deployed in production this morning."""
+    sighting = Sighting(
+        cluster="",
+        namespace="payments-prod",
+        workload_kind="Deployment",
+        workload_name="ledger",
+        image=DEPLOYED,
+        team_id=team.pk,
+        source="admission",
+    )
+    sightings_record(sightings=[sighting], now=timezone.now())
 
 
 def _ownership(*, admin: Any, teams: dict[str, Team]) -> None:

@@ -6,6 +6,7 @@ Precedence and matching live in ``dashboard.services.ownership``.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from typing import Any
 
@@ -17,7 +18,7 @@ from django.utils import timezone
 from dashboard.errors import ApplicationError
 from dashboard.models import AuditEvent, Finding, FindingEvent, Image, OwnershipRule, OwnerSource, Team
 from dashboard.selectors.access import ensure_administrator
-from dashboard.selectors.ownership import CompiledRule, RuleSet, decide_owner
+from dashboard.selectors.ownership import CompiledRule, Owner, RuleSet, decide_owner
 from dashboard.services.audit import audit_record
 from dashboard.services.bulk_updates import bulk_update_rows
 from dashboard.services.ownership import validate_pattern
@@ -183,48 +184,7 @@ def ownership_reassign(*, rule_id: int) -> int:
     ids = sorted(_candidate_ids(rule, rule_id))
     changed_total = 0
     for start in range(0, len(ids), BATCH):
-        chunk = ids[start : start + BATCH]
-        with transaction.atomic():
-            findings = list(
-                Finding.objects.select_for_update(of=("self",))
-                .filter(pk__in=chunk)
-                .exclude(owner_source__in=[OwnerSource.MANUAL, OwnerSource.NAMED])
-                .select_related("image", "last_report")
-            )
-            changed: list[Finding] = []
-            events: list[FindingEvent] = []
-            for finding in findings:
-                report = finding.last_report
-                owner = decide_owner(
-                    rules=rules,
-                    image=_image_name(finding.image.registry, finding.image.repository) if finding.image else "",
-                    namespace=finding.resource_namespace,
-                    labels=(finding.image.labels or {}) if finding.image else {},
-                    report_team=teams.get(report.team_id) if report is not None and report.team_id else None,
-                    named=False,
-                )
-                new_team_id = owner.team.pk if owner.team else None
-                new_rule_id = owner.rule.pk if owner.rule else None
-                if (finding.team_id, finding.owner_rule_id, finding.owner_source) == (new_team_id, new_rule_id, owner.source):
-                    continue
-                old = teams[finding.team_id].slug if finding.team_id in teams else "unowned"
-                new = owner.team.slug if owner.team else "unowned"
-                if finding.team_id != new_team_id:
-                    moves[(old, new)] += 1
-                    events.append(
-                        FindingEvent(
-                            finding_id=finding.pk,
-                            type=FindingEvent.Type.OWNER,
-                            reason=f"{old} → {new}: {owner.reason}"[:2000],
-                            created_at=now,
-                        )
-                    )
-                finding.team_id, finding.owner_rule_id = new_team_id, new_rule_id
-                finding.owner_source, finding.owner_reason = owner.source, owner.reason[:300]
-                changed.append(finding)
-            bulk_update_rows(Finding, changed, ["team", "owner_rule", "owner_source", "owner_reason"], batch_size=BATCH)
-            FindingEvent.objects.bulk_create(events, batch_size=BATCH)
-            changed_total += len(events)
+        changed_total += _reassign_chunk(ids[start : start + BATCH], rules=rules, teams=teams, now=now, moves=moves)
     _reassign_images(rules)
     if changed_total:
         audit_record(
@@ -236,6 +196,50 @@ def ownership_reassign(*, rule_id: int) -> int:
             details={"moves": [{"from": old, "to": new, "findings": n} for (old, new), n in sorted(moves.items())]},
         )
     return changed_total
+
+
+def _reassign_chunk(chunk: list[int], *, rules: RuleSet, teams: dict[int, Team], now: dt.datetime, moves: Counter[tuple[str, str]]) -> int:
+    """Re-apply the rules to these findings in one transaction; counts moves in ``moves``, returns how many moved."""
+    with transaction.atomic():
+        findings = list(
+            Finding.objects.select_for_update(of=("self",))
+            .filter(pk__in=chunk)
+            .exclude(owner_source__in=[OwnerSource.MANUAL, OwnerSource.NAMED])
+            .select_related("image", "last_report")
+        )
+        changed: list[Finding] = []
+        events: list[FindingEvent] = []
+        for finding in findings:
+            owner = _owner_now(finding, rules=rules, teams=teams)
+            new_team_id = owner.team.pk if owner.team else None
+            new_rule_id = owner.rule.pk if owner.rule else None
+            if (finding.team_id, finding.owner_rule_id, finding.owner_source) == (new_team_id, new_rule_id, owner.source):
+                continue
+            if finding.team_id != new_team_id:
+                old = teams[finding.team_id].slug if finding.team_id in teams else "unowned"
+                new = owner.team.slug if owner.team else "unowned"
+                moves[(old, new)] += 1
+                reason = f"{old} → {new}: {owner.reason}"[:2000]
+                events.append(FindingEvent(finding_id=finding.pk, type=FindingEvent.Type.OWNER, reason=reason, created_at=now))
+            finding.team_id, finding.owner_rule_id = new_team_id, new_rule_id
+            finding.owner_source, finding.owner_reason = owner.source, owner.reason[:300]
+            changed.append(finding)
+        bulk_update_rows(Finding, changed, ["team", "owner_rule", "owner_source", "owner_reason"], batch_size=BATCH)
+        FindingEvent.objects.bulk_create(events, batch_size=BATCH)
+    return len(events)
+
+
+def _owner_now(finding: Finding, *, rules: RuleSet, teams: dict[int, Team]) -> Owner:
+    """The owner the rules give this finding today (its report's team as the fallback)."""
+    report = finding.last_report
+    return decide_owner(
+        rules=rules,
+        image=_image_name(finding.image.registry, finding.image.repository) if finding.image else "",
+        namespace=finding.resource_namespace,
+        labels=(finding.image.labels or {}) if finding.image else {},
+        report_team=teams.get(report.team_id) if report is not None and report.team_id else None,
+        named=False,
+    )
 
 
 def _reassign_images(rules: RuleSet) -> None:

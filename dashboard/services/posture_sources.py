@@ -17,12 +17,12 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from dashboard.models import EventSighting, Finding, FindingEvent, Image, Report, ReportStatus, Status, Stream, Team
+from dashboard.models import EventSighting, Finding, FindingEvent, Image, Status, Stream, Team
 from dashboard.selectors.finding_classes import FACT_FIELDS, FindingFacts, classes_for
+from dashboard.selectors.stale_images import STALE_DAYS, scan_reports
 from dashboard.services import risk
 from dashboard.services.posture_replay import Event, History, Replay
 
-STALE_DAYS = 14
 CHUNK = 5000
 DayKey = tuple[int | None, int]
 
@@ -110,14 +110,11 @@ def event_counts(*, start: dt.date, end: dt.date) -> dict[DayKey, Counter[str]]:
 
 
 def stale_images(*, start: dt.date, end: dt.date) -> dict[DayKey, int]:
-    """Images whose last scan (a done report of the scan stream) is 14 days or more before the day, per team."""
+    """Images whose last scan is STALE_DAYS or more before the day, per team (selectors/stale_images.py says what
+    "scanned" and "stale" mean)."""
     days = (end - start).days + 1
     scans: dict[int, set[dt.date]] = defaultdict(set)
-    reports = (
-        Report.objects.filter(image__isnull=False, status=ReportStatus.DONE, observed_at__lt=day_start(end + dt.timedelta(days=1)))
-        .exclude(stream__in=[Stream.ADMISSION, Stream.RUNTIME])
-        .values_list("image_id", "observed_at")
-    )
+    reports = scan_reports().filter(observed_at__lt=day_start(end + dt.timedelta(days=1))).values_list("image_id", "observed_at")
     for image_id, observed in reports.iterator(chunk_size=CHUNK):
         scans[image_id].add(day_of(observed))
     teams = dict(Image.objects.filter(pk__in=list(scans)).values_list("id", "team_id"))

@@ -22,6 +22,7 @@ from dashboard.models import Report, ReportPayload, ReportStatus
 from dashboard.services import event_ingest, ingest, nudges, reimports, triage_rules
 from dashboard.services.bulk_updates import bulk_update_rows
 from dashboard.services.clusters import with_cluster
+from dashboard.services.observed import observed_at_of
 from dashboard.services.sender_rights import FOREIGN_SCOPE, ForeignScopeError
 from scanners import registry
 from scanners.base import ParseError, ParseResult, gc_paused
@@ -162,6 +163,7 @@ _FINISHED_FIELDS = [
     "status",
     "error",
     "finished_at",
+    "observed_at",
 ]
 
 
@@ -177,6 +179,7 @@ def _finish(report: Report, job: _Job, outcome: ingest.IngestOutcome) -> None:
     report.status = ReportStatus.FAILED if outcome.refused else ReportStatus.DONE
     report.error = FOREIGN_SCOPE if outcome.refused else ""
     report.finished_at = timezone.now()
+    report.observed_at = observed_at_of(report=report, result=job.result)
     lag = (report.finished_at - report.received_at).total_seconds()
     transaction.on_commit(lambda: metrics.report_done(format_name=job.source, stream=job.stream, lag_seconds=lag))  # not if rolled back
 

@@ -34,6 +34,8 @@ def report_summary(report: Report, *, url: str = "") -> dict[str, Any]:
         "message": report_message(report),
         "attempts": report.attempts,
         "received_at": report.received_at.isoformat() if report.received_at else None,
+        # When the scan happened: the scanner's own time once the report is applied (services/observed.py).
+        "observed_at": report.observed_at.isoformat() if report.observed_at else None,
         "started_at": report.started_at.isoformat() if report.started_at else None,
         "finished_at": report.finished_at.isoformat() if report.finished_at else None,
     }

@@ -103,23 +103,13 @@ def acceptance_request(
     ``team``) the team's matching findings are covered too, now and at ingest.
     """
     now = now or timezone.now()
-    today = timezone.localdate(now)
     text = triage.clean_reason(reason, required=True, what="accepting risk")
-    until = clean_expires(expires, today=today)
+    until = clean_expires(expires, today=timezone.localdate(now))
     result = BulkResult(batch=batch or triage.new_batch(), verb="risk accepted")
     rights = TriageRights.of(by)
-    wanted = set(ids)
-    if scope is not None and scope.rule_id:
-        if team is None:
-            raise ApplicationError("a scoped risk acceptance needs a team", code="scope_needs_team")
-        wanted.update(_scope_matches(team.pk, scope))
-    by_team: dict[int | None, list[tuple[int, str]]] = {}
-    for chunk in chunks(sorted(wanted)):
-        for pk, status, owner_id in Finding.objects.filter(pk__in=chunk).order_by("id").values_list("id", "status", "team_id"):
-            by_team.setdefault(owner_id, []).append((pk, status))
-    if scope is not None and scope.rule_id and team is not None:
-        by_team.setdefault(team.pk, [])
+    by_team = _by_team(ids=ids, scope=scope, team=team)
     teams: dict[int | None, Team] = {t.pk: t for t in Team.objects.filter(pk__in=[pk for pk in by_team if pk is not None])}
+    scoped = scope is not None and bool(scope.rule_id)
     with transaction.atomic():
         for team_id, rows in by_team.items():
             if not rights.may_accept_risk(team_id):
@@ -127,7 +117,7 @@ def acceptance_request(
                 continue
             eligible = [pk for pk, status in rows if status in ACTIVE_STATUSES]
             result.skip("not open, triaged or in progress", len(rows) - len(eligible))
-            if not eligible and not (scope and scope.rule_id):
+            if not eligible and not scoped:
                 continue
             acceptance = _create(
                 team=teams.get(team_id) if team_id else None,
@@ -143,21 +133,44 @@ def acceptance_request(
                 result.changed.extend(accept_findings(acceptance, eligible, by=by, now=now, batch=result.batch))
             else:
                 result.pending_acceptances.append(acceptance.pk)
-                FindingEvent.objects.bulk_create(
-                    [
-                        make_event(
-                            finding_id=pk,
-                            type=FindingEvent.Type.ACCEPTANCE,
-                            by=by,
-                            now=now,
-                            reason=text,
-                            batch=result.batch,
-                            data={"acceptance": acceptance.pk, "state": State.PENDING, "expires": until.isoformat()},
-                        )
-                        for pk in eligible
-                    ]
-                )
+                _record_pending(acceptance, eligible, by=by, now=now, reason=text, batch=result.batch, until=until)
     return result
+
+
+def _by_team(*, ids: Iterable[int], scope: Scope | None, team: Team | None) -> dict[int | None, list[tuple[int, str]]]:
+    """The findings asked for (and, with a scope, the team's matching ones) as (id, status) per owning team."""
+    wanted = set(ids)
+    if scope is not None and scope.rule_id:
+        if team is None:
+            raise ApplicationError("a scoped risk acceptance needs a team", code="scope_needs_team")
+        wanted.update(_scope_matches(team.pk, scope))
+    by_team: dict[int | None, list[tuple[int, str]]] = {}
+    for chunk in chunks(sorted(wanted)):
+        for pk, status, owner_id in Finding.objects.filter(pk__in=chunk).order_by("id").values_list("id", "status", "team_id"):
+            by_team.setdefault(owner_id, []).append((pk, status))
+    if scope is not None and scope.rule_id and team is not None:
+        by_team.setdefault(team.pk, [])
+    return by_team
+
+
+def _record_pending(
+    acceptance: RiskAcceptance, ids: list[int], *, by: Any, now: dt.datetime, reason: str, batch: uuid.UUID, until: dt.date
+) -> None:
+    """An event on each finding of an acceptance waiting for its second person."""
+    FindingEvent.objects.bulk_create(
+        [
+            make_event(
+                finding_id=pk,
+                type=FindingEvent.Type.ACCEPTANCE,
+                by=by,
+                now=now,
+                reason=reason,
+                batch=batch,
+                data={"acceptance": acceptance.pk, "state": State.PENDING, "expires": until.isoformat()},
+            )
+            for pk in ids
+        ]
+    )
 
 
 def _create(

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET
 
 from dashboard.models.access import visible_teams
 from dashboard.selectors.home import EXPIRING_DAYS, RECENT_DAYS, home_summary
+from dashboard.selectors.stale_images import STALE_DAYS
 from dashboard.services.home import home_visit
 
 
@@ -25,5 +26,5 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "dashboard/home.html",
-        {"summary": summary, "team": team, "expiring_days": EXPIRING_DAYS, "recent_days": RECENT_DAYS},
+        {"summary": summary, "team": team, "expiring_days": EXPIRING_DAYS, "recent_days": RECENT_DAYS, "stale_days": STALE_DAYS},
     )

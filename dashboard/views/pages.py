@@ -13,6 +13,7 @@ from dashboard.charts import trends
 from dashboard.models import SEVERITY_ORDER
 from dashboard.selectors import findings as finding_selectors
 from dashboard.selectors import teams as team_selectors
+from dashboard.selectors.stale_images import days_unscanned, last_scans
 from dashboard.services.team_settings import can_change_team_settings
 
 PAGE_SIZE = 50
@@ -76,11 +77,14 @@ def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
     counts = finding_selectors.severity_counts(
         finding_selectors.finding_list(user=request.user, filters=finding_selectors.FindingFilters(image=str(image.pk)))
     )
+    last_scan = last_scans([image.pk]).get(image.pk)
     return render(
         request,
         "dashboard/image.html",
         {
             "image": image,
+            "last_scan": last_scan,
+            "stale_days": days_unscanned(last_scan),
             "versions": image.versions.all()[:50],
             "page": page,
             "counts": counts,

@@ -275,9 +275,12 @@ def bulk_undo(request: HttpRequest, batch: uuid.UUID) -> HttpResponse:
 @require_GET
 def acceptance_list(request: HttpRequest) -> HttpResponse:
     state = request.GET.get("state", "")
-    acceptances = acceptance_selectors.acceptance_list(user=request.user, state=state)[:200]
+    acceptances = list(acceptance_selectors.acceptance_list(user=request.user, state=state)[:200])
+    decidable = acceptance_selectors.acceptances_decidable(user=request.user, acceptances=acceptances)
     return render(
-        request, "dashboard/triage_acceptances.html", {"acceptances": acceptances, "state": state, "states": RiskAcceptance.State.values}
+        request,
+        "dashboard/triage_acceptances.html",
+        {"acceptances": acceptances, "decidable": decidable, "state": state, "states": RiskAcceptance.State.values},
     )
 
 

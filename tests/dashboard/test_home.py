@@ -124,7 +124,7 @@ def test_a_second_champion_sees_a_request_to_approve_and_the_requester_sees_it_w
 
 
 def test_the_home_page_query_count_is_pinned(client, morning, django_assert_num_queries) -> None:
-    with django_assert_num_queries(20):
+    with django_assert_num_queries(21):
         response = client.get("/")
 
     assert response.status_code == 200
@@ -151,3 +151,30 @@ def test_the_worklist_lists_the_ten_riskiest_findings_that_need_work(client, tea
 
     assert [f.pk for f in response.context["summary"].worklist] == [f.pk for f in reversed(risky)][:10]
     assert response.content.decode().count('<tr data-id="') == 10
+
+
+def test_a_manager_without_the_triage_grant_gets_no_approve_form_where_approving_would_fail(team, champion) -> None:
+    acceptance = RiskAcceptanceFactory(
+        team=team, requested_by=champion, approved_by=None, state="pending", findings=FindingFactory.create_batch(2, team=team)
+    )
+    manager = Client()
+    manager.force_login(MembershipFactory(team=team, role=Role.MANAGER, can_triage=False).user)
+
+    home_page = manager.get("/")
+    listed = manager.get("/acceptances/").content.decode()
+
+    assert home_page.context["summary"].to_approve == []
+    assert f"Approve #{acceptance.pk}" not in home_page.content.decode()
+    assert f"Approve #{acceptance.pk}" not in listed and "waiting for a second person" in listed
+
+
+def test_a_second_champion_gets_the_approve_form_on_the_acceptances_page(team, champion) -> None:
+    acceptance = RiskAcceptanceFactory(
+        team=team, requested_by=champion, approved_by=None, state="pending", findings=FindingFactory.create_batch(2, team=team)
+    )
+    second = Client()
+    second.force_login(MembershipFactory(team=team, role=Role.CHAMPION).user)
+
+    listed = second.get("/acceptances/").content.decode()
+
+    assert f"Approve #{acceptance.pk}" in listed

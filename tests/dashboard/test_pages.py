@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 
@@ -87,3 +88,36 @@ def test_the_image_page_and_its_chart_show_the_images_open_findings(client, paym
     assert headline(response.content.decode()) == {"critical": 3, "high": 2, "medium": 1, "low": 2, "info": 0, "unknown": 0}
     figure = json.loads(re.search(r'<script id="image-data" type="application/json">(.*?)</script>', response.content.decode()).group(1))
     assert (figure["data"][0]["x"], figure["data"][0]["y"]) == (["critical", "high", "medium", "low"], [3, 2, 1, 2])
+
+
+def test_the_team_pages_findings_show_due_dates_as_every_page_does(client) -> None:
+    team = TeamFactory(slug="payments")
+    FindingFactory(team=team, due_date=dt.date(2027, 3, 15))
+    login_manager(client, team)
+
+    page = client.get("/teams/payments/").content.decode()
+
+    assert "<td>2027-03-15</td>" in page
+
+
+def test_two_findings_that_differ_only_in_package_path_show_their_paths_on_the_image_page(client) -> None:
+    team = TeamFactory(slug="payments")
+    image = ImageFactory(team=team)
+    for path in ("lib/x86_64-linux-gnu/libc.so.6", "usr/lib/x86_64-linux-gnu/libc.so.6"):
+        FindingFactory(team=team, image=image, rule_id="CVE-2021-33574", package_name="libc6", package_path=path)
+    login_manager(client, team)
+
+    page = client.get(f"/images/{image.pk}/").content.decode()
+
+    assert ">lib/x86_64-linux-gnu/libc.so.6<" in page and ">usr/lib/x86_64-linux-gnu/libc.so.6<" in page
+
+
+def test_the_image_pages_findings_show_status_as_the_queue_does(client) -> None:
+    team = TeamFactory(slug="payments")
+    image = ImageFactory(team=team)
+    FindingFactory(team=team, image=image, status=Status.IN_PROGRESS)
+    login_manager(client, team)
+
+    page = client.get(f"/images/{image.pk}/").content.decode()
+
+    assert '<span class="status st-in_progress">in progress</span>' in page

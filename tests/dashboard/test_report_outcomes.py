@@ -130,10 +130,10 @@ def test_the_report_page_shows_the_image_tag_and_digest_and_labels_received_and_
     assert report.image_tag == "1.4.2"
     assert re.search(r'id="report-tag">1\.4\.2<', page)
     assert 'id="report-digest">—<' in page or report.image_digest in page
-    assert "2026-11-01 09:30 UTC" in page and "(the sender's time)" in page
+    assert "2026-11-01 09:30 UTC" in page and "(the scanner's or sender's time)" in page
 
 
-def test_the_list_and_the_page_show_the_same_received_moment_for_a_backdated_report(team, champion) -> None:
+def test_the_list_and_the_page_show_the_same_received_moment_and_the_list_labels_the_observed_one(team, champion) -> None:
     report = ingest(trivy_bytes(2, image=IMAGE), team="payments", observed_at=dt.datetime(2026, 10, 3, 8, 0, tzinfo=dt.UTC))
     client = logged_in(champion)
 
@@ -142,7 +142,8 @@ def test_the_list_and_the_page_show_the_same_received_moment_for_a_backdated_rep
 
     received = moment_text(report.received_at)
     row = re.search(rf'<tr id="report-{report.pk}">.*?</tr>', listed, re.S).group(0)
-    assert received in row and "2026-10-03" not in row
+    received_cell, observed_cell = re.findall(r"<td[^>]*>(.*?)</td>", row)[:2]
+    assert received in received_cell and "2026-10-03 08:00 UTC" in observed_cell
     assert re.search(rf'id="report-received"><time [^>]*>{received}</time>', shown)
 
 

@@ -9,6 +9,7 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from dashboard.models import WorkloadSighting
 from dashboard.services.tokens import token_create
 from tests.factories import (
     FindingFactory,
@@ -109,3 +110,14 @@ def test_toxic_rows_cost_a_constant_number_of_queries(payments, django_assert_ma
     client.force_authenticate(MembershipFactory(team=payments).user)
     with django_assert_max_num_queries(12):
         assert len(client.get("/api/v1/toxic/").json()["results"]) == 6
+
+
+def test_the_running_condition_says_when_it_was_seen_in_the_one_format_with_its_zone(payments) -> None:
+    running_vulnerability(payments, workload="api")
+    sighting = WorkloadSighting.objects.get(workload_name="api")
+    client = APIClient()
+    client.force_authenticate(MembershipFactory(team=payments).user)
+
+    why = client.get("/api/v1/toxic/?team=payments").json()["results"][0]["conditions"]["running"]["why"]
+
+    assert why.endswith(f"seen {timezone.localtime(sighting.last_seen):%Y-%m-%d %H:%M} UTC")
