@@ -45,6 +45,7 @@ class AuditEvent(models.Model):
         LOGIN_LOCKED = "login.locked"
         TEAM_SETTINGS = "team.settings"
         POLICY_CHANGED = "policy.changed"
+        NOTIFICATIONS_CHANGED = "team.notifications"
 
     created_at = models.DateTimeField(db_index=True)
     actor = models.ForeignKey(
