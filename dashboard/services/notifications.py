@@ -146,7 +146,7 @@ def _event_alerts(reports: list[Report], policies: dict[int, EnforcementPolicy])
     groups: dict[tuple[str, str, int], list[Finding]] = defaultdict(list)
     teams: dict[int, Team] = {}
     for sighting in sightings:
-        finding = sighting.finding
+        finding, event = sighting.finding, ""
         if finding.team_id != sighting.team_id:
             continue  # re-assigned since: the finding is no longer this team's
         if finding.stream == Stream.RUNTIME and finding.severity in HIGH:
@@ -211,7 +211,8 @@ def _gate_denials(*, since: dt.datetime, until: dt.datetime) -> list[Draft]:
     drafts = []
     for (_, namespace, image_ref, hour), found in groups.items():
         team, n = found[0].team, len(found)
-        assert team is not None
+        if team is None:
+            continue
         link = absolute(reverse("policies"))
         where = f" in namespace {namespace}" if namespace else ""
         subject = f"Vigil: admission denied {image_ref}{where} ({team.name})"
@@ -251,19 +252,20 @@ def _daily(today: dt.date) -> list[Draft]:
         state=RiskAcceptance.State.APPROVED, team__isnull=False, expires__gte=today, expires__lte=today + dt.timedelta(days=7)
     ).select_related("team")
     for acceptance in expiring:
-        team = acceptance.team
-        assert team is not None
-        link = absolute(reverse("findings"), team=team.slug, acceptance=str(acceptance.pk), status="risk_accepted")
+        owner = acceptance.team
+        if owner is None:
+            continue
+        link = absolute(reverse("findings"), team=owner.slug, acceptance=str(acceptance.pk), status="risk_accepted")
         lines = [
-            f"Why: risk acceptance #{acceptance.pk} of {team.name} expires on {acceptance.expires.isoformat()}; "
+            f"Why: risk acceptance #{acceptance.pk} of {owner.name} expires on {acceptance.expires.isoformat()}; "
             "its findings reopen then unless someone renews it.",
             f"Reason given: {acceptance.reason[:300]}",
             "",
             f"Its findings: {link}",
         ]
-        subject = f"Vigil: a risk acceptance of {team.name} expires on {acceptance.expires.isoformat()}"
+        subject = f"Vigil: a risk acceptance of {owner.name} expires on {acceptance.expires.isoformat()}"
         group = f"acceptance:{acceptance.pk}:{acceptance.expires.isoformat()}"
-        drafts.append(Draft(NotificationEvent.ACCEPTANCE_EXPIRING, team, group, subject, lines, link, acceptance.findings.count()))
+        drafts.append(Draft(NotificationEvent.ACCEPTANCE_EXPIRING, owner, group, subject, lines, link, acceptance.findings.count()))
     return drafts
 
 
