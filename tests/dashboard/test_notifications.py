@@ -42,7 +42,7 @@ def _base_url(settings) -> None:
 
 
 def _finished_report(team, **fields):
-    return ReportFactory(team=team, finished_at=timezone.now(), **fields)
+    return ReportFactory(team=team, **{"finished_at": timezone.now(), **fields})
 
 
 def test_fifty_new_criticals_of_one_report_make_one_message_per_channel_naming_ten_and_linking_the_rest() -> None:
@@ -217,3 +217,19 @@ def test_a_report_committed_after_the_last_scan_but_finished_before_it_is_still_
     FindingEventFactory(finding=FindingFactory(team=team, severity=Severity.CRITICAL), report=late)
 
     assert notifications_scan() == 1
+
+
+def test_a_scan_costs_the_same_queries_for_one_report_as_for_twenty(django_assert_max_num_queries) -> None:
+    team = TeamFactory()
+    NotificationChannelFactory(team=team)
+    one = _finished_report(team)
+    FindingEventFactory(finding=FindingFactory(team=team, severity=Severity.CRITICAL), report=one)
+    notifications_scan()
+    later = timezone.now() + dt.timedelta(minutes=1)
+    for report in [_finished_report(team, finished_at=later) for _ in range(20)]:
+        FindingEventFactory.create_batch(3, finding=FindingFactory(team=team, severity=Severity.CRITICAL), report=report)
+
+    with django_assert_max_num_queries(14):
+        created = notifications_scan(now=later + dt.timedelta(seconds=1))
+
+    assert created == 20
