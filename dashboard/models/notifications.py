@@ -112,3 +112,5 @@ class NotificationCursor(models.Model):
 
     name = models.CharField(max_length=64, unique=True)
     position = models.DateTimeField()
+    #: The ids already read among those a scan reads again (the last LOOKBACK before ``position``).
+    seen = models.JSONField(default=list, blank=True)

@@ -7,8 +7,9 @@ decisions, and, by day, findings whose SLA breaches tomorrow and risk acceptance
 
 Grouped: one message per (event, report or day, team, channel), listing at most ``LISTED`` findings and
 linking to the filtered queue for the rest.  Deduplicated: each message has a unique key, and the scan reads
-from a little before its cursor (``LOOKBACK``: a report committed late is not missed), so reading an event
-twice writes nothing new.  RBAC: a team's channels only ever hear about the team's own findings.
+from a little before its cursor (``LOOKBACK``: a report committed late is not missed), skipping the reports of
+that window it has already read; reading an event twice would write nothing new anyway.  RBAC: a team's
+channels only ever hear about the team's own findings.
 """
 
 from __future__ import annotations
@@ -307,11 +308,11 @@ def notifications_scan(*, now: dt.datetime | None = None) -> int:
     with transaction.atomic():
         cursor, _ = NotificationCursor.objects.select_for_update().get_or_create(name=CURSOR, defaults={"position": now - LOOKBACK})
         since = min(cursor.position, now) - LOOKBACK
-        reports = list(
-            Report.objects.filter(finished_at__gt=since, finished_at__lte=now, status__in=[ReportStatus.DONE, ReportStatus.FAILED])
-            .select_related("team")
-            .order_by("finished_at")
-        )
+        window = Report.objects.filter(finished_at__gt=since, finished_at__lte=now, status__in=[ReportStatus.DONE, ReportStatus.FAILED])
+        in_window = {str(pk) for pk in window.values_list("pk", flat=True)}
+        # Reports read by an earlier scan are not read again (the keys would make that harmless, but not free).
+        fresh = in_window - set(cursor.seen or [])
+        reports = list(Report.objects.filter(pk__in=sorted(fresh)).select_related("team").order_by("finished_at"))
         policies = {p.team_id: p for p in EnforcementPolicy.objects.filter(team__isnull=False).exclude(namespace_modes={}) if p.team_id}
         done = [report for report in reports if report.status == ReportStatus.DONE]
         drafts = [
@@ -322,6 +323,6 @@ def notifications_scan(*, now: dt.datetime | None = None) -> int:
             *_daily_once(now),
         ]
         created = notifications_write(drafts, now=now)
-        cursor.position = max(cursor.position, now)
-        cursor.save(update_fields=["position"])
+        cursor.position, cursor.seen = max(cursor.position, now), sorted(in_window)
+        cursor.save(update_fields=["position", "seen"])
     return created

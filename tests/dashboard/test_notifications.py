@@ -229,7 +229,7 @@ def test_a_scan_costs_the_same_queries_for_one_report_as_for_twenty(django_asser
     for report in [_finished_report(team, finished_at=later) for _ in range(20)]:
         FindingEventFactory.create_batch(3, finding=FindingFactory(team=team, severity=Severity.CRITICAL), report=report)
 
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(15):
         created = notifications_scan(now=later + dt.timedelta(seconds=1))
 
     assert created == 20
