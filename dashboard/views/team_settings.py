@@ -1,4 +1,4 @@
-"""A team's settings page: SLA days, four-eyes, digest webhook, champion (champions and administrators)."""
+"""A team's settings page: SLA days, four-eyes, digest webhook, champion, and its notification channels (champions and administrators)."""
 
 from __future__ import annotations
 
