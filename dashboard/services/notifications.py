@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import fnmatch
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
 from urllib.parse import urlencode
@@ -138,7 +139,10 @@ def _new_critical(reports: list[Report]) -> list[Draft]:
 
 
 def _event_alerts(reports: list[Report], policies: dict[int, EnforcementPolicy]) -> list[Draft]:
-    """Admission denials in production and high-severity runtime alerts carried by event reports."""
+    """Admission denials in production and high-severity runtime alerts carried by event reports.
+
+    One message per report and team, unless the same findings were already told within the same hour.
+    """
     sightings = (
         EventSighting.objects.filter(report__in=reports, finding__stream__in=[Stream.ADMISSION, Stream.RUNTIME])
         .select_related("finding__image", "team", "report")
@@ -146,6 +150,7 @@ def _event_alerts(reports: list[Report], policies: dict[int, EnforcementPolicy])
     )
     groups: dict[tuple[str, str, int], list[Finding]] = defaultdict(list)
     teams: dict[int, Team] = {}
+    hours: dict[str, str] = {}
     for sighting in sightings:
         finding, event = sighting.finding, ""
         if finding.team_id != sighting.team_id:
@@ -160,6 +165,7 @@ def _event_alerts(reports: list[Report], policies: dict[int, EnforcementPolicy])
             continue
         teams[sighting.team_id] = sighting.team
         groups[(event, str(sighting.report_id), sighting.team_id)].append(finding)
+        hours[str(sighting.report_id)] = timezone.localtime(sighting.seen_at).strftime("%Y-%m-%dT%H")
     drafts = []
     for (event, report_id, team_id), findings in groups.items():
         team, n = teams[team_id], len(findings)
@@ -171,9 +177,10 @@ def _event_alerts(reports: list[Report], policies: dict[int, EnforcementPolicy])
             subject = f"Vigil: {n} admission denial{'s' if n != 1 else ''} in production for {team.name}"
             why = f"Why: {n} deploy{'s were' if n != 1 else ' was'} denied in a production namespace of {team.name}."
             query = {"stream": Stream.ADMISSION, "report": report_id}
-        drafts.append(
-            _finding_draft(event=event, team=team, group=f"report:{report_id}", subject=subject, why=why, findings=findings, query=query)
-        )
+        # The same alerts again within the hour (a noisy rule fires once a second) are not a new message.
+        same = hashlib.sha256(",".join(str(f.pk) for f in sorted(findings, key=lambda f: f.pk)).encode()).hexdigest()[:16]
+        group = f"{hours[report_id]}:{same}"
+        drafts.append(_finding_draft(event=event, team=team, group=group, subject=subject, why=why, findings=findings, query=query))
     return drafts
 
 

@@ -233,3 +233,17 @@ def test_a_scan_costs_the_same_queries_for_one_report_as_for_twenty(django_asser
         created = notifications_scan(now=later + dt.timedelta(seconds=1))
 
     assert created == 20
+
+
+def test_the_same_falco_alert_again_within_the_hour_is_not_a_new_message() -> None:
+    team = TeamFactory(slug="payments")
+    NotificationChannelFactory(team=team, events=[NotificationEvent.RUNTIME_ALERT])
+    alerts = fixture_bytes("falco/falcosidekick_webhook_payloads.jsonl")
+    observed = timezone.now().replace(minute=10)
+    ingest(alerts, team="payments", format_name="falco", observed_at=observed)
+    first = notifications_scan()
+    ingest(alerts, team="payments", format_name="falco", observed_at=observed + dt.timedelta(minutes=20))
+
+    again = notifications_scan(now=timezone.now() + dt.timedelta(seconds=1))
+
+    assert (first, again) == (1, 0)
