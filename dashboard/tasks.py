@@ -13,8 +13,11 @@ from dashboard.services import (
     digest,
     events,
     intel,
+    notification_delivery,
+    notifications,
     nudges,
     ownership_rules,
+    posture_digest,
     report_processing,
     reports,
     request_signing,
@@ -127,3 +130,24 @@ def rescore_running_images(image_ids: list[int]) -> None:
 def refresh_running() -> None:
     """Re-score findings whose image stopped or started running since they were scored (idempotent)."""
     running.running_refresh()
+
+
+# --- Notifications -------------------------------------------------------------------------
+
+
+#: At least once: acknowledged after the work; a notification is marked sent only once its receiver accepted it.
+_NOTIFY_TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "autoretry_for": report_processing.DATABASE_ERRORS,
+                        "retry_backoff": 2, "retry_backoff_max": 30, "max_retries": 5}  # fmt: skip
+
+
+@shared_task(name="vigil.notifications.run", **_NOTIFY_TASK_OPTIONS)
+def run_notifications() -> None:
+    """Every minute: write what needs a person now to the outbox (idempotent), then send what is due."""
+    notifications.notifications_scan()
+    notification_delivery.notifications_deliver()
+
+
+@shared_task(name="vigil.notifications.posture_digest", **_NOTIFY_TASK_OPTIONS)
+def queue_posture_digest() -> None:
+    """The managers' weekly posture digest (once per manager and week), sent by the next run."""
+    posture_digest.posture_digest_queue()

@@ -5,6 +5,7 @@ from dashboard.views import (
     base_images,
     champion_load,
     home,
+    notifications,
     nudges,
     ownership,
     pages,
@@ -21,6 +22,8 @@ urlpatterns = [
     path("overview/", pages.overview, name="overview"),
     path("teams/<slug:slug>/", pages.team_detail, name="team"),
     path("teams/<slug:slug>/settings/", team_settings.team_settings, name="team-settings"),
+    path("teams/<slug:slug>/notifications/", notifications.channel_add, name="team-notification-add"),
+    path("teams/<slug:slug>/notifications/<int:pk>/", notifications.channel_change, name="team-notification-change"),
     path("images/<int:pk>/", pages.image_detail, name="image"),
     # Triage
     path("findings/", triage.finding_list, name="findings"),

@@ -313,3 +313,33 @@ class GateDecisionFactory(factory.django.DjangoModelFactory):
     team = factory.SubFactory(TeamFactory)
     mode = models.PolicyMode.WARN
     decision = models.GateOutcome.WARN
+
+
+# --- Notifications --------------------------------------------------------------------------------
+
+
+class NotificationChannelFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.NotificationChannel
+
+    team = factory.SubFactory(TeamFactory)
+    kind = models.NotificationChannel.Kind.WEBHOOK
+    name = factory.Sequence(lambda n: f"chat {n}")
+    url = "http://127.0.0.1:9/hooks/T000/B000/secretpart"
+    events = factory.LazyFunction(lambda: list(models.TEAM_EVENTS))
+    created_at = factory.LazyFunction(timezone.now)
+
+
+class NotificationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Notification
+
+    key = factory.Sequence(lambda n: f"new_critical:test:{n}")
+    event = models.NotificationEvent.NEW_CRITICAL
+    channel = factory.SubFactory(NotificationChannelFactory)
+    team = factory.LazyAttribute(lambda o: o.channel.team if o.channel else None)
+    subject = "Vigil: 1 new critical finding"
+    text = "Why: a report brought a critical finding."
+    link = "https://vigil.example.com/findings/"
+    next_attempt_at = factory.LazyFunction(timezone.now)
+    created_at = factory.LazyFunction(timezone.now)

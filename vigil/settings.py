@@ -265,6 +265,16 @@ EMAIL_PORT = int(os.environ.get("VIGIL_EMAIL_PORT", "25"))
 DEFAULT_FROM_EMAIL = os.environ.get("VIGIL_FROM_EMAIL", "vigil@localhost")
 CELERY_BEAT_SCHEDULE["compute-nudges"] = {"task": "vigil.nudges.compute", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["weekly-nudge-digest"] = {"task": "vigil.nudges.weekly_digest", "schedule": 3600.0}
+# Notifications (dashboard/services/notifications.py): scanned and delivered every minute on the maintenance queue.
+#: Namespaces that count as production for admission-denial notifications (shell patterns, comma-separated), besides
+#: those a team's policy enforces.
+VIGIL_PRODUCTION_NAMESPACES = env_list("VIGIL_PRODUCTION_NAMESPACES", "*prod*")
+#: At most this many messages per channel per hour; the rest wait (they are already grouped per report and day).
+VIGIL_NOTIFY_MAX_PER_HOUR = int(os.environ.get("VIGIL_NOTIFY_MAX_PER_HOUR", "20"))
+#: A notification the receiver keeps refusing is given up after this many attempts (backoff 1, 2, 4 ... minutes).
+VIGIL_NOTIFY_MAX_ATTEMPTS = int(os.environ.get("VIGIL_NOTIFY_MAX_ATTEMPTS", "8"))
+CELERY_BEAT_SCHEDULE["notifications"] = {"task": "vigil.notifications.run", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["weekly-posture-digest"] = {"task": "vigil.notifications.posture_digest", "schedule": 3600.0}
 
 #: json (one object a line, with the request, report or task id: for a log pipeline) or text (for a terminal); json by
 #: default in production (VIGIL_PRODUCTION=1), text otherwise and with `make run`.

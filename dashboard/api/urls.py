@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard.api import admission, base_images, findings, gate, nudges, policies, posture, schema, toxic, views
+from dashboard.api import admission, base_images, findings, gate, notifications, nudges, policies, posture, schema, toxic, views
 
 app_name = "api"
 
@@ -17,6 +17,12 @@ urlpatterns = [
     path("posture/teams/", posture.PostureTeamsView.as_view(), name="posture-teams"),
     path("gate/", gate.GateView.as_view(), name="gate"),
     path("policies/<slug:team>/", policies.PolicyView.as_view(), name="policy"),
+    path("teams/<slug:team>/notification-channels/", notifications.NotificationChannelListView.as_view(), name="notification-channels"),
+    path(
+        "teams/<slug:team>/notification-channels/<int:pk>/",
+        notifications.NotificationChannelDetailView.as_view(),
+        name="notification-channel",
+    ),
     path("schema/", schema.SchemaView.as_view(), name="schema"),
     path("toxic/", toxic.ToxicListView.as_view(), name="toxic-list"),
     path("admission/validate", admission.AdmissionValidateView.as_view(), name="admission-validate"),

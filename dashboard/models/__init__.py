@@ -15,6 +15,7 @@ from dashboard.models.choices import (
 from dashboard.models.findings import Finding, FindingEvent, FindingOccurrence, LifecycleScope
 from dashboard.models.images import BaseLayerCount, Image, ImageVersion
 from dashboard.models.lookups import AnyOf  # registers field__any
+from dashboard.models.notifications import TEAM_EVENTS, Notification, NotificationChannel, NotificationCursor, NotificationEvent
 from dashboard.models.nudges import ACTIVE_NUDGE_STATES, EventSighting, Nudge, NudgeDigest, NudgeRule, NudgeState, TeamWebhook
 from dashboard.models.ownership import OwnershipRule, OwnerSource
 from dashboard.models.policies import POLICY_FIELDS, EnforcementPolicy, EnforcementPolicyVersion, GateDecision, GateOutcome, PolicyMode
@@ -34,6 +35,7 @@ __all__ = [
     "SEVERITY_ORDER",
     "SNAPSHOT_SEVERITIES",
     "ActiveFindingDelta",
+    "TEAM_EVENTS",
     "AnyOf",
     "ApiToken",
     "AuditEvent",
@@ -57,6 +59,10 @@ __all__ = [
     "Kind",
     "LifecycleScope",
     "Membership",
+    "Notification",
+    "NotificationChannel",
+    "NotificationCursor",
+    "NotificationEvent",
     "Nudge",
     "NudgeDigest",
     "NudgeRule",

@@ -47,6 +47,7 @@ class AuditEvent(models.Model):
         POLICY_CHANGED = "policy.changed"
         SSO_USER_CREATED = "sso.user_created"
         ADMIN_CHANGED = "user.admin_changed"
+        NOTIFICATIONS_CHANGED = "team.notifications"
 
     created_at = models.DateTimeField(db_index=True)
     actor = models.ForeignKey(

@@ -1,4 +1,4 @@
-"""A team's settings page: SLA days, four-eyes, digest webhook, champion (champions and administrators)."""
+"""A team's settings page: SLA days, four-eyes, digest webhook, champion, and its notification channels (champions and administrators)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from dashboard.errors import ApplicationError
-from dashboard.models import SEVERITY_ORDER, Membership, TeamWebhook
+from dashboard.models import SEVERITY_ORDER, TEAM_EVENTS, Membership, NotificationChannel, NotificationEvent, Role, TeamWebhook
+from dashboard.selectors import notifications as notification_selectors
 from dashboard.selectors import teams as team_selectors
 from dashboard.services.audit import client_ip
 from dashboard.services.team_settings import can_change_team_settings, team_settings_update
@@ -42,4 +43,11 @@ def team_settings(request: HttpRequest, slug: str) -> HttpResponse:
     members = Membership.objects.filter(team=team).select_related("user").order_by("user__username")
     defaults = settings.VIGIL_SLA_DAYS
     sla = [(severity, (team.sla_days or {}).get(severity, ""), defaults.get(severity, "")) for severity in SEVERITY_ORDER]
-    return render(request, "dashboard/team_settings.html", {"team": team, "sla": sla, "hook": hook, "members": members})
+    notify = {
+        "channels": notification_selectors.channel_list(team=team),
+        "recent": notification_selectors.recent_notifications(team=team),
+        "events": [(event, NotificationEvent(event).label) for event in TEAM_EVENTS],
+        "kinds": NotificationChannel.Kind.values,
+        "roles": Role.values,
+    }
+    return render(request, "dashboard/team_settings.html", {"team": team, "sla": sla, "hook": hook, "members": members, **notify})

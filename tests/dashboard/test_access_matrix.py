@@ -31,6 +31,7 @@ from dashboard.models import (
     EnforcementPolicy,
     Finding,
     FindingEvent,
+    NotificationChannel,
     Nudge,
     OwnershipRule,
     Report,
@@ -46,6 +47,7 @@ from tests.factories import (
     FindingFactory,
     ImageFactory,
     MembershipFactory,
+    NotificationChannelFactory,
     NudgeFactory,
     OwnershipRuleFactory,
     ReportFactory,
@@ -141,6 +143,13 @@ class Probe:
 
 
 FINDING = lambda w: {"pk": w.finding.pk}  # noqa: E731
+CHANNEL = lambda w: {"kind": "webhook", "name": "m", "url": "https://hooks.example.com/m", "events": ["new_critical"]}  # noqa: E731
+
+
+def _last_channel(world: Any) -> int:
+    return NotificationChannel.objects.filter(team=world.bravo).order_by("pk").values_list("pk", flat=True).last() or 0
+
+
 ROUTES: dict[str, list[Probe]] = {
     "login": [Probe("public")],
     "logout": [Probe("logout", "POST")],
@@ -225,6 +234,21 @@ ROUTES: dict[str, list[Probe]] = {
     "api:schema": [Probe("api-schema")],
     "toxic": [Probe("page")],
     "api:toxic-list": [Probe("api-read-list")],
+    "team-notification-add": [Probe("object", "POST", kwargs=lambda w: {"slug": "bravo"},
+                                    data=CHANNEL)],
+    "team-notification-change": [Probe("object", "POST", kwargs=lambda w: {"slug": "bravo", "pk": w.channel.pk},
+                                       data=lambda w: {"events": "new_critical"})],
+    "api:notification-channels": [
+        Probe("api-read-object", kwargs=lambda w: {"team": "bravo"}),
+        Probe("api-admin-object", "POST", kwargs=lambda w: {"team": "bravo"},
+              data=CHANNEL, body="json"),
+    ],
+    "api:notification-channel": [
+        Probe("api-admin-object", "PATCH", kwargs=lambda w: {"team": "bravo", "pk": w.channel.pk}, data=lambda w: {"active": False},
+              body="json"),
+        # The owner deletes one of bravo's channels, then staff the other.
+        Probe("api-admin-object", "DELETE", kwargs=lambda w: {"team": "bravo", "pk": _last_channel(w)}, body="json"),
+    ],
     "api:admission-validate": [Probe("api-admission-token", "POST", data=lambda w: {"kind": "AdmissionReview"}, body="json")],
     # The Django admin's own login and logout pages (the rest of the admin is classified by its namespace).
     "admin:login": [Probe("public")],
@@ -280,6 +304,7 @@ class World:
     triage_rule: Any
     nudge: Any
     rule: Any
+    channel: Any
     clients: dict[str, Client]
 
 
@@ -333,6 +358,9 @@ def world() -> World:
         triage_rule=TriageRuleFactory(team=bravo, name="bravo-secret rule", enabled=False),
         nudge=NudgeFactory(team=bravo, reason="bravo-secret nudge"),
         rule=OwnershipRuleFactory(team=bravo, kind=OwnershipRule.Kind.IMAGE, pattern="registry.example.com/bravo-secret/*"),
+        channel=NotificationChannelFactory.create_batch(
+            2, team=bravo, name="bravo-secret chat", url="https://hooks.example.com/bravo-secret/T0/x"
+        )[0],
         clients=clients,
     )
 
@@ -348,6 +376,7 @@ def bravo_state(world: World) -> list[Any]:
         list(OwnershipRule.objects.values_list("pk", "pattern", "team_id")),
         list(Report.objects.filter(team=world.bravo).values_list("pk", "held_closures")),
         list(EnforcementPolicy.objects.filter(team=world.bravo).values_list("pk", "mode", "version")),
+        list(NotificationChannel.objects.filter(team=world.bravo).values_list("pk", "active", "events", "url")),
     ]
 
 
