@@ -22,6 +22,7 @@ from dashboard.models.posture import SNAPSHOT_SEVERITIES, DailySnapshot
 from dashboard.models.reports import Report, ReportPayload
 from dashboard.models.running import WorkloadSighting
 from dashboard.models.teams import Membership, Team
+from dashboard.models.tickets import Ticket, TicketLink, TrackerConfig, TrackerKind
 from dashboard.models.tokens import ApiToken, SignedRequest, TokenAddress
 from dashboard.models.training import Topic, TrainingModule
 from dashboard.models.triage import Comment, EpssScore, HomeVisit, KevEntry, RiskAcceptance, TriageRule
@@ -72,9 +73,13 @@ __all__ = [
     "Stream",
     "Team",
     "TeamWebhook",
+    "Ticket",
+    "TicketLink",
     "TokenAddress",
     "TokenScope",
     "Topic",
+    "TrackerConfig",
+    "TrackerKind",
     "TrainingModule",
     "TriageRule",
     "WorkloadSighting",

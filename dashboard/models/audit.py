@@ -45,6 +45,9 @@ class AuditEvent(models.Model):
         LOGIN_LOCKED = "login.locked"
         TEAM_SETTINGS = "team.settings"
         POLICY_CHANGED = "policy.changed"
+        TRACKER_CHANGED = "tracker.changed"
+        TICKET_REQUESTED = "ticket.requested"
+        TICKET_CLOSED = "ticket.closed"
 
     created_at = models.DateTimeField(db_index=True)
     actor = models.ForeignKey(
