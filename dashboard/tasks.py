@@ -19,7 +19,9 @@ from dashboard.services import (
     risk_acceptance,
     running,
     snapshots,
+    tickets,
 )
+from dashboard.trackers import TrackerError
 
 #: At-least-once delivery of a report's processing: acknowledged after the work, retried on database errors.
 _REPORT_TASK_OPTIONS = {
@@ -117,3 +119,19 @@ def rescore_running_images(image_ids: list[int]) -> None:
 def refresh_running() -> None:
     """Re-score findings whose image stopped or started running since they were scored (idempotent)."""
     running.running_refresh()
+
+
+# --- Tickets -------------------------------------------------------------------------
+
+
+@shared_task(
+    name=tickets.CREATE_TASK,
+    acks_late=True,
+    autoretry_for=(TrackerError, *report_processing.DATABASE_ERRORS),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    max_retries=8,
+)
+def create_ticket(ticket_id: int) -> None:
+    """Create a requested ticket in its team's tracker (idempotent: a created ticket is left alone)."""
+    tickets.ticket_create(ticket_id=ticket_id)
