@@ -341,3 +341,12 @@ class TicketFactory(factory.django.DjangoModelFactory):
     state = models.Ticket.State.OPEN
     external_id = factory.Sequence(lambda n: str(100 + n))
     created_at = factory.LazyFunction(timezone.now)
+
+
+class TicketLinkFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.TicketLink
+
+    ticket = factory.SubFactory(TicketFactory)
+    finding = factory.SubFactory(FindingFactory, team=factory.SelfAttribute("..ticket.team"))
+    tracker = factory.SelfAttribute("ticket.tracker")

@@ -58,7 +58,7 @@ class TicketCreateView(APIView):
 
 
 class TrackerWebhookView(APIView):
-    """No login: the tracker proves itself by its signature, token or URL secret (403 otherwise)."""
+    """No login: the tracker proves itself by its signature or token (403 otherwise)."""
 
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
@@ -70,6 +70,5 @@ class TrackerWebhookView(APIView):
             kind=kind,
             headers=dict(request.headers),
             body=request.body,
-            url_secret=request.query_params.get("secret", ""),
         )
         return Response({"outcome": outcome})

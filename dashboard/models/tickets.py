@@ -28,7 +28,7 @@ class TrackerConfig(models.Model):
     username = models.CharField(max_length=254, blank=True, default="")
     #: The API token; never shown back in full (``secret_hint``).
     secret = models.CharField(max_length=500)
-    #: What the tracker's webhook proves itself with: GitHub's HMAC key, GitLab's token, Jira's URL secret.
+    #: What the tracker's webhook proves itself with: GitHub's and Jira's HMAC key, GitLab's token.
     webhook_secret = models.CharField(max_length=128)
     #: Jira's issue type name.
     issue_type = models.CharField(max_length=64, blank=True, default="Bug")

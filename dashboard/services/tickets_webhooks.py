@@ -1,6 +1,6 @@
 """A tracker's webhook about one of Vigil's tickets: closing it marks its findings fixed pending re-scan.
 
-The request proves itself the tracker's way (GitHub's HMAC signature, GitLab's token, Jira's secret in the URL);
+The request proves itself the tracker's way (GitHub's and Jira's HMAC signatures, GitLab's token);
 an unproved request changes nothing and answers 403, the same whether or not the team has a tracker.  Fixed here
 means "fixed until the next scan": a scan that still sees a finding reopens it (the ingest reopen path), and
 ``tickets_seen_after_close`` records on the link that the closed ticket did not fix it.
@@ -21,14 +21,12 @@ from dashboard.services.audit import audit_record
 from dashboard.trackers import CLIENTS
 
 
-def tracker_webhook(*, team_slug: str, kind: str, headers: Mapping[str, str], body: bytes, url_secret: str = "") -> str:
+def tracker_webhook(*, team_slug: str, kind: str, headers: Mapping[str, str], body: bytes) -> str:
     """Apply a proved webhook; returns what happened ("closed", "reopened", "ignored")."""
     tracker = TrackerConfig.objects.filter(team__slug=team_slug, kind=kind).select_related("team").first()
     client = CLIENTS.get(kind)
     event = (
-        client.webhook(headers=headers, body=body, secret=tracker.webhook_secret, url_secret=url_secret)
-        if tracker is not None and client is not None
-        else None
+        client.webhook(headers=headers, body=body, secret=tracker.webhook_secret) if tracker is not None and client is not None else None
     )
     if tracker is None or event is None:
         raise ApplicationError("the webhook's signature or secret does not match", code="bad_signature", status=403)

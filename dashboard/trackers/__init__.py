@@ -1,7 +1,7 @@
 """Issue-tracker clients: pure HTTP (urllib), no ORM.  Each module creates an issue and reads the tracker's webhook.
 
 ``CLIENTS[kind]`` has ``create(base_url=..., project=..., username=..., secret=..., issue_type=..., draft=...)`` and
-``webhook(headers=..., body=..., secret=..., url_secret=...)`` (``None`` when the request is not proved).
+``webhook(headers=..., body=..., secret=...)`` (``None`` when the request is not proved).
 """
 
 from __future__ import annotations

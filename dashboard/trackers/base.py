@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import hmac
 import json
 import urllib.error
@@ -65,6 +66,11 @@ def post_json(url: str, *, headers: Mapping[str, str], body: Any) -> dict[str, A
 def same_secret(given: str | None, expected: str) -> bool:
     """Constant-time comparison; an empty expected secret never matches."""
     return bool(expected) and given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def hmac_sha256(body: bytes, secret: str) -> str:
+    """The ``sha256=<hex>`` signature GitHub (X-Hub-Signature-256) and Jira (X-Hub-Signature) send."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:

@@ -6,12 +6,10 @@ https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Mapping
 from urllib.parse import quote
 
-from dashboard.trackers.base import Created, Draft, TrackerError, WebhookEvent, header, parse_json, post_json, same_secret
+from dashboard.trackers.base import Created, Draft, TrackerError, WebhookEvent, header, hmac_sha256, parse_json, post_json, same_secret
 
 API_VERSION = "2022-11-28"
 
@@ -29,10 +27,10 @@ def create(*, base_url: str, project: str, username: str, secret: str, issue_typ
 
 
 def signature(body: bytes, secret: str) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac_sha256(body, secret)
 
 
-def webhook(*, headers: Mapping[str, str], body: bytes, secret: str, url_secret: str = "") -> WebhookEvent | None:
+def webhook(*, headers: Mapping[str, str], body: bytes, secret: str) -> WebhookEvent | None:
     if not secret or not same_secret(header(headers, "X-Hub-Signature-256"), signature(body, secret)):
         return None
     payload = parse_json(body) or {}

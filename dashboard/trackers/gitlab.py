@@ -21,7 +21,7 @@ def create(*, base_url: str, project: str, username: str, secret: str, issue_typ
     return Created(external_id=str(answer["iid"]), url=str(answer.get("web_url") or ""))
 
 
-def webhook(*, headers: Mapping[str, str], body: bytes, secret: str, url_secret: str = "") -> WebhookEvent | None:
+def webhook(*, headers: Mapping[str, str], body: bytes, secret: str) -> WebhookEvent | None:
     if not same_secret(header(headers, "X-Gitlab-Token"), secret):
         return None
     payload = parse_json(body) or {}

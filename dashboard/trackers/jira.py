@@ -1,8 +1,10 @@
 """Jira Cloud issues: ``POST /rest/api/3/issue`` with basic auth (email and API token); the description is
-Atlassian Document Format.  Jira's webhooks are proved by a shared secret in their URL.
+Atlassian Document Format.  Jira's admin webhooks registered with a secret sign the raw body with HMAC-SHA256 in
+``X-Hub-Signature: sha256=<hex>`` (WebSub style); a secret in the URL is not offered: Vigil refuses credentials in
+query strings, since URLs end up in access logs.
 
 https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issues/#api-rest-api-3-issue-post and
-https://developer.atlassian.com/cloud/jira/platform/webhooks/
+https://developer.atlassian.com/cloud/jira/platform/webhooks/#secure-admin-webhooks
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
-from dashboard.trackers.base import Created, Draft, TrackerError, WebhookEvent, parse_json, post_json, same_secret
+from dashboard.trackers.base import Created, Draft, TrackerError, WebhookEvent, header, hmac_sha256, parse_json, post_json, same_secret
 
 
 def document(text: str) -> dict[str, Any]:
@@ -37,8 +39,8 @@ def create(*, base_url: str, project: str, username: str, secret: str, issue_typ
     return Created(external_id=str(answer["key"]), url=f"{root}/browse/{answer['key']}")
 
 
-def webhook(*, headers: Mapping[str, str], body: bytes, secret: str, url_secret: str = "") -> WebhookEvent | None:
-    if not same_secret(url_secret, secret):
+def webhook(*, headers: Mapping[str, str], body: bytes, secret: str) -> WebhookEvent | None:
+    if not secret or not same_secret(header(headers, "X-Hub-Signature"), hmac_sha256(body, secret)):
         return None
     payload = parse_json(body) or {}
     issue = payload.get("issue")

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from dashboard.trackers import github, gitlab, jira
-from dashboard.trackers.base import Draft, TrackerError, WebhookEvent
+from dashboard.trackers.base import Draft, TrackerError, WebhookEvent, hmac_sha256
 from tests.dashboard.tracker_receiver import Tracker
 
 DRAFT = Draft(title="Upgrade openssl to 3.0.13 in payments/api (2 findings)", body="Fix these.\n- CVE-2024-0001\n- CVE-2024-0002")
@@ -116,14 +116,13 @@ def test_a_gitlab_webhook_needs_its_token_and_reads_close_and_reopen() -> None:
     assert gitlab.webhook(headers={}, body=closed, secret="tok") is None
 
 
-def test_a_jira_webhook_needs_the_url_secret_and_done_means_closed() -> None:
-    done = {"webhookEvent": "jira:issue_updated", "issue": {"key": "SEC-12", "fields": {"status": {"statusCategory": {"key": "done"}}}}}
-    doing = {
-        "webhookEvent": "jira:issue_updated",
-        "issue": {"key": "SEC-12", "fields": {"status": {"statusCategory": {"key": "indeterminate"}}}},
-    }
+def test_a_jira_webhook_needs_its_hmac_signature_and_done_means_closed() -> None:
+    done = json.dumps(
+        {"webhookEvent": "jira:issue_updated", "issue": {"key": "SEC-12", "fields": {"status": {"statusCategory": {"key": "done"}}}}}
+    ).encode()
+    doing = done.replace(b'"done"', b'"indeterminate"')
 
-    assert jira.webhook(headers={}, body=json.dumps(done).encode(), secret="abc", url_secret="abc") == WebhookEvent("SEC-12", closed=True)
-    assert jira.webhook(headers={}, body=json.dumps(doing).encode(), secret="abc", url_secret="abc") == WebhookEvent("SEC-12", closed=False)
-    assert jira.webhook(headers={}, body=json.dumps(done).encode(), secret="abc", url_secret="abd") is None
-    assert jira.webhook(headers={}, body=json.dumps(done).encode(), secret="", url_secret="") is None
+    assert jira.webhook(headers={"X-Hub-Signature": hmac_sha256(done, "abc")}, body=done, secret="abc") == WebhookEvent("SEC-12", True)
+    assert jira.webhook(headers={"X-Hub-Signature": hmac_sha256(doing, "abc")}, body=doing, secret="abc") == WebhookEvent("SEC-12", False)
+    assert jira.webhook(headers={"X-Hub-Signature": hmac_sha256(done, "abd")}, body=done, secret="abc") is None
+    assert jira.webhook(headers={"X-Hub-Signature": hmac_sha256(done, "")}, body=done, secret="") is None
