@@ -113,6 +113,8 @@ def _requested_findings(by: Any, ids: Sequence[int]) -> list[Finding]:
         raise ApplicationError("no such finding", code="not_found", status=404)
     if len({finding.team_id for finding in findings}) != 1 or findings[0].team_id is None:
         raise ApplicationError("a ticket goes to one team's tracker: choose findings of one team", code="one_team")
+    if not triage.may_triage(by, findings[0].team_id):
+        raise ApplicationError("you may not triage this team's findings", code="forbidden", status=403)
     return findings
 
 
@@ -122,8 +124,6 @@ def ticket_request(*, by: Any, ids: Sequence[int] = (), group_of: int | None = N
     ids = fix_group(group_finding) if group_finding is not None else list(ids)
     findings = _requested_findings(by, ids)
     team_id = findings[0].team_id
-    if not triage.may_triage(by, team_id):
-        raise ApplicationError("you may not triage this team's findings", code="forbidden", status=403)
     tracker = TrackerConfig.objects.filter(team_id=team_id).first()
     if tracker is None:
         raise ApplicationError("this team has no tracker: a champion sets one in the team's settings", code="no_tracker", status=409)
