@@ -8,10 +8,12 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 
 from dashboard.errors import ApplicationError
-from dashboard.models import SEVERITY_ORDER, Membership, TeamWebhook
+from dashboard.models import SEVERITY_ORDER, Membership, TeamWebhook, TrackerKind
 from dashboard.selectors import teams as team_selectors
+from dashboard.selectors.tickets import tracker_of
 from dashboard.services.audit import client_ip
 from dashboard.services.team_settings import can_change_team_settings, team_settings_update
 
@@ -42,4 +44,10 @@ def team_settings(request: HttpRequest, slug: str) -> HttpResponse:
     members = Membership.objects.filter(team=team).select_related("user").order_by("user__username")
     defaults = settings.VIGIL_SLA_DAYS
     sla = [(severity, (team.sla_days or {}).get(severity, ""), defaults.get(severity, "")) for severity in SEVERITY_ORDER]
-    return render(request, "dashboard/team_settings.html", {"team": team, "sla": sla, "hook": hook, "members": members})
+    tracker = tracker_of(team_id=team.pk)
+    webhook_url = (
+        settings.VIGIL_BASE_URL + reverse("api:tracker-webhook", kwargs={"team": team.slug, "kind": tracker.kind}) if tracker else ""
+    )
+    context = {"team": team, "sla": sla, "hook": hook, "members": members, "tracker": tracker, "tracker_kinds": TrackerKind.choices,
+               "webhook_url": webhook_url}  # fmt: skip
+    return render(request, "dashboard/team_settings.html", context)

@@ -39,6 +39,7 @@ from dashboard.models import (
     Status,
     Ticket,
     TicketLink,
+    TrackerConfig,
     TriageRule,
 )
 from dashboard.services.audit import audit_record
@@ -164,6 +165,10 @@ ROUTES: dict[str, list[Probe]] = {
     "findings-bulk-undo": [Probe("action", "POST", kwargs=lambda w: {"batch": w.batch})],
     "finding": [Probe("object", kwargs=FINDING)],
     "finding-update": [Probe("object", "POST", kwargs=FINDING, data=lambda w: {"status": "false_positive", "reason": "matrix"})],
+    "finding-ticket": [Probe("object", "POST", kwargs=FINDING, data=lambda w: {"scope": "finding"})],
+    "findings-ticket": [Probe("action", "POST", data=lambda w: {"ids": [w.finding.pk]})],
+    "team-tracker": [Probe("object", "POST", kwargs=lambda w: {"slug": "bravo"},
+                           data=lambda w: {"kind": "gitlab", "base_url": "https://gitlab.example.com", "project": "1", "secret": "x"})],
     "finding-accept-scope": [Probe("object", "POST", kwargs=FINDING, data=lambda w: {"reason": "matrix", "expires": "2099-01-01"})],
     "finding-event-undo": [Probe("object", "POST", kwargs=lambda w: {"pk": w.finding.pk, "event_pk": w.event.pk})],
     "acceptances": [Probe("page")],
@@ -362,6 +367,7 @@ def bravo_state(world: World) -> list[Any]:
         list(EnforcementPolicy.objects.filter(team=world.bravo).values_list("pk", "mode", "version")),
         list(Ticket.objects.filter(team=world.bravo).values_list("pk", "state")),
         list(TicketLink.objects.filter(finding__team=world.bravo).values_list("pk", "ticket_id")),
+        list(TrackerConfig.objects.filter(team=world.bravo).values_list("pk", "kind", "base_url", "project", "secret")),
     ]
 
 
