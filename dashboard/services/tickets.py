@@ -79,9 +79,9 @@ def fix_group(finding: Finding) -> list[int]:
     """The active findings of the same upgrade: team, image, package and the version that fixes it."""
     if not finding.package_name or not finding.fixed_version:
         raise ApplicationError("this finding has no fixed version: there is no upgrade to group by", code="no_fix_group")
+    same_place: dict[str, int | None] = {"team_id": finding.team_id, "image_id": finding.image_id}  # None: IS NULL
     rows = Finding.objects.filter(
-        team_id=finding.team_id,
-        image_id=finding.image_id,
+        **same_place,
         package_name=finding.package_name,
         fixed_version=finding.fixed_version,
         status__in=ACTIVE_STATUSES,
@@ -124,6 +124,8 @@ def ticket_request(*, by: Any, ids: Sequence[int] = (), group_of: int | None = N
     ids = fix_group(group_finding) if group_finding is not None else list(ids)
     findings = _requested_findings(by, ids)
     team_id = findings[0].team_id
+    if team_id is None:  # _requested_findings refused unowned findings already
+        raise ApplicationError("unowned findings have no tracker", code="no_tracker", status=409)
     tracker = TrackerConfig.objects.filter(team_id=team_id).first()
     if tracker is None:
         raise ApplicationError("this team has no tracker: a champion sets one in the team's settings", code="no_tracker", status=409)
