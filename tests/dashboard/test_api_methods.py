@@ -41,7 +41,12 @@ def test_an_unsupported_method_is_405_whatever_the_scope(name: str, method: str,
     _, token = token_create(team=team, name="ops", scope=scope)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    kwargs = {"finding-detail": {"pk": finding.pk}, "report-detail": {"pk": report.pk}, "policy": {"team": team.slug}}.get(name, {})
+    kwargs = {
+        "finding-detail": {"pk": finding.pk},
+        "report-detail": {"pk": report.pk},
+        "policy": {"team": team.slug},
+        "tracker-webhook": {"team": team.slug, "kind": "github"},
+    }.get(name, {})
 
     response = client.generic(method, reverse(f"api:{name}", kwargs=kwargs), b"{}", content_type="application/json")
 
