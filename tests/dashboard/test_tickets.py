@@ -8,8 +8,17 @@ from django.test import Client
 from dashboard.errors import ApplicationError
 from dashboard.models import AuditEvent, FindingEvent, Role, Status, Ticket, TicketLink, TrackerKind
 from dashboard.services import tickets
+from dashboard.trackers import TrackerError
 from tests.dashboard.tracker_receiver import Tracker
-from tests.factories import FindingFactory, ImageFactory, MembershipFactory, TeamFactory, TrackerConfigFactory
+from tests.factories import (
+    FindingFactory,
+    ImageFactory,
+    MembershipFactory,
+    TeamFactory,
+    TicketFactory,
+    TicketLinkFactory,
+    TrackerConfigFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -155,3 +164,25 @@ def test_the_api_answers_202_with_the_pending_ticket_that_the_task_then_creates(
     assert body == {"id": body["id"], "state": "pending", "tracker": "github", "key": None, "url": None, "title": body["title"],
                     "findings": [finding.pk], "error": None}  # fmt: skip
     assert Ticket.objects.get(pk=body["id"]).state == Ticket.State.OPEN
+
+
+def test_the_named_task_creates_a_pending_ticket_once_and_leaves_an_outage_to_retry(champion, github: Tracker) -> None:
+    from dashboard.tasks import create_ticket
+
+    team = champion.memberships.get().team
+    ticket = TicketFactory(tracker=team.tracker, state=Ticket.State.PENDING, external_id="")
+    TicketLinkFactory(ticket=ticket)
+    github.status = 503
+    with pytest.raises(TrackerError) as outage:
+        create_ticket.run(ticket.pk)
+    github.status = 201
+
+    create_ticket.run(ticket.pk)
+    create_ticket.run(ticket.pk)  # delivered twice
+
+    ticket.refresh_from_db()
+    assert create_ticket.name == "vigil.tickets.create"
+    assert outage.value.retry is True
+    assert TrackerError in create_ticket.autoretry_for
+    assert (ticket.state, ticket.external_id) == (Ticket.State.OPEN, "42")
+    assert len(github.received) == 2  # the outage, then one creation
