@@ -25,7 +25,9 @@ from dashboard.services import (
     risk_acceptance,
     running,
     snapshots,
+    tickets,
 )
+from dashboard.trackers import TrackerError
 
 #: At-least-once delivery of a report's processing: acknowledged after the work, retried on database errors.
 _REPORT_TASK_OPTIONS = {
@@ -151,3 +153,19 @@ def run_notifications() -> None:
 def queue_posture_digest() -> None:
     """The managers' weekly posture digest (once per manager and week), sent by the next run."""
     posture_digest.posture_digest_queue()
+
+
+# --- Tickets -------------------------------------------------------------------------
+
+
+@shared_task(
+    name=tickets.CREATE_TASK,
+    acks_late=True,
+    autoretry_for=(TrackerError, *report_processing.DATABASE_ERRORS),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    max_retries=8,
+)
+def create_ticket(ticket_id: int) -> None:
+    """Create a requested ticket in its team's tracker (idempotent: a created ticket is left alone)."""
+    tickets.ticket_create(ticket_id=ticket_id)

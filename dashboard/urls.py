@@ -13,6 +13,7 @@ from dashboard.views import (
     posture,
     reports,
     team_settings,
+    tickets,
     toxic,
     triage,
 )
@@ -24,6 +25,7 @@ urlpatterns = [
     path("teams/<slug:slug>/settings/", team_settings.team_settings, name="team-settings"),
     path("teams/<slug:slug>/notifications/", notifications.channel_add, name="team-notification-add"),
     path("teams/<slug:slug>/notifications/<int:pk>/", notifications.channel_change, name="team-notification-change"),
+    path("teams/<slug:slug>/tracker/", tickets.team_tracker, name="team-tracker"),
     path("images/<int:pk>/", pages.image_detail, name="image"),
     # Triage
     path("findings/", triage.finding_list, name="findings"),
@@ -32,6 +34,8 @@ urlpatterns = [
     path("findings/bulk/<uuid:batch>/undo/", triage.bulk_undo, name="findings-bulk-undo"),
     path("findings/<int:pk>/", triage.finding_detail, name="finding"),
     path("findings/<int:pk>/update/", triage.finding_update, name="finding-update"),
+    path("findings/<int:pk>/ticket/", tickets.finding_ticket, name="finding-ticket"),
+    path("findings/ticket/", tickets.findings_ticket, name="findings-ticket"),
     path("findings/<int:pk>/accept-scope/", triage.finding_accept_scope, name="finding-accept-scope"),
     path("findings/<int:pk>/events/<int:event_pk>/undo/", triage.event_undo, name="finding-event-undo"),
     path("acceptances/", triage.acceptance_list, name="acceptances"),

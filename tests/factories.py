@@ -343,3 +343,40 @@ class NotificationFactory(factory.django.DjangoModelFactory):
     link = "https://vigil.example.com/findings/"
     next_attempt_at = factory.LazyFunction(timezone.now)
     created_at = factory.LazyFunction(timezone.now)
+
+
+# --- Tickets -----------------------------------------------------------------------------
+
+
+class TrackerConfigFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.TrackerConfig
+
+    team = factory.SubFactory(TeamFactory)
+    kind = models.TrackerKind.GITHUB
+    base_url = "https://api.github.com"
+    project = "acme/payments"
+    secret = "ghp_example-token-0000"
+    webhook_secret = factory.Sequence(lambda n: f"webhook-secret-{n}")
+
+
+class TicketFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Ticket
+
+    tracker = factory.SubFactory(TrackerConfigFactory)
+    team = factory.SelfAttribute("tracker.team")
+    subject = factory.Sequence(lambda n: f"finding:{n}")
+    title = "A ticket"
+    state = models.Ticket.State.OPEN
+    external_id = factory.Sequence(lambda n: str(100 + n))
+    created_at = factory.LazyFunction(timezone.now)
+
+
+class TicketLinkFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.TicketLink
+
+    ticket = factory.SubFactory(TicketFactory)
+    finding = factory.SubFactory(FindingFactory, team=factory.SelfAttribute("..ticket.team"))
+    tracker = factory.SelfAttribute("ticket.tracker")

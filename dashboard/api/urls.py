@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard.api import admission, base_images, findings, gate, notifications, nudges, policies, posture, schema, toxic, views
+from dashboard.api import admission, base_images, findings, gate, notifications, nudges, policies, posture, schema, tickets, toxic, views
 
 app_name = "api"
 
@@ -25,5 +25,7 @@ urlpatterns = [
     ),
     path("schema/", schema.SchemaView.as_view(), name="schema"),
     path("toxic/", toxic.ToxicListView.as_view(), name="toxic-list"),
+    path("tickets/", tickets.TicketCreateView.as_view(), name="ticket-create"),
+    path("trackers/<slug:team>/<str:kind>/webhook", tickets.TrackerWebhookView.as_view(), name="tracker-webhook"),
     path("admission/validate", admission.AdmissionValidateView.as_view(), name="admission-validate"),
 ]

@@ -24,6 +24,7 @@ from dashboard.models.reports import Report, ReportPayload
 from dashboard.models.running import WorkloadSighting
 from dashboard.models.sso import SsoIdentity
 from dashboard.models.teams import Membership, Team
+from dashboard.models.tickets import Ticket, TicketLink, TrackerConfig, TrackerKind
 from dashboard.models.tokens import ApiToken, SignedRequest, TokenAddress
 from dashboard.models.training import Topic, TrainingModule
 from dashboard.models.triage import Comment, EpssScore, HomeVisit, KevEntry, RiskAcceptance, TriageRule
@@ -34,8 +35,8 @@ __all__ = [
     "POLICY_FIELDS",
     "SEVERITY_ORDER",
     "SNAPSHOT_SEVERITIES",
-    "ActiveFindingDelta",
     "TEAM_EVENTS",
+    "ActiveFindingDelta",
     "AnyOf",
     "ApiToken",
     "AuditEvent",
@@ -82,9 +83,13 @@ __all__ = [
     "Stream",
     "Team",
     "TeamWebhook",
+    "Ticket",
+    "TicketLink",
     "TokenAddress",
     "TokenScope",
     "Topic",
+    "TrackerConfig",
+    "TrackerKind",
     "TrainingModule",
     "TriageRule",
     "WorkloadSighting",

@@ -48,6 +48,9 @@ class AuditEvent(models.Model):
         SSO_USER_CREATED = "sso.user_created"
         ADMIN_CHANGED = "user.admin_changed"
         NOTIFICATIONS_CHANGED = "team.notifications"
+        TRACKER_CHANGED = "tracker.changed"
+        TICKET_REQUESTED = "ticket.requested"
+        TICKET_CLOSED = "ticket.closed"
 
     created_at = models.DateTimeField(db_index=True)
     actor = models.ForeignKey(

@@ -244,8 +244,14 @@ def findings_set_status(
     now: dt.datetime | None = None,
     batch: uuid.UUID | None = None,
     ip: str | None = None,
+    system: str = "",
+    data: dict[str, Any] | None = None,
 ) -> BulkResult:
-    """Move findings to ``status`` (not risk_accepted: see risk_acceptance.acceptance_request)."""
+    """Move findings to ``status`` (not risk_accepted: see risk_acceptance.acceptance_request).
+
+    ``system`` names a caller that has proved its right otherwise (a tracker's signed webhook about its own
+    ticket's findings): no person's rights are asked, and the events say who acted.  ``data`` goes on every event.
+    """
     if status not in Status.values:
         raise ApplicationError(f"unknown status {status!r}; use one of: {', '.join(Status.values)}", code="invalid_status")
     if status == Status.RISK_ACCEPTED:
@@ -261,7 +267,7 @@ def findings_set_status(
             rows = list(Finding.objects.filter(pk__in=chunk).select_for_update().order_by("id").values_list("id", "status", "team_id"))
             moving: list[tuple[int, str]] = []
             for pk, current, team_id in rows:
-                if not rights.may_triage(team_id):
+                if not system and not rights.may_triage(team_id):
                     result.skip("you may not triage this team's findings")
                 elif current == status:
                     result.skip(f"already {status.replace('_', ' ')}")
@@ -292,6 +298,7 @@ def findings_set_status(
                         from_status=current,
                         to_status=status,
                         batch=result.batch,
+                        data={**(data or {}), **({"by": system} if system else {})},
                     )
                     for pk, current in moving
                 ]

@@ -25,7 +25,7 @@ from django.utils import timezone
 from dashboard.errors import ApplicationError
 from dashboard.models import ACTIVE_STATUSES, Finding, FindingEvent, Kind, RiskAcceptance, Severity, Status, Team, TriageRule
 from dashboard.models.audit import AuditEvent
-from dashboard.services import intel, risk_acceptance, triage
+from dashboard.services import intel, risk_acceptance, tickets_webhooks, triage
 from dashboard.services.triage import TriageRights, chunks
 
 Action = TriageRule.Action
@@ -340,6 +340,7 @@ def after_ingest(*, new_ids: Sequence[int], reopened_ids: Sequence[int], changed
     remaining = [pk for pk in fresh if pk not in taken] if fresh and risk_acceptance.scoped_acceptances_exist(today=today) else []
     for chunk in chunks(remaining):
         outcome.accepted.extend(risk_acceptance.scoped_acceptances_apply(rows=_rows(chunk), now=now))
+    tickets_webhooks.tickets_seen_after_close(ids=reopened_ids)
     # New findings were scored when they were inserted (ingest); re-score what changed since.
     intel.findings_rescore(ids=[*reopened_ids, *changed_ids, *outcome.severity], today=today)
     return outcome

@@ -8,11 +8,23 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 
 from dashboard.errors import ApplicationError
-from dashboard.models import SEVERITY_ORDER, TEAM_EVENTS, Membership, NotificationChannel, NotificationEvent, Role, TeamWebhook
+from dashboard.models import (
+    SEVERITY_ORDER,
+    TEAM_EVENTS,
+    Membership,
+    NotificationChannel,
+    NotificationEvent,
+    Role,
+    Team,
+    TeamWebhook,
+    TrackerKind,
+)
 from dashboard.selectors import notifications as notification_selectors
 from dashboard.selectors import teams as team_selectors
+from dashboard.selectors.tickets import tracker_of
 from dashboard.services.audit import client_ip
 from dashboard.services.team_settings import can_change_team_settings, team_settings_update
 
@@ -43,11 +55,21 @@ def team_settings(request: HttpRequest, slug: str) -> HttpResponse:
     members = Membership.objects.filter(team=team).select_related("user").order_by("user__username")
     defaults = settings.VIGIL_SLA_DAYS
     sla = [(severity, (team.sla_days or {}).get(severity, ""), defaults.get(severity, "")) for severity in SEVERITY_ORDER]
-    notify = {
+    context = {"team": team, "sla": sla, "hook": hook, "members": members, **_notifications(team), **_tracker(team)}
+    return render(request, "dashboard/team_settings.html", context)
+
+
+def _notifications(team: Team) -> dict[str, object]:
+    return {
         "channels": notification_selectors.channel_list(team=team),
         "recent": notification_selectors.recent_notifications(team=team),
         "events": [(event, NotificationEvent(event).label) for event in TEAM_EVENTS],
         "kinds": NotificationChannel.Kind.values,
         "roles": Role.values,
     }
-    return render(request, "dashboard/team_settings.html", {"team": team, "sla": sla, "hook": hook, "members": members, **notify})
+
+
+def _tracker(team: Team) -> dict[str, object]:
+    tracker = tracker_of(team_id=team.pk)
+    hook_path = reverse("api:tracker-webhook", kwargs={"team": team.slug, "kind": tracker.kind}) if tracker else ""
+    return {"tracker": tracker, "tracker_kinds": TrackerKind.choices, "webhook_url": settings.VIGIL_BASE_URL + hook_path if tracker else ""}

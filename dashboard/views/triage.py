@@ -29,6 +29,7 @@ from dashboard.selectors import queue as queue_selectors
 from dashboard.selectors.finding_detail import finding_detail as finding_detail_selector
 from dashboard.selectors.findings import SLA_STATES, SORTS, FindingFilters
 from dashboard.selectors.running import finding_sightings
+from dashboard.selectors.tickets import ticket_rows, tracker_of
 from dashboard.selectors.would_block import verdict_for_page
 from dashboard.services import finding_updates, risk_acceptance, triage_rules, triage_undo
 from dashboard.services.audit import client_ip
@@ -84,6 +85,7 @@ def finding_list(request: HttpRequest) -> HttpResponse:
             "default_expires": timezone.localdate() + dt.timedelta(days=settings.VIGIL_RISK_ACCEPTANCE_DAYS),
             "max_expires": timezone.localdate() + dt.timedelta(days=settings.VIGIL_RISK_ACCEPTANCE_MAX_DAYS),
             "last_bulk": request.session.pop(LAST_BULK, None),
+            "tickets": ticket_rows(finding_ids=[f.pk for f in page.findings]),
         },
     )
 
@@ -125,6 +127,8 @@ def finding_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "running": finding_sightings(finding=finding, user=request.user),
             "running_days": settings.VIGIL_RUNNING_DAYS,
             "verdict": verdict_for_page(finding),
+            "tickets": ticket_rows(finding_ids=[finding.pk]).get(finding.pk, []),
+            "has_tracker": access.TRIAGE in actions and finding.team_id is not None and tracker_of(team_id=finding.team_id) is not None,
         },
     )
 

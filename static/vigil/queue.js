@@ -111,6 +111,8 @@
   }
 
   form.addEventListener("submit", function (event) {
+    // A button with its own route (a ticket of the selection) is an ordinary submit: the page reloads with the result.
+    if (event.submitter && event.submitter.hasAttribute("formaction")) { return; }
     event.preventDefault();
     var submitter = event.submitter;
     var data = new FormData(form);

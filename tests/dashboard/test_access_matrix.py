@@ -38,6 +38,9 @@ from dashboard.models import (
     RiskAcceptance,
     Role,
     Status,
+    Ticket,
+    TicketLink,
+    TrackerConfig,
     TriageRule,
 )
 from dashboard.services.audit import audit_record
@@ -53,6 +56,9 @@ from tests.factories import (
     ReportFactory,
     RiskAcceptanceFactory,
     TeamFactory,
+    TicketFactory,
+    TicketLinkFactory,
+    TrackerConfigFactory,
     TriageRuleFactory,
     UserFactory,
 )
@@ -125,6 +131,8 @@ EXPECT: dict[str, dict[str, str]] = {
     "api-admission-token": {"anonymous": "401", **{persona: "403" for persona in PERSONAS if persona != "anonymous"}},
     # API, the CI gate: any token that ingests or reads, any person; it decides only on what the caller may read.
     "api-gate": {"anonymous": "401", **{persona: "ok" for persona in PERSONAS if persona != "anonymous"}},
+    # API, a tracker's webhook: no login; a request without the tracker's signature is refused, whoever sends it.
+    "api-webhook-unsigned": {persona: "403" for persona in PERSONAS},
     # API, the OpenAPI schema: anyone authenticated.
     "api-schema": {"anonymous": "401", **{persona: "ok" for persona in PERSONAS if persona != "anonymous"}},
 }  # fmt: skip
@@ -171,6 +179,10 @@ ROUTES: dict[str, list[Probe]] = {
     "findings-bulk-undo": [Probe("action", "POST", kwargs=lambda w: {"batch": w.batch})],
     "finding": [Probe("object", kwargs=FINDING)],
     "finding-update": [Probe("object", "POST", kwargs=FINDING, data=lambda w: {"status": "false_positive", "reason": "matrix"})],
+    "finding-ticket": [Probe("object", "POST", kwargs=FINDING, data=lambda w: {"scope": "finding"})],
+    "findings-ticket": [Probe("action", "POST", data=lambda w: {"ids": [w.finding.pk]})],
+    "team-tracker": [Probe("object", "POST", kwargs=lambda w: {"slug": "bravo"},
+                           data=lambda w: {"kind": "gitlab", "base_url": "https://gitlab.example.com", "project": "1", "secret": "x"})],
     "finding-accept-scope": [Probe("object", "POST", kwargs=FINDING, data=lambda w: {"reason": "matrix", "expires": "2099-01-01"})],
     "finding-event-undo": [Probe("object", "POST", kwargs=lambda w: {"pk": w.finding.pk, "event_pk": w.event.pk})],
     "acceptances": [Probe("page")],
@@ -249,6 +261,10 @@ ROUTES: dict[str, list[Probe]] = {
         # The owner deletes one of bravo's channels, then staff the other.
         Probe("api-admin-object", "DELETE", kwargs=lambda w: {"team": "bravo", "pk": _last_channel(w)}, body="json"),
     ],
+    "api:ticket-create": [Probe("api-admin-object", "POST", data=lambda w: {"findings": [w.finding.pk]}, body="json"),
+                          Probe("api-admin-object", "POST", data=lambda w: {"fix_group": w.finding.pk}, body="json")],
+    "api:tracker-webhook": [Probe("api-webhook-unsigned", "POST", kwargs=lambda w: {"team": "bravo", "kind": "github"},
+                                  data=lambda w: {"action": "closed", "issue": {"number": 42}}, body="json")],
     "api:admission-validate": [Probe("api-admission-token", "POST", data=lambda w: {"kind": "AdmissionReview"}, body="json")],
     # The Django admin's own login and logout pages (the rest of the admin is classified by its namespace).
     "admin:login": [Probe("public")],
@@ -340,6 +356,12 @@ def world() -> World:
     pending = RiskAcceptanceFactory(
         team=bravo, state=RiskAcceptance.State.PENDING, approved_by=None, findings=[finding], reason="bravo-secret reason"
     )
+    # Bravo's tracker (never called: tasks run after the commit, which tests do not reach) and a ticket its webhook could close.
+    tracker = TrackerConfigFactory(team=bravo, base_url="http://127.0.0.1:9", project="bravo-secret/app", webhook_secret="bravo-hook")
+    TicketLinkFactory(
+        ticket=TicketFactory(tracker=tracker, external_id="42", title="bravo-secret ticket"),
+        finding=FindingFactory(team=bravo, image=image, status=Status.IN_PROGRESS),
+    )
     audit_record(action=AuditEvent.Action.STATUS_CHANGED, team=bravo, summary="bravo-secret audit record")
     audit_record(action=AuditEvent.Action.STATUS_CHANGED, team=alpha, summary="alpha audit record")
     clients = outsider_clients(alpha)
@@ -377,6 +399,9 @@ def bravo_state(world: World) -> list[Any]:
         list(Report.objects.filter(team=world.bravo).values_list("pk", "held_closures")),
         list(EnforcementPolicy.objects.filter(team=world.bravo).values_list("pk", "mode", "version")),
         list(NotificationChannel.objects.filter(team=world.bravo).values_list("pk", "active", "events", "url")),
+        list(Ticket.objects.filter(team=world.bravo).values_list("pk", "state")),
+        list(TicketLink.objects.filter(finding__team=world.bravo).values_list("pk", "ticket_id")),
+        list(TrackerConfig.objects.filter(team=world.bravo).values_list("pk", "kind", "base_url", "project", "secret")),
     ]
 
 
@@ -454,6 +479,7 @@ READER_EXPECT: dict[str, str] = {
     "api-admin-object": "403",
     "api-admin-action": "ok",
     "api-admission-token": "403",  # only a cluster's admission token may ask; a person never
+    "api-webhook-unsigned": "403",
 }
 WRITE_CASES = [
     pytest.param(name, pattern, index, id=f"{name}-{index}")

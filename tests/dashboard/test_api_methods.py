@@ -47,6 +47,7 @@ def test_an_unsupported_method_is_405_whatever_the_scope(name: str, method: str,
         "policy": {"team": team.slug},
         "notification-channels": {"team": team.slug},
         "notification-channel": {"team": team.slug, "pk": 1},
+        "tracker-webhook": {"team": team.slug, "kind": "github"},
     }.get(name, {})
 
     response = client.generic(method, reverse(f"api:{name}", kwargs=kwargs), b"{}", content_type="application/json")

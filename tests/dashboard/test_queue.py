@@ -215,7 +215,7 @@ def test_the_count_stops_at_the_cap(team, champion) -> None:
 def test_the_queue_page_query_count_is_pinned(client, team, findings, django_assert_num_queries) -> None:
     FindingFactory.create_batch(60, team=team)
 
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(10):  # the page's tickets: one query
         response = client.get("/findings/?sort=severity")
 
     assert len(response.context["page"].findings) == 50
@@ -331,7 +331,8 @@ def test_the_finding_page_query_count_is_pinned(client, team, champion, django_a
             created_at=timezone.now() - dt.timedelta(days=day),
         )
 
-    with django_assert_num_queries(17):  # where it runs (its versions, the live sightings of its image); the audit link
+    # Its tickets and its team's tracker; where it runs (its versions, the live sightings of its image); the audit link
+    with django_assert_num_queries(19):
         response = client.get(f"/findings/{finding.pk}/")
 
     assert response.status_code == 200

@@ -12,17 +12,20 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def champion() -> Client:
+def team():
+    return TeamFactory(slug="payments", name="Payments")
+
+
+@pytest.fixture
+def champion(team) -> Client:
     client = Client()
-    client.force_login(MembershipFactory(team=TeamFactory(slug="payments", name="Payments"), role=Role.CHAMPION).user)
+    client.force_login(MembershipFactory(team=team, role=Role.CHAMPION).user)
     return client
 
 
-def test_the_finding_page_links_its_ticket_and_offers_one_for_the_upgrade(champion: Client) -> None:
-    tracker = TrackerConfigFactory(team__slug="other")
-    tracker.team = champion.session and TeamFactory._meta.model.objects.get(slug="payments")
-    tracker.save()
-    finding = FindingFactory(team=tracker.team, fixed_version="3.0.13", status=Status.IN_PROGRESS)
+def test_the_finding_page_links_its_ticket_and_offers_one_for_the_upgrade(team, champion: Client) -> None:
+    tracker = TrackerConfigFactory(team=team)
+    finding = FindingFactory(team=team, fixed_version="3.0.13", status=Status.IN_PROGRESS)
     TicketLinkFactory(ticket=TicketFactory(tracker=tracker, external_id="42", url="https://github.com/acme/payments/issues/42"),
                       finding=finding)  # fmt: skip
 
@@ -32,8 +35,7 @@ def test_the_finding_page_links_its_ticket_and_offers_one_for_the_upgrade(champi
     assert "Create ticket for the upgrade to 3.0.13" in page
 
 
-def test_the_queue_shows_a_closed_ticket_that_a_scan_contradicted(champion: Client) -> None:
-    team = TeamFactory._meta.model.objects.get(slug="payments")
+def test_the_queue_shows_a_closed_ticket_that_a_scan_contradicted(team, champion: Client) -> None:
     link = TicketLinkFactory(ticket=TicketFactory(tracker=TrackerConfigFactory(team=team), state="closed", url="https://t/1"),
                              finding=FindingFactory(team=team), seen_after_close=True)  # fmt: skip
 
@@ -43,7 +45,8 @@ def test_the_queue_shows_a_closed_ticket_that_a_scan_contradicted(champion: Clie
     assert "closed, still seen" in page
 
 
-def test_the_settings_page_saves_the_tracker_and_never_shows_the_token_again(champion: Client) -> None:
+def test_the_settings_page_saves_the_tracker_and_never_shows_the_token_again(champion: Client, settings) -> None:
+    settings.VIGIL_BASE_URL = "https://vigil.example.com"
     form = {"kind": "gitlab", "base_url": "https://gitlab.example.com/", "project": "acme/payments", "secret": "glpat-abcdefgh1234"}
 
     champion.post("/teams/payments/tracker/", form)
@@ -53,4 +56,4 @@ def test_the_settings_page_saves_the_tracker_and_never_shows_the_token_again(cha
     assert (tracker.kind, tracker.base_url, tracker.secret) == (TrackerKind.GITLAB, "https://gitlab.example.com", "glpat-abcdefgh1234")
     assert "glpat-abcdefgh1234" not in page
     assert "kept: …1234" in page
-    assert "http://127.0.0.1:8000/api/v1/trackers/payments/gitlab/webhook" in page or "/api/v1/trackers/payments/gitlab/webhook" in page
+    assert "<code>https://vigil.example.com/api/v1/trackers/payments/gitlab/webhook</code>" in page

@@ -1,0 +1,5 @@
+"""Fixtures shared by the dashboard's tests."""
+
+from tests.dashboard.tracker_receiver import tracker
+
+__all__ = ["tracker"]
