@@ -7,45 +7,34 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from dashboard.services import (
-    digest,
-    events,
-    intel,
-    nudges,
-    ownership_rules,
-    report_processing,
-    reports,
-    request_signing,
-    risk_acceptance,
-    running,
-    snapshots,
-)
+from dashboard.ingest import claim, quiet, receive, signing
+from dashboard.services import digest, intel, nudges, ownership_rules, risk_acceptance, running, snapshots
 
 #: At-least-once delivery of a report's processing: acknowledged after the work, retried on database errors.
 _REPORT_TASK_OPTIONS = {
     "acks_late": True,
     "reject_on_worker_lost": True,
-    "autoretry_for": report_processing.DATABASE_ERRORS,
+    "autoretry_for": claim.DATABASE_ERRORS,
     "retry_backoff": 2,
     "retry_backoff_max": 30,
     "max_retries": 5,
 }
 
 
-@shared_task(name=reports.PROCESS_TASK, **_REPORT_TASK_OPTIONS)
+@shared_task(name=receive.PROCESS_TASK, **_REPORT_TASK_OPTIONS)
 def process_report(report_id: str) -> None:
-    report_processing.report_process(report_id)
+    claim.report_process(report_id)
 
 
-@shared_task(name=reports.EVENTS_TASK, **_REPORT_TASK_OPTIONS)
+@shared_task(name=receive.EVENTS_TASK, **_REPORT_TASK_OPTIONS)
 def process_event_report(report_id: str) -> None:
     """The same as process_report, routed to the events queue (settings.CELERY_TASK_ROUTES)."""
-    report_processing.report_process(report_id)
+    claim.report_process(report_id)
 
 
 @shared_task(name="vigil.reports.sweep")
 def sweep_reports() -> None:
-    reports.report_sweep()
+    receive.report_sweep()
 
 
 @shared_task(name="vigil.snapshots.take")
@@ -55,15 +44,13 @@ def take_snapshots() -> None:
 
 @shared_task(name="vigil.events.resolve_quiet")
 def resolve_quiet_events() -> None:
-    events.resolve_quiet_events()
+    quiet.resolve_quiet_events()
 
 
 # --- Ownership and tokens ---------------------------------------------------------
 
 
-@shared_task(
-    name=ownership_rules.REASSIGN_TASK, acks_late=True, autoretry_for=report_processing.DATABASE_ERRORS, retry_backoff=2, max_retries=5
-)
+@shared_task(name=ownership_rules.REASSIGN_TASK, acks_late=True, autoretry_for=claim.DATABASE_ERRORS, retry_backoff=2, max_retries=5)
 def reassign_ownership(rule_id: int) -> None:
     """Re-apply ownership rules to the findings a change of this rule affects (idempotent)."""
     ownership_rules.ownership_reassign(rule_id=rule_id)
@@ -71,7 +58,7 @@ def reassign_ownership(rule_id: int) -> None:
 
 @shared_task(name="vigil.tokens.prune_signatures")
 def prune_signatures() -> None:
-    request_signing.signatures_prune()
+    signing.signatures_prune()
 
 
 # --- Training nudges -----------------------------------------------------------------
@@ -107,7 +94,7 @@ def refresh_intel() -> None:
 # --- What runs (admission sightings, trivy-operator, Falco) ---------------------------------------
 
 
-@shared_task(name=running.RESCORE_TASK, acks_late=True, autoretry_for=report_processing.DATABASE_ERRORS, retry_backoff=2, max_retries=5)
+@shared_task(name=running.RESCORE_TASK, acks_late=True, autoretry_for=claim.DATABASE_ERRORS, retry_backoff=2, max_retries=5)
 def rescore_running_images(image_ids: list[int]) -> None:
     """Re-score the findings of images that started running (idempotent)."""
     running.rescore_images(image_ids=image_ids)

@@ -20,12 +20,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from dashboard.errors import ApplicationError
+from dashboard.ingest.apply import EVENT_FORMATS
 from dashboard.models import EventSighting, Finding, Nudge, NudgeRule, NudgeState, Report, ReportStatus, Team
 from dashboard.selectors import nudges as signals
 from dashboard.selectors.access import can_triage
 from dashboard.selectors.training import TopicInfo, topic_catalogue
 from dashboard.services import nudge_rules
-from dashboard.services.ingest import EVENT_FORMATS
 from dashboard.services.nudge_rules import Candidate, NudgeConfig
 
 logger = logging.getLogger(__name__)
@@ -183,7 +183,7 @@ def sightings_record(*, applied: Sequence[tuple[Report, Sequence[int]]]) -> set[
 def nudges_after_reports(*, applied: Sequence[tuple[Any, Sequence[int]]]) -> list[Nudge]:
     """After reports are applied: record event sightings, and nudge at once on urgent classes (once for all).
 
-    ``applied``: report ids with the ids of the findings each named.  Called by ``report_processing`` after
+    ``applied``: report ids with the ids of the findings each named.  Called by ``claim`` after
     its transaction; it never raises, a nudge is never worth failing an ingest for (the hourly computation
     catches up).
     """

@@ -14,12 +14,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from dashboard.db.update_values import bulk_update_rows
 from dashboard.errors import ApplicationError
 from dashboard.models import AuditEvent, Finding, FindingEvent, Image, OwnershipRule, OwnerSource, Team
 from dashboard.selectors.access import ensure_administrator
 from dashboard.selectors.ownership import CompiledRule, RuleSet, decide_owner
 from dashboard.services.audit import audit_record
-from dashboard.services.bulk_updates import bulk_update_rows
 from dashboard.services.ownership import validate_pattern
 
 #: The Celery task (dashboard/tasks.py) that re-applies rules after a change; takes the rule id.

@@ -25,11 +25,11 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 
+from dashboard.ingest.publish import publish_task
+from dashboard.ingest.write import Item
 from dashboard.models import ACTIVE_STATUSES, Finding, Image, Stream, WorkloadSighting
 from dashboard.selectors.running import running_since
 from dashboard.services import intel
-from dashboard.services.finding_rows import Item
-from dashboard.services.task_publisher import publish_task
 from scanners.base import ImageRef
 
 logger = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ typo is caught before any database lookup.
 
 Optional per token: an IP allow-list (CIDRs) and a request-signing secret.  The signing
 secret is never stored: it is HMAC(TOKEN_HASH_KEY, random salt), so a copy of the database
-alone cannot sign requests.  What a signature covers and how it is checked: ``services/request_signing.py``.
+alone cannot sign requests.  What a signature covers and how it is checked: ``dashboard/ingest/signing.py``.
 """
 
 from __future__ import annotations

@@ -23,11 +23,11 @@ import datetime as dt
 from django.db import transaction
 from django.utils import timezone
 
+from dashboard.ingest.apply import EVENT_FORMATS
+from dashboard.ingest.rights import report_sender_rights
+from dashboard.ingest.scopes import lock_scopes, mark_applied
 from dashboard.models import Finding, FindingEvent, Report, ReportStatus, Status
 from dashboard.services.images import LAST_SEEN_STEP
-from dashboard.services.ingest import EVENT_FORMATS
-from dashboard.services.scopes import lock_scopes, mark_applied
-from dashboard.services.sender_rights import report_sender_rights
 from scanners.digest import STABLE_FORMATS
 
 

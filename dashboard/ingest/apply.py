@@ -1,9 +1,9 @@
-"""Apply one parsed report to the findings: bulk upsert by fingerprint and lifecycle (rows: finding_rows.py).
+"""Apply one parsed report to the findings: bulk upsert by fingerprint and lifecycle (rows: write.py).
 
 Runs inside the caller's transaction with the report's lifecycle scopes
-locked (see ``report_processing.report_process``).  The number of queries is constant
+locked (see ``claim.report_process``).  The number of queries is constant
 per batch of findings, never per finding.  A report changes only the findings its
-sender may change (``sender_rights``): another team's in its scope are left alone.
+sender may change (``rights``): another team's in its scope are left alone.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from dashboard.models import ACTIVE_STATUSES, Finding, FindingEvent, Report, Status, Team
-from dashboard.services import intel, risk, running
-from dashboard.services.bulk_inserts import insert_rows
-from dashboard.services.finding_rows import (
+from dashboard.db.copy_rows import insert_rows
+from dashboard.ingest.rights import ForeignScopeError, SenderRights, own_image_items, report_sender_rights
+from dashboard.ingest.scopes import covered_scopes, explicitly_evaluated, lock_scopes, mark_applied
+from dashboard.ingest.write import (
     EVENT_FORMATS,
     PER_OCCURRENCE,
     Item,
@@ -36,9 +36,9 @@ from dashboard.services.finding_rows import (
     stored_findings,
     write_changed,
 )
+from dashboard.models import ACTIVE_STATUSES, Finding, FindingEvent, Report, Status, Team
+from dashboard.services import intel, risk, running
 from dashboard.services.images import LAST_SEEN_STEP, Recorded, images_record
-from dashboard.services.scopes import covered_scopes, explicitly_evaluated, lock_scopes, mark_applied
-from dashboard.services.sender_rights import ForeignScopeError, SenderRights, own_image_items, report_sender_rights
 from scanners.base import ImageRef, ParseResult
 from scanners.digest import STABLE_FORMATS
 
@@ -61,7 +61,7 @@ class IngestOutcome:
     unchanged_ids: list[int] = dataclasses.field(default_factory=list)
     #: Every finding the report named (for event sightings: nudges.sightings_record).
     finding_ids: list[int] = dataclasses.field(default_factory=list)
-    #: The scopes a snapshot scan spoke for, kept on the report for recognising a repeat (reimports.py).
+    #: The scopes a snapshot scan spoke for, kept on the report for recognising a repeat (repeat.py).
     scopes: list[str] = dataclasses.field(default_factory=list)
     #: Findings of teams the sender may not change that the report named or covered, left untouched (and new
     #: ones it would have created for such a team).
@@ -90,9 +90,9 @@ def report_scopes(
 def apply_report(*, report: Report, source: str, stream: str, result: ParseResult, now: dt.datetime) -> IngestOutcome:
     """Upsert the report's findings and close what it no longer shows.  Caller holds the transaction.
 
-    Only findings the report's sender may change are touched (sender_rights.py); the others in its scope are
+    Only findings the report's sender may change are touched (rights.py); the others in its scope are
     counted ``not_yours``, and a report about nothing else raises ``ForeignScopeError`` (the caller rolls back).
-    (A batch of event reports is applied as one by ``event_ingest``.)
+    (A batch of event reports is applied as one by ``apply_events``.)
     """
     override = ImageRef.parse(report.image_ref) if report.image_ref else None
     team = report.team
@@ -106,7 +106,7 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
         resolved = {pk: (key, team_id) for pk, key, team_id in passing.values_list("id", "scope_key", "team_id")}
     locked = scopes | {item.scope_key for item in items.values()} | {key for key, _ in resolved.values()}
     lock_scopes(locked)
-    if not events_only:  # what a repeated scan is compared with (reimports.py); events never repeat
+    if not events_only:  # what a repeated scan is compared with (repeat.py); events never repeat
         mark_applied(locked, report=report)
 
     # Open findings in the covered scopes before this report: the base for the "close more than half" rule.

@@ -8,7 +8,7 @@ latest one, keeps the most recent samples and counts every occurrence; "last see
 are the latest report's.  Every report keeps its own counts (new, reopened, unchanged) and the findings
 it named (event sightings for the nudges).
 
-The batch has one sender (report_processing claims only reports of the leader's sender): findings of teams it
+The batch has one sender (claim.py claims only reports of the leader's sender): findings of teams it
 may not change are left untouched and counted ``not_yours`` by each report naming them; a report naming nothing
 else is marked ``refused`` (it changed nothing).
 """
@@ -19,10 +19,11 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from dashboard.models import Finding, FindingEvent, Image, Report, Status
-from dashboard.services import intel, risk, running
-from dashboard.services.bulk_inserts import insert_rows
-from dashboard.services.finding_rows import (
+from dashboard.db.copy_rows import insert_rows
+from dashboard.ingest.apply import IngestOutcome
+from dashboard.ingest.rights import SenderRights, own_image_items, report_sender_rights
+from dashboard.ingest.scopes import lock_scopes
+from dashboard.ingest.write import (
     PER_OCCURRENCE,
     SAMPLES_KEPT,
     Item,
@@ -41,10 +42,9 @@ from dashboard.services.finding_rows import (
     stored_findings,
     write_changed,
 )
+from dashboard.models import Finding, FindingEvent, Image, Report, Status
+from dashboard.services import intel, risk, running
 from dashboard.services.images import Recorded, images_record
-from dashboard.services.ingest import IngestOutcome
-from dashboard.services.scopes import lock_scopes
-from dashboard.services.sender_rights import SenderRights, own_image_items, report_sender_rights
 from scanners.base import ImageRef, ParseResult
 
 

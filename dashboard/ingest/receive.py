@@ -1,7 +1,7 @@
 """Receiving and processing reports: store first, answer at once, process in a worker.
 
 The raw report and its record are committed before the API answers; the
-Celery task gets the report id only, after commit.  Processing is report_processing.py.
+Celery task gets the report id only, after commit.  Processing is claim.py.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from django.utils import timezone
 
 from dashboard import metrics
 from dashboard.errors import ApplicationError
+from dashboard.ingest import apply, claim
+from dashboard.ingest.publish import publish_task, task_queue
+from dashboard.ingest.rights import ForeignScopeError, rights_of
+from dashboard.ingest.scope_check import foreign_only
 from dashboard.models import ApiToken, Finding, Report, ReportPayload, ReportStatus, Stream, Team
 from dashboard.selectors.access import can_triage, triage_team_ids
-from dashboard.services import ingest, report_processing
 from dashboard.services.clusters import resolve_cluster
-from dashboard.services.scope_check import foreign_only
-from dashboard.services.sender_rights import ForeignScopeError, rights_of
-from dashboard.services.task_publisher import publish_task, task_queue
 from scanners import registry
 from scanners.base import ImageRef, ParseError, Parser, ParseResult
 from scanners.digest import stable_digest
@@ -47,7 +47,7 @@ EVENTS_TASK = "vigil.events.process"
 def is_event_report(*, declared_format: str, stream: str) -> bool:
     """Is this report processed on the events queue?  From its declared format, else the one it was recognised
     as when it was received, or its declared stream."""
-    return declared_format in ingest.EVENT_FORMATS or stream == Stream.RUNTIME
+    return declared_format in apply.EVENT_FORMATS or stream == Stream.RUNTIME
 
 
 def _validate_options(*, format_name: str, image: str, stream: str) -> None:
@@ -252,7 +252,7 @@ def _refuse_foreign(
     """A 403 for a report about nothing but findings of teams its sender may not change (scope_check.py), before
     it is stored: the API records the refusal."""
     parser, result = parsed
-    if parser.name in ingest.EVENT_FORMATS:
+    if parser.name in apply.EVENT_FORMATS:
         return  # decided in the worker: an alert's receive path stays two statements
     rights = rights_of(token=token, user=user)
     source, stream = parser.name, stream or parser.stream
@@ -334,7 +334,7 @@ def _store(
         stream=stream,
         image_ref=image,
         content_sha256=digest,
-        stable_sha256=stable,  # recognises a repeated scan in the worker (reimports.py)
+        stable_sha256=stable,  # recognises a repeated scan in the worker (repeat.py)
         size_bytes=len(data),
         idempotency_key=idempotency_key[:255],
         observed_at=observed_at,
@@ -413,7 +413,7 @@ def enqueue(report_id: Any, *, events: bool = False) -> bool:
     """Publish the processing task (on the events queue for an event report); never raises (the sweeper
     re-enqueues what did not get through)."""
     if settings.CELERY_TASK_ALWAYS_EAGER:  # embedded default: no broker, process in-process
-        report_processing.report_process(report_id)
+        claim.report_process(report_id)
         return True
     try:
         # By name, so services never import tasks (tasks import services); on a producer kept by the thread.
@@ -462,7 +462,7 @@ def report_confirm_closures(*, report: Report, user: User, ids: Collection[int] 
             raise ApplicationError(
                 "confirming these closures needs the triage right on the team owning the findings", code="forbidden", status=403
             )
-        fixed = ingest.close_findings(ids=chosen, report=locked, now=timezone.now(), reason=f"confirmed by {user}")
+        fixed = apply.close_findings(ids=chosen, report=locked, now=timezone.now(), reason=f"confirmed by {user}")
         locked.held_closures = sorted(set(held) - set(chosen))
         locked.counts = {**locked.counts, "fixed": locked.counts.get("fixed", 0) + fixed}
         locked.save(update_fields=["held_closures", "counts"])
