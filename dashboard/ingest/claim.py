@@ -18,6 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from dashboard import metrics
+from dashboard.db.advisory_locks import advisory_xact_lock
 from dashboard.db.update_values import bulk_update_rows
 from dashboard.ingest import apply, apply_events, repeat
 from dashboard.ingest.rights import FOREIGN_SCOPE, ForeignScopeError
@@ -199,9 +200,7 @@ def _serialise_event_applies() -> None:
     serialises them rather than every row lock they take having to come in one global order (a
     concurrency test found a deadlock between two batches without it).
     """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [EVENT_APPLY_LOCK])
+    advisory_xact_lock(EVENT_APPLY_LOCK)
 
 
 def _process_events(leader: Report, first: _Job) -> Report:

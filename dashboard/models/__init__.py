@@ -14,7 +14,6 @@ from dashboard.models.choices import (
 )
 from dashboard.models.findings import Finding, FindingEvent, FindingOccurrence, LifecycleScope
 from dashboard.models.images import Image, ImageVersion
-from dashboard.models.lookups import AnyOf  # registers field__any
 from dashboard.models.nudges import ACTIVE_NUDGE_STATES, EventSighting, Nudge, NudgeDigest, NudgeRule, NudgeState, TeamWebhook
 from dashboard.models.ownership import OwnershipRule, OwnerSource
 from dashboard.models.policies import POLICY_FIELDS, EnforcementPolicy, EnforcementPolicyVersion, GateDecision, GateOutcome, PolicyMode
