@@ -194,11 +194,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout"
 # 2 s while Redis was down (fault drill 2).  The worker's own reconnect loop has its own backoff.
 CELERY_BROKER_TRANSPORT_OPTIONS["interval_start"] = 0
 CELERY_TASK_PUBLISH_RETRY = False
-CELERY_BEAT_SCHEDULE = {
-    "sweep-stuck-reports": {"task": "vigil.reports.sweep", "schedule": 300.0},
-    "daily-snapshots": {"task": "vigil.snapshots.take", "schedule": 3600.0},
-    "resolve-quiet-events": {"task": "vigil.events.resolve_quiet", "schedule": 3600.0},
-}
 
 # --- Vigil ------------------------------------------------------------------
 #: Largest accepted report body (after gzip decompression), in bytes.
@@ -239,9 +234,6 @@ VIGIL_BULK_MAX = int(os.environ.get("VIGIL_BULK_MAX", "20000"))
 #: Optional daily download of the CISA KEV JSON and FIRST EPSS CSV (off unless a URL is set).
 VIGIL_KEV_URL = os.environ.get("VIGIL_KEV_URL", "")
 VIGIL_EPSS_URL = os.environ.get("VIGIL_EPSS_URL", "")
-CELERY_BEAT_SCHEDULE["expire-risk-acceptances"] = {"task": "vigil.triage.expire_acceptances", "schedule": 3600.0}
-if VIGIL_KEV_URL or VIGIL_EPSS_URL:
-    CELERY_BEAT_SCHEDULE["refresh-threat-intel"] = {"task": "vigil.intel.refresh", "schedule": 86400.0}
 
 # --- Training nudges -------------------------------------------------------
 #: Overrides of the nudge rules' defaults (dashboard/services/nudge_rules.py NudgeConfig); any key may be left out.
@@ -258,8 +250,6 @@ EMAIL_BACKEND = os.environ.get("VIGIL_EMAIL_BACKEND", "django.core.mail.backends
 EMAIL_HOST = os.environ.get("VIGIL_EMAIL_HOST", "localhost")
 EMAIL_PORT = int(os.environ.get("VIGIL_EMAIL_PORT", "25"))
 DEFAULT_FROM_EMAIL = os.environ.get("VIGIL_FROM_EMAIL", "vigil@localhost")
-CELERY_BEAT_SCHEDULE["compute-nudges"] = {"task": "vigil.nudges.compute", "schedule": 3600.0}
-CELERY_BEAT_SCHEDULE["weekly-nudge-digest"] = {"task": "vigil.nudges.weekly_digest", "schedule": 3600.0}
 
 LOGGING = {
     "version": 1,
@@ -323,8 +313,20 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     }
 }
-CELERY_BEAT_SCHEDULE["refresh-running"] = {"task": "vigil.running.refresh", "schedule": 900.0}
-CELERY_BEAT_SCHEDULE["prune-signatures"] = {"task": "vigil.tokens.prune_signatures", "schedule": 600.0}
 
 # Report uploads are read as a stream with their own cap (VIGIL_MAX_REPORT_BYTES), not buffered by Django.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# --- Beat schedule: every periodic task, in one place (names: dashboard/ingest/publish.py TASKS) ---------------
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stuck-reports": {"task": "vigil.reports.sweep", "schedule": 300.0},
+    "daily-snapshots": {"task": "vigil.snapshots.take", "schedule": 3600.0},
+    "resolve-quiet-events": {"task": "vigil.events.resolve_quiet", "schedule": 3600.0},
+    "expire-risk-acceptances": {"task": "vigil.triage.expire_acceptances", "schedule": 3600.0},
+    "compute-nudges": {"task": "vigil.nudges.compute", "schedule": 3600.0},
+    "weekly-nudge-digest": {"task": "vigil.nudges.weekly_digest", "schedule": 3600.0},
+    "refresh-running": {"task": "vigil.running.refresh", "schedule": 900.0},
+    "prune-signatures": {"task": "vigil.tokens.prune_signatures", "schedule": 600.0},
+}
+if VIGIL_KEV_URL or VIGIL_EPSS_URL:  # the optional daily download of threat intelligence
+    CELERY_BEAT_SCHEDULE["refresh-threat-intel"] = {"task": "vigil.intel.refresh", "schedule": 86400.0}

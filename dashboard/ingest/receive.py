@@ -21,8 +21,8 @@ from django.utils import timezone
 from dashboard import metrics
 from dashboard.db.report_insert import SameBytes, insert_report
 from dashboard.errors import ApplicationError
-from dashboard.ingest import apply, claim
-from dashboard.ingest.publish import publish_task, task_queue
+from dashboard.ingest import apply, claim, publish
+from dashboard.ingest.publish import TASKS
 from dashboard.ingest.rights import ForeignScopeError, rights_of
 from dashboard.ingest.scope_check import foreign_only
 from dashboard.models import ApiToken, Finding, Report, ReportStatus, Stream, Team
@@ -35,11 +35,8 @@ from scanners.loader import load_document
 
 logger = logging.getLogger(__name__)
 
-#: The Celery task name (dashboard/tasks.py); names are stable so queued messages survive refactors.
-PROCESS_TASK = "vigil.reports.process"
-#: The same processing for event reports (Falco alerts, admission reviews), under its own name: it is routed to the
-#: events queue, so alerts never wait behind a long scan.
-EVENTS_TASK = "vigil.events.process"
+PROCESS_TASK = TASKS.PROCESS_REPORT
+EVENTS_TASK = TASKS.PROCESS_EVENTS
 
 
 def is_event_report(*, declared_format: str, stream: str) -> bool:
@@ -301,8 +298,7 @@ def enqueue(report_id: Any, *, events: bool = False) -> bool:
         return True
     try:
         # By name, so services never import tasks (tasks import services); on a producer kept by the thread.
-        name = EVENTS_TASK if events else PROCESS_TASK
-        publish_task(name, [str(report_id)], queue=task_queue(name))
+        publish.enqueue(EVENTS_TASK if events else PROCESS_TASK, [str(report_id)])
     except Exception:
         logger.warning("could not enqueue report %s; the sweeper will retry", report_id, exc_info=True)
         return False

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from dashboard.errors import ApplicationError
 from dashboard.ingest.apply import EVENT_FORMATS
+from dashboard.ingest.publish import TASKS
 from dashboard.models import EventSighting, Finding, Nudge, NudgeRule, NudgeState, Report, ReportStatus, Team
 from dashboard.selectors import nudges as signals
 from dashboard.selectors.access import can_triage
@@ -30,8 +31,8 @@ from dashboard.services.nudge_rules import Candidate, NudgeConfig
 
 logger = logging.getLogger(__name__)
 
-COMPUTE_TASK = "vigil.nudges.compute"
-DIGEST_TASK = "vigil.nudges.weekly_digest"
+COMPUTE_TASK = TASKS.COMPUTE_NUDGES
+DIGEST_TASK = TASKS.WEEKLY_DIGEST
 MAX_REASON = 2000
 #: Offered in the page when a champion dismisses a nudge (they may also write their own).
 DISMISS_REASONS = ("We already know this", "Not relevant to our stack", "These findings are not ours", "Bad timing, ask again later")

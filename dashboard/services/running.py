@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 
 from dashboard.db.sightings import upsert_sightings
-from dashboard.ingest.publish import publish_task
+from dashboard.ingest.publish import TASKS, enqueue
 from dashboard.ingest.write import Item
 from dashboard.models import ACTIVE_STATUSES, Finding, Image, Stream, WorkloadSighting
 from dashboard.selectors.running import running_since
@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 #: How stale a sighting's "last seen" may get before it is written again.
 SIGHTING_STEP = dt.timedelta(minutes=1)
 #: Re-scores the findings of newly sighted images (by name: services never import tasks).
-RESCORE_TASK = "vigil.running.rescore_images"
+RESCORE_TASK = TASKS.RESCORE_IMAGES
 _MEMO_LIMIT = 20_000
 
 
@@ -120,7 +120,7 @@ def _publish_rescore(image_ids: list[int]) -> None:
         rescore_images(image_ids=image_ids)
         return
     try:
-        publish_task(RESCORE_TASK, [image_ids], queue=settings.CELERY_TASK_DEFAULT_QUEUE)
+        enqueue(RESCORE_TASK, [image_ids])
     except Exception:
         logger.warning("could not enqueue re-scoring of images %s; the periodic refresh will", image_ids, exc_info=True)
 

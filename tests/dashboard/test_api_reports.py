@@ -14,7 +14,7 @@ from django.utils import timezone
 from kombu import Message
 from rest_framework.test import APIClient
 
-from dashboard.ingest import receive
+from dashboard.ingest import publish, receive
 from dashboard.ingest.publish import drop_producer, publish_task
 from dashboard.ingest.receive import report_submit
 from dashboard.models import Finding, FindingEvent, Report, ReportPayload
@@ -213,7 +213,7 @@ def published(settings, monkeypatch) -> list[tuple[str, list[str], str, bool]]:
         sent.append((name, args, queue, connection.in_atomic_block))
         return "task-id"
 
-    monkeypatch.setattr(receive, "publish_task", publish_task)
+    monkeypatch.setattr(publish, "publish_task", publish_task)
     return sent
 
 
