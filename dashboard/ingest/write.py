@@ -23,12 +23,13 @@ from dashboard.models import Finding, FindingOccurrence, Image, OwnerSource, Rep
 from dashboard.services import intel, risk
 from dashboard.services.images import LAST_SEEN_STEP
 from dashboard.services.ownership import resolve_owner, rules_for
+from scanners import registry
 from scanners.base import Finding as ParsedFinding
 from scanners.base import ImageRef, ParseResult
 from scanners.fingerprint import make_fingerprint
 
-#: Formats whose findings are events (aggregated, never closed by absence).
-EVENT_FORMATS = frozenset({"admission-review", "falco"})
+#: Formats whose findings are events (aggregated, never closed by absence): declared by each parser.
+EVENT_FORMATS = registry.EVENT_FORMATS
 
 BATCH = 1000
 
