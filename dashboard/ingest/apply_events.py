@@ -27,6 +27,7 @@ from dashboard.ingest.write import (
     PER_OCCURRENCE,
     SAMPLES_KEPT,
     Item,
+    Stored,
     changed_values,
     chunks,
     creatable,
@@ -74,10 +75,8 @@ def apply_event_reports(reports: Sequence[EventReport]) -> list[IngestOutcome]:
     rights = _batch_rights(reports)
     items = [items_of(e.report.team, e.source, e.stream, e.result, _override(e.report)) for e in reports]
     merged = _merge(items)
-    scopes = {item.scope_key for named in items for item in named.values()}
-    lock_scopes(scopes)
+    lock_scopes({item.scope_key for named in items for item in named.values()})
     images = _record_images(reports, items)
-    by_id = {image.pk: image for image in images.values()}
     for event, named in zip(reports, items, strict=True):  # before scoring: findings of images seen running are born running
         running.sightings_of_report(
             items=own_image_items(named.values(), images, rights),
@@ -85,74 +84,105 @@ def apply_event_reports(reports: Sequence[EventReport]) -> list[IngestOutcome]:
             team_id=event.report.team_id,
             now=event.report.observed_at,
         )
-
-    outcomes = [
-        IngestOutcome(counts=dict.fromkeys(("new", "reopened", "unchanged", "fixed"), 0), held_closures=[], findings_total=0)
-        for _ in reports
-    ]
-    events: list[dict[str, Any]] = []
-    ids: dict[str, int] = {}
-    known = stored_findings(list(merged), with_details=True)
-    foreign = {fp for fp, row in known.items() if not rights.may_change(row.team_id)}
-    created: set[str] = set()
-    reopened: set[str] = set()
-    facts: intel.Facts | None = None
-    for chunk in chunks([fp for fp in merged if fp not in known]):
-        rows = [_new_row(merged[fp], reports, images) for fp in chunk]
-        owners = scope_owners(fallback_scopes(rows, by_id, rights))
-        foreign.update(row["fingerprint"] for row in rows if not creatable(row, by_id.get(row["image_id"]), owners, rights))
-        rows, facts = score_new([row for row in rows if row["fingerprint"] not in foreign], facts, {fp: merged[fp].item for fp in chunk})
-        for pk, fp in insert_rows(Finding, rows, unique_fields=["fingerprint"], returning=["id", "fingerprint"]):
-            first = reports[merged[fp].first].report
-            ids[fp] = pk
-            created.add(fp)
-            outcomes[merged[fp].first].new_ids.append(pk)
-            events.append(event_row(pk, FindingEvent.Type.CREATED, first, first.observed_at, to_status=Status.OPEN))
-
-    changed: dict[tuple[str, ...], list[Finding]] = {}
-    for fp, row in known.items():
-        if fp in foreign:
-            continue
-        entry, ids[fp] = merged[fp], row.id
-        first, latest = reports[entry.first].report, reports[entry.last].report
-        values = changed_values(row, entry.item, event=True)
-        if row.status == Status.FIXED:
-            sla = risk.sla_days_for(first.team.sla_days if first.team is not None else None)
-            now = first.observed_at
-            values.update(reopened_values(severity=values.get("severity", row.severity), now=now, sla=sla))
-            events.append(event_row(row.id, FindingEvent.Type.REOPENED, first, now, from_status=Status.FIXED, to_status=Status.OPEN))
-            reopened.add(fp)
-            outcomes[entry.first].reopened_ids.append(row.id)
-        changed.setdefault(tuple(sorted(values)), []).append(
-            Finding(pk=row.id, last_seen=max(row.last_seen, latest.observed_at), last_report=latest, **values)
-        )
-        if values.keys() - PER_OCCURRENCE:  # content, scope or status: triage looks again
-            outcomes[entry.last].changed_ids.append(row.id)
-    write_changed(changed)
+    batch = _Batch.start(reports, merged, images, rights)
+    batch.create()
+    batch.update_known()
     record_occurrences(
-        (ids[fp], item, event.report.observed_at)
+        (batch.ids[fp], item, event.report.observed_at)
         for event, named in zip(reports, items, strict=True)
         for fp, item in named.items()
-        if fp in ids
+        if fp in batch.ids
     )
-    insert_rows(FindingEvent, events)
+    insert_rows(FindingEvent, batch.events)
+    return batch.outcomes_of(items)
 
-    for index, (outcome, named) in enumerate(zip(outcomes, items, strict=True)):
-        for fp in named:
-            first_here = merged[fp].first == index
-            kind = "new" if first_here and fp in created else "reopened" if first_here and fp in reopened else "unchanged"
-            if fp in foreign:
-                outcome.not_yours += 1
-            else:
-                outcome.counts[kind] += 1
-                if kind == "unchanged" and fp in ids:
-                    outcome.unchanged_ids.append(ids[fp])
-        outcome.findings_total = len(named)
-        outcome.finding_ids = [ids[fp] for fp in named if fp in ids]
-        outcome.refused = bool(outcome.not_yours) and not outcome.finding_ids
-        if outcome.not_yours:
-            outcome.counts["not_yours"] = outcome.not_yours
-    return outcomes
+
+@dataclasses.dataclass
+class _Batch:
+    """One batch's upsert: what it has read, written and counted so far."""
+
+    reports: Sequence[EventReport]
+    merged: dict[str, _Merged]
+    images: dict[str, Image]
+    rights: SenderRights
+    known: dict[str, Stored]
+    foreign: set[str]
+    outcomes: list[IngestOutcome]
+    events: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    ids: dict[str, int] = dataclasses.field(default_factory=dict)
+    created: set[str] = dataclasses.field(default_factory=set)
+    reopened: set[str] = dataclasses.field(default_factory=set)
+
+    @classmethod
+    def start(cls, reports: Sequence[EventReport], merged: dict[str, _Merged], images: dict[str, Image], rights: SenderRights) -> _Batch:
+        known = stored_findings(list(merged), with_details=True)
+        foreign = {fp for fp, row in known.items() if not rights.may_change(row.team_id)}
+        outcomes = [
+            IngestOutcome(counts=dict.fromkeys(("new", "reopened", "unchanged", "fixed"), 0), held_closures=[], findings_total=0)
+            for _ in reports
+        ]
+        return cls(reports, merged, images, rights, known, foreign, outcomes)
+
+    def create(self) -> None:
+        """Create the findings not stored yet that the sender may create, as of the first report naming each."""
+        merged, reports, rights, by_id = self.merged, self.reports, self.rights, {image.pk: image for image in self.images.values()}
+        facts: intel.Facts | None = None
+        for chunk in chunks([fp for fp in merged if fp not in self.known]):
+            rows = [_new_row(merged[fp], reports, self.images) for fp in chunk]
+            owners = scope_owners(fallback_scopes(rows, by_id, rights))
+            self.foreign.update(row["fingerprint"] for row in rows if not creatable(row, by_id.get(row["image_id"]), owners, rights))
+            allowed = [row for row in rows if row["fingerprint"] not in self.foreign]
+            rows, facts = score_new(allowed, facts, {fp: merged[fp].item for fp in chunk})
+            for pk, fp in insert_rows(Finding, rows, unique_fields=["fingerprint"], returning=["id", "fingerprint"]):
+                first = reports[merged[fp].first].report
+                self.ids[fp] = pk
+                self.created.add(fp)
+                self.outcomes[merged[fp].first].new_ids.append(pk)
+                self.events.append(event_row(pk, FindingEvent.Type.CREATED, first, first.observed_at, to_status=Status.OPEN))
+
+    def update_known(self) -> None:
+        """Reopen or update the stored findings the sender may change (one write per set of changed columns)."""
+        changed: dict[tuple[str, ...], list[Finding]] = {}
+        for fp, row in self.known.items():
+            if fp in self.foreign:
+                continue
+            entry, self.ids[fp] = self.merged[fp], row.id
+            first, latest = self.reports[entry.first].report, self.reports[entry.last].report
+            values = changed_values(row, entry.item, event=True)
+            if row.status == Status.FIXED:
+                sla = risk.sla_days_for(first.team.sla_days if first.team is not None else None)
+                now = first.observed_at
+                values.update(reopened_values(severity=values.get("severity", row.severity), now=now, sla=sla))
+                self.events.append(
+                    event_row(row.id, FindingEvent.Type.REOPENED, first, now, from_status=Status.FIXED, to_status=Status.OPEN)
+                )
+                self.reopened.add(fp)
+                self.outcomes[entry.first].reopened_ids.append(row.id)
+            changed.setdefault(tuple(sorted(values)), []).append(
+                Finding(pk=row.id, last_seen=max(row.last_seen, latest.observed_at), last_report=latest, **values)
+            )
+            if values.keys() - PER_OCCURRENCE:  # content, scope or status: triage looks again
+                self.outcomes[entry.last].changed_ids.append(row.id)
+        write_changed(changed)
+
+    def outcomes_of(self, items: list[dict[str, Item]]) -> list[IngestOutcome]:
+        """Each report's counts: new or reopened where it was the first to name a finding, else unchanged."""
+        for index, (outcome, named) in enumerate(zip(self.outcomes, items, strict=True)):
+            for fp in named:
+                first_here = self.merged[fp].first == index
+                kind = "new" if first_here and fp in self.created else "reopened" if first_here and fp in self.reopened else "unchanged"
+                if fp in self.foreign:
+                    outcome.not_yours += 1
+                else:
+                    outcome.counts[kind] += 1
+                    if kind == "unchanged" and fp in self.ids:
+                        outcome.unchanged_ids.append(self.ids[fp])
+            outcome.findings_total = len(named)
+            outcome.finding_ids = [self.ids[fp] for fp in named if fp in self.ids]
+            outcome.refused = bool(outcome.not_yours) and not outcome.finding_ids
+            if outcome.not_yours:
+                outcome.counts["not_yours"] = outcome.not_yours
+        return self.outcomes
 
 
 def _batch_rights(reports: Sequence[EventReport]) -> SenderRights:

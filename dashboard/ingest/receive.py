@@ -113,12 +113,9 @@ def report_submit(
     if not data:
         raise ApplicationError("empty report: post the tool's output as the request body", code="empty")
     digest = hashlib.sha256(data).hexdigest()
-    if idempotency_key:
-        earlier = Report.objects.filter(token=token, idempotency_key=idempotency_key).first()
-        if earlier is not None:
-            if earlier.content_sha256 != digest:
-                raise _idempotency_conflict()
-            return earlier, False
+    earlier = _same_key(token, idempotency_key, digest) if idempotency_key else None
+    if earlier is not None:
+        return earlier, False
     now = timezone.now()
     same_bytes = None
     if deduplicate and not idempotency_key:
@@ -130,10 +127,7 @@ def report_submit(
             return Report.objects.get(pk=duplicate_id), False
         same_bytes = None
     stable = stable_digest(data)
-    known_good = _parsed_before(stable, team=team, format_name=format_name, size=len(data))
-    problem, detected, parsed = ("", "", None) if known_good else _validation(data, format_name)
-    if parsed is not None and (token is not None or user is not None):
-        _refuse_foreign(parsed, token=token, user=user, team=team, team_named=bool(team_slug), stream=stream, image=image)
+    problem, detected = _checked(data, stable, token=token, user=user, team=team, team_slug=team_slug, options=(format_name, stream, image))
     try:
         report, created = _store(
             team=team,
@@ -157,15 +151,26 @@ def report_submit(
         )
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key stored first: answer like it did.
-        earlier = Report.objects.filter(token=token, idempotency_key=idempotency_key[:255]).first()
+        earlier = _same_key(token, idempotency_key[:255], digest)
         if earlier is None:
             raise
-        if earlier.content_sha256 != digest:
-            raise _idempotency_conflict() from None
         return earlier, False
     if not created:  # the same bytes were received before (checked in the INSERT): the first report answers
         return report, False
-    received_as = format_name or detected
+    _received(report, received_as=format_name or detected, stream=stream, problem=problem)
+    return report, True
+
+
+def _same_key(token: ApiToken | None, idempotency_key: str, digest: str) -> Report | None:
+    """The report stored earlier under this Idempotency-Key, or None; the same key with another body is a 422."""
+    earlier = Report.objects.filter(token=token, idempotency_key=idempotency_key).first()
+    if earlier is not None and earlier.content_sha256 != digest:
+        raise _idempotency_conflict()
+    return earlier
+
+
+def _received(report: Report, *, received_as: str, stream: str, problem: str) -> None:
+    """Count a stored report; one that failed the synchronous validation answers 422 (it is kept, as failed)."""
     metrics.report_received(
         format_name=received_as,
         stream=stream or (registry.get_parser(received_as).stream if received_as else ""),
@@ -174,7 +179,19 @@ def report_submit(
     )
     if problem:
         raise ApplicationError(problem, code="unparsable_report", status=422, extra={"report": str(report.pk)})
-    return report, True
+
+
+def _checked(
+    data: bytes, stable: str, *, token: ApiToken | None, user: User | None, team: Team | None, team_slug: str, options: tuple[str, str, str]
+) -> tuple[str, str]:
+    """Validate a report not parsed before (``(problem, detected format)``), refusing one about nothing but
+    other teams' findings (403)."""
+    format_name, stream, image = options
+    known_good = _parsed_before(stable, team=team, format_name=format_name, size=len(data))
+    problem, detected, parsed = ("", "", None) if known_good else _validation(data, format_name)
+    if parsed is not None and (token is not None or user is not None):
+        _refuse_foreign(parsed, token=token, user=user, team=team, team_named=bool(team_slug), stream=stream, image=image)
+    return problem, detected
 
 
 def _refuse_foreign(
