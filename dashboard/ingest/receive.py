@@ -120,12 +120,9 @@ def report_submit(
     same_bytes = None
     if deduplicate and not idempotency_key:
         same_bytes = SameBytes.of(team=team, digest=digest, format_name=format_name, image=image, stream=stream, cluster=cluster, now=now)
-    if same_bytes is not None and not _check_in_insert(len(data)):
-        # The id only (the common answer is "none"): a full report row is fetched on a hit alone.
-        duplicate_id = same_bytes.earliest_id()
-        if duplicate_id is not None:
-            return Report.objects.get(pk=duplicate_id), False
-        same_bytes = None
+    same_bytes, duplicate = _same_bytes_before_insert(same_bytes, size=len(data))
+    if duplicate is not None:
+        return duplicate, False
     stable = stable_digest(data)
     problem, detected = _checked(data, stable, token=token, user=user, team=team, team_slug=team_slug, options=(format_name, stream, image))
     try:
@@ -159,6 +156,16 @@ def report_submit(
         return report, False
     _received(report, received_as=format_name or detected, stream=stream, problem=problem)
     return report, True
+
+
+def _same_bytes_before_insert(same_bytes: SameBytes | None, *, size: int) -> tuple[SameBytes | None, Report | None]:
+    """Look for an earlier report of the same bytes now, unless the INSERT itself will (``_check_in_insert``):
+    ``(what the INSERT still checks, the earlier report found)``."""
+    if same_bytes is None or _check_in_insert(size):
+        return same_bytes, None
+    # The id only (the common answer is "none"): a full report row is fetched on a hit alone.
+    duplicate_id = same_bytes.earliest_id()
+    return None, Report.objects.get(pk=duplicate_id) if duplicate_id is not None else None
 
 
 def _same_key(token: ApiToken | None, idempotency_key: str, digest: str) -> Report | None:
