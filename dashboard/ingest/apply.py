@@ -93,28 +93,27 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
 
     Only findings the report's sender may change are touched (rights.py); the others in its scope are
     counted ``not_yours``, and a report about nothing else raises ``ForeignScopeError`` (the caller rolls back).
-    (A batch of event reports is applied as one by ``apply_events``.)
+    Snapshot reports only: every event report, a lone one too, is applied by ``apply_events`` (a batch of one).
     """
+    if source in EVENT_FORMATS:
+        raise ValueError(f"{source} reports are events: apply_events.apply_event_reports applies them")
     override = ImageRef.parse(report.image_ref) if report.image_ref else None
     rights = report_sender_rights(report)
     items, scopes = report_scopes(team=report.team, source=source, stream=stream, result=result, override=override)
-    events_only = source in EVENT_FORMATS
     resolved = _resolved(result)
     locked = scopes | {item.scope_key for item in items.values()} | {key for key, _ in resolved.values()}
     lock_scopes(locked)
-    if not events_only:  # what a repeated scan is compared with (repeat.py); events never repeat
-        mark_applied(locked, report=report)
+    mark_applied(locked, report=report)  # what a repeated scan is compared with (repeat.py)
     active_before = _active_in(scopes)
     images = _record_images(report, items, override, result, rights, source, now)
-    run = _Run.start(report=report, stream=stream, now=now, items=items, images=images, rights=rights, events_only=events_only)
+    run = _Run.start(report=report, stream=stream, now=now, items=items, images=images, rights=rights)
     for chunk in chunks(list(items)):
         run.insert_new(chunk, result.labels)
         run.update_stored(chunk)
     run.touch_seen()
     record_occurrences((run.ids[fp], item, now) for fp, item in items.items() if fp in run.ids)
     triaged = run.triaged
-    if not events_only:
-        _close_absent(report, stream, source, result, now, items, active_before, resolved, rights, run.foreign, triaged, run.events)
+    _close_absent(report, stream, source, result, now, items, active_before, resolved, rights, run.foreign, triaged, run.events)
     triaged.not_yours += len(run.foreign)
     insert_rows(FindingEvent, run.events)
     triaged.findings_total = len(items)
@@ -177,7 +176,6 @@ class _Run:
     items: dict[str, Item]
     images: dict[str, Image]
     rights: SenderRights
-    events_only: bool
     sla: dict[str, int]
     known: dict[str, Stored]
     foreign: set[int]
@@ -197,14 +195,13 @@ class _Run:
         items: dict[str, Item],
         images: dict[str, Image],
         rights: SenderRights,
-        events_only: bool,
     ) -> _Run:
         team = report.team
-        known = stored_findings(list(items), with_details=events_only)
+        known = stored_findings(list(items), with_details=False)
         foreign = {row.id for row in known.values() if not rights.may_change(row.team_id)}
         triaged = IngestOutcome(counts={"new": 0, "reopened": 0, "unchanged": 0, "fixed": 0}, held_closures=[], findings_total=0)
         sla = risk.sla_days_for(team.sla_days if team is not None else None)
-        return cls(report, stream, now, items, images, rights, events_only, sla, known, foreign, triaged)
+        return cls(report, stream, now, items, images, rights, sla, known, foreign, triaged)
 
     def insert_new(self, chunk: Sequence[str], labels: dict[str, str]) -> None:
         """Create the chunk's findings not stored yet that the sender may create."""
@@ -229,7 +226,7 @@ class _Run:
         changed: dict[tuple[str, ...], list[Finding]] = {}
         for fp, row in stored.items():
             self.ids[fp] = row.id
-            values = changed_values(row, self.items[fp], event=self.events_only)
+            values = changed_values(row, self.items[fp], event=False)
             if row.status == Status.FIXED:
                 values.update(reopened_values(severity=values.get("severity", row.severity), now=now, sla=self.sla))
                 self.events.append(

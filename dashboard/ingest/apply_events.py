@@ -2,7 +2,7 @@
 the whole batch instead of a few per report.
 
 Events aggregate into findings and never close anything, so applying reports r1..rn together ends where
-applying them one after another with ``ingest.apply_report`` ends: a finding is created (or reopened) by
+applying them one after another (each a batch of one; the only way events are applied) ends: a finding is created (or reopened) by
 the first report that names it and at that report's time, takes its text, details and scope from the
 latest one, keeps the most recent samples and counts every occurrence; "last seen" and the last report
 are the latest report's.  Every report keeps its own counts (new, reopened, unchanged) and the findings

@@ -140,7 +140,10 @@ def _apply(job: _Job) -> Report:
 def _apply_locked(locked: Report, job: _Job) -> list[int]:
     """Apply one report whose row the caller has locked, inside the caller's transaction; returns the ids of
     the findings it named."""
-    outcome = apply.apply_report(report=locked, source=job.source, stream=job.stream, result=job.result, now=locked.observed_at)
+    if job.source in apply.EVENT_FORMATS:  # a lone event report is a batch of one: events are applied one way only
+        (outcome,) = apply_events.apply_event_reports([apply_events.EventReport(locked, job.source, job.stream, job.result)])
+    else:
+        outcome = apply.apply_report(report=locked, source=job.source, stream=job.stream, result=job.result, now=locked.observed_at)
     triage_rules.after_ingest(
         new_ids=outcome.new_ids, reopened_ids=outcome.reopened_ids, changed_ids=outcome.changed_ids, now=locked.observed_at
     )

@@ -1,6 +1,6 @@
 """Refusing at receive time a report about nothing but other teams' findings (403, before it is stored).
 
-A dry run of the rules ``ingest.apply_report`` applies, on what is stored now, for a scan or policy report the
+A dry run of the rules ``apply.apply_report`` applies, on what is stored now, for a scan or policy report the
 API parsed in full anyway (VIGIL_VALIDATE_SYNC_BYTES).  Event reports (one Falco alert per request) are not
 checked here, to keep their two-statement receive path; neither are larger reports.  For those, and when
 findings moved between receiving and applying, the worker decides: the report ends ``failed`` with the same

@@ -101,19 +101,13 @@ def test_an_alert_that_does_not_parse_fails_alone(token, settings) -> None:
 
 def test_an_alert_that_cannot_be_applied_fails_alone_and_the_others_are_applied_one_by_one(token, monkeypatch) -> None:
     queued = queue(token, [alert(n) for n in range(5)])
-    apply_report, apply_batch = claim.apply.apply_report, claim.apply_events.apply_event_reports
+    apply_batch = claim.apply_events.apply_event_reports
 
-    def apply_or_break(*, report, **kwargs):
-        if report.pk == queued[3].pk:
-            raise RuntimeError("broken")
-        return apply_report(report=report, **kwargs)
-
-    def apply_batch_or_break(reports, batch):
+    def apply_batch_or_break(reports):
         if queued[3].pk in {event.report.pk for event in reports}:
             raise RuntimeError("broken")
-        return apply_batch(reports, batch)
+        return apply_batch(reports)
 
-    monkeypatch.setattr(claim.apply, "apply_report", apply_or_break)
     monkeypatch.setattr(claim.apply_events, "apply_event_reports", apply_batch_or_break)
 
     report_process(queued[0].pk)
@@ -238,7 +232,7 @@ def test_a_batch_applied_as_one_ends_where_applying_its_reports_one_by_one_ends(
     batched = _state()
     Report.objects.all().delete()  # findings, their events, occurrences and sightings go with them
     Finding.objects.all().delete()
-    monkeypatch.setattr(claim, "EVENT_BATCH", 1)  # every report applied alone by ingest.apply_report
+    monkeypatch.setattr(claim, "EVENT_BATCH", 1)  # every report applied alone, as a batch of one
     queued = _scenario(token, start)
     for report in queued:
         report_process(report.pk)
