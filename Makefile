@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint check-types unit browser setup migrate demo chromium clean bench
+.PHONY: run test test-pg lint check-types unit browser setup migrate demo chromium clean bench
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,13 @@ lint: setup
 
 test: setup chromium lint
 	$(VENV)/bin/pytest -n 2 --dist loadgroup
+
+# The suite against the machine's PostgreSQL and Redis, as CI runs it: the PostgreSQL paths (COPY, the single-statement
+# insert, advisory locks) skip on SQLite, so a plain `make test` never executes the production SQL.
+PG_URL ?= postgres://postgres@127.0.0.1:5432/vigil
+REDIS_URL ?= redis://127.0.0.1:6379/0
+test-pg: setup chromium lint
+	DATABASE_URL=$(PG_URL) CELERY_BROKER_URL=$(REDIS_URL) VIGIL_REQUIRE_SERVICES=1 $(VENV)/bin/pytest -n 2 --dist loadgroup
 
 bench: setup
 	$(PY) bench/run_all.py

@@ -20,7 +20,7 @@ FLOOR_ROUNDS = 3
 
 
 def floor_rows(data: bytes, *, team_id: int, image_id: int | None) -> tuple[list[str], list[list[Any]]]:
-    """The parsed findings as the rows the findings table stores (the columns ingest.apply_report fills)."""
+    """The parsed findings as the rows the findings table stores (the columns apply.apply_report fills)."""
     from scanners import registry
 
     _, result = registry.parse_bytes(data)

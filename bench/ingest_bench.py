@@ -421,7 +421,11 @@ def main() -> None:
     parser.add_argument("--web-threads", type=int, default=1, help="threads per gunicorn worker (default 1)")
     parser.add_argument("--db", default=os.environ.get("VIGIL_BENCH_DB", "vigil_bench"), help="database to create and drop")
     parser.add_argument("--keep-db", action="store_true", help="keep the database afterwards (to inspect it)")
-    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        help="also write the figures to this file; first_import_ratio, churn_ratio, same_again_ratio, falco_ratio and alerts_lost on top",
+    )
     args = parser.parse_args()
     figures = run(
         n=args.n,
@@ -436,7 +440,19 @@ def main() -> None:
     show(figures)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(figures, indent=2, default=str))
+        args.json.write_text(json.dumps({**headline(figures), **figures}, indent=2, default=str))
+
+
+def headline(figures: dict[str, Any]) -> dict[str, Any]:
+    """The five figures the aims are checked against, at the top of the JSON (None for a part the run skipped)."""
+    imports, falco = figures.get("imports") or {}, figures.get("falco") or {}
+    return {
+        "first_import_ratio": imports.get("ratio_to_floor"),
+        "churn_ratio": imports.get("churn_fraction"),
+        "same_again_ratio": imports.get("again_fraction"),
+        "falco_ratio": falco.get("ratio_to_trivial"),
+        "alerts_lost": falco.get("lost"),
+    }
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def seed(scans: int, findings: int, alerts: int) -> dict[str, list[str]]:
     django.setup()
     from django.db import connections
 
-    from dashboard.services.reports import report_submit
+    from dashboard.ingest.receive import report_submit
     from dashboard.services.teams import team_create
 
     team_create(slug="bench", name="Bench")

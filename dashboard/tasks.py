@@ -7,20 +7,18 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from dashboard.db import active_counts
+from dashboard.ingest import claim, quiet, receive, signing
+from dashboard.ingest.publish import TASKS
 from dashboard.services import (
-    active_counts,
     base_image_counts,
     digest,
-    events,
     intel,
     notification_delivery,
     notifications,
     nudges,
     ownership_rules,
     posture_digest,
-    report_processing,
-    reports,
-    request_signing,
     retention,
     risk_acceptance,
     running,
@@ -33,58 +31,56 @@ from dashboard.trackers import TrackerError
 _REPORT_TASK_OPTIONS = {
     "acks_late": True,
     "reject_on_worker_lost": True,
-    "autoretry_for": report_processing.DATABASE_ERRORS,
+    "autoretry_for": claim.DATABASE_ERRORS,
     "retry_backoff": 2,
     "retry_backoff_max": 30,
     "max_retries": 5,
 }
 
 
-@shared_task(name=reports.PROCESS_TASK, **_REPORT_TASK_OPTIONS)
+@shared_task(name=TASKS.PROCESS_REPORT, **_REPORT_TASK_OPTIONS)
 def process_report(report_id: str) -> None:
-    report_processing.report_process(report_id)
+    claim.report_process(report_id)
 
 
-@shared_task(name=reports.EVENTS_TASK, **_REPORT_TASK_OPTIONS)
+@shared_task(name=TASKS.PROCESS_EVENTS, **_REPORT_TASK_OPTIONS)
 def process_event_report(report_id: str) -> None:
     """The same as process_report, routed to the events queue (settings.CELERY_TASK_ROUTES)."""
-    report_processing.report_process(report_id)
+    claim.report_process(report_id)
 
 
-@shared_task(name="vigil.reports.sweep")
+@shared_task(name=TASKS.SWEEP_REPORTS)
 def sweep_reports() -> None:
-    reports.report_sweep()
+    receive.report_sweep()
 
 
-@shared_task(name="vigil.snapshots.take")
+@shared_task(name=TASKS.TAKE_SNAPSHOTS)
 def take_snapshots() -> None:
     snapshots.snapshot_take()
     base_image_counts.base_image_counts_refresh()
     active_counts.active_counts_fold()
 
 
-@shared_task(name="vigil.events.resolve_quiet")
+@shared_task(name=TASKS.RESOLVE_QUIET_EVENTS)
 def resolve_quiet_events() -> None:
-    events.resolve_quiet_events()
+    quiet.resolve_quiet_events()
 
 
 # --- Ownership and tokens ---------------------------------------------------------
 
 
-@shared_task(
-    name=ownership_rules.REASSIGN_TASK, acks_late=True, autoretry_for=report_processing.DATABASE_ERRORS, retry_backoff=2, max_retries=5
-)
+@shared_task(name=TASKS.REASSIGN_OWNERSHIP, acks_late=True, autoretry_for=claim.DATABASE_ERRORS, retry_backoff=2, max_retries=5)
 def reassign_ownership(rule_id: int) -> None:
     """Re-apply ownership rules to the findings a change of this rule affects (idempotent)."""
     ownership_rules.ownership_reassign(rule_id=rule_id)
 
 
-@shared_task(name="vigil.tokens.prune_signatures")
+@shared_task(name=TASKS.PRUNE_SIGNATURES)
 def prune_signatures() -> None:
-    request_signing.signatures_prune()
+    signing.signatures_prune()
 
 
-@shared_task(name=retention.PRUNE_TASK)
+@shared_task(name=TASKS.PRUNE_RETENTION)
 def prune_retention() -> None:
     retention.retention_prune()
 
@@ -92,13 +88,13 @@ def prune_retention() -> None:
 # --- Training nudges -----------------------------------------------------------------
 
 
-@shared_task(name=nudges.COMPUTE_TASK)
+@shared_task(name=TASKS.COMPUTE_NUDGES)
 def compute_nudges() -> None:
     """Run the nudge rules for every team (idempotent: running it twice at once makes nothing new)."""
     nudges.nudges_compute()
 
 
-@shared_task(name=nudges.DIGEST_TASK)
+@shared_task(name=TASKS.WEEKLY_DIGEST)
 def send_nudge_digest() -> None:
     """Send this week's digests not sent yet (email per champion, webhook per team); idempotent per week."""
     digest.digest_send_weekly()
@@ -107,13 +103,13 @@ def send_nudge_digest() -> None:
 # --- Triage ---------------------------------------------------------------------------
 
 
-@shared_task(name="vigil.triage.expire_acceptances")
+@shared_task(name=TASKS.EXPIRE_ACCEPTANCES)
 def expire_acceptances() -> None:
     """Expire risk acceptances past their date: their findings reopen, champions are emailed (idempotent)."""
     risk_acceptance.acceptances_expire()
 
 
-@shared_task(name="vigil.intel.refresh")
+@shared_task(name=TASKS.REFRESH_INTEL)
 def refresh_intel() -> None:
     """Download and import KEV and EPSS from VIGIL_KEV_URL / VIGIL_EPSS_URL (scheduled only when one is set)."""
     intel.intel_refresh()
@@ -122,13 +118,13 @@ def refresh_intel() -> None:
 # --- What runs (admission sightings, trivy-operator, Falco) ---------------------------------------
 
 
-@shared_task(name=running.RESCORE_TASK, acks_late=True, autoretry_for=report_processing.DATABASE_ERRORS, retry_backoff=2, max_retries=5)
+@shared_task(name=TASKS.RESCORE_IMAGES, acks_late=True, autoretry_for=claim.DATABASE_ERRORS, retry_backoff=2, max_retries=5)
 def rescore_running_images(image_ids: list[int]) -> None:
     """Re-score the findings of images that started running (idempotent)."""
     running.rescore_images(image_ids=image_ids)
 
 
-@shared_task(name="vigil.running.refresh")
+@shared_task(name=TASKS.REFRESH_RUNNING)
 def refresh_running() -> None:
     """Re-score findings whose image stopped or started running since they were scored (idempotent)."""
     running.running_refresh()
@@ -138,18 +134,18 @@ def refresh_running() -> None:
 
 
 #: At least once: acknowledged after the work; a notification is marked sent only once its receiver accepted it.
-_NOTIFY_TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "autoretry_for": report_processing.DATABASE_ERRORS,
+_NOTIFY_TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "autoretry_for": claim.DATABASE_ERRORS,
                         "retry_backoff": 2, "retry_backoff_max": 30, "max_retries": 5}  # fmt: skip
 
 
-@shared_task(name="vigil.notifications.run", **_NOTIFY_TASK_OPTIONS)
+@shared_task(name=TASKS.RUN_NOTIFICATIONS, **_NOTIFY_TASK_OPTIONS)
 def run_notifications() -> None:
     """Every minute: write what needs a person now to the outbox (idempotent), then send what is due."""
     notifications.notifications_scan()
     notification_delivery.notifications_deliver()
 
 
-@shared_task(name="vigil.notifications.posture_digest", **_NOTIFY_TASK_OPTIONS)
+@shared_task(name=TASKS.POSTURE_DIGEST, **_NOTIFY_TASK_OPTIONS)
 def queue_posture_digest() -> None:
     """The managers' weekly posture digest (once per manager and week), sent by the next run."""
     posture_digest.posture_digest_queue()
@@ -159,9 +155,9 @@ def queue_posture_digest() -> None:
 
 
 @shared_task(
-    name=tickets.CREATE_TASK,
+    name=TASKS.CREATE_TICKET,
     acks_late=True,
-    autoretry_for=(TrackerError, *report_processing.DATABASE_ERRORS),
+    autoretry_for=(TrackerError, *claim.DATABASE_ERRORS),
     retry_backoff=5,
     retry_backoff_max=300,
     max_retries=8,

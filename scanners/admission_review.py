@@ -112,6 +112,9 @@ def _policies_in(message: str) -> list[tuple[str, str]]:
 class AdmissionReviewParser:
     name = "admission-review"
     stream = "admission"
+    #: An event stream: each report adds occurrences, never closes by absence, and is parsed even when repeated.
+    events = True
+    repeat_skips_parse = False
 
     def detect(self, document: Any) -> bool:
         if isinstance(document, list):

@@ -423,6 +423,11 @@ class Parser(Protocol):
     name: str
     #: "scan" (snapshots), "admission" (policy reports and denials) or "runtime" (events).
     stream: str
+    #: Facts of the format the ingestion relies on, declared here rather than listed in the dashboard:
+    #: an event stream (each report adds occurrences, never a complete snapshot, so it closes nothing) ...
+    events: bool
+    #: ... and whether a repeat of a report (the same content, run timestamps aside) may be recorded without parsing.
+    repeat_skips_parse: bool
 
     def detect(self, document: Any) -> bool:
         """True when the loaded document is in this format.  Must never raise."""

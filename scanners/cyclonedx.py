@@ -135,6 +135,9 @@ class _Component:
 class CycloneDxParser:
     name = "cyclonedx"
     stream = "scan"
+    #: A snapshot of its scope; the same scan again (timestamps aside) is recorded without parsing.
+    events = False
+    repeat_skips_parse = True
 
     def detect(self, document: Any) -> bool:
         return isinstance(document, dict) and document.get("bomFormat") == "CycloneDX"

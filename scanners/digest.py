@@ -3,7 +3,7 @@
 CI re-runs the same scan of the same image many times a day; Trivy, Grype and CycloneDX then write the
 same report but for a few run-specific keys.  ``stable_digest`` hashes the raw bytes with the values of
 those keys blanked out, without parsing the JSON, so a repeated report can be recognised before it is
-parsed (dashboard/services/reimports.py).
+parsed (dashboard/ingest/repeat.py).
 
 Only key/value pairs are blanked: a key is a quoted string followed by a colon, which an escaped quote
 inside a JSON string can never be.  They are looked for in the first and the last ``WINDOW`` bytes only,

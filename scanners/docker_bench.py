@@ -60,6 +60,9 @@ def _epoch_to_iso(value: Any, where: str) -> str | None:
 class DockerBenchParser:
     name = "docker-bench"
     stream = "scan"
+    #: A snapshot of its scope; the same scan again (timestamps aside) is recorded without parsing.
+    events = False
+    repeat_skips_parse = True
 
     def detect(self, document: Any) -> bool:
         return isinstance(document, dict) and "dockerbenchsecurity" in document and isinstance(document.get("tests"), list)

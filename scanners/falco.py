@@ -117,6 +117,9 @@ def _nanoseconds(value: Any) -> int | None:
 class FalcoParser:
     name = "falco"
     stream = "runtime"
+    #: An event stream: each report adds occurrences, never closes by absence, and is parsed even when repeated.
+    events = True
+    repeat_skips_parse = False
 
     def detect(self, document: Any) -> bool:
         if isinstance(document, list):

@@ -44,6 +44,9 @@ def _is_constraint(value: Any) -> bool:
 class GatekeeperParser:
     name = "gatekeeper"
     stream = "admission"
+    #: A snapshot of its scope; the same scan again (timestamps aside) is recorded without parsing.
+    events = False
+    repeat_skips_parse = True
 
     def detect(self, document: Any) -> bool:
         try:

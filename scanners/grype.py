@@ -109,6 +109,9 @@ _GRYPE_KEYS = frozenset({"matches", "ignoredMatches", "source", "distro", "descr
 class GrypeParser:
     name = "grype"
     stream = "scan"
+    #: A snapshot of its scope; the same scan again (timestamps aside) is recorded without parsing.
+    events = False
+    repeat_skips_parse = True
 
     def detect(self, document: Any) -> bool:
         if not isinstance(document, dict) or not isinstance(document.get("matches"), list):

@@ -34,6 +34,9 @@ def _is_control(value: Any) -> bool:
 class KubeBenchParser:
     name = "kube-bench"
     stream = "scan"
+    #: A snapshot of its scope; the same scan again (timestamps aside) is recorded without parsing.
+    events = False
+    repeat_skips_parse = True
 
     def detect(self, document: Any) -> bool:
         if isinstance(document, list):

@@ -85,6 +85,9 @@ def timestamp_to_iso(value: Any, where: str) -> str | None:
 class KyvernoParser:
     name = "kyverno"
     stream = "admission"
+    #: A snapshot of its scope; the same scan again (timestamps aside) is recorded without parsing.
+    events = False
+    repeat_skips_parse = True
 
     def detect(self, document: Any) -> bool:
         if _is_lone_result(document) or _is_heartbeat(document):

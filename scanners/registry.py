@@ -34,6 +34,11 @@ PARSERS: tuple[Parser, ...] = (
 
 _BY_NAME: dict[str, Parser] = {parser.name: parser for parser in PARSERS}
 
+#: Formats whose findings are events (aggregated, never closed by absence), as their parsers declare.
+EVENT_FORMATS = frozenset(parser.name for parser in PARSERS if parser.events)
+#: Formats a repeated report of which must be parsed again, as their parsers declare.
+ALWAYS_PARSED = frozenset(parser.name for parser in PARSERS if not parser.repeat_skips_parse)
+
 
 def format_names() -> list[str]:
     return [parser.name for parser in PARSERS]

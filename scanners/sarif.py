@@ -85,6 +85,9 @@ def _properties(owner: Mapping[str, Any], where: str) -> Mapping[str, Any]:
 class SarifParser:
     name = "sarif"
     stream = "scan"
+    #: A snapshot of its scope; the same scan again (timestamps aside) is recorded without parsing.
+    events = False
+    repeat_skips_parse = True
 
     def detect(self, document: Any) -> bool:
         if not isinstance(document, dict) or "runs" not in document:

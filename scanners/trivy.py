@@ -221,6 +221,9 @@ class _Scope:
 class TrivyParser:
     name = "trivy"
     stream = "scan"
+    #: A snapshot of its scope; the same scan again (timestamps aside) is recorded without parsing.
+    events = False
+    repeat_skips_parse = True
 
     def detect(self, document: Any) -> bool:
         if isinstance(document, dict):

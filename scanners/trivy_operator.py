@@ -82,6 +82,9 @@ def _items(document: Any) -> tuple[list[Any], str]:
 class TrivyOperatorParser:
     name = "trivy-operator"
     stream = "scan"
+    #: A snapshot of its scope; the same scan again (timestamps aside) is recorded without parsing.
+    events = False
+    repeat_skips_parse = True
 
     def detect(self, document: Any) -> bool:
         if _is_report(document):

@@ -54,7 +54,7 @@ _REPORT_TASKS = {"vigil.reports.process", "vigil.events.process"}
 
 @before_task_publish.connect
 def _carry_request_id(headers: dict[str, Any] | None = None, **_: object) -> None:
-    """For tasks sent with send_task/delay (services/task_publisher.py adds the header itself)."""
+    """For tasks sent with send_task/delay (dashboard/ingest/publish.py adds the header itself)."""
     from dashboard.log_context import carry_request_id
 
     if headers is not None:

@@ -199,11 +199,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout"
 # 2 s while Redis was down (fault drill 2).  The worker's own reconnect loop has its own backoff.
 CELERY_BROKER_TRANSPORT_OPTIONS["interval_start"] = 0
 CELERY_TASK_PUBLISH_RETRY = False
-CELERY_BEAT_SCHEDULE = {
-    "sweep-stuck-reports": {"task": "vigil.reports.sweep", "schedule": 300.0},
-    "daily-snapshots": {"task": "vigil.snapshots.take", "schedule": 3600.0},
-    "resolve-quiet-events": {"task": "vigil.events.resolve_quiet", "schedule": 3600.0},
-}
 
 # --- Vigil ------------------------------------------------------------------
 #: Largest accepted report body (after gzip decompression), in bytes.
@@ -244,9 +239,6 @@ VIGIL_BULK_MAX = int(os.environ.get("VIGIL_BULK_MAX", "20000"))
 #: Optional daily download of the CISA KEV JSON and FIRST EPSS CSV (off unless a URL is set).
 VIGIL_KEV_URL = os.environ.get("VIGIL_KEV_URL", "")
 VIGIL_EPSS_URL = os.environ.get("VIGIL_EPSS_URL", "")
-CELERY_BEAT_SCHEDULE["expire-risk-acceptances"] = {"task": "vigil.triage.expire_acceptances", "schedule": 3600.0}
-if VIGIL_KEV_URL or VIGIL_EPSS_URL:
-    CELERY_BEAT_SCHEDULE["refresh-threat-intel"] = {"task": "vigil.intel.refresh", "schedule": 86400.0}
 
 # --- Training nudges -------------------------------------------------------
 #: Overrides of the nudge rules' defaults (dashboard/services/nudge_rules.py NudgeConfig); any key may be left out.
@@ -263,9 +255,8 @@ EMAIL_BACKEND = os.environ.get("VIGIL_EMAIL_BACKEND", "django.core.mail.backends
 EMAIL_HOST = os.environ.get("VIGIL_EMAIL_HOST", "localhost")
 EMAIL_PORT = int(os.environ.get("VIGIL_EMAIL_PORT", "25"))
 DEFAULT_FROM_EMAIL = os.environ.get("VIGIL_FROM_EMAIL", "vigil@localhost")
-CELERY_BEAT_SCHEDULE["compute-nudges"] = {"task": "vigil.nudges.compute", "schedule": 3600.0}
-CELERY_BEAT_SCHEDULE["weekly-nudge-digest"] = {"task": "vigil.nudges.weekly_digest", "schedule": 3600.0}
-# Notifications (dashboard/services/notifications.py): scanned and delivered every minute on the maintenance queue.
+# Notifications (dashboard/services/notifications.py): scanned and delivered every minute on the maintenance queue
+# (the beat block at the end).
 #: Namespaces that count as production for admission-denial notifications (shell patterns, comma-separated), besides
 #: those a team's policy enforces.
 VIGIL_PRODUCTION_NAMESPACES = env_list("VIGIL_PRODUCTION_NAMESPACES", "*prod*")
@@ -273,8 +264,6 @@ VIGIL_PRODUCTION_NAMESPACES = env_list("VIGIL_PRODUCTION_NAMESPACES", "*prod*")
 VIGIL_NOTIFY_MAX_PER_HOUR = int(os.environ.get("VIGIL_NOTIFY_MAX_PER_HOUR", "20"))
 #: A notification the receiver keeps refusing is given up after this many attempts (backoff 1, 2, 4 ... minutes).
 VIGIL_NOTIFY_MAX_ATTEMPTS = int(os.environ.get("VIGIL_NOTIFY_MAX_ATTEMPTS", "8"))
-CELERY_BEAT_SCHEDULE["notifications"] = {"task": "vigil.notifications.run", "schedule": 60.0}
-CELERY_BEAT_SCHEDULE["weekly-posture-digest"] = {"task": "vigil.notifications.posture_digest", "schedule": 3600.0}
 
 #: json (one object a line, with the request, report or task id: for a log pipeline) or text (for a terminal); json by
 #: default in production (VIGIL_PRODUCTION=1), text otherwise and with `make run`.
@@ -337,8 +326,6 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     }
 }
-CELERY_BEAT_SCHEDULE["refresh-running"] = {"task": "vigil.running.refresh", "schedule": 900.0}
-CELERY_BEAT_SCHEDULE["prune-signatures"] = {"task": "vigil.tokens.prune_signatures", "schedule": 600.0}
 
 # --- Retention (dashboard/services/retention.py, docs/retention.md) ---------------------
 #: Raw report payloads (the bytes as posted) are deleted this many days after receipt; the report's metadata stays.
@@ -347,8 +334,7 @@ VIGIL_RAW_RETENTION_DAYS = int(os.environ.get("VIGIL_RAW_RETENTION_DAYS", "30"))
 VIGIL_OCCURRENCE_RETENTION_DAYS = int(os.environ.get("VIGIL_OCCURRENCE_RETENTION_DAYS", "180"))
 #: Event sightings (an alert or denial touching a finding: nudges count them, posture charts them per day) go after this.
 VIGIL_SIGHTING_RETENTION_DAYS = int(os.environ.get("VIGIL_SIGHTING_RETENTION_DAYS", "400"))
-#: Hourly on the maintenance queue (every task not routed elsewhere goes there); idempotent, in batches.
-CELERY_BEAT_SCHEDULE["prune-retention"] = {"task": "vigil.retention.prune", "schedule": 3600.0}
+#: Pruned hourly on the maintenance queue (the beat block at the end); idempotent, in batches.
 
 # Report uploads are read as a stream with their own cap (VIGIL_MAX_REPORT_BYTES), not buffered by Django.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
@@ -377,3 +363,20 @@ VIGIL_OIDC_GROUPS_CLAIM = os.environ.get("VIGIL_OIDC_GROUPS_CLAIM", "groups")
 VIGIL_OIDC_USERNAME_CLAIM = os.environ.get("VIGIL_OIDC_USERNAME_CLAIM", "preferred_username")
 #: Group -> team and role rules (dashboard/services/sso_rules.py); a mistake stops the start-up.
 VIGIL_SSO_RULES = parse_rules(os.environ.get("VIGIL_SSO_RULES", "[]"))
+
+# --- Beat schedule: every periodic task, in one place (names: dashboard/ingest/publish.py TASKS) ---------------
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stuck-reports": {"task": "vigil.reports.sweep", "schedule": 300.0},
+    "daily-snapshots": {"task": "vigil.snapshots.take", "schedule": 3600.0},
+    "resolve-quiet-events": {"task": "vigil.events.resolve_quiet", "schedule": 3600.0},
+    "expire-risk-acceptances": {"task": "vigil.triage.expire_acceptances", "schedule": 3600.0},
+    "compute-nudges": {"task": "vigil.nudges.compute", "schedule": 3600.0},
+    "weekly-nudge-digest": {"task": "vigil.nudges.weekly_digest", "schedule": 3600.0},
+    "refresh-running": {"task": "vigil.running.refresh", "schedule": 900.0},
+    "prune-signatures": {"task": "vigil.tokens.prune_signatures", "schedule": 600.0},
+    "prune-retention": {"task": "vigil.retention.prune", "schedule": 3600.0},
+    "notifications": {"task": "vigil.notifications.run", "schedule": 60.0},
+    "weekly-posture-digest": {"task": "vigil.notifications.posture_digest", "schedule": 3600.0},
+}
+if VIGIL_KEV_URL or VIGIL_EPSS_URL:  # the optional daily download of threat intelligence
+    CELERY_BEAT_SCHEDULE["refresh-threat-intel"] = {"task": "vigil.intel.refresh", "schedule": 86400.0}

@@ -6,7 +6,7 @@ from django.urls import get_resolver
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vigil.settings")
 application = get_wsgi_application()
 
-from dashboard.services.task_publisher import load_transport  # noqa: E402  (needs the settings configured above)
+from dashboard.ingest.publish import load_transport  # noqa: E402  (needs the settings configured above)
 
 # Import the URLconf (and every view module it imports) and the broker's transport when a web worker starts,
 # rather than during the first request it serves: both are lazy, and took 0.38 s of the first report a fresh

@@ -1,7 +1,7 @@
 """Signed requests: the signature is verified on the raw bytes before anything parses them.
 
 A token with a signing secret must send ``X-Vigil-Signature: t=<unix>,v2=<hex HMAC-SHA256 of the canonical
-request>`` (method, path, query, body digest and timestamp: ``dashboard/services/request_signing.py``).
+request>`` (method, path, query, body digest and timestamp: ``dashboard/ingest/signing.py``).
 ``verify_signed_request`` (called by the bearer authentication) reads the raw body once, with the report
 size cap, checks timestamp and HMAC, and records the signature: the same signature again is refused (409).
 """
@@ -15,8 +15,8 @@ from django.http import HttpRequest
 from rest_framework import exceptions, status
 
 from dashboard.errors import ApplicationError
+from dashboard.ingest.signing import signature_claim, signature_verify
 from dashboard.models import ApiToken
-from dashboard.services.request_signing import signature_claim, signature_verify
 
 SIGNATURE_HEADER = "HTTP_X_VIGIL_SIGNATURE"
 _CHUNK = 1024 * 1024

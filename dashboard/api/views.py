@@ -14,10 +14,10 @@ from dashboard.api.gate import GateTextRenderer, counted_gate_check, gate_body
 from dashboard.api.permissions import ScopePermission
 from dashboard.api.uploads import declared_length, read_report
 from dashboard.errors import ApplicationError
+from dashboard.ingest.receive import report_record_refusal, report_submit
 from dashboard.models import ReportStatus, TokenScope
 from dashboard.selectors.report_progress import report_image_ref, report_wait, wait_seconds
 from dashboard.selectors.teams import report_get
-from dashboard.services.reports import report_record_refusal, report_submit
 from dashboard.services.reports_summary import report_summary
 
 

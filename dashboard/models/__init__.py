@@ -14,7 +14,6 @@ from dashboard.models.choices import (
 )
 from dashboard.models.findings import Finding, FindingEvent, FindingOccurrence, LifecycleScope
 from dashboard.models.images import BaseLayerCount, Image, ImageVersion
-from dashboard.models.lookups import AnyOf  # registers field__any
 from dashboard.models.notifications import TEAM_EVENTS, Notification, NotificationChannel, NotificationCursor, NotificationEvent
 from dashboard.models.nudges import ACTIVE_NUDGE_STATES, EventSighting, Nudge, NudgeDigest, NudgeRule, NudgeState, TeamWebhook
 from dashboard.models.ownership import OwnershipRule, OwnerSource
@@ -37,7 +36,6 @@ __all__ = [
     "SNAPSHOT_SEVERITIES",
     "TEAM_EVENTS",
     "ActiveFindingDelta",
-    "AnyOf",
     "ApiToken",
     "AuditEvent",
     "AuditLogIsAppendOnly",

@@ -58,7 +58,7 @@ class Finding(models.Model):
     cwe = models.JSONField(default=list, blank=True)
     references = models.JSONField(default=list, blank=True)
     details = models.JSONField(default=dict, blank=True)
-    #: Hash of the scanner's content as last ingested (finding_rows.content_hash): re-imports compare it, not every column.
+    #: Hash of the scanner's content as last ingested (write.content_hash): re-imports compare it, not every column.
     content_hash = models.CharField(max_length=32, blank=True, default="")
     status_hint = models.CharField(max_length=32, blank=True, default="")
     risk_score = models.FloatField(default=0)

@@ -40,7 +40,7 @@ class Report(models.Model):
     content_sha256 = models.CharField(max_length=64, db_index=True)
     #: scanners.digest.stable_digest of the payload (run timestamps and ids blanked): a repeated scan has the same.
     stable_sha256 = models.CharField(max_length=64, blank=True, default="")
-    #: The lifecycle scopes an applied scan report spoke for (reimports.py compares a repeated report's with them).
+    #: The lifecycle scopes an applied scan report spoke for (repeat.py compares a repeated report's with them).
     scopes = models.JSONField(default=list, blank=True)
     size_bytes = models.PositiveBigIntegerField(default=0)
     idempotency_key = models.CharField(max_length=255, blank=True, default="")

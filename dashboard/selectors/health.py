@@ -15,14 +15,15 @@ from django.db.migrations.executor import MigrationExecutor
 from kombu.exceptions import ChannelError, KombuError
 from redis.exceptions import RedisError
 
+from dashboard.db.ping import database_ping
+
 #: What the transport raises when the broker does not answer.
 BROKER_ERRORS = (OSError, KombuError, RedisError)
 
 
 def database_problem() -> str:
     try:
-        with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
-            cursor.execute("SELECT 1")
+        database_ping(connections[DEFAULT_DB_ALIAS])
     except DatabaseError as exc:  # the probe's answer names it
         return f"{type(exc).__name__}: {str(exc).strip()[:200]}"
     return ""

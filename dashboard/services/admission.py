@@ -26,12 +26,12 @@ from django.utils import timezone
 
 from dashboard.enforcement.decision import FAIL, PASS, Decision, decide, worst_of
 from dashboard.errors import ApplicationError
+from dashboard.ingest.receive import report_submit
 from dashboard.models import GateDecision, WorkloadSighting
 from dashboard.selectors.enforcement import ImageFindings, images_findings, modules_for_findings, policies_read_once
 from dashboard.selectors.would_block import namespace_team
 from dashboard.services.clusters import resolve_cluster
 from dashboard.services.gate import decision_record
-from dashboard.services.reports import report_submit
 from dashboard.services.running import Sighting, sightings_record
 from scanners.admission_request import AdmissionRequest, Container, read_request, render_response
 from scanners.base import ParseError

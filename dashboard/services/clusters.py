@@ -6,7 +6,7 @@ gets the sender's: its resources carry it, and the identities and scopes of reso
 results, misconfigurations, runtime alerts, compliance checks) include it, so a pass reported from cluster A never
 closes a failure in cluster B.  Vulnerabilities and secrets stay identified by their image, so a false positive on
 an image holds in every cluster.  It is applied to the parse result before anything is fingerprinted or keyed by
-scope (report_processing), and scanners/ stays unaware of it.
+scope (claim.py), and scanners/ stays unaware of it.
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from dashboard.ingest.claim import report_process
+from dashboard.ingest.receive import report_confirm_closures, report_submit
 from dashboard.models import Finding, Nudge, NudgeState, Report, Role, Team
 from dashboard.services.base_image_counts import base_image_counts_refresh
 from dashboard.services.demo_base_images import demo_base_images
@@ -23,8 +25,6 @@ from dashboard.services.demo_history import demo_history
 from dashboard.services.demo_policies import demo_policies
 from dashboard.services.nudges import nudge_complete, nudge_open, nudges_compute
 from dashboard.services.posture_demo import posture_demo
-from dashboard.services.report_processing import report_process
-from dashboard.services.reports import report_confirm_closures, report_submit
 from dashboard.services.teams import membership_set, team_create, user_create
 from dashboard.services.training import training_load
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from dashboard.services.report_processing import report_process
-from dashboard.services.reports import report_submit
+from dashboard.ingest.claim import report_process
+from dashboard.ingest.receive import report_submit
 
 REPORT = Path(settings.BASE_DIR) / "tests" / "fixtures" / "trivy" / "scheme_2_many_vulns.json"
 IMAGE = "registry.example.com/payments/billing:0.4.0"

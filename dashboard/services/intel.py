@@ -24,11 +24,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from dashboard.db.update_values import bulk_update_rows
 from dashboard.errors import ApplicationError
 from dashboard.models import EpssScore, Finding, KevEntry, Stream, Team
 from dashboard.selectors.running import Version, finding_versions, is_running, running_since, running_versions
 from dashboard.services import risk
-from dashboard.services.bulk_updates import bulk_update_rows
 
 logger = logging.getLogger(__name__)
 

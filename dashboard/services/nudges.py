@@ -20,18 +20,19 @@ from django.db.models import Q
 from django.utils import timezone
 
 from dashboard.errors import ApplicationError
+from dashboard.ingest.apply import EVENT_FORMATS
+from dashboard.ingest.publish import TASKS
 from dashboard.models import EventSighting, Finding, Nudge, NudgeRule, NudgeState, Report, ReportStatus, Team
 from dashboard.selectors import nudges as signals
 from dashboard.selectors.access import can_triage
 from dashboard.selectors.training import TopicInfo, topic_catalogue
 from dashboard.services import nudge_rules
-from dashboard.services.ingest import EVENT_FORMATS
 from dashboard.services.nudge_rules import Candidate, NudgeConfig
 
 logger = logging.getLogger(__name__)
 
-COMPUTE_TASK = "vigil.nudges.compute"
-DIGEST_TASK = "vigil.nudges.weekly_digest"
+COMPUTE_TASK = TASKS.COMPUTE_NUDGES
+DIGEST_TASK = TASKS.WEEKLY_DIGEST
 MAX_REASON = 2000
 #: Offered in the page when a champion dismisses a nudge (they may also write their own).
 DISMISS_REASONS = ("We already know this", "Not relevant to our stack", "These findings are not ours", "Bad timing, ask again later")
@@ -183,7 +184,7 @@ def sightings_record(*, applied: Sequence[tuple[Report, Sequence[int]]]) -> set[
 def nudges_after_reports(*, applied: Sequence[tuple[Any, Sequence[int]]]) -> list[Nudge]:
     """After reports are applied: record event sightings, and nudge at once on urgent classes (once for all).
 
-    ``applied``: report ids with the ids of the findings each named.  Called by ``report_processing`` after
+    ``applied``: report ids with the ids of the findings each named.  Called by ``claim`` after
     its transaction; it never raises, a nudge is never worth failing an ingest for (the hourly computation
     catches up).
     """

@@ -10,21 +10,21 @@ import datetime as dt
 from collections import Counter
 from typing import Any
 
-from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from dashboard.db.update_values import bulk_update_rows
 from dashboard.errors import ApplicationError
+from dashboard.ingest.publish import TASKS, enqueue
 from dashboard.models import AuditEvent, Finding, FindingEvent, Image, OwnershipRule, OwnerSource, Team
 from dashboard.selectors.access import ensure_administrator
 from dashboard.selectors.ownership import CompiledRule, Owner, RuleSet, decide_owner
 from dashboard.services.audit import audit_record
-from dashboard.services.bulk_updates import bulk_update_rows
 from dashboard.services.ownership import validate_pattern
 
 #: The Celery task (dashboard/tasks.py) that re-applies rules after a change; takes the rule id.
-REASSIGN_TASK = "vigil.ownership.reassign"
+REASSIGN_TASK = TASKS.REASSIGN_OWNERSHIP
 BATCH = 1000
 
 
@@ -38,7 +38,7 @@ def _enqueue_reassign(rule_id: int) -> None:
             ownership_reassign(rule_id=rule_id)
             return
         # By name: services never import tasks.  A failed publish leaves findings as they were; saving the rule again retries.
-        current_app.send_task(REASSIGN_TASK, args=[rule_id], queue=settings.CELERY_TASK_DEFAULT_QUEUE, retry=False)
+        enqueue(REASSIGN_TASK, [rule_id])
 
     transaction.on_commit(publish)
 

@@ -30,7 +30,6 @@ from dashboard.models import EventSighting, FindingOccurrence, Report, ReportPay
 
 log = logging.getLogger(__name__)
 
-PRUNE_TASK = "vigil.retention.prune"
 #: Rows deleted per transaction.
 BATCH = 1000
 

@@ -22,14 +22,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 
+from dashboard.db.sightings import upsert_sightings
+from dashboard.ingest.publish import TASKS, enqueue
+from dashboard.ingest.write import Item
 from dashboard.models import ACTIVE_STATUSES, Finding, Image, Stream, WorkloadSighting
 from dashboard.selectors.running import running_since
 from dashboard.services import intel
-from dashboard.services.finding_rows import Item
-from dashboard.services.task_publisher import publish_task
 from scanners.base import ImageRef
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ logger = logging.getLogger(__name__)
 #: How stale a sighting's "last seen" may get before it is written again.
 SIGHTING_STEP = dt.timedelta(minutes=1)
 #: Re-scores the findings of newly sighted images (by name: services never import tasks).
-RESCORE_TASK = "vigil.running.rescore_images"
+RESCORE_TASK = TASKS.RESCORE_IMAGES
 _MEMO_LIMIT = 20_000
 
 
@@ -96,23 +97,11 @@ def sightings_record(*, sightings: Iterable[Sighting], now: dt.datetime) -> list
 
 
 def _upsert(rows: list[tuple[Sighting, int]], now: dt.datetime) -> list[int]:
-    table = WorkloadSighting._meta.db_table
-    columns = "cluster, namespace, workload_kind, workload_name, image_id, tag, digest, team_id, source, first_seen, last_seen"
-    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
-    params: list[Any] = []
+    values: list[list[Any]] = []
     for s, image_id in rows:
-        params += [s.cluster[:255], s.namespace[:255], s.workload_kind[:100], s.workload_name[:255], image_id]
-        params += [s.image.tag[:128], s.image.digest[:128], s.team_id, s.source, now, now]
-    # Both PostgreSQL and SQLite (3.35+) take this statement; only rows inserted or rewritten come back.
-    sql = (
-        f"INSERT INTO {table} ({columns}) VALUES {values} "  # noqa: S608 - the table name is the model's; values are parameters
-        "ON CONFLICT (cluster, namespace, workload_kind, workload_name, image_id, tag, digest) DO UPDATE "
-        "SET last_seen = excluded.last_seen, source = excluded.source, team_id = COALESCE(excluded.team_id, "
-        f"{table}.team_id) WHERE {table}.last_seen < %s RETURNING image_id, first_seen"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, now - SIGHTING_STEP])
-        returned = cursor.fetchall()
+        values.append([s.cluster[:255], s.namespace[:255], s.workload_kind[:100], s.workload_name[:255], image_id])
+        values[-1] += [s.image.tag[:128], s.image.digest[:128], s.team_id, s.source, now, now]
+    returned = upsert_sightings(values, stale_before=now - SIGHTING_STEP)
     return sorted({image_id for image_id, first_seen in returned if _same_moment(first_seen, now)})
 
 
@@ -131,7 +120,7 @@ def _publish_rescore(image_ids: list[int]) -> None:
         rescore_images(image_ids=image_ids)
         return
     try:
-        publish_task(RESCORE_TASK, [image_ids], queue=settings.CELERY_TASK_DEFAULT_QUEUE)
+        enqueue(RESCORE_TASK, [image_ids])
     except Exception:
         logger.warning("could not enqueue re-scoring of images %s; the periodic refresh will", image_ids, exc_info=True)
 

@@ -17,11 +17,11 @@ from django.db import transaction
 from django.db.models import Case, CharField, Count, Q, QuerySet, Value, When
 from django.utils import timezone
 
+from dashboard.db.copy_rows import insert_rows
 from dashboard.errors import ApplicationError
 from dashboard.models import ACTIVE_STATUSES, SNAPSHOT_SEVERITIES, DailySnapshot, Finding, FindingEvent, Team
 from dashboard.models.posture import AGE_BUCKETS, TTF_BUCKETS
 from dashboard.services import posture_sources as sources
-from dashboard.services.bulk_inserts import insert_rows
 from dashboard.services.posture_replay import Flows, Replay, ttf_histogram, ttf_summary
 
 ORG: None = None

@@ -13,13 +13,13 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
 from dashboard.errors import ApplicationError
+from dashboard.ingest.publish import TASKS, enqueue
 from dashboard.models import ACTIVE_STATUSES, Finding, Status, Team, Ticket, TicketLink, TrackerConfig, TrackerKind
 from dashboard.models.audit import AuditEvent
 from dashboard.services import triage
@@ -28,7 +28,6 @@ from dashboard.services.team_settings import can_change_team_settings
 from dashboard.trackers import CLIENTS, Draft, TrackerError
 
 #: The Celery task (dashboard/tasks.py) that creates a requested ticket in its tracker; takes the ticket id.
-CREATE_TASK = "vigil.tickets.create"
 #: Findings listed in one ticket's text; the rest are counted.
 LISTED = 50
 
@@ -173,8 +172,8 @@ def _enqueue_create(ticket_id: int) -> None:
         if settings.CELERY_TASK_ALWAYS_EAGER:
             ticket_create(ticket_id=ticket_id)
             return
-        # By name: services never import tasks.  A failed publish leaves the ticket pending: asking again publishes again.
-        current_app.send_task(CREATE_TASK, args=[ticket_id], queue=settings.CELERY_TASK_DEFAULT_QUEUE, retry=False)
+        # A failed publish leaves the ticket pending: asking again publishes again.
+        enqueue(TASKS.CREATE_TICKET, [ticket_id])
 
     transaction.on_commit(publish)
 

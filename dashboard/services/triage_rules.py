@@ -1,6 +1,6 @@
 """Auto-triage rules, and what triage does right after a report is applied.
 
-``after_ingest`` runs inside the ingest transaction (report_processing.report_process) with the ids
+``after_ingest`` runs inside the ingest transaction (claim.report_process) with the ids
 of the findings the report created, reopened or changed: it restarts SLA clocks of
 reopened findings (as configured), applies the teams' and global rules and scoped risk
 acceptances to new and reopened findings, and re-scores everything it touched ("running" comes from

@@ -13,10 +13,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from dashboard.errors import ApplicationError
+from dashboard.ingest.receive import report_confirm_closures
 from dashboard.selectors import access
 from dashboard.selectors import report_outcomes as outcome_selectors
 from dashboard.selectors import teams as team_selectors
-from dashboard.services.reports import report_confirm_closures
 
 PAGE_SIZE = 50
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from dashboard.ingest.claim import report_process
+from dashboard.ingest.receive import report_submit
 from dashboard.models import Report
-from dashboard.services.report_processing import report_process
-from dashboard.services.reports import report_submit
 
 
 def ingest(data: bytes, *, team: str = "", image: str = "", format_name: str = "", observed_at: dt.datetime | None = None) -> Report:

@@ -10,9 +10,9 @@ import pytest
 from django.db.models import Count
 from django.utils import timezone
 
+from dashboard.db.active_counts import active_counts_fold
 from dashboard.models import ACTIVE_STATUSES, SNAPSHOT_SEVERITIES, ActiveFindingDelta, Finding, Role, Status, Team
 from dashboard.selectors.posture import Scope, open_now
-from dashboard.services.active_counts import active_counts_fold
 from dashboard.services.risk_acceptance import acceptance_request
 from dashboard.services.triage import findings_set_status
 from tests.conftest import fixture_bytes

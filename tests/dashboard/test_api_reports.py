@@ -14,10 +14,10 @@ from django.utils import timezone
 from kombu import Message
 from rest_framework.test import APIClient
 
+from dashboard.ingest import publish, receive
+from dashboard.ingest.publish import drop_producer, publish_task
+from dashboard.ingest.receive import report_submit
 from dashboard.models import Finding, FindingEvent, Report, ReportPayload
-from dashboard.services import reports
-from dashboard.services.reports import report_submit
-from dashboard.services.task_publisher import drop_producer, publish_task
 from dashboard.services.tokens import token_create
 from tests.conftest import fixture_bytes
 from tests.factories import TeamFactory
@@ -163,7 +163,7 @@ def test_a_report_refused_by_the_database_stores_neither_row_nor_payload(team) -
     now = timezone.now()
 
     with pytest.raises(IntegrityError):  # what a concurrent request with the same Idempotency-Key meets
-        reports._store(
+        receive._store(
             team=team, token=token, user=None, format_name="", stream="", image="", digest="0" * 64, stable="", data=b"{}",
             idempotency_key="build-7", observed_at=now, now=now, problem="", enqueue_now=False,
         )  # fmt: skip
@@ -213,7 +213,7 @@ def published(settings, monkeypatch) -> list[tuple[str, list[str], str, bool]]:
         sent.append((name, args, queue, connection.in_atomic_block))
         return "task-id"
 
-    monkeypatch.setattr(reports, "publish_task", publish_task)
+    monkeypatch.setattr(publish, "publish_task", publish_task)
     return sent
 
 
@@ -239,10 +239,10 @@ def test_a_retried_alert_answers_the_first_report_and_is_not_published_again(cli
     assert Report.objects.count() == ReportPayload.objects.count() == 1
 
 
-@pytest.fixture(params=[reports.KNOWN_GOOD_BYTES, 0], ids=["checked in the INSERT", "checked before the INSERT"])
+@pytest.fixture(params=[receive.KNOWN_GOOD_BYTES, 0], ids=["checked in the INSERT", "checked before the INSERT"])
 def duplicate_check(request, monkeypatch) -> None:
     """PostgreSQL checks small reports for the same bytes in the INSERT itself, larger ones before it."""
-    monkeypatch.setattr(reports, "KNOWN_GOOD_BYTES", request.param)
+    monkeypatch.setattr(receive, "KNOWN_GOOD_BYTES", request.param)
 
 
 @pytest.mark.parametrize(
@@ -311,9 +311,9 @@ def test_the_published_task_message_is_the_one_send_task_makes(settings) -> None
     queue = f"vigil-test-{uuid.uuid4().hex[:8]}"
     report_id = str(uuid.uuid4())
 
-    current_app.send_task(reports.PROCESS_TASK, args=[report_id], queue=queue, retry=False)
+    current_app.send_task(receive.PROCESS_TASK, args=[report_id], queue=queue, retry=False)
     by_celery = _fetch(queue)
-    task_id = publish_task(reports.PROCESS_TASK, [report_id], queue=queue)
+    task_id = publish_task(receive.PROCESS_TASK, [report_id], queue=queue)
     ours = _fetch(queue)
 
     ids = {"id", "root_id", "correlation_id", "delivery_tag"}
@@ -328,15 +328,15 @@ def test_a_broker_that_is_down_fails_the_publish_at_once_and_the_next_publish_co
     settings.CELERY_TASK_DEFAULT_QUEUE = f"vigil-test-{uuid.uuid4().hex[:8]}"
     settings.CELERY_TASK_ROUTES = {}  # every task on that private queue
     report, _ = report_submit(data=ALERT, team_slug="payments", enqueue_now=False)
-    reports.enqueue(report.pk)  # this thread now holds a producer connected to the broker
+    receive.enqueue(report.pk)  # this thread now holds a producer connected to the broker
     monkeypatch.setattr(current_app.conf, "broker_write_url", "redis://127.0.0.1:1/0")  # nothing listens there
     drop_producer()
 
     started = time.monotonic()
-    while_down = reports.enqueue(report.pk)
+    while_down = receive.enqueue(report.pk)
     seconds = time.monotonic() - started
     monkeypatch.undo()
-    after = reports.enqueue(report.pk)
+    after = receive.enqueue(report.pk)
 
     assert (while_down, seconds < 1.5, after) == (False, True, True)
     assert [_fetch(settings.CELERY_TASK_DEFAULT_QUEUE).decode()[0]] == [[str(report.pk)]]

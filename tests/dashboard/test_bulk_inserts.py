@@ -8,8 +8,8 @@ import zlib
 import pytest
 from django.db import connection
 
+from dashboard.db.copy_rows import insert_rows
 from dashboard.models import Finding, FindingOccurrence, ReportPayload
-from dashboard.services.bulk_inserts import insert_rows
 from tests.factories import FindingFactory, FindingOccurrenceFactory, ImageFactory, ReportFactory, ReportPayloadFactory, TeamFactory
 
 pytestmark = pytest.mark.django_db

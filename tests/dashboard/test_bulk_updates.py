@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
+from dashboard.db.update_values import bulk_update_rows
 from dashboard.models import Finding
-from dashboard.services.bulk_updates import bulk_update_rows
 from tests.factories import FindingFactory
 
 pytestmark = pytest.mark.django_db

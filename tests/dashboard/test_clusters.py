@@ -7,9 +7,9 @@ import json
 import pytest
 from rest_framework.test import APIClient
 
+from dashboard.ingest.claim import report_process
+from dashboard.ingest.receive import report_submit
 from dashboard.models import Finding, Report, Status
-from dashboard.services.report_processing import report_process
-from dashboard.services.reports import report_submit
 from dashboard.services.tokens import token_create
 from tests.conftest import fixture_bytes
 from tests.factories import TeamFactory

@@ -17,12 +17,12 @@ import pytest
 from django.test import Client
 
 from dashboard.errors import ApplicationError
+from dashboard.ingest import apply as ingest_service
+from dashboard.ingest.claim import report_process
+from dashboard.ingest.receive import report_confirm_closures, report_submit
+from dashboard.ingest.rights import FOREIGN_SCOPE, ForeignScopeError
 from dashboard.models import Finding, FindingOccurrence, OwnershipRule, Report, ReportStatus, Role, Status
-from dashboard.services import ingest as ingest_service
 from dashboard.services.ownership_rules import finding_set_owner
-from dashboard.services.report_processing import report_process
-from dashboard.services.reports import report_confirm_closures, report_submit
-from dashboard.services.sender_rights import FOREIGN_SCOPE, ForeignScopeError
 from dashboard.services.tokens import token_create
 from tests.conftest import fixture_bytes
 from tests.factories import MembershipFactory, OwnershipRuleFactory, TeamFactory, UserFactory

@@ -12,11 +12,11 @@ from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from dashboard.ingest import claim
+from dashboard.ingest.apply import close_findings
+from dashboard.ingest.claim import report_process
+from dashboard.ingest.receive import report_submit
 from dashboard.models import EventSighting, Finding, FindingEvent, FindingOccurrence, Report, TriageRule
-from dashboard.services import report_processing
-from dashboard.services.ingest import close_findings
-from dashboard.services.report_processing import report_process
-from dashboard.services.reports import report_submit
 from dashboard.services.tokens import token_create
 from tests.conftest import fixture_bytes
 from tests.factories import TeamFactory, TriageRuleFactory
@@ -101,20 +101,14 @@ def test_an_alert_that_does_not_parse_fails_alone(token, settings) -> None:
 
 def test_an_alert_that_cannot_be_applied_fails_alone_and_the_others_are_applied_one_by_one(token, monkeypatch) -> None:
     queued = queue(token, [alert(n) for n in range(5)])
-    apply_report, apply_batch = report_processing.ingest.apply_report, report_processing.event_ingest.apply_event_reports
+    apply_batch = claim.apply_events.apply_event_reports
 
-    def apply_or_break(*, report, **kwargs):
-        if report.pk == queued[3].pk:
-            raise RuntimeError("broken")
-        return apply_report(report=report, **kwargs)
-
-    def apply_batch_or_break(reports, batch):
+    def apply_batch_or_break(reports):
         if queued[3].pk in {event.report.pk for event in reports}:
             raise RuntimeError("broken")
-        return apply_batch(reports, batch)
+        return apply_batch(reports)
 
-    monkeypatch.setattr(report_processing.ingest, "apply_report", apply_or_break)
-    monkeypatch.setattr(report_processing.event_ingest, "apply_event_reports", apply_batch_or_break)
+    monkeypatch.setattr(claim.apply_events, "apply_event_reports", apply_batch_or_break)
 
     report_process(queued[0].pk)
 
@@ -128,7 +122,7 @@ def test_an_alert_that_cannot_be_applied_fails_alone_and_the_others_are_applied_
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("require_postgres")
 def test_concurrent_tasks_with_overlapping_batches_apply_every_alert_exactly_once(token, monkeypatch) -> None:
-    monkeypatch.setattr(report_processing, "EVENT_BATCH", 6)  # several batches, over three scopes, at the same time
+    monkeypatch.setattr(claim, "EVENT_BATCH", 6)  # several batches, over three scopes, at the same time
     queued = queue(token, [alert(n, images=3) for n in range(60)])
 
     def deliver(report_id: object) -> None:
@@ -160,7 +154,7 @@ def test_every_report_of_a_batch_is_triaged_as_it_is_applied(token) -> None:
 
 
 def test_a_batch_costs_the_same_queries_whatever_its_number_of_alerts(token, require_postgres) -> None:
-    """A batch is applied as one (services/event_ingest.py): its findings read and written, their occurrences,
+    """A batch is applied as one (dashboard/ingest/apply_events.py): its findings read and written, their occurrences,
     events and report rows, scopes, images, sightings and nudges, each once for the batch."""
     report_process(queue(token, [alert(n) for n in range(3)])[0].pk)  # the three findings exist
     small = queue(token, [alert(n) for n in range(10, 20)])
@@ -238,7 +232,7 @@ def test_a_batch_applied_as_one_ends_where_applying_its_reports_one_by_one_ends(
     batched = _state()
     Report.objects.all().delete()  # findings, their events, occurrences and sightings go with them
     Finding.objects.all().delete()
-    monkeypatch.setattr(report_processing, "EVENT_BATCH", 1)  # every report applied alone by ingest.apply_report
+    monkeypatch.setattr(claim, "EVENT_BATCH", 1)  # every report applied alone, as a batch of one
     queued = _scenario(token, start)
     for report in queued:
         report_process(report.pk)

@@ -8,8 +8,8 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from dashboard.ingest import receive
 from dashboard.models import Finding, GateDecision, Report, Status
-from dashboard.services import reports
 from dashboard.services.tokens import token_create
 from tests.conftest import fixture_bytes
 from tests.factories import (
@@ -215,7 +215,7 @@ def test_without_wait_the_202_contract_holds(ci) -> None:
 
 
 def test_a_report_not_done_in_time_answers_202(ci, monkeypatch) -> None:
-    monkeypatch.setattr(reports, "enqueue", lambda report_id, **options: True)  # published to a worker that is busy elsewhere
+    monkeypatch.setattr(receive, "enqueue", lambda report_id, **options: True)  # published to a worker that is busy elsewhere
     response = scan(ci, CRITICAL, wait="0.5")
     assert (response.status_code, response.json()["status"]) == (202, "queued")
 

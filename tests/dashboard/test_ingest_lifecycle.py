@@ -11,9 +11,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from bench.reportgen import trivy_bytes, trivy_report
+from dashboard.ingest import receive
+from dashboard.ingest.receive import report_confirm_closures
 from dashboard.models import Finding, FindingEvent, Image, ImageVersion, Role, Status, Team
-from dashboard.services import intel, reports
-from dashboard.services.reports import report_confirm_closures
+from dashboard.services import intel
 from tests.dashboard.ingest_helpers import ingest
 from tests.factories import (
     EpssScoreFactory,
@@ -128,7 +129,7 @@ def test_tags_are_occurrences_so_the_same_finding_spans_tags() -> None:
 def test_upsert_uses_a_constant_number_of_queries_whatever_the_number_of_findings(require_postgres, monkeypatch) -> None:
     # SQLite caps statements at 999 variables, so only PostgreSQL shows the batch size Vigil chooses.
     # Both reports take the large-report path of the POST (a lookup by stable digest), whatever their size.
-    monkeypatch.setattr(reports, "KNOWN_GOOD_BYTES", 0)
+    monkeypatch.setattr(receive, "KNOWN_GOOD_BYTES", 0)
     with CaptureQueriesContext(connection) as small:
         ingest(trivy_bytes(50, image="registry.example.com/a/one"), team="payments")
     with CaptureQueriesContext(connection) as large:
@@ -145,8 +146,8 @@ def test_the_sweeper_takes_old_queued_reports_and_stalled_attempts_but_not_one_a
 
     from django.utils import timezone
 
+    from dashboard.ingest.receive import report_submit, report_sweep
     from dashboard.models import Report, ReportStatus
-    from dashboard.services.reports import report_submit, report_sweep
 
     old = timezone.now() - timedelta(hours=2)
     queued, _ = report_submit(data=trivy_bytes(1, image=IMAGE), team_slug="payments", enqueue_now=False, deduplicate=False)

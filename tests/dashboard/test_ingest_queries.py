@@ -10,9 +10,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from dashboard.ingest.claim import report_process
+from dashboard.ingest.receive import report_submit
 from dashboard.models import Finding, Status
-from dashboard.services.report_processing import report_process
-from dashboard.services.reports import report_submit
 from tests.conftest import fixture_bytes
 from tests.factories import TeamFactory
 

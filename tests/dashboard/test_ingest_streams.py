@@ -9,8 +9,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from dashboard.ingest.quiet import resolve_quiet_events
 from dashboard.models import Finding, Report, Status
-from dashboard.services.events import resolve_quiet_events
 from dashboard.services.tokens import token_create
 from scanners import registry
 from tests.conftest import fixture_bytes

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from dashboard.db.any_lookup import array_literal
 from dashboard.models import Finding, FindingOccurrence
-from dashboard.models.lookups import array_literal
 from tests.factories import FindingFactory, FindingOccurrenceFactory
 
 pytestmark = pytest.mark.django_db

@@ -14,8 +14,8 @@ from django.test import Client
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from dashboard.services.reports import report_submit
-from dashboard.services.task_publisher import publish_task
+from dashboard.ingest.publish import publish_task
+from dashboard.ingest.receive import report_submit
 from tests.conftest import fixture_bytes
 from tests.factories import TeamFactory
 

@@ -10,10 +10,10 @@ from django.core.management import CommandError, call_command
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
+from dashboard.ingest.claim import report_process
+from dashboard.ingest.receive import report_confirm_closures, report_submit
 from dashboard.models import DailySnapshot, Finding, FindingEvent, Role, Status
 from dashboard.services import triage
-from dashboard.services.report_processing import report_process
-from dashboard.services.reports import report_confirm_closures, report_submit
 from dashboard.services.snapshots import snapshot_take, snapshots_backfill
 from dashboard.tasks import take_snapshots
 from tests.conftest import fixture_bytes

@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone
 
 from bench.reportgen import trivy_report
+from dashboard.ingest import claim, receive
 from dashboard.models import Finding, LifecycleScope, Report, Status
-from dashboard.services import report_processing, reports
 from tests.dashboard.ingest_helpers import ingest
 from tests.factories import TeamFactory
 
@@ -28,13 +28,13 @@ def team():
 def parses(monkeypatch) -> list[str]:
     """The reports the worker loaded to parse (a repeat is recorded without)."""
     loaded: list[str] = []
-    original = report_processing._load_payload
+    original = claim._load_payload
 
     def spy(report_id):
         loaded.append(str(report_id))
         return original(report_id)
 
-    monkeypatch.setattr(report_processing, "_load_payload", spy)
+    monkeypatch.setattr(claim, "_load_payload", spy)
     return loaded
 
 
@@ -116,9 +116,9 @@ def test_a_different_team_never_repeats_another_teams_report(parses) -> None:
 def test_a_large_repeat_of_a_report_that_parsed_is_not_validated_again(monkeypatch) -> None:
     ingest(scan("2026-11-27T08:00:00Z"), team="payments")
     validated: list[int] = []
-    monkeypatch.setattr(reports, "_validation", lambda data, format_name: (validated.append(len(data)) or "", "", None))
+    monkeypatch.setattr(receive, "_validation", lambda data, format_name: (validated.append(len(data)) or "", "", None))
     padded = json.loads(scan("2026-11-27T08:20:00Z"))
-    padded["Metadata"]["padding"] = "x" * reports.KNOWN_GOOD_BYTES
+    padded["Metadata"]["padding"] = "x" * receive.KNOWN_GOOD_BYTES
 
     ingest(scan("2026-11-27T08:40:00Z"), team="payments")
     ingest(json.dumps(padded).encode(), team="payments")

@@ -13,8 +13,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from bench.reportgen import trivy_bytes, trivy_report
+from dashboard.ingest.receive import report_confirm_closures
 from dashboard.models import Finding, Report, Role, Status
-from dashboard.services.reports import report_confirm_closures
 from dashboard.services.tokens import token_create
 from dashboard.templatetags.moments import moment_text
 from tests.dashboard.ingest_helpers import ingest

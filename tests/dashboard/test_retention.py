@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
+from dashboard.ingest.receive import report_submit
 from dashboard.models import EventSighting, Finding, FindingOccurrence, Report, ReportPayload, ReportStatus, Role
-from dashboard.services.reports import report_submit
 from dashboard.services.retention import Pruned, retention_prune
 from tests.conftest import fixture_bytes
 from tests.factories import (

@@ -17,8 +17,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from dashboard.errors import ApplicationError
+from dashboard.ingest.signing import signature_verify, signatures_prune
 from dashboard.models import Report, SignedRequest
-from dashboard.services.request_signing import signature_verify, signatures_prune
 from dashboard.services.tokens import token_create, token_signing_secret
 from tests.conftest import fixture_bytes
 from tests.factories import TeamFactory

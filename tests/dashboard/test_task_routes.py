@@ -9,9 +9,9 @@ from celery import current_app
 from django.conf import settings as django_settings
 
 import dashboard.tasks
+from dashboard.ingest import receive
+from dashboard.ingest.receive import report_submit
 from dashboard.models import Report, ReportStatus
-from dashboard.services import reports
-from dashboard.services.reports import report_submit
 from tests.conftest import fixture_bytes
 from tests.factories import TeamFactory
 
@@ -29,8 +29,8 @@ def private_queues(settings) -> dict[str, str]:
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.CELERY_TASK_DEFAULT_QUEUE = queues["maintenance"]
     settings.CELERY_TASK_ROUTES = {
-        reports.PROCESS_TASK: {"queue": queues["reports"]},
-        reports.EVENTS_TASK: {"queue": queues["events"]},
+        receive.PROCESS_TASK: {"queue": queues["reports"]},
+        receive.EVENTS_TASK: {"queue": queues["events"]},
     }
     TeamFactory(slug="payments")
     yield queues
@@ -72,7 +72,7 @@ def test_the_sweeper_re_enqueues_each_stuck_report_on_its_own_queue(private_queu
     alert, _ = report_submit(data=ALERT, team_slug="payments", format_name="falco", enqueue_now=False)
     Report.objects.filter(pk__in=[scan.pk, alert.pk]).update(status=ReportStatus.QUEUED)
 
-    reports.report_sweep(older_than_seconds=0)
+    receive.report_sweep(older_than_seconds=0)
 
     assert (_task_names_on(private_queues["reports"]), _task_names_on(private_queues["events"])) == (
         ["vigil.reports.process"],

@@ -14,9 +14,9 @@ import pytest
 from django.core.management import call_command
 
 from dashboard.errors import ApplicationError
+from dashboard.ingest.rights import EVERYTHING, SenderRights, own_image_items
 from dashboard.models import ApiToken, AuditEvent, Membership, OwnershipRule, Role
 from dashboard.services.ownership_rules import finding_set_owner, rule_create, rule_delete, rule_update
-from dashboard.services.sender_rights import EVERYTHING, SenderRights, own_image_items
 from dashboard.services.teams import membership_remove, membership_set
 from dashboard.services.tokens import token_authenticate, token_create, token_revoke, token_rotate
 from tests.factories import FindingFactory, ImageFactory, MembershipFactory, OwnershipRuleFactory, TeamFactory, UserFactory

@@ -374,7 +374,7 @@ def manage(env: Mapping[str, str], *args: str, timeout: float = 180) -> str:
 
 
 _SWEEP = (
-    "import django, json; django.setup(); from dashboard.services.reports import report_sweep;"
+    "import django, json; django.setup(); from dashboard.ingest.receive import report_sweep;"
     " print(json.dumps(report_sweep(older_than_seconds=0)))"
 )
 
@@ -391,7 +391,7 @@ def publish_duplicate(broker_url: str, queue: str, report_id: str) -> None:
     from celery import current_app
     from celery.exceptions import AlwaysEagerIgnored
 
-    from dashboard.services.reports import PROCESS_TASK
+    from dashboard.ingest.receive import PROCESS_TASK
 
     with current_app.connection_for_write(broker_url) as conn, warnings.catch_warnings():
         warnings.simplefilter("ignore", AlwaysEagerIgnored)  # the test process itself runs tasks eagerly
@@ -469,9 +469,9 @@ class CleanRun:
 def clean_run(uploads: Iterable[Upload], *, token: Any) -> CleanRun:
     """The reference: the same uploads submitted and processed one after another in-process, on an
     empty database (which is emptied again afterwards)."""
+    from dashboard.ingest.claim import report_process
+    from dashboard.ingest.receive import report_submit
     from dashboard.models import Finding, ReportStatus
-    from dashboard.services.report_processing import report_process
-    from dashboard.services.reports import report_submit
 
     assert not Finding.objects.exists(), "a clean run needs an empty database"
     outcomes = []

@@ -17,9 +17,9 @@ import pytest
 from django.db import connections
 
 from bench.reportgen import trivy_bytes
+from dashboard.ingest.claim import report_process
+from dashboard.ingest.receive import report_submit
 from dashboard.models import ApiToken, ReportStatus
-from dashboard.services.report_processing import report_process
-from dashboard.services.reports import report_submit
 from tests.integration.conftest import DrillStack
 from tests.integration.drills import (
     Upload,

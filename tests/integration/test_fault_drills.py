@@ -19,10 +19,10 @@ import pytest
 from django.db import connection, connections, transaction
 
 from bench.reportgen import trivy_bytes
+from dashboard.ingest.claim import report_process
+from dashboard.ingest.receive import report_submit
+from dashboard.ingest.scopes import lock_scopes, scope_key
 from dashboard.models import ApiToken, Report, ReportStatus
-from dashboard.services.report_processing import report_process
-from dashboard.services.reports import report_submit
-from dashboard.services.scopes import lock_scopes, scope_key
 from scanners.base import ImageRef
 from tests.integration.conftest import DrillStack
 from tests.integration.drills import (

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from dashboard.ingest.receive import report_submit
 from dashboard.log_context import bound
 from dashboard.models import Report, ReportStatus
-from dashboard.services.reports import report_submit
 from tests.conftest import fixture_bytes
 from tests.factories import TeamFactory
 from tests.integration.drills import wait_for

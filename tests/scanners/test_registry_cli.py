@@ -129,3 +129,9 @@ def test_parse_with_a_declared_format_that_does_not_match_fails_clearly() -> Non
 
     assert result.returncode == 2
     assert "declared format 'grype' but the report looks like 'trivy'" in result.stderr
+
+
+def test_every_parser_declares_its_format_facts_and_the_registry_collects_them() -> None:
+    facts = {parser.name: (parser.stream, parser.events, parser.repeat_skips_parse) for parser in registry.PARSERS}
+    assert {name for name, (_, events, _) in facts.items() if events} == registry.EVENT_FORMATS == {"falco", "admission-review"}
+    assert {name for name, (_, _, skips) in facts.items() if not skips} == registry.ALWAYS_PARSED == {"falco", "admission-review"}

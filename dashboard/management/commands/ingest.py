@@ -4,8 +4,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from dashboard.errors import ApplicationError
-from dashboard.services.report_processing import report_process
-from dashboard.services.reports import report_submit
+from dashboard.ingest.claim import report_process
+from dashboard.ingest.receive import report_submit
 from dashboard.services.reports_summary import report_summary
 
 

@@ -1,5 +1,5 @@
 """What a parsed report's findings become in the database, shared by ``ingest`` (one report) and
-``event_ingest`` (a batch of event reports applied as one): items keyed by fingerprint, the rows of new
+``apply_events`` (a batch of event reports applied as one): items keyed by fingerprint, the rows of new
 findings (born scored), the stored columns a re-import compares, event rows and occurrences.
 """
 
@@ -15,20 +15,21 @@ from typing import Any
 
 from django.db import connection
 
+from dashboard.db.copy_rows import insert_rows
+from dashboard.db.update_values import bulk_update_rows
+from dashboard.ingest.rights import SenderRights
+from dashboard.ingest.scopes import policy_scope_key, scope_key
 from dashboard.models import Finding, FindingOccurrence, Image, OwnerSource, Report, Status, Team
 from dashboard.services import intel, risk
-from dashboard.services.bulk_inserts import insert_rows
-from dashboard.services.bulk_updates import bulk_update_rows
 from dashboard.services.images import LAST_SEEN_STEP
 from dashboard.services.ownership import resolve_owner, rules_for
-from dashboard.services.scopes import policy_scope_key, scope_key
-from dashboard.services.sender_rights import SenderRights
+from scanners import registry
 from scanners.base import Finding as ParsedFinding
 from scanners.base import ImageRef, ParseResult
 from scanners.fingerprint import make_fingerprint
 
-#: Formats whose findings are events (aggregated, never closed by absence).
-EVENT_FORMATS = frozenset({"admission-review", "falco"})
+#: Formats whose findings are events (aggregated, never closed by absence): declared by each parser.
+EVENT_FORMATS = registry.EVENT_FORMATS
 
 BATCH = 1000
 
@@ -223,7 +224,7 @@ class Stored:
     occurrences: int
     severity: str
     details: dict[str, Any] | None
-    #: The owning team (None: unowned): a sender changes only the findings it may (sender_rights.py).
+    #: The owning team (None: unowned): a sender changes only the findings it may (rights.py).
     team_id: int | None = None
 
 

@@ -23,11 +23,11 @@ import datetime as dt
 from django.db import transaction
 from django.utils import timezone
 
+from dashboard.ingest.rights import report_sender_rights
+from dashboard.ingest.scopes import lock_scopes, mark_applied
 from dashboard.models import Finding, FindingEvent, Report, ReportStatus, Status
 from dashboard.services.images import LAST_SEEN_STEP
-from dashboard.services.ingest import EVENT_FORMATS
-from dashboard.services.scopes import lock_scopes, mark_applied
-from dashboard.services.sender_rights import report_sender_rights
+from scanners import registry
 from scanners.digest import STABLE_FORMATS
 
 
@@ -62,7 +62,7 @@ def report_repeat(*, report: Report, now: dt.datetime | None = None) -> Report |
     Returns the report, done, or None when it has to be parsed and applied.
     """
     now = now or timezone.now()
-    if not report.stable_sha256 or report.declared_format in EVENT_FORMATS:
+    if not report.stable_sha256 or report.declared_format in registry.ALWAYS_PARSED:
         return None
     earlier = _earlier(report)
     if earlier is None or earlier.held_closures or not earlier.scopes or earlier.finished_at is None or earlier.counts.get("not_yours"):

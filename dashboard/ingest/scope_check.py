@@ -1,21 +1,21 @@
 """Refusing at receive time a report about nothing but other teams' findings (403, before it is stored).
 
-A dry run of the rules ``ingest.apply_report`` applies, on what is stored now, for a scan or policy report the
+A dry run of the rules ``apply.apply_report`` applies, on what is stored now, for a scan or policy report the
 API parsed in full anyway (VIGIL_VALIDATE_SYNC_BYTES).  Event reports (one Falco alert per request) are not
 checked here, to keep their two-statement receive path; neither are larger reports.  For those, and when
 findings moved between receiving and applying, the worker decides: the report ends ``failed`` with the same
-reason (``sender_rights.FOREIGN_SCOPE``).
+reason (``rights.FOREIGN_SCOPE``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from dashboard.ingest.apply import report_scopes
+from dashboard.ingest.rights import SenderRights
+from dashboard.ingest.write import EVENT_FORMATS, Item, creatable, scope_owners
 from dashboard.models import ACTIVE_STATUSES, Finding, Image, OwnerSource, Team
-from dashboard.services.finding_rows import EVENT_FORMATS, Item, creatable, scope_owners
-from dashboard.services.ingest import report_scopes
 from dashboard.services.ownership import RuleSet, resolve_owner
-from dashboard.services.sender_rights import SenderRights
 from scanners.base import ImageRef, ParseResult
 
 
@@ -43,7 +43,7 @@ def foreign_only(
 
 
 def _creatable(items: list[Item], *, team: Team | None, team_named: bool, labels: dict[str, str], rights: SenderRights) -> list[bool]:
-    """For each new item, whether the worker would create it for this sender (``finding_rows.creatable``)."""
+    """For each new item, whether the worker would create it for this sender (``write.creatable``)."""
     if not items:
         return []
     rules = RuleSet.load()

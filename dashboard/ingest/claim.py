@@ -18,12 +18,14 @@ from django.db.models import F
 from django.utils import timezone
 
 from dashboard import metrics
+from dashboard.db.advisory_locks import advisory_xact_lock
+from dashboard.db.update_values import bulk_update_rows
+from dashboard.ingest import apply, apply_events, repeat
+from dashboard.ingest.rights import FOREIGN_SCOPE, ForeignScopeError
 from dashboard.models import Report, ReportPayload, ReportStatus
-from dashboard.services import event_ingest, ingest, nudges, reimports, triage_rules
-from dashboard.services.bulk_updates import bulk_update_rows
+from dashboard.services import nudges, triage_rules
 from dashboard.services.clusters import with_cluster
 from dashboard.services.observed import observed_at_of
-from dashboard.services.sender_rights import FOREIGN_SCOPE, ForeignScopeError
 from scanners import registry
 from scanners.base import ParseError, ParseResult, gc_paused
 from scanners.loader import load_document
@@ -60,7 +62,7 @@ def report_process(report_id: Any) -> Report | None:
     """Parse and apply a stored report.  Safe to call any number of times, even concurrently.
 
     A scan that repeats the last report of its scopes (timestamps aside) is recorded without parsing
-    (reimports.py).  An event report (Falco alerts, admission reviews: they aggregate into findings and never close
+    (repeat.py).  An event report (Falco alerts, admission reviews: they aggregate into findings and never close
     anything) takes other queued event reports of the same sender along, so one task applies up to
     EVENT_BATCH of them in one transaction; their own tasks then find them done.
     """
@@ -75,11 +77,11 @@ def _process(report_id: Any) -> Report | None:
     report = _claim(report_id, timezone.now())
     if report is None:
         return None
-    repeat = reimports.report_repeat(report=report)
-    if repeat is not None:
-        lag = (repeat.finished_at - repeat.received_at).total_seconds() if repeat.finished_at else 0.0
-        metrics.report_done(format_name=repeat.format, stream=repeat.stream, lag_seconds=lag)
-        return repeat  # the same scan as the last one of its scopes: recorded without parsing
+    repeated = repeat.report_repeat(report=report)
+    if repeated is not None:
+        lag = (repeated.finished_at - repeated.received_at).total_seconds() if repeated.finished_at else 0.0
+        metrics.report_done(format_name=repeated.format, stream=repeated.stream, lag_seconds=lag)
+        return repeated  # the same scan as the last one of its scopes: recorded without parsing
     # The collector paused from the load to the commit: the parsed report and the rows built from it stay
     # alive throughout, and each full collection walked all of them again (50-110 ms of a 10,000-finding import).
     with gc_paused():
@@ -88,7 +90,7 @@ def _process(report_id: Any) -> Report | None:
         except ParseError as exc:
             return _fail(report.pk, str(exc))
         job = _Job(report.pk, parser.name, report.stream or parser.stream, with_cluster(result, report.cluster))
-        if parser.name in ingest.EVENT_FORMATS:
+        if parser.name in apply.EVENT_FORMATS:
             return _process_events(report, job)
         return _apply_or_fail(job)
 
@@ -129,7 +131,7 @@ def _apply(job: _Job) -> Report:
         locked = Report.objects.select_for_update().get(pk=job.report_id)
         if locked.status != ReportStatus.PROCESSING:
             return locked  # a concurrent delivery finished it first
-        if job.source in ingest.EVENT_FORMATS:
+        if job.source in apply.EVENT_FORMATS:
             _serialise_event_applies()
         touched = _apply_locked(locked, job)
     nudges.nudges_after_reports(applied=[(locked.pk, touched)])  # event sightings, urgent classes (never raises)
@@ -139,7 +141,10 @@ def _apply(job: _Job) -> Report:
 def _apply_locked(locked: Report, job: _Job) -> list[int]:
     """Apply one report whose row the caller has locked, inside the caller's transaction; returns the ids of
     the findings it named."""
-    outcome = ingest.apply_report(report=locked, source=job.source, stream=job.stream, result=job.result, now=locked.observed_at)
+    if job.source in apply.EVENT_FORMATS:  # a lone event report is a batch of one: events are applied one way only
+        (outcome,) = apply_events.apply_event_reports([apply_events.EventReport(locked, job.source, job.stream, job.result)])
+    else:
+        outcome = apply.apply_report(report=locked, source=job.source, stream=job.stream, result=job.result, now=locked.observed_at)
     triage_rules.after_ingest(
         new_ids=outcome.new_ids, reopened_ids=outcome.reopened_ids, changed_ids=outcome.changed_ids, now=locked.observed_at
     )
@@ -167,7 +172,7 @@ _FINISHED_FIELDS = [
 ]
 
 
-def _finish(report: Report, job: _Job, outcome: ingest.IngestOutcome) -> None:
+def _finish(report: Report, job: _Job, outcome: apply.IngestOutcome) -> None:
     """Record on the report row (not saved) that it was applied, with its counts."""
     report.format = job.source
     report.stream = job.stream
@@ -201,15 +206,13 @@ def _serialise_event_applies() -> None:
     serialises them rather than every row lock they take having to come in one global order (a
     concurrency test found a deadlock between two batches without it).
     """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [EVENT_APPLY_LOCK])
+    advisory_xact_lock(EVENT_APPLY_LOCK)
 
 
 def _process_events(leader: Report, first: _Job) -> Report:
     """Apply the leader and the queued event reports claimed with it, in one transaction.
 
-    The reports are applied as one, in order of arrival (``event_ingest``: the end state of applying them one
+    The reports are applied as one, in order of arrival (``apply_events``: the end state of applying them one
     by one; every report keeps its own counts).  A report that does not parse fails alone; if applying the
     batch fails, it is rolled back and its reports are applied one by one, so one bad report fails alone.
     """
@@ -223,8 +226,8 @@ def _process_events(leader: Report, first: _Job) -> Report:
         jobs.append(_Job(report.pk, parser.name, report.stream or parser.stream, with_cluster(result, report.cluster)))
     if len(jobs) == 1:
         return _apply_or_fail(first)
-    events = [job for job in jobs if job.source in ingest.EVENT_FORMATS]
-    others = [job for job in jobs if job.source not in ingest.EVENT_FORMATS]  # undeclared, and not events after all
+    events = [job for job in jobs if job.source in apply.EVENT_FORMATS]
+    others = [job for job in jobs if job.source not in apply.EVENT_FORMATS]  # undeclared, and not events after all
     try:
         applied = _apply_batch(events)
     except DATABASE_ERRORS:
@@ -240,7 +243,7 @@ def _process_events(leader: Report, first: _Job) -> Report:
 def _claim_events(leader: Report, now: dt.datetime) -> list[tuple[Report, Any]]:
     """Claim queued reports sent like the leader (same sender, team, declared format, image and stream), counting
     an attempt for each in a committed transaction (a worker that dies still used it), with their documents.
-    One sender per batch: what a report may change depends on its sender (sender_rights.py).
+    One sender per batch: what a report may change depends on its sender (rights.py).
 
     SKIP LOCKED: a report another worker is claiming right now is left to it.
     """
@@ -299,8 +302,8 @@ def _apply_batch(jobs: list[_Job]) -> dict[Any, Report]:
             return {}
         _serialise_event_applies()
         reports = [locked[job.report_id] for job in ordered]
-        outcomes = event_ingest.apply_event_reports(
-            [event_ingest.EventReport(report, job.source, job.stream, job.result) for report, job in zip(reports, ordered, strict=True)],
+        outcomes = apply_events.apply_event_reports(
+            [apply_events.EventReport(report, job.source, job.stream, job.result) for report, job in zip(reports, ordered, strict=True)],
         )
         triage_rules.after_ingest(
             new_ids=[pk for outcome in outcomes for pk in outcome.new_ids],

@@ -1,15 +1,12 @@
 """Receiving and processing reports: store first, answer at once, process in a worker.
 
 The raw report and its record are committed before the API answers; the
-Celery task gets the report id only, after commit.  Processing is report_processing.py.
+Celery task gets the report id only, after commit.  Processing is claim.py.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import datetime as dt
-import functools
 import hashlib
 import logging
 from collections.abc import Collection
@@ -17,19 +14,20 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
-from django.db.models import Field, Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from dashboard import metrics
+from dashboard.db.report_insert import SameBytes, insert_report
 from dashboard.errors import ApplicationError
-from dashboard.models import ApiToken, Finding, Report, ReportPayload, ReportStatus, Stream, Team
+from dashboard.ingest import apply, claim, publish
+from dashboard.ingest.publish import TASKS
+from dashboard.ingest.rights import ForeignScopeError, rights_of
+from dashboard.ingest.scope_check import foreign_only
+from dashboard.models import ApiToken, Finding, Report, ReportStatus, Stream, Team
 from dashboard.selectors.access import can_triage, triage_team_ids
-from dashboard.services import ingest, report_processing
 from dashboard.services.clusters import resolve_cluster
-from dashboard.services.scope_check import foreign_only
-from dashboard.services.sender_rights import ForeignScopeError, rights_of
-from dashboard.services.task_publisher import publish_task, task_queue
 from scanners import registry
 from scanners.base import ImageRef, ParseError, Parser, ParseResult
 from scanners.digest import stable_digest
@@ -37,17 +35,14 @@ from scanners.loader import load_document
 
 logger = logging.getLogger(__name__)
 
-#: The Celery task name (dashboard/tasks.py); names are stable so queued messages survive refactors.
-PROCESS_TASK = "vigil.reports.process"
-#: The same processing for event reports (Falco alerts, admission reviews), under its own name: it is routed to the
-#: events queue, so alerts never wait behind a long scan.
-EVENTS_TASK = "vigil.events.process"
+PROCESS_TASK = TASKS.PROCESS_REPORT
+EVENTS_TASK = TASKS.PROCESS_EVENTS
 
 
 def is_event_report(*, declared_format: str, stream: str) -> bool:
     """Is this report processed on the events queue?  From its declared format, else the one it was recognised
     as when it was received, or its declared stream."""
-    return declared_format in ingest.EVENT_FORMATS or stream == Stream.RUNTIME
+    return declared_format in apply.EVENT_FORMATS or stream == Stream.RUNTIME
 
 
 def _validate_options(*, format_name: str, image: str, stream: str) -> None:
@@ -77,63 +72,6 @@ def resolve_team(*, token: ApiToken | None, team_slug: str, user: User | None = 
     if team is None:
         raise ApplicationError(f"no team {team_slug!r}", code="unknown_team", status=404 if user else 400)
     return team
-
-
-@dataclasses.dataclass(frozen=True)
-class _SameBytes:
-    """An earlier report of the same bytes for the same team, format, image and stream, received within
-    VIGIL_DEDUPLICATE_SECONDS and not failed: a sender's retry (falcosidekick retries without keys)."""
-
-    team_id: Any  # None: reports without a team
-    digest: str
-    format_name: str
-    image: str
-    stream: str
-    cluster: str
-    since: dt.datetime
-
-    @classmethod
-    def of(cls, *, team: Team | None, digest: str, format_name: str, image: str, stream: str, cluster: str, now: dt.datetime) -> _SameBytes:
-        since = now - dt.timedelta(seconds=settings.VIGIL_DEDUPLICATE_SECONDS)
-        return cls(team.pk if team else None, digest, format_name, image, stream, cluster, since)
-
-    def earliest_id(self) -> Any:
-        """The id of the earliest such report, or None."""
-        if connection.vendor != "postgresql":
-            candidates = Report.objects.filter(
-                team_id=self.team_id,
-                content_sha256=self.digest,
-                declared_format=self.format_name,
-                image_ref=self.image,
-                cluster=self.cluster,
-                received_at__gte=self.since,
-            ).exclude(status=ReportStatus.FAILED)
-            if self.stream:  # the stored stream is the one used, which defaults to the format's
-                candidates = candidates.filter(stream=self.stream)
-            return candidates.order_by("received_at").values_list("pk", flat=True).first()
-        sql, params = self.sql()
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
-        return row[0] if row else None
-
-    def sql(self) -> tuple[str, list[Any]]:
-        """The same query for PostgreSQL, written out: the reports with these bytes first (the content hash
-        index finds the few there are), then the rest of the conditions on those.  Left to itself, the
-        planner may walk the team's reports of the whole window instead (it did: 1 ms and more per alert)."""
-        conditions = ['"team_id" IS NULL' if self.team_id is None else '"team_id" = %s']
-        params: list[Any] = [self.digest] + ([] if self.team_id is None else [self.team_id])
-        conditions += ['"declared_format" = %s', '"image_ref" = %s', '"cluster" = %s', '"received_at" >= %s', 'NOT ("status" = %s)']
-        params += [self.format_name, self.image, self.cluster, self.since, ReportStatus.FAILED.value]
-        if self.stream:  # the stored stream is the one used, which defaults to the format's
-            conditions.append('"stream" = %s')
-            params.append(self.stream)
-        same = (
-            'SELECT "id", "team_id", "declared_format", "image_ref", "cluster", "received_at", "status", "stream" FROM "dashboard_report"'
-            ' WHERE "content_sha256" = %s'
-        )
-        where = " AND ".join(conditions)
-        return f'WITH same AS MATERIALIZED ({same}) SELECT "id" FROM same WHERE {where} ORDER BY "received_at" ASC LIMIT 1', params  # noqa: S608
 
 
 def _check_in_insert(size: int) -> bool:
@@ -175,27 +113,18 @@ def report_submit(
     if not data:
         raise ApplicationError("empty report: post the tool's output as the request body", code="empty")
     digest = hashlib.sha256(data).hexdigest()
-    if idempotency_key:
-        earlier = Report.objects.filter(token=token, idempotency_key=idempotency_key).first()
-        if earlier is not None:
-            if earlier.content_sha256 != digest:
-                raise _idempotency_conflict()
-            return earlier, False
+    earlier = _same_key(token, idempotency_key, digest) if idempotency_key else None
+    if earlier is not None:
+        return earlier, False
     now = timezone.now()
     same_bytes = None
     if deduplicate and not idempotency_key:
-        same_bytes = _SameBytes.of(team=team, digest=digest, format_name=format_name, image=image, stream=stream, cluster=cluster, now=now)
-    if same_bytes is not None and not _check_in_insert(len(data)):
-        # The id only (the common answer is "none"): a full report row is fetched on a hit alone.
-        duplicate_id = same_bytes.earliest_id()
-        if duplicate_id is not None:
-            return Report.objects.get(pk=duplicate_id), False
-        same_bytes = None
+        same_bytes = SameBytes.of(team=team, digest=digest, format_name=format_name, image=image, stream=stream, cluster=cluster, now=now)
+    same_bytes, duplicate = _same_bytes_before_insert(same_bytes, size=len(data))
+    if duplicate is not None:
+        return duplicate, False
     stable = stable_digest(data)
-    known_good = _parsed_before(stable, team=team, format_name=format_name, size=len(data))
-    problem, detected, parsed = ("", "", None) if known_good else _validation(data, format_name)
-    if parsed is not None and (token is not None or user is not None):
-        _refuse_foreign(parsed, token=token, user=user, team=team, team_named=bool(team_slug), stream=stream, image=image)
+    problem, detected = _checked(data, stable, token=token, user=user, team=team, team_slug=team_slug, options=(format_name, stream, image))
     try:
         report, created = _store(
             team=team,
@@ -219,15 +148,36 @@ def report_submit(
         )
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key stored first: answer like it did.
-        earlier = Report.objects.filter(token=token, idempotency_key=idempotency_key[:255]).first()
+        earlier = _same_key(token, idempotency_key[:255], digest)
         if earlier is None:
             raise
-        if earlier.content_sha256 != digest:
-            raise _idempotency_conflict() from None
         return earlier, False
     if not created:  # the same bytes were received before (checked in the INSERT): the first report answers
         return report, False
-    received_as = format_name or detected
+    _received(report, received_as=format_name or detected, stream=stream, problem=problem)
+    return report, True
+
+
+def _same_bytes_before_insert(same_bytes: SameBytes | None, *, size: int) -> tuple[SameBytes | None, Report | None]:
+    """Look for an earlier report of the same bytes now, unless the INSERT itself will (``_check_in_insert``):
+    ``(what the INSERT still checks, the earlier report found)``."""
+    if same_bytes is None or _check_in_insert(size):
+        return same_bytes, None
+    # The id only (the common answer is "none"): a full report row is fetched on a hit alone.
+    duplicate_id = same_bytes.earliest_id()
+    return None, Report.objects.get(pk=duplicate_id) if duplicate_id is not None else None
+
+
+def _same_key(token: ApiToken | None, idempotency_key: str, digest: str) -> Report | None:
+    """The report stored earlier under this Idempotency-Key, or None; the same key with another body is a 422."""
+    earlier = Report.objects.filter(token=token, idempotency_key=idempotency_key).first()
+    if earlier is not None and earlier.content_sha256 != digest:
+        raise _idempotency_conflict()
+    return earlier
+
+
+def _received(report: Report, *, received_as: str, stream: str, problem: str) -> None:
+    """Count a stored report; one that failed the synchronous validation answers 422 (it is kept, as failed)."""
     metrics.report_received(
         format_name=received_as,
         stream=stream or (registry.get_parser(received_as).stream if received_as else ""),
@@ -236,7 +186,19 @@ def report_submit(
     )
     if problem:
         raise ApplicationError(problem, code="unparsable_report", status=422, extra={"report": str(report.pk)})
-    return report, True
+
+
+def _checked(
+    data: bytes, stable: str, *, token: ApiToken | None, user: User | None, team: Team | None, team_slug: str, options: tuple[str, str, str]
+) -> tuple[str, str]:
+    """Validate a report not parsed before (``(problem, detected format)``), refusing one about nothing but
+    other teams' findings (403)."""
+    format_name, stream, image = options
+    known_good = _parsed_before(stable, team=team, format_name=format_name, size=len(data))
+    problem, detected, parsed = ("", "", None) if known_good else _validation(data, format_name)
+    if parsed is not None and (token is not None or user is not None):
+        _refuse_foreign(parsed, token=token, user=user, team=team, team_named=bool(team_slug), stream=stream, image=image)
+    return problem, detected
 
 
 def _refuse_foreign(
@@ -252,7 +214,7 @@ def _refuse_foreign(
     """A 403 for a report about nothing but findings of teams its sender may not change (scope_check.py), before
     it is stored: the API records the refusal."""
     parser, result = parsed
-    if parser.name in ingest.EVENT_FORMATS:
+    if parser.name in apply.EVENT_FORMATS:
         return  # decided in the worker: an alert's receive path stays two statements
     rights = rights_of(token=token, user=user)
     source, stream = parser.name, stream or parser.stream
@@ -317,7 +279,7 @@ def _store(
     enqueue_now: bool,
     team_named: bool = False,
     cluster: str = "",
-    same_bytes: _SameBytes | None = None,
+    same_bytes: SameBytes | None = None,
     events: bool = False,
 ) -> tuple[Report, bool]:
     """Commit the report and its raw bytes; publish the task only after the commit.
@@ -334,7 +296,7 @@ def _store(
         stream=stream,
         image_ref=image,
         content_sha256=digest,
-        stable_sha256=stable,  # recognises a repeated scan in the worker (reimports.py)
+        stable_sha256=stable,  # recognises a repeated scan in the worker (repeat.py)
         size_bytes=len(data),
         idempotency_key=idempotency_key[:255],
         observed_at=observed_at,
@@ -344,7 +306,7 @@ def _store(
         report.status = ReportStatus.FAILED
         report.error = problem[:2000]
         report.finished_at = now
-    earlier_id = _insert(report, data, same_bytes=same_bytes)
+    earlier_id = insert_report(report, data, same_bytes=same_bytes)
     if earlier_id is not None:
         return Report.objects.get(pk=earlier_id), False
     if not problem and enqueue_now:
@@ -352,73 +314,15 @@ def _store(
     return report, True
 
 
-def _insert(report: Report, data: bytes, *, same_bytes: _SameBytes | None = None) -> Any:
-    """INSERT the report and its payload, both or neither; returns None, or the id of the earlier report
-    ``same_bytes`` found (then nothing is inserted).
-
-    On PostgreSQL one statement does it all (data-modifying WITHs): the duplicate check, the report, the payload.
-    Outside a transaction it commits on its own, without the BEGIN and COMMIT round trips: this is the hot path of
-    one Falco alert per request.  In a caller's transaction it runs in a savepoint, so a duplicate Idempotency-Key
-    leaves that usable.  The statement is written out from the model's fields once per process: compiling it with
-    the ORM cost more CPU than running it.
-    """
-    packed, encoding = ReportPayload.pack(data)
-    conn = connections[DEFAULT_DB_ALIAS]  # this thread's connection: ``connection`` looks it up on every use
-    if conn.vendor != "postgresql":
-        if same_bytes is not None:
-            earlier_id = same_bytes.earliest_id()
-            if earlier_id is not None:
-                return earlier_id
-        with transaction.atomic():
-            report.save(force_insert=True)
-            ReportPayload.objects.create(report=report, data=packed, encoding=encoding)
-        return None
-    fields, columns, data_field = _report_columns()
-    values = [field.get_db_prep_save(field.pre_save(report, True), conn) for field in fields]
-    payload = [data_field.get_db_prep_save(packed, conn), encoding]
-    placeholders = ", ".join(["%s"] * len(fields))
-    # Table and column names come from the models; every value is a parameter.
-    store_payload = 'INSERT INTO "dashboard_reportpayload" ("report_id", "data", "encoding") SELECT "id", %s, %s FROM stored'
-    if same_bytes is None:
-        sql = f'WITH stored AS (INSERT INTO "dashboard_report" ({columns}) VALUES ({placeholders}) RETURNING "id") {store_payload}'  # noqa: S608
-        params = [*values, *payload]
-    else:
-        earlier_sql, earlier_params = same_bytes.sql()
-        sql = (
-            f"WITH earlier AS ({earlier_sql}), "  # noqa: S608
-            f'stored AS (INSERT INTO "dashboard_report" ({columns}) SELECT {placeholders} WHERE NOT EXISTS (SELECT 1 FROM earlier)'
-            ' RETURNING "id"), '
-            f"payload AS ({store_payload}) "
-            'SELECT "id" FROM earlier'
-        )
-        params = [*earlier_params, *values, *payload]
-    with transaction.atomic() if conn.in_atomic_block else contextlib.nullcontext(), conn.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone() if same_bytes is not None else None
-    if row is not None:
-        return row[0]
-    report._state.adding = False
-    report._state.db = conn.alias
-    return None
-
-
-@functools.cache
-def _report_columns() -> tuple[tuple[Field[Any, Any], ...], str, Field[Any, Any]]:
-    """The report's fields, their quoted column names, and the payload's data field (looked up once)."""
-    fields = tuple(Report._meta.concrete_fields)
-    return fields, ", ".join(f'"{field.column}"' for field in fields), ReportPayload._meta.get_field("data")  # type: ignore[return-value]
-
-
 def enqueue(report_id: Any, *, events: bool = False) -> bool:
     """Publish the processing task (on the events queue for an event report); never raises (the sweeper
     re-enqueues what did not get through)."""
     if settings.CELERY_TASK_ALWAYS_EAGER:  # embedded default: no broker, process in-process
-        report_processing.report_process(report_id)
+        claim.report_process(report_id)
         return True
     try:
         # By name, so services never import tasks (tasks import services); on a producer kept by the thread.
-        name = EVENTS_TASK if events else PROCESS_TASK
-        publish_task(name, [str(report_id)], queue=task_queue(name))
+        publish.enqueue(EVENTS_TASK if events else PROCESS_TASK, [str(report_id)])
     except Exception:
         logger.warning("could not enqueue report %s; the sweeper will retry", report_id, exc_info=True)
         return False
@@ -462,7 +366,7 @@ def report_confirm_closures(*, report: Report, user: User, ids: Collection[int] 
             raise ApplicationError(
                 "confirming these closures needs the triage right on the team owning the findings", code="forbidden", status=403
             )
-        fixed = ingest.close_findings(ids=chosen, report=locked, now=timezone.now(), reason=f"confirmed by {user}")
+        fixed = apply.close_findings(ids=chosen, report=locked, now=timezone.now(), reason=f"confirmed by {user}")
         locked.held_closures = sorted(set(held) - set(chosen))
         locked.counts = {**locked.counts, "fixed": locked.counts.get("fixed", 0) + fixed}
         locked.save(update_fields=["held_closures", "counts"])

@@ -1,9 +1,9 @@
-"""Apply one parsed report to the findings: bulk upsert by fingerprint and lifecycle (rows: finding_rows.py).
+"""Apply one parsed report to the findings: bulk upsert by fingerprint and lifecycle (rows: write.py).
 
 Runs inside the caller's transaction with the report's lifecycle scopes
-locked (see ``report_processing.report_process``).  The number of queries is constant
+locked (see ``claim.report_process``).  The number of queries is constant
 per batch of findings, never per finding.  A report changes only the findings its
-sender may change (``sender_rights``): another team's in its scope are left alone.
+sender may change (``rights``): another team's in its scope are left alone.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from dashboard.models import ACTIVE_STATUSES, Finding, FindingEvent, Report, Status, Team
-from dashboard.services import intel, risk, running
-from dashboard.services.bulk_inserts import insert_rows
-from dashboard.services.finding_rows import (
+from dashboard.db.copy_rows import insert_rows
+from dashboard.ingest.rights import ForeignScopeError, SenderRights, own_image_items, report_sender_rights
+from dashboard.ingest.scopes import covered_scopes, explicitly_evaluated, lock_scopes, mark_applied
+from dashboard.ingest.write import (
     EVENT_FORMATS,
     PER_OCCURRENCE,
     Item,
+    Stored,
     changed_values,
     chunks,
     creatable,
@@ -36,9 +37,9 @@ from dashboard.services.finding_rows import (
     stored_findings,
     write_changed,
 )
+from dashboard.models import ACTIVE_STATUSES, Finding, FindingEvent, Image, Report, Status, Team
+from dashboard.services import intel, risk, running
 from dashboard.services.images import LAST_SEEN_STEP, Recorded, images_record
-from dashboard.services.scopes import covered_scopes, explicitly_evaluated, lock_scopes, mark_applied
-from dashboard.services.sender_rights import ForeignScopeError, SenderRights, own_image_items, report_sender_rights
 from scanners.base import ImageRef, ParseResult
 from scanners.digest import STABLE_FORMATS
 
@@ -61,7 +62,7 @@ class IngestOutcome:
     unchanged_ids: list[int] = dataclasses.field(default_factory=list)
     #: Every finding the report named (for event sightings: nudges.sightings_record).
     finding_ids: list[int] = dataclasses.field(default_factory=list)
-    #: The scopes a snapshot scan spoke for, kept on the report for recognising a repeat (reimports.py).
+    #: The scopes a snapshot scan spoke for, kept on the report for recognising a repeat (repeat.py).
     scopes: list[str] = dataclasses.field(default_factory=list)
     #: Findings of teams the sender may not change that the report named or covered, left untouched (and new
     #: ones it would have created for such a team).
@@ -90,32 +91,70 @@ def report_scopes(
 def apply_report(*, report: Report, source: str, stream: str, result: ParseResult, now: dt.datetime) -> IngestOutcome:
     """Upsert the report's findings and close what it no longer shows.  Caller holds the transaction.
 
-    Only findings the report's sender may change are touched (sender_rights.py); the others in its scope are
+    Only findings the report's sender may change are touched (rights.py); the others in its scope are
     counted ``not_yours``, and a report about nothing else raises ``ForeignScopeError`` (the caller rolls back).
-    (A batch of event reports is applied as one by ``event_ingest``.)
+    Snapshot reports only: every event report, a lone one too, is applied by ``apply_events`` (a batch of one).
     """
+    if source in EVENT_FORMATS:
+        raise ValueError(f"{source} reports are events: apply_events.apply_event_reports applies them")
     override = ImageRef.parse(report.image_ref) if report.image_ref else None
-    team = report.team
     rights = report_sender_rights(report)
-    items, scopes = report_scopes(team=team, source=source, stream=stream, result=result, override=override)
-    events_only = source in EVENT_FORMATS
-    # Open findings the report evaluated again and found passing (a lone policy result): fixed, their scopes locked too.
-    resolved: dict[int, tuple[str, int | None]] = {}
-    if result.resolved:
-        passing = Finding.objects.filter(fingerprint__any=result.resolved, status__in=ACTIVE_STATUSES)
-        resolved = {pk: (key, team_id) for pk, key, team_id in passing.values_list("id", "scope_key", "team_id")}
+    items, scopes = report_scopes(team=report.team, source=source, stream=stream, result=result, override=override)
+    resolved = _resolved(result)
     locked = scopes | {item.scope_key for item in items.values()} | {key for key, _ in resolved.values()}
     lock_scopes(locked)
-    if not events_only:  # what a repeated scan is compared with (reimports.py); events never repeat
-        mark_applied(locked, report=report)
+    mark_applied(locked, report=report)  # what a repeated scan is compared with (repeat.py)
+    active_before = _active_in(scopes)
+    images = _record_images(report, items, override, result, rights, source, now)
+    run = _Run.start(report=report, stream=stream, now=now, items=items, images=images, rights=rights)
+    for chunk in chunks(list(items)):
+        run.insert_new(chunk, result.labels)
+        run.update_stored(chunk)
+    run.touch_seen()
+    record_occurrences((run.ids[fp], item, now) for fp, item in items.items() if fp in run.ids)
+    triaged = run.triaged
+    _close_absent(report, stream, source, result, now, items, active_before, resolved, rights, run.foreign, triaged, run.events)
+    triaged.not_yours += len(run.foreign)
+    insert_rows(FindingEvent, run.events)
+    triaged.findings_total = len(items)
+    triaged.scopes = sorted(locked) if source in STABLE_FORMATS else []
+    triaged.finding_ids = list(run.ids.values())
+    counts = triaged.counts
+    if triaged.not_yours and not run.ids and not triaged.held_closures and not counts["fixed"] and not _owns_any(active_before, rights):
+        raise ForeignScopeError()  # about nothing but findings of teams the sender may not change
+    if triaged.not_yours:
+        counts["not_yours"] = triaged.not_yours
+    return triaged
 
-    # Open findings in the covered scopes before this report: the base for the "close more than half" rule.
+
+def _resolved(result: ParseResult) -> dict[int, tuple[str, int | None]]:
+    """Open findings the report evaluated again and found passing (a lone policy result): fixed, their scopes locked too."""
+    if not result.resolved:
+        return {}
+    passing = Finding.objects.filter(fingerprint__any=result.resolved, status__in=ACTIVE_STATUSES)
+    return {pk: (key, team_id) for pk, key, team_id in passing.values_list("id", "scope_key", "team_id")}
+
+
+def _active_in(scopes: set[str]) -> dict[str, tuple[int, str, int | None]]:
+    """Open findings in the covered scopes before this report: the base for the "close more than half" rule."""
     active_before: dict[str, tuple[int, str, int | None]] = {}
     for chunk in chunks(sorted(scopes)):
         active = Finding.objects.filter(scope_key__in=chunk, status__in=ACTIVE_STATUSES)
         active_before.update({fp: (pk, key, team) for pk, fp, key, team in active.values_list("id", "fingerprint", "scope_key", "team_id")})
+    return active_before
 
-    images = images_record(_image_refs(items, override, result), team, result.labels, now, Recorded())
+
+def _record_images(
+    report: Report,
+    items: dict[str, Item],
+    override: ImageRef | None,
+    result: ParseResult,
+    rights: SenderRights,
+    source: str,
+    now: dt.datetime,
+) -> dict[str, Image]:
+    """Record the images the report names, their sightings, and the report's own image on its row (not saved)."""
+    images = images_record(_image_refs(items, override, result), report.team, result.labels, now, Recorded())
     # Before scoring: a finding of an image this report sees running is born running.
     running.sightings_of_report(items=own_image_items(items.values(), images, rights), source=source, team_id=report.team_id, now=now)
     report_image = override or result.artifact
@@ -124,36 +163,75 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
         report.image = main_image
     if main_image is not None and report_image is not None:
         report.image_tag, report.image_digest = report_image.tag[:128], report_image.digest[:128]
+    return images
 
-    sla = risk.sla_days_for(team.sla_days if team is not None else None)
-    counts = {"new": 0, "reopened": 0, "unchanged": 0, "fixed": 0}
-    triaged = IngestOutcome(counts=counts, held_closures=[], findings_total=0)
-    events: list[dict[str, Any]] = []
-    ids: dict[str, int] = {}
-    known = stored_findings(list(items), with_details=events_only)
-    foreign = {row.id for row in known.values() if not rights.may_change(row.team_id)}
-    seen_ids: list[int] = []
+
+@dataclasses.dataclass
+class _Run:
+    """One report's upsert, chunk by chunk: what it has read, written and counted so far."""
+
+    report: Report
+    stream: str
+    now: dt.datetime
+    items: dict[str, Item]
+    images: dict[str, Image]
+    rights: SenderRights
+    sla: dict[str, int]
+    known: dict[str, Stored]
+    foreign: set[int]
+    triaged: IngestOutcome
+    events: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    ids: dict[str, int] = dataclasses.field(default_factory=dict)
+    seen_ids: list[int] = dataclasses.field(default_factory=list)
     facts: intel.Facts | None = None
-    by_id = {image.pk: image for image in images.values()}
-    for chunk in chunks(list(items)):
-        stored = {fp: known[fp] for fp in chunk if fp in known and known[fp].id not in foreign}
-        rows = [new_row(items[fp], report, image_of(items[fp], images), stream, now, result.labels) for fp in chunk if fp not in known]
-        owners = scope_owners(fallback_scopes(rows, by_id, rights))
-        allowed = [row for row in rows if creatable(row, by_id.get(row["image_id"]), owners, rights)]
-        triaged.not_yours += len(rows) - len(allowed)
-        new, facts = score_new(allowed, facts, items)
+
+    @classmethod
+    def start(
+        cls,
+        *,
+        report: Report,
+        stream: str,
+        now: dt.datetime,
+        items: dict[str, Item],
+        images: dict[str, Image],
+        rights: SenderRights,
+    ) -> _Run:
+        team = report.team
+        known = stored_findings(list(items), with_details=False)
+        foreign = {row.id for row in known.values() if not rights.may_change(row.team_id)}
+        triaged = IngestOutcome(counts={"new": 0, "reopened": 0, "unchanged": 0, "fixed": 0}, held_closures=[], findings_total=0)
+        sla = risk.sla_days_for(team.sla_days if team is not None else None)
+        return cls(report, stream, now, items, images, rights, sla, known, foreign, triaged)
+
+    def insert_new(self, chunk: Sequence[str], labels: dict[str, str]) -> None:
+        """Create the chunk's findings not stored yet that the sender may create."""
+        items, report, now, by_id = self.items, self.report, self.now, {image.pk: image for image in self.images.values()}
+        rows = [
+            new_row(items[fp], report, image_of(items[fp], self.images), self.stream, now, labels) for fp in chunk if fp not in self.known
+        ]
+        owners = scope_owners(fallback_scopes(rows, by_id, self.rights))
+        allowed = [row for row in rows if creatable(row, by_id.get(row["image_id"]), owners, self.rights)]
+        self.triaged.not_yours += len(rows) - len(allowed)
+        new, self.facts = score_new(allowed, self.facts, items)
         for pk, fp in insert_rows(Finding, new, unique_fields=["fingerprint"], returning=["id", "fingerprint"]):
-            ids[fp] = pk
-            triaged.new_ids.append(pk)
-            events.append(event_row(pk, FindingEvent.Type.CREATED, report, now, to_status=Status.OPEN))
-            counts["new"] += 1
+            self.ids[fp] = pk
+            self.triaged.new_ids.append(pk)
+            self.events.append(event_row(pk, FindingEvent.Type.CREATED, report, now, to_status=Status.OPEN))
+            self.triaged.counts["new"] += 1
+
+    def update_stored(self, chunk: Sequence[str]) -> None:
+        """Reopen, update or just count the chunk's stored findings the sender may change."""
+        triaged, counts, report, now = self.triaged, self.triaged.counts, self.report, self.now
+        stored = {fp: self.known[fp] for fp in chunk if fp in self.known and self.known[fp].id not in self.foreign}
         changed: dict[tuple[str, ...], list[Finding]] = {}
         for fp, row in stored.items():
-            ids[fp] = row.id
-            values = changed_values(row, items[fp], event=events_only)
+            self.ids[fp] = row.id
+            values = changed_values(row, self.items[fp], event=False)
             if row.status == Status.FIXED:
-                values.update(reopened_values(severity=values.get("severity", row.severity), now=now, sla=sla))
-                events.append(event_row(row.id, FindingEvent.Type.REOPENED, report, now, from_status=Status.FIXED, to_status=Status.OPEN))
+                values.update(reopened_values(severity=values.get("severity", row.severity), now=now, sla=self.sla))
+                self.events.append(
+                    event_row(row.id, FindingEvent.Type.REOPENED, report, now, from_status=Status.FIXED, to_status=Status.OPEN)
+                )
                 counts["reopened"] += 1
                 triaged.reopened_ids.append(row.id)
             else:
@@ -166,26 +244,16 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
                 if values.keys() - PER_OCCURRENCE:  # content, scope or status: triage looks again
                     triaged.changed_ids.append(row.id)
             else:
-                seen_ids.append(row.id)
+                self.seen_ids.append(row.id)
         write_changed(changed)
-    for chunk in read_chunks(seen_ids):
-        # Unchanged findings: move "last seen" forward at most once per LAST_SEEN_STEP, so re-importing
-        # the same report (CI re-runs) writes nothing.
-        Finding.objects.filter(pk__any=chunk, last_seen__lt=now - LAST_SEEN_STEP).update(last_seen=now, last_report=report)
-    record_occurrences((ids[fp], item, now) for fp, item in items.items() if fp in ids)
 
-    if not events_only:
-        _close_absent(report, stream, source, result, now, items, active_before, resolved, rights, foreign, triaged, events)
-    triaged.not_yours += len(foreign)
-    insert_rows(FindingEvent, events)
-    triaged.findings_total = len(items)
-    triaged.scopes = sorted(locked) if source in STABLE_FORMATS else []
-    triaged.finding_ids = list(ids.values())
-    if triaged.not_yours and not ids and not triaged.held_closures and not counts["fixed"] and not _owns_any(active_before, rights):
-        raise ForeignScopeError()  # about nothing but findings of teams the sender may not change
-    if triaged.not_yours:
-        counts["not_yours"] = triaged.not_yours
-    return triaged
+    def touch_seen(self) -> None:
+        """Unchanged findings: move "last seen" forward at most once per LAST_SEEN_STEP, so re-importing
+        the same report (CI re-runs) writes nothing."""
+        for chunk in read_chunks(self.seen_ids):
+            Finding.objects.filter(pk__any=chunk, last_seen__lt=self.now - LAST_SEEN_STEP).update(
+                last_seen=self.now, last_report=self.report
+            )
 
 
 def _image_refs(items: dict[str, Item], override: ImageRef | None, result: ParseResult) -> list[ImageRef]:

@@ -8,8 +8,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from dashboard.ingest.apply import EVENT_FORMATS, close_findings
 from dashboard.models import ACTIVE_STATUSES, Finding
-from dashboard.services.ingest import EVENT_FORMATS, close_findings
 
 
 def resolve_quiet_events(*, now: dt.datetime | None = None, quiet_days: int | None = None) -> int:

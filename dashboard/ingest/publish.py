@@ -6,7 +6,7 @@ the publish signals on every call: 0.46-0.51 ms of CPU here, more than the INSER
 properties: a test compares them, and the worker cannot tell them apart) and publishes it on a producer the
 thread keeps, made from the same broker settings (connect and socket timeouts, no retry): 0.32-0.34 ms.  A
 publish that fails drops the producer and its connection, so the next publish connects again; the caller
-decides what a failure means (``reports.enqueue``: the sweeper re-enqueues).
+decides what a failure means (``receive.enqueue``: the sweeper re-enqueues).
 """
 
 from __future__ import annotations
@@ -32,6 +32,38 @@ class _Kept(threading.local):
 
 
 _kept = _Kept()
+
+
+class TASKS:
+    """Every Celery task name, in one place (``dashboard/tasks.py`` registers them, the beat schedule in
+    ``vigil/settings.py`` names the periodic ones).  Names are stable so queued messages survive refactors."""
+
+    PROCESS_REPORT = "vigil.reports.process"
+    #: The same processing for event reports (Falco alerts, admission reviews), under its own name: it is routed to
+    #: the events queue, so alerts never wait behind a long scan.
+    PROCESS_EVENTS = "vigil.events.process"
+    SWEEP_REPORTS = "vigil.reports.sweep"
+    RESOLVE_QUIET_EVENTS = "vigil.events.resolve_quiet"
+    TAKE_SNAPSHOTS = "vigil.snapshots.take"
+    REASSIGN_OWNERSHIP = "vigil.ownership.reassign"
+    PRUNE_SIGNATURES = "vigil.tokens.prune_signatures"
+    COMPUTE_NUDGES = "vigil.nudges.compute"
+    WEEKLY_DIGEST = "vigil.nudges.weekly_digest"
+    EXPIRE_ACCEPTANCES = "vigil.triage.expire_acceptances"
+    REFRESH_INTEL = "vigil.intel.refresh"
+    RESCORE_IMAGES = "vigil.running.rescore_images"
+    REFRESH_RUNNING = "vigil.running.refresh"
+    PRUNE_RETENTION = "vigil.retention.prune"
+    RUN_NOTIFICATIONS = "vigil.notifications.run"
+    POSTURE_DIGEST = "vigil.notifications.posture_digest"
+    CREATE_TICKET = "vigil.tickets.create"
+
+
+def enqueue(name: str, args: list[Any]) -> str:
+    """Publish task ``name`` (one of ``TASKS``) with ``args`` on the queue Celery routes it to; the one way
+    services publish work (by name: services never import ``dashboard.tasks``).  Raises what the broker raised:
+    the caller decides what a failure means.  Returns the task id."""
+    return publish_task(name, args, queue=task_queue(name))
 
 
 def publish_task(name: str, args: list[Any], *, queue: str) -> str:
