@@ -4,7 +4,7 @@ PostgreSQL's triggers add a row per statement that changes what is active; folde
 the rows the posture API sums stay a few hundred.  One statement: it deletes the rows its snapshot sees and
 inserts their sums, so rows other transactions add meanwhile are kept and counted once.  Not the ORM: a
 data-modifying CTE (DELETE ... RETURNING feeding an INSERT) has no ORM form, and two statements would lose or
-double-count deltas committed between them.  The triggers that write the deltas live in migration 0019_perf_counts.
+double-count deltas committed between them.  The triggers that write the deltas live in migration 0002_postgresql.
 """
 
 from __future__ import annotations

@@ -63,12 +63,12 @@ def test_readyz_is_503_naming_the_database_when_nothing_listens_on_its_port(requ
 
 
 def test_readyz_is_503_naming_the_migration_not_applied() -> None:
-    MigrationRecorder(connection).record_unapplied("dashboard", "0010_payload_encoding")  # rolled back after the test
+    MigrationRecorder(connection).record_unapplied("dashboard", "0002_postgresql")  # rolled back after the test
 
     response = Client().get("/readyz")
 
     assert (response.status_code, response.json()["failed"]) == (503, ["migrations"])
-    assert response.json()["checks"]["migrations"] == "1 migration(s) not applied: dashboard.0010_payload_encoding"
+    assert response.json()["checks"]["migrations"] == "1 migration(s) not applied: dashboard.0002_postgresql"
 
 
 def test_once_applied_the_migrations_are_not_read_again(django_assert_num_queries) -> None:
