@@ -1,9 +1,10 @@
 """Actors that are not people: Vigil itself acting on a rule an operator configured.
 
-A ``SystemActor`` passes the administrators' check of the membership services, is never a
+A ``SystemActor`` passes the administrators' check of the membership services and the triage
+rights of ``findings_set_status`` (a tracker's signed webhook about its own ticket), is never a
 logged-in user (``is_authenticated`` is False, so no view or API accepts it as a caller), and
 is written to the audit log by name ("Vigil (single sign-on)"), so every change it makes says
-which rule-driven part of Vigil made it.
+which part of Vigil made it.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from django.db import transaction
 from django.utils import timezone
 
+from dashboard.actors import SystemActor
 from dashboard.errors import ApplicationError
 from dashboard.models import ACTIVE_STATUSES, Finding, Status, Ticket, TicketLink, TrackerConfig
 from dashboard.models.audit import AuditEvent
@@ -43,6 +44,11 @@ def _label(ticket: Ticket) -> str:
     return f"{ticket.tracker.kind} {ticket.external_id}"
 
 
+def _tracker_actor(ticket: Ticket) -> SystemActor:
+    """The tracker acting on its own ticket's findings: its signed webhook is the proof of its right."""
+    return SystemActor(_label(ticket))
+
+
 def _ticket_closed(ticket: Ticket) -> str:
     now = timezone.now()
     ticket.state, ticket.closed_at = Ticket.State.CLOSED, now
@@ -50,7 +56,7 @@ def _ticket_closed(ticket: Ticket) -> str:
     ids = list(Finding.objects.filter(tickets=ticket, status__in=ACTIVE_STATUSES).values_list("id", flat=True))
     reason = f"ticket {_label(ticket)} was closed: fixed pending re-scan (the next scan reopens what it still sees)"
     result = triage.findings_set_status(
-        ids=ids, by=None, status=Status.FIXED, reason=reason, now=now, system=_label(ticket), data={"ticket": ticket.pk}
+        ids=ids, by=_tracker_actor(ticket), status=Status.FIXED, reason=reason, now=now, data={"ticket": ticket.pk}
     )
     _audit(ticket, f"ticket {_label(ticket)} closed: {len(result.changed)} finding(s) fixed pending re-scan", result.changed)
     return "closed"
@@ -62,9 +68,7 @@ def _ticket_reopened(ticket: Ticket) -> str:
     ticket.save(update_fields=["state", "closed_at"])
     ids = list(Finding.objects.filter(tickets=ticket, status=Status.FIXED).values_list("id", flat=True))
     reason = f"ticket {_label(ticket)} was reopened in the tracker"
-    result = triage.findings_set_status(
-        ids=ids, by=None, status=Status.OPEN, reason=reason, system=_label(ticket), data={"ticket": ticket.pk}
-    )
+    result = triage.findings_set_status(ids=ids, by=_tracker_actor(ticket), status=Status.OPEN, reason=reason, data={"ticket": ticket.pk})
     _audit(ticket, f"ticket {_label(ticket)} reopened: {len(result.changed)} finding(s) open again", result.changed)
     return "reopened"
 

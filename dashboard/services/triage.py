@@ -20,6 +20,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from dashboard.actors import SystemActor
 from dashboard.errors import ApplicationError
 from dashboard.models import ACTIVE_STATUSES, Comment, Finding, FindingEvent, Membership, RiskAcceptance, Status, Team
 from dashboard.models.access import sees_everything
@@ -244,13 +245,12 @@ def findings_set_status(
     now: dt.datetime | None = None,
     batch: uuid.UUID | None = None,
     ip: str | None = None,
-    system: str = "",
     data: dict[str, Any] | None = None,
 ) -> BulkResult:
     """Move findings to ``status`` (not risk_accepted: see risk_acceptance.acceptance_request).
 
-    ``system`` names a caller that has proved its right otherwise (a tracker's signed webhook about its own
-    ticket's findings): no person's rights are asked, and the events say who acted.  ``data`` goes on every event.
+    ``by`` may be a ``SystemActor`` that has proved its right otherwise (a tracker's signed webhook about its own
+    ticket's findings): no person's rights are asked, and the events say which one acted.  ``data`` goes on every event.
     """
     if status not in Status.values:
         raise ApplicationError(f"unknown status {status!r}; use one of: {', '.join(Status.values)}", code="invalid_status")
@@ -261,13 +261,14 @@ def findings_set_status(
     now = now or timezone.now()
     result = BulkResult(batch=batch or new_batch(), verb=f"now {status.replace('_', ' ')}")
     rights = TriageRights.of(by)
+    system = by if isinstance(by, SystemActor) else None
     by_team: dict[int | None, list[int]] = {}
     with transaction.atomic():
         for chunk in chunks(sorted(set(ids))):
             rows = list(Finding.objects.filter(pk__in=chunk).select_for_update().order_by("id").values_list("id", "status", "team_id"))
             moving: list[tuple[int, str]] = []
             for pk, current, team_id in rows:
-                if not system and not rights.may_triage(team_id):
+                if system is None and not rights.may_triage(team_id):
                     result.skip("you may not triage this team's findings")
                 elif current == status:
                     result.skip(f"already {status.replace('_', ' ')}")
@@ -298,7 +299,7 @@ def findings_set_status(
                         from_status=current,
                         to_status=status,
                         batch=result.batch,
-                        data={**(data or {}), **({"by": system} if system else {})},
+                        data={**(data or {}), **({"by": system.name} if system else {})},
                     )
                     for pk, current in moving
                 ]
