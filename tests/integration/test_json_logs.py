@@ -55,7 +55,8 @@ def answer_id(web: Web, path: str, headers: dict[str, str]) -> str:
 
 
 def test_every_line_is_json_with_the_request_id_and_no_token(web: Web) -> None:
-    echoed = answer_id(web, "/api/v1/findings/", {"Authorization": f"Bearer {web.token[:-1]}x", "X-Request-ID": "ci-run-42"})
+    wrong = web.token[:-1] + ("y" if web.token.endswith("x") else "x")  # a token one character off: always refused
+    echoed = answer_id(web, "/api/v1/findings/", {"Authorization": f"Bearer {wrong}", "X-Request-ID": "ci-run-42"})
     fresh = answer_id(web, "/healthz", {})
     web.process.stop()  # flushes every log
     logs = web.logs()
