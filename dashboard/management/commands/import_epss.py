@@ -1,26 +1,14 @@
+from collections.abc import Callable
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
-
-from dashboard.errors import ApplicationError
+from dashboard.management.intel_command import IntelFileCommand
 from dashboard.services.intel import epss_import
 
 
-class Command(BaseCommand):
+class Command(IntelFileCommand):
     help = "Import FIRST's daily EPSS scores (CSV or .csv.gz: a #model_version comment line, then cve,epss,percentile)."
+    file_help = "epss_scores-YYYY-MM-DD.csv(.gz) from epss.cyentia.com"
+    noun = "EPSS scores"
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("file", help="epss_scores-YYYY-MM-DD.csv(.gz) from epss.cyentia.com")
-
-    def handle(self, *args: Any, **options: Any) -> None:
-        path = options["file"]
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-        except OSError as exc:
-            raise CommandError(f"{path}: {exc.strerror}") from exc
-        try:
-            result = epss_import(data=data)
-        except ApplicationError as exc:
-            raise CommandError(f"{path}: {exc.message}") from exc
-        self.stdout.write(result.summary("EPSS scores"))
+    def importer(self) -> Callable[..., Any]:
+        return epss_import
