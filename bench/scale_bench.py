@@ -71,16 +71,20 @@ def seed(scans: int, findings: int, alerts: int) -> dict[str, list[str]]:
 
     team_create(slug="bench", name="Bench")
     ids: dict[str, list[str]] = {"scans": [], "alerts": []}
+    started = time.monotonic()
     for n in range(scans):
         image = f"registry.example.com/bench/app{n}"
         data = trivy_bytes(findings, image=image, seed=n, start=n * 7)
         report, _ = report_submit(data=data, team_slug="bench", image=f"{image}:1.0.0", enqueue_now=False)
         ids["scans"].append(str(report.pk))
+    print(f"seeded {scans} scans in {time.monotonic() - started:.0f} s", flush=True)
+    started = time.monotonic()
     for n in range(alerts):
         alert = {**ALERT, "uuid": str(uuid.UUID(int=n)), "output": f"{ALERT['output']} seq={n}", "hostname": f"node-{n % 20}"}
         alert["output_fields"] = {**ALERT["output_fields"], "k8s.pod.name": f"api-{n % 50}"}
         report, _ = report_submit(data=json.dumps(alert).encode(), team_slug="bench", format_name="falco", enqueue_now=False)
         ids["alerts"].append(str(report.pk))
+    print(f"seeded {alerts} alerts in {time.monotonic() - started:.0f} s", flush=True)
     connections.close_all()  # a template database must have no connections
     return ids
 
@@ -194,8 +198,9 @@ def main() -> int:
     results = []
     try:
         for processes in (int(n) for n in args.workers.split(",")):
+            run_started = time.monotonic()
             results.append(run(processes, ids))
-            print(json.dumps(results[-1]), flush=True)
+            print(json.dumps(results[-1]), f"({time.monotonic() - run_started:.0f} s with setup)", flush=True)
             wrong = wrong_totals(results[-1]["totals"], first=results[0]["totals"], args=args)
             if wrong:
                 print(f"{processes} processes: {wrong}: {results[-1]['totals']} (first run {results[0]['totals']})", file=sys.stderr)
