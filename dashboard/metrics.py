@@ -44,7 +44,7 @@ ADMISSION_LATENCY = Histogram(
     "vigil_admission_decision_seconds", "Time to answer an admission review", ["outcome"], buckets=DECISION_BUCKETS
 )
 
-#: Rows the retention task deleted (kind: payloads, occurrences, sightings): rate() shows it keeping up.
+#: Rows the retention task deleted (kind: payloads, occurrences, sightings, reports): rate() shows it keeping up.
 RETENTION_PRUNED = Counter("vigil_retention_pruned", "Rows deleted by retention", ["kind"])
 
 

@@ -19,8 +19,9 @@ Pods are identified by their workload name (``workload_name``), never with their
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from scanners.base import (
@@ -134,25 +135,75 @@ class AdmissionReviewParser:
         return result
 
     def _parse_review(self, value: Any, where: str, result: ParseResult) -> None:
-        prefix = f"{where}: " if where else ""
-
         def at(path: str) -> str:
             return f"{where}.{path}" if where else path
 
-        review = expect_dict(value, where or "AdmissionReview")
-        if not _is_review(review):
-            raise ParseError(f"{prefix}not an AdmissionReview: expected kind AdmissionReview, apiVersion admission.k8s.io/*")
-        if review.get("request") is None:
-            raise ParseError(prefix + BARE_RESPONSE)
-        if review.get("response") is None:
-            raise ParseError(f"{prefix}AdmissionReview has a request but no response: there is no decision to record")
-        request = expect_dict(review["request"], at("request"))
-        response = expect_dict(review["response"], at("response"))
-        allowed = response.get("allowed")
-        if not isinstance(allowed, bool):
-            raise ParseError(f"{at('response')}: allowed is {'missing' if allowed is None else 'not a boolean'}")
-
+        request, response, allowed = _decision(value, where, at)
         operation = opt_str(request, "operation", at("request"), 32)
+        subject = _Subject.of(request, at)
+        if subject.resource not in result.evaluated:
+            result.evaluated.append(subject.resource)
+        labels = subject.metadata.get("labels")
+        if isinstance(labels, dict):
+            for key, label in labels.items():
+                if isinstance(key, str) and isinstance(label, str):
+                    result.labels[clean_text(key, 255)] = clean_text(label, 255)
+
+        obj, obj_where = subject.obj, subject.obj_where
+        containers = pod_containers(obj, opt_str(obj, "kind", obj_where, 255) or subject.kind, obj_where)
+        first_image = next((ImageRef.parse(image) for group, _, image in containers if group == "containers"), None)
+        if first_image is None and containers:
+            first_image = ImageRef.parse(containers[0][2])
+        details = _request_details(request, at, operation=operation, allowed=allowed, subject=subject, containers=containers)
+
+        warnings = expect_list(response.get("warnings"), at("response.warnings"))
+        if not allowed:
+            result.findings.append(_denial(response, at, source=self.name, details=details, subject=subject, image=first_image))
+        for index, raw in enumerate(warnings):
+            if not isinstance(raw, str):
+                raise ParseError(f"{at('response.warnings')}[{index}]: expected a string, got {type_name(raw)}")
+            text = clean_text(raw).strip()
+            if text:
+                result.findings.append(_warning(text, source=self.name, details=details, subject=subject, image=first_image))
+
+
+def _decision(value: Any, where: str, at: Callable[[str], str]) -> tuple[Mapping[str, Any], Mapping[str, Any], bool]:
+    """``(request, response, allowed)`` of a review that has all three."""
+    prefix = f"{where}: " if where else ""
+    review = expect_dict(value, where or "AdmissionReview")
+    if not _is_review(review):
+        raise ParseError(f"{prefix}not an AdmissionReview: expected kind AdmissionReview, apiVersion admission.k8s.io/*")
+    if review.get("request") is None:
+        raise ParseError(prefix + BARE_RESPONSE)
+    if review.get("response") is None:
+        raise ParseError(f"{prefix}AdmissionReview has a request but no response: there is no decision to record")
+    request = expect_dict(review["request"], at("request"))
+    response = expect_dict(review["response"], at("response"))
+    allowed = response.get("allowed")
+    if not isinstance(allowed, bool):
+        raise ParseError(f"{at('response')}: allowed is {'missing' if allowed is None else 'not a boolean'}")
+    return request, response, allowed
+
+
+@dataclasses.dataclass(frozen=True)
+class _Subject:
+    """The object the request is about (``object``, else ``oldObject`` for a DELETE) and the workload it names."""
+
+    obj: Mapping[str, Any]
+    obj_where: str
+    metadata: Mapping[str, Any]
+    sub_resource: str
+    kind: str
+    namespace: str
+    raw_name: str
+    name: str
+
+    @property
+    def resource(self) -> ResourceRef:
+        return ResourceRef(cluster="", namespace=self.namespace, kind=self.kind, name=self.name)
+
+    @classmethod
+    def of(cls, request: Mapping[str, Any], at: Callable[[str], str]) -> _Subject:
         obj: Mapping[str, Any] = {}
         for key in ("object", "oldObject"):
             if request.get(key) is not None:
@@ -173,104 +224,108 @@ class AdmissionReviewParser:
         namespace = opt_str(request, "namespace", at("request"), 255) or opt_str(metadata, "namespace", f"{obj_where}.metadata", 255)
         raw_name = opt_str(request, "name", at("request"), 255) or opt_str(metadata, "name", f"{obj_where}.metadata", 255)
         name = workload_of(raw_name, kind, metadata, f"{obj_where}.metadata")
-        resource = ResourceRef(cluster="", namespace=namespace, kind=kind, name=name)
-        if resource not in result.evaluated:
-            result.evaluated.append(resource)
-        labels = metadata.get("labels")
-        if isinstance(labels, dict):
-            for key, label in labels.items():
-                if isinstance(key, str) and isinstance(label, str):
-                    result.labels[clean_text(key, 255)] = clean_text(label, 255)
+        return cls(obj, obj_where, metadata, sub_resource, kind, namespace, raw_name, name)
 
-        containers = pod_containers(obj, opt_str(obj, "kind", obj_where, 255) or kind, obj_where)
-        first_image = next((ImageRef.parse(image) for group, _, image in containers if group == "containers"), None)
-        if first_image is None and containers:
-            first_image = ImageRef.parse(containers[0][2])
 
-        details: dict[str, Any] = {"operation": operation, "allowed": allowed}
-        request_uid = opt_str(request, "uid", at("request"), 255)
-        if request_uid:
-            details["request_uid"] = request_uid
-        if sub_resource:
-            details["sub_resource"] = sub_resource
-        if request.get("dryRun") is True:
-            details["dry_run"] = True
-        user_info = request.get("userInfo")
-        if isinstance(user_info, dict):
-            username = opt_str(user_info, "username", at("request.userInfo"), 255)
-            if username:
-                details["username"] = username
-        if raw_name and raw_name != name:
-            details["resource_name"] = raw_name
-        if containers:
-            details["images"] = [{"container": cname, "image": image, "list": group} for group, cname, image in containers]
+def _request_details(
+    request: Mapping[str, Any],
+    at: Callable[[str], str],
+    *,
+    operation: str,
+    allowed: bool,
+    subject: _Subject,
+    containers: list[tuple[str, str, str]],
+) -> dict[str, Any]:
+    """What every finding of the review keeps of the request (only the keys it gives)."""
+    details: dict[str, Any] = {"operation": operation, "allowed": allowed}
+    request_uid = opt_str(request, "uid", at("request"), 255)
+    if request_uid:
+        details["request_uid"] = request_uid
+    if subject.sub_resource:
+        details["sub_resource"] = subject.sub_resource
+    if request.get("dryRun") is True:
+        details["dry_run"] = True
+    user_info = request.get("userInfo")
+    if isinstance(user_info, dict):
+        username = opt_str(user_info, "username", at("request.userInfo"), 255)
+        if username:
+            details["username"] = username
+    if subject.raw_name and subject.raw_name != subject.name:
+        details["resource_name"] = subject.raw_name
+    if containers:
+        details["images"] = [{"container": cname, "image": image, "list": group} for group, cname, image in containers]
+    return details
 
-        warnings = expect_list(response.get("warnings"), at("response.warnings"))
-        if not allowed:
-            status = expect_dict(response.get("status") or {}, at("response.status"))
-            message = opt_str(status, "message", at("response.status"))
-            reason = opt_str(status, "reason", at("response.status"), 255)
-            code = status.get("code")
-            policies = _policies_in(message)
-            if reason and reason.strip().lower() not in _GENERIC_REASONS:
-                policy, rule = reason.strip(), ""
-            elif policies:
-                policy, rule = policies[0]
-            else:
-                policy, rule = "admission-denied", ""
-            denial = dict(details)
-            if reason:
-                denial["reason"] = reason
-            if isinstance(code, int) and not isinstance(code, bool):
-                denial["code"] = code
-            if policies:
-                denial["policies"] = [f"{p}/{r}" if r else p for p, r in policies]
-            lines = [line.strip() for line in message.splitlines() if line.strip()]
-            if lines and lines[0].endswith("blocked due to the following policies") and policies:
-                # Kyverno's first line is generic; name the first failed policy instead.
-                lines[0] = f"{lines[0].split(' was blocked', 1)[0]} was blocked by policy {policies[0][0]}"
-            result.findings.append(
-                Finding(
-                    kind="policy",
-                    source=self.name,
-                    rule_id=f"{policy}/{rule}" if rule else policy,
-                    title=lines[0] if lines else f"Admission denied: {kind} {name}".strip(),
-                    severity="medium",
-                    fingerprint=make_fingerprint("policy", "", namespace, kind, name, policy, rule),
-                    image=first_image,
-                    resource=resource,
-                    description=message,
-                    details=denial,
-                )
-            )
-        for index, raw in enumerate(warnings):
-            if not isinstance(raw, str):
-                raise ParseError(f"{at('response.warnings')}[{index}]: expected a string, got {type_name(raw)}")
-            text = clean_text(raw).strip()
-            if not text:
-                continue
-            named = _policies_in(text)
-            if named:
-                policy, rule = named[0]
-                rule_id = f"{policy}/{rule}" if rule else policy
-                identity_rule = rule
-            else:
-                # Nothing but the text tells two plain warnings apart: identify them by it.
-                policy, rule_id, identity_rule = "admission-warning", "admission-warning", " ".join(text.split())
-            result.findings.append(
-                Finding(
-                    kind="policy",
-                    source=self.name,
-                    rule_id=rule_id,
-                    title=text.splitlines()[0],
-                    severity="low",
-                    fingerprint=make_fingerprint("policy", "", namespace, kind, name, policy, identity_rule),
-                    image=first_image,
-                    resource=resource,
-                    description=text,
-                    details={**details, "warning": True},
-                )
-            )
+
+def _denial(
+    response: Mapping[str, Any],
+    at: Callable[[str], str],
+    *,
+    source: str,
+    details: dict[str, Any],
+    subject: _Subject,
+    image: ImageRef | None,
+) -> Finding:
+    """The denial as a finding of the policy that denied (its reason, else the first policy its message names)."""
+    status = expect_dict(response.get("status") or {}, at("response.status"))
+    message = opt_str(status, "message", at("response.status"))
+    reason = opt_str(status, "reason", at("response.status"), 255)
+    code = status.get("code")
+    policies = _policies_in(message)
+    if reason and reason.strip().lower() not in _GENERIC_REASONS:
+        policy, rule = reason.strip(), ""
+    elif policies:
+        policy, rule = policies[0]
+    else:
+        policy, rule = "admission-denied", ""
+    denial = dict(details)
+    if reason:
+        denial["reason"] = reason
+    if isinstance(code, int) and not isinstance(code, bool):
+        denial["code"] = code
+    if policies:
+        denial["policies"] = [f"{p}/{r}" if r else p for p, r in policies]
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if lines and lines[0].endswith("blocked due to the following policies") and policies:
+        # Kyverno's first line is generic; name the first failed policy instead.
+        lines[0] = f"{lines[0].split(' was blocked', 1)[0]} was blocked by policy {policies[0][0]}"
+    kind, name = subject.kind, subject.name
+    return Finding(
+        kind="policy",
+        source=source,
+        rule_id=f"{policy}/{rule}" if rule else policy,
+        title=lines[0] if lines else f"Admission denied: {kind} {name}".strip(),
+        severity="medium",
+        fingerprint=make_fingerprint("policy", "", subject.namespace, kind, name, policy, rule),
+        image=image,
+        resource=subject.resource,
+        description=message,
+        details=denial,
+    )
+
+
+def _warning(text: str, *, source: str, details: dict[str, Any], subject: _Subject, image: ImageRef | None) -> Finding:
+    """A warning as a low finding of the policy it names, else identified by its text."""
+    named = _policies_in(text)
+    if named:
+        policy, rule = named[0]
+        rule_id = f"{policy}/{rule}" if rule else policy
+        identity_rule = rule
+    else:
+        # Nothing but the text tells two plain warnings apart: identify them by it.
+        policy, rule_id, identity_rule = "admission-warning", "admission-warning", " ".join(text.split())
+    return Finding(
+        kind="policy",
+        source=source,
+        rule_id=rule_id,
+        title=text.splitlines()[0],
+        severity="low",
+        fingerprint=make_fingerprint("policy", "", subject.namespace, subject.kind, subject.name, policy, identity_rule),
+        image=image,
+        resource=subject.resource,
+        description=text,
+        details={**details, "warning": True},
+    )
 
 
 def workload_of(name: str, kind: str, metadata: Mapping[str, Any], where: str) -> str:

@@ -228,24 +228,10 @@ class CycloneDxParser:
         severity, cvss, cvss_vector, cvss_method = self._ratings(vuln.get("ratings"), f"{where}.ratings", source_name)
         analysis = expect_dict(vuln.get("analysis") or {}, f"{where}.analysis")
         state = opt_str(analysis, "state", f"{where}.analysis", 64)
-        references = [opt_str(source, "url", f"{where}.source", 2000)]
-        for a_index, item in enumerate(expect_list(vuln.get("advisories"), f"{where}.advisories")):
-            references.append(opt_str(expect_dict(item, f"{where}.advisories[{a_index}]"), "url", f"{where}.advisories[{a_index}]", 2000))
-        related = []
-        for r_index, item in enumerate(expect_list(vuln.get("references"), f"{where}.references")):
-            reference = expect_dict(item, f"{where}.references[{r_index}]")
-            related_id = opt_str(reference, "id", f"{where}.references[{r_index}]", 255)
-            if related_id and related_id != vuln_id:
-                related.append(related_id)
-            ref_source = expect_dict(reference.get("source") or {}, f"{where}.references[{r_index}].source")
-            references.append(opt_str(ref_source, "url", f"{where}.references[{r_index}].source", 2000))
+        references, related = _references(vuln, where, source, vuln_id)
         recommendation = opt_str(vuln, "recommendation", where, 2000)
         fix = _TRIVY_FIX.match(recommendation)
-        cwes = []
-        for c_index, cwe in enumerate(expect_list(vuln.get("cwes"), f"{where}.cwes")):
-            if isinstance(cwe, bool) or not isinstance(cwe, int):
-                raise ParseError(f"{where}.cwes[{c_index}]: expected a number")
-            cwes.append(cwe)
+        cwes = _cwes(vuln, where)
         description = opt_str(vuln, "description", where) or opt_str(vuln, "detail", where)
         base_details: dict[str, Any] = {
             "source_name": source_name,
@@ -253,46 +239,13 @@ class CycloneDxParser:
             "cvss_vector": cvss_vector,
             "related_vulnerabilities": related,
             "recommendation": recommendation,
-            "vex_state": state,
-            "vex_justification": opt_str(analysis, "justification", f"{where}.analysis", 255),
-            "vex_response": [r for r in expect_list(analysis.get("response"), f"{where}.analysis.response") if isinstance(r, str)],
-            "vex_detail": opt_str(analysis, "detail", f"{where}.analysis", 2000),
-            "published": iso_timestamp(vuln.get("published")),
-            "updated": iso_timestamp(vuln.get("updated")),
+            **_vex_details(vuln, analysis, where, state),
         }
 
-        affects = expect_list(vuln.get("affects"), f"{where}.affects")
-        targets: list[tuple[str, list[Any]]] = []
-        for a_index, item in enumerate(affects):
-            affect = expect_dict(item, f"{where}.affects[{a_index}]")
-            ref = opt_str(affect, "ref", f"{where}.affects[{a_index}]", 1000)
-            if not ref:
-                raise ParseError(f"{where}.affects[{a_index}]: missing ref")
-            targets.append((ref, expect_list(affect.get("versions"), f"{where}.affects[{a_index}].versions")))
-        if not targets:
-            targets.append(("", []))  # a vulnerability of the BOM's subject itself
-
         findings = []
-        for ref, versions in targets:
-            package: PackageRef | None
-            component = components.get(ref)
-            if component is not None:
-                pkg_name, pkg_path = component.package_name, component.path(ref)
-                package = PackageRef(
-                    name=pkg_name,
-                    version=component.version,
-                    fixed_version=clean_text(fix.group(1), 255) if fix else "",
-                    type=component.package_type,
-                    path=pkg_path,
-                )
-                purl = component.purl
-            else:
-                pkg_name, pkg_path, purl = ref, "", ref if ref.startswith("pkg:") else ""
-                package = PackageRef(name=clean_text(ref, 255)) if ref else None
-            details = dict(base_details)
-            details["ref"] = ref
-            details["purl"] = purl
-            details["affected_versions"] = [v for v in versions if isinstance(v, dict)][:20]
+        for ref, versions in _targets(vuln, where):
+            package, pkg_name, pkg_path, purl = _affected_package(ref, components, fix)
+            details = {**base_details, "ref": ref, "purl": purl, "affected_versions": [v for v in versions if isinstance(v, dict)][:20]}
             findings.append(
                 Finding(
                     kind="vulnerability",
@@ -350,6 +303,73 @@ class CycloneDxParser:
             best = min(worded, key=lambda r: (source_rank(r), _cvss_rank(r["method"])))
             return normalise_severity(best["severity"]), cvss, vector, method
         return severity_from_score(cvss), cvss, vector, method
+
+
+def _references(vuln: Mapping[str, Any], where: str, source: Mapping[str, Any], vuln_id: str) -> tuple[list[str], list[str]]:
+    """``(reference urls, ids of related vulnerabilities)``: the source's, the advisories' and the references' own."""
+    references = [opt_str(source, "url", f"{where}.source", 2000)]
+    for a_index, item in enumerate(expect_list(vuln.get("advisories"), f"{where}.advisories")):
+        references.append(opt_str(expect_dict(item, f"{where}.advisories[{a_index}]"), "url", f"{where}.advisories[{a_index}]", 2000))
+    related = []
+    for r_index, item in enumerate(expect_list(vuln.get("references"), f"{where}.references")):
+        reference = expect_dict(item, f"{where}.references[{r_index}]")
+        related_id = opt_str(reference, "id", f"{where}.references[{r_index}]", 255)
+        if related_id and related_id != vuln_id:
+            related.append(related_id)
+        ref_source = expect_dict(reference.get("source") or {}, f"{where}.references[{r_index}].source")
+        references.append(opt_str(ref_source, "url", f"{where}.references[{r_index}].source", 2000))
+    return references, related
+
+
+def _cwes(vuln: Mapping[str, Any], where: str) -> list[int]:
+    cwes = []
+    for c_index, cwe in enumerate(expect_list(vuln.get("cwes"), f"{where}.cwes")):
+        if isinstance(cwe, bool) or not isinstance(cwe, int):
+            raise ParseError(f"{where}.cwes[{c_index}]: expected a number")
+        cwes.append(cwe)
+    return cwes
+
+
+def _vex_details(vuln: Mapping[str, Any], analysis: Mapping[str, Any], where: str, state: str) -> dict[str, Any]:
+    """The VEX analysis (state, justification, response, detail) and the vulnerability's dates."""
+    return {
+        "vex_state": state,
+        "vex_justification": opt_str(analysis, "justification", f"{where}.analysis", 255),
+        "vex_response": [r for r in expect_list(analysis.get("response"), f"{where}.analysis.response") if isinstance(r, str)],
+        "vex_detail": opt_str(analysis, "detail", f"{where}.analysis", 2000),
+        "published": iso_timestamp(vuln.get("published")),
+        "updated": iso_timestamp(vuln.get("updated")),
+    }
+
+
+def _targets(vuln: Mapping[str, Any], where: str) -> list[tuple[str, list[Any]]]:
+    """``(component ref, affected versions)`` per affected component; the BOM's subject itself when none is named."""
+    targets: list[tuple[str, list[Any]]] = []
+    for a_index, item in enumerate(expect_list(vuln.get("affects"), f"{where}.affects")):
+        affect = expect_dict(item, f"{where}.affects[{a_index}]")
+        ref = opt_str(affect, "ref", f"{where}.affects[{a_index}]", 1000)
+        if not ref:
+            raise ParseError(f"{where}.affects[{a_index}]: missing ref")
+        targets.append((ref, expect_list(affect.get("versions"), f"{where}.affects[{a_index}].versions")))
+    if not targets:
+        targets.append(("", []))  # a vulnerability of the BOM's subject itself
+    return targets
+
+
+def _affected_package(ref: str, components: Mapping[str, _Component], fix: re.Match[str] | None) -> tuple[PackageRef | None, str, str, str]:
+    """``(package, name, path, purl)`` of an affected ref: its component's, else the ref itself (a purl or a name)."""
+    component = components.get(ref)
+    if component is None:
+        return (PackageRef(name=clean_text(ref, 255)) if ref else None), ref, "", ref if ref.startswith("pkg:") else ""
+    pkg_name, pkg_path = component.package_name, component.path(ref)
+    package = PackageRef(
+        name=pkg_name,
+        version=component.version,
+        fixed_version=clean_text(fix.group(1), 255) if fix else "",
+        type=component.package_type,
+        path=pkg_path,
+    )
+    return package, pkg_name, pkg_path, component.purl
 
 
 parser = CycloneDxParser()

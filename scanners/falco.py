@@ -20,6 +20,7 @@ tags, priority and the Falco fields ``proc.cmdline``, ``user.name``, ``evt.time`
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping
@@ -145,7 +146,43 @@ class FalcoParser:
         fields_raw = alert.get("output_fields")
         fields: Mapping[str, Any] = {} if fields_raw is None else expect_dict(fields_raw, f"{where}.output_fields")
         pairs = _output_pairs(output)
+        container = _Container.pick(fields, pairs)
+        image = _image(container, fields)
 
+        workload = workload_name(container.pod) if container.pod else ""
+        cluster = ""
+        resource = ResourceRef(cluster=cluster, namespace=container.namespace, kind="Pod", name=workload) if workload else None
+        subject = workload or (image.name if image is not None else container.repository) or container.name
+        severity = PRIORITY_SEVERITY.get(priority.strip().lower(), "unknown")
+
+        return Finding(
+            kind="runtime",
+            source=self.name,
+            rule_id=rule,
+            title=rule,
+            severity=severity,
+            fingerprint=make_fingerprint("runtime", rule, cluster, container.namespace, subject),
+            image=image,
+            resource=resource,
+            occurred_at=occurred_at,
+            description=output,
+            details=_details(alert, where, priority=priority, fields=fields, pairs=pairs, container=container, image=image),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Container:
+    """Where the alert happened, from ``output_fields`` first, else the ``key=value`` pairs of its output."""
+
+    namespace: str
+    pod: str
+    repository: str
+    tag: str
+    name: str
+    id: str
+
+    @classmethod
+    def pick(cls, fields: Mapping[str, Any], pairs: Mapping[str, str]) -> _Container:
         def pick(what: str) -> str:
             for key in _FIELD_NAMES[what]:
                 text = _scalar(fields.get(key))
@@ -157,74 +194,65 @@ class FalcoParser:
                     return text
             return ""
 
-        namespace = pick("namespace")
-        pod = pick("pod")
-        repository = pick("repository")
-        tag = pick("tag")
-        container_name = pick("container_name")
-        container_id = pick("container_id")
-
-        image: ImageRef | None = None
-        if repository:
-            image = ImageRef.parse(f"{repository}:{tag}" if tag and ":" not in repository.rsplit("/", 1)[-1] else repository)
-        digest = fields.get("container.image.digest")
-        if isinstance(digest, list):
-            digest = next((item for item in digest if isinstance(item, str)), None)
-        if image is not None and isinstance(digest, str) and _DIGEST.fullmatch(digest.strip().lower()):
-            image = ImageRef(image.registry, image.repository, image.tag, digest.strip().lower())
-
-        workload = workload_name(pod) if pod else ""
-        cluster = ""
-        resource = ResourceRef(cluster=cluster, namespace=namespace, kind="Pod", name=workload) if workload else None
-        subject = workload or (image.name if image is not None else repository) or container_name
-        severity = PRIORITY_SEVERITY.get(priority.strip().lower(), "unknown")
-
-        details: dict[str, Any] = {"priority": priority}
-        hostname = opt_str(alert, "hostname", where, 255)
-        if hostname:
-            details["hostname"] = hostname
-        source = opt_str(alert, "source", where, 64)
-        if source:
-            details["source"] = source
-        uuid = opt_str(alert, "uuid", where, 64)
-        if uuid:
-            details["uuid"] = uuid
-        tags = alert.get("tags")
-        if tags is not None:
-            if not isinstance(tags, list):
-                raise ParseError(f"{where}: tags is not a list")
-            details["tags"] = [clean_text(tag_text, 255) for tag_text in tags if isinstance(tag_text, str)]
-        cmdline = _scalar(fields.get("proc.cmdline"))
-        if cmdline:
-            details["proc.cmdline"] = cmdline
-        user = _scalar(fields.get("user.name")) or _scalar(pairs.get("user_name")) or _scalar(pairs.get("user"))
-        if user:
-            details["user.name"] = user
-        evt_time = _nanoseconds(fields.get("evt.time", fields.get("evt_time")))
-        if evt_time is not None:
-            details["evt.time"] = evt_time
-        if pod:
-            details["k8s.pod.name"] = pod
-        if container_name:
-            details["container.name"] = container_name
-        if container_id:
-            details["container.id"] = container_id
-        if repository and image is None:
-            details["container.image.repository"] = repository
-
-        return Finding(
-            kind="runtime",
-            source=self.name,
-            rule_id=rule,
-            title=rule,
-            severity=severity,
-            fingerprint=make_fingerprint("runtime", rule, cluster, namespace, subject),
-            image=image,
-            resource=resource,
-            occurred_at=occurred_at,
-            description=output,
-            details=details,
+        return cls(
+            namespace=pick("namespace"),
+            pod=pick("pod"),
+            repository=pick("repository"),
+            tag=pick("tag"),
+            name=pick("container_name"),
+            id=pick("container_id"),
         )
+
+
+def _image(container: _Container, fields: Mapping[str, Any]) -> ImageRef | None:
+    """The container's image, with its digest when ``container.image.digest`` gives a well-formed one."""
+    repository, tag = container.repository, container.tag
+    if not repository:
+        return None
+    image = ImageRef.parse(f"{repository}:{tag}" if tag and ":" not in repository.rsplit("/", 1)[-1] else repository)
+    digest = fields.get("container.image.digest")
+    if isinstance(digest, list):
+        digest = next((item for item in digest if isinstance(item, str)), None)
+    if image is not None and isinstance(digest, str) and _DIGEST.fullmatch(digest.strip().lower()):
+        image = ImageRef(image.registry, image.repository, image.tag, digest.strip().lower())
+    return image
+
+
+def _details(
+    alert: Mapping[str, Any],
+    where: str,
+    *,
+    priority: str,
+    fields: Mapping[str, Any],
+    pairs: Mapping[str, str],
+    container: _Container,
+    image: ImageRef | None,
+) -> dict[str, Any]:
+    """What the finding keeps of the alert beyond its identity (only the keys the alert gives)."""
+    details: dict[str, Any] = {"priority": priority}
+    for key, length in (("hostname", 255), ("source", 64), ("uuid", 64)):
+        text = opt_str(alert, key, where, length)
+        if text:
+            details[key] = text
+    tags = alert.get("tags")
+    if tags is not None:
+        if not isinstance(tags, list):
+            raise ParseError(f"{where}: tags is not a list")
+        details["tags"] = [clean_text(tag_text, 255) for tag_text in tags if isinstance(tag_text, str)]
+    cmdline = _scalar(fields.get("proc.cmdline"))
+    if cmdline:
+        details["proc.cmdline"] = cmdline
+    user = _scalar(fields.get("user.name")) or _scalar(pairs.get("user_name")) or _scalar(pairs.get("user"))
+    if user:
+        details["user.name"] = user
+    evt_time = _nanoseconds(fields.get("evt.time", fields.get("evt_time")))
+    if evt_time is not None:
+        details["evt.time"] = evt_time
+    extras = (("k8s.pod.name", container.pod), ("container.name", container.name), ("container.id", container.id))
+    details.update((key, text) for key, text in extras if text)
+    if container.repository and image is None:
+        details["container.image.repository"] = container.repository
+    return details
 
 
 parser = FalcoParser()

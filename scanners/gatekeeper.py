@@ -13,6 +13,7 @@ constraint audited (or the other constraints on those resources) are not known f
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from scanners.base import (
@@ -97,51 +98,74 @@ class GatekeeperParser:
         result.evaluated_policies.append((None, policy))
         if total_count > len(violations):
             result.incomplete_policies.append(policy)
-        findings = result.findings
+        audited = _Audited(
+            kind=constraint_kind,
+            name=constraint_name,
+            action=spec_action,
+            total=total_count,
+            truncated=total_count > len(violations),
+            audit_timestamp=audit_timestamp,
+        )
         for index, raw in enumerate(violations):
-            violation_where = f"{status_where}.violations[{index}]"
-            violation = expect_dict(raw, violation_where)
-            kind = req_str(violation, "kind", violation_where)
-            name = req_str(violation, "name", violation_where)
-            namespace = opt_str(violation, "namespace", violation_where, 255)
-            message = opt_str(violation, "message", violation_where)
-            action = opt_str(violation, "enforcementAction", violation_where, 64) or spec_action
-            details: dict[str, Any] = {
-                "policy": policy,
-                "constraint_kind": constraint_kind,
-                "constraint_name": constraint_name,
-                "enforcement_action": action,
-                "total_violations": total_count,
-                "truncated": total_count > len(violations),
-            }
-            scoped_actions = violation.get("enforcementActions")
-            if isinstance(scoped_actions, list):
-                details["enforcement_actions"] = [str(item) for item in scoped_actions if isinstance(item, str)]
-            group = opt_str(violation, "group", violation_where, 255)
-            version = opt_str(violation, "version", violation_where, 64)
-            if group or version:
-                details["api_version"] = f"{group}/{version}" if group else version
-            resource_name = workload_name(name, kind=kind)
-            if resource_name != name:
-                details["resource_name"] = name
-            resource = ResourceRef(cluster="", namespace=namespace, kind=kind, name=resource_name)
-            first_line = message.strip().splitlines()[0] if message.strip() else ""
-            findings.append(
-                Finding(
-                    kind="policy",
-                    source=self.name,
-                    rule_id=policy,
-                    title=first_line or f"{constraint_kind} {constraint_name}",
-                    severity=_SEVERITY.get(action.lower(), "medium"),
-                    fingerprint=make_fingerprint(
-                        "policy", resource.cluster, namespace, kind, resource_name, constraint_kind, constraint_name
-                    ),
-                    resource=resource,
-                    occurred_at=audit_timestamp,
-                    description=message,
-                    details=details,
-                )
-            )
+            result.findings.append(self._violation(raw, f"{status_where}.violations[{index}]", audited))
+
+    def _violation(self, raw: Any, violation_where: str, constraint: _Audited) -> Finding:
+        """One violator of an audited constraint as a policy finding."""
+        violation = expect_dict(raw, violation_where)
+        kind = req_str(violation, "kind", violation_where)
+        name = req_str(violation, "name", violation_where)
+        namespace = opt_str(violation, "namespace", violation_where, 255)
+        message = opt_str(violation, "message", violation_where)
+        action = opt_str(violation, "enforcementAction", violation_where, 64) or constraint.action
+        details: dict[str, Any] = {
+            "policy": constraint.policy,
+            "constraint_kind": constraint.kind,
+            "constraint_name": constraint.name,
+            "enforcement_action": action,
+            "total_violations": constraint.total,
+            "truncated": constraint.truncated,
+        }
+        scoped_actions = violation.get("enforcementActions")
+        if isinstance(scoped_actions, list):
+            details["enforcement_actions"] = [str(item) for item in scoped_actions if isinstance(item, str)]
+        group = opt_str(violation, "group", violation_where, 255)
+        version = opt_str(violation, "version", violation_where, 64)
+        if group or version:
+            details["api_version"] = f"{group}/{version}" if group else version
+        resource_name = workload_name(name, kind=kind)
+        if resource_name != name:
+            details["resource_name"] = name
+        resource = ResourceRef(cluster="", namespace=namespace, kind=kind, name=resource_name)
+        first_line = message.strip().splitlines()[0] if message.strip() else ""
+        return Finding(
+            kind="policy",
+            source=self.name,
+            rule_id=constraint.policy,
+            title=first_line or f"{constraint.kind} {constraint.name}",
+            severity=_SEVERITY.get(action.lower(), "medium"),
+            fingerprint=make_fingerprint("policy", resource.cluster, namespace, kind, resource_name, constraint.kind, constraint.name),
+            resource=resource,
+            occurred_at=constraint.audit_timestamp,
+            description=message,
+            details=details,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Audited:
+    """What every violation of one audited constraint shares."""
+
+    kind: str
+    name: str
+    #: The constraint's enforcementAction (a violation may name its own).
+    action: str
+    total: int
+    truncated: bool
+    audit_timestamp: str | None
+
+    @property
+    def policy(self) -> str:
+        return f"{self.kind}/{self.name}"
 
 
 parser = GatekeeperParser()

@@ -68,62 +68,61 @@ class KubeBenchParser:
         node_type = opt_str(control, "node_type", where, 64)
         control_id = opt_str(control, "id", where, 64)
         control_text = opt_str(control, "text", where, 500)
-        version = opt_str(control, "version", where, 64)
-        detected_version = opt_str(control, "detected_version", where, 64)
-        cluster = ""
-        resource = ResourceRef(cluster=cluster, kind="Cluster" if node_type == "policies" else "Node", name=node_type)
+        versions = {
+            "benchmark_version": opt_str(control, "version", where, 64),
+            "detected_version": opt_str(control, "detected_version", where, 64),
+        }
+        resource = ResourceRef(cluster="", kind="Cluster" if node_type == "policies" else "Node", name=node_type)
         findings: list[Finding] = []
         for test_index, raw_test in enumerate(expect_list(control.get("tests"), f"{where}.tests", allow_none=False)):
             test_where = f"{where}.tests[{test_index}]"
             test = expect_dict(raw_test, test_where)
-            section = opt_str(test, "section", test_where, 64)
-            section_desc = opt_str(test, "desc", test_where, 500)
+            context = {
+                "node_type": node_type,
+                "control_id": control_id,
+                "control": control_text,
+                "section": opt_str(test, "section", test_where, 64),
+                "section_desc": opt_str(test, "desc", test_where, 500),
+            }
             for index, raw in enumerate(expect_list(test.get("results"), f"{test_where}.results")):
-                result_where = f"{test_where}.results[{index}]"
-                result = expect_dict(raw, result_where)
-                test_number = req_str(result, "test_number", result_where, 64)
-                status = req_str(result, "status", result_where, 16).strip().upper()
-                if status not in _STATUSES:
-                    raise ParseError(f"{result_where}: unknown status {status!r} (expected PASS, FAIL, WARN or INFO)")
-                if status not in ("FAIL", "WARN"):
-                    continue
-                scored = result.get("scored")
-                if scored is not None and not isinstance(scored, bool):
-                    raise ParseError(f"{result_where}: scored is not a boolean")
-                severity = "low" if status == "WARN" else ("medium" if scored is False else "high")
-                test_desc = opt_str(result, "test_desc", result_where, 500)
-                remediation = opt_str(result, "remediation", result_where)
-                details: dict[str, Any] = self._details(result, result_where)
-                details.update(
-                    {
-                        "status": status,
-                        "node_type": node_type,
-                        "control_id": control_id,
-                        "control": control_text,
-                        "section": section,
-                        "section_desc": section_desc,
-                    }
-                )
-                if scored is not None:
-                    details["scored"] = scored
-                if version:
-                    details["benchmark_version"] = version
-                if detected_version:
-                    details["detected_version"] = detected_version
-                findings.append(
-                    Finding(
-                        kind="compliance",
-                        source=self.name,
-                        rule_id=test_number,
-                        title=test_desc or f"kube-bench {test_number}",
-                        severity=severity,
-                        fingerprint=make_fingerprint("compliance", self.name, cluster, node_type, test_number),
-                        resource=resource,
-                        description=remediation,
-                        details=details,
-                    )
-                )
+                finding = self._result(raw, f"{test_where}.results[{index}]", context=context, versions=versions, resource=resource)
+                if finding is not None:
+                    findings.append(finding)
         return findings
+
+    def _result(
+        self, raw: Any, result_where: str, *, context: Mapping[str, str], versions: Mapping[str, str], resource: ResourceRef
+    ) -> Finding | None:
+        """A failed or warned test result as a compliance finding; None for one that passed or only informs."""
+        result = expect_dict(raw, result_where)
+        test_number = req_str(result, "test_number", result_where, 64)
+        status = req_str(result, "status", result_where, 16).strip().upper()
+        if status not in _STATUSES:
+            raise ParseError(f"{result_where}: unknown status {status!r} (expected PASS, FAIL, WARN or INFO)")
+        if status not in ("FAIL", "WARN"):
+            return None
+        scored = result.get("scored")
+        if scored is not None and not isinstance(scored, bool):
+            raise ParseError(f"{result_where}: scored is not a boolean")
+        severity = "low" if status == "WARN" else ("medium" if scored is False else "high")
+        test_desc = opt_str(result, "test_desc", result_where, 500)
+        remediation = opt_str(result, "remediation", result_where)
+        details: dict[str, Any] = self._details(result, result_where)
+        details.update({"status": status, **context})
+        if scored is not None:
+            details["scored"] = scored
+        details.update((key, text) for key, text in versions.items() if text)
+        return Finding(
+            kind="compliance",
+            source=self.name,
+            rule_id=test_number,
+            title=test_desc or f"kube-bench {test_number}",
+            severity=severity,
+            fingerprint=make_fingerprint("compliance", self.name, resource.cluster, context["node_type"], test_number),
+            resource=resource,
+            description=remediation,
+            details=details,
+        )
 
     @staticmethod
     def _details(result: Mapping[str, Any], where: str) -> dict[str, Any]:

@@ -156,6 +156,27 @@ class KyvernoParser:
         evaluated: list[ResourceRef],
         pairs: list[tuple[ResourceRef | None, str]],
     ) -> None:
+        report, header = self._header(value, where)
+        if header.scope is not None:
+            _add(evaluated, header.scope)
+        results = expect_list(report.get("results"), join_path(where, "results"))
+        for index, raw in enumerate(results):
+            result_where = f"{join_path(where, 'results')}[{index}]"
+            result = expect_dict(raw, result_where)
+            resources = self._result_resources(result, result_where, header)
+            for ref, _ in resources:
+                _add(evaluated, ref)
+            outcome = req_str(result, "result", result_where).strip().lower()
+            if outcome not in _RESULTS:
+                raise ParseError(f"{result_where}: unknown result {outcome!r} (expected pass, fail, warn, error or skip)")
+            policy = req_str(result, "policy", result_where)
+            for ref, _ in resources:
+                _add_pair(pairs, (ref, policy))
+            if outcome in _FINDING_RESULTS:
+                findings.extend(self._result_findings(result, result_where, header, outcome=outcome, policy=policy, resources=resources))
+
+    def _header(self, value: Any, where: str) -> tuple[Mapping[str, Any], _Report]:
+        """The report and what its results share: kind, namespace, name, source and scope."""
         label = where or "report"
         report = expect_dict(value, label)
         if not _is_report(report):
@@ -175,92 +196,73 @@ class KyvernoParser:
             scope_where = join_path(where, "scope")
             scope_raw = self._object_ref(expect_dict(report["scope"], scope_where), scope_where)
             scope = self._resource(scope_raw, report_namespace, cluster_scoped)
-            _add(evaluated, scope)
         report_source = opt_str(report, "source", label)
-        results = expect_list(report.get("results"), join_path(where, "results"))
-        for index, raw in enumerate(results):
-            result_where = f"{join_path(where, 'results')}[{index}]"
-            result = expect_dict(raw, result_where)
-            resources: list[tuple[ResourceRef, dict[str, str]]] = []
-            for sub, entry in enumerate(expect_list(result.get("resources"), f"{result_where}.resources")):
-                entry_where = f"{result_where}.resources[{sub}]"
-                ref_raw = self._object_ref(expect_dict(entry, entry_where), entry_where)
-                resources.append((self._resource(ref_raw, report_namespace, cluster_scoped), ref_raw))
-            if not resources and scope is not None:
-                resources.append((scope, scope_raw))
-            for ref, _ in resources:
-                _add(evaluated, ref)
-            outcome = req_str(result, "result", result_where).strip().lower()
-            if outcome not in _RESULTS:
-                raise ParseError(f"{result_where}: unknown result {outcome!r} (expected pass, fail, warn, error or skip)")
-            policy = req_str(result, "policy", result_where)
-            for ref, _ in resources:
-                _add_pair(pairs, (ref, policy))
-            if outcome not in _FINDING_RESULTS:
-                continue
-            rule = opt_str(result, "rule", result_where, 255)
-            scored = result.get("scored")
-            if scored is not None and not isinstance(scored, bool):
-                raise ParseError(f"{result_where}: scored is not a boolean")
-            effective = "warn" if outcome == "fail" and scored is False else outcome
-            severity_word = opt_str(result, "severity", result_where, 64)
-            severity = normalise_severity(severity_word) if severity_word else "unknown"
-            if severity == "unknown":
-                severity = _DEFAULT_SEVERITY[effective]
-            message = opt_str(result, "message", result_where)
-            properties = self._properties(result.get("properties"), f"{result_where}.properties")
-            occurred_at = timestamp_to_iso(result.get("timestamp"), f"{result_where}.timestamp")
-            package = None
-            if properties.get("pkgName"):
-                package = PackageRef(
-                    name=clean_text(properties["pkgName"], 255),
-                    version=clean_text(properties.get("installedVersion", ""), 255),
-                    fixed_version=clean_text(properties.get("fixedVersion", ""), 255),
+        header = _Report(report_kind, cluster_scoped, report_namespace, report_name, report_source, scope, scope_raw)
+        return report, header
+
+    def _result_resources(self, result: Mapping[str, Any], result_where: str, header: _Report) -> list[tuple[ResourceRef, dict[str, str]]]:
+        """The resources a result names (with their raw references), else the report's scope."""
+        resources: list[tuple[ResourceRef, dict[str, str]]] = []
+        for sub, entry in enumerate(expect_list(result.get("resources"), f"{result_where}.resources")):
+            entry_where = f"{result_where}.resources[{sub}]"
+            ref_raw = self._object_ref(expect_dict(entry, entry_where), entry_where)
+            resources.append((self._resource(ref_raw, header.namespace, header.cluster_scoped), ref_raw))
+        if not resources and header.scope is not None:
+            resources.append((header.scope, header.scope_raw))
+        return resources
+
+    def _result_findings(
+        self,
+        result: Mapping[str, Any],
+        result_where: str,
+        header: _Report,
+        *,
+        outcome: str,
+        policy: str,
+        resources: list[tuple[ResourceRef, dict[str, str]]],
+    ) -> list[Finding]:
+        """A failed (or warned, errored) result as one finding per resource it names, or one without a resource."""
+        rule = opt_str(result, "rule", result_where, 255)
+        scored = result.get("scored")
+        if scored is not None and not isinstance(scored, bool):
+            raise ParseError(f"{result_where}: scored is not a boolean")
+        effective = "warn" if outcome == "fail" and scored is False else outcome
+        severity_word = opt_str(result, "severity", result_where, 64)
+        severity = normalise_severity(severity_word) if severity_word else "unknown"
+        if severity == "unknown":
+            severity = _DEFAULT_SEVERITY[effective]
+        message = opt_str(result, "message", result_where)
+        properties = self._properties(result.get("properties"), f"{result_where}.properties")
+        occurred_at = timestamp_to_iso(result.get("timestamp"), f"{result_where}.timestamp")
+        references = clean_references([properties.get("primaryURL"), properties.get("url")])
+        details: dict[str, Any] = {"policy": policy, "rule": rule, "result": outcome, "effective_result": effective}
+        details.update(_result_details(result, result_where, header, scored=scored, properties=properties))
+        title = message.strip().splitlines()[0] if message.strip() else (f"{policy} {rule}".strip())
+        targets: list[tuple[ResourceRef | None, dict[str, str]]] = list(resources) or [(None, {})]
+        findings = []
+        for resource, raw_ref in targets:
+            finding_details = dict(details)
+            if raw_ref.get("name") and resource is not None and raw_ref["name"] != resource.name:
+                finding_details["resource_name"] = raw_ref["name"]
+            if raw_ref.get("uid"):
+                finding_details["resource_uid"] = raw_ref["uid"]
+            findings.append(
+                Finding(
+                    kind="policy",
+                    source=self.name,
+                    rule_id=f"{policy}/{rule}" if rule else policy,
+                    title=title,
+                    severity=severity,
+                    fingerprint=_fingerprint(resource, header.namespace, policy, rule),
+                    resource=resource,
+                    package=_package(properties),
+                    references=references,
+                    occurred_at=occurred_at,
+                    description=message,
+                    details=finding_details,
                 )
-            references = clean_references([properties.get("primaryURL"), properties.get("url")])
-            details: dict[str, Any] = {
-                "policy": policy,
-                "rule": rule,
-                "result": outcome,
-                "effective_result": effective,
-                "report_kind": report_kind,
-            }
-            if scored is not None:
-                details["scored"] = scored
-            for key in ("category", "source"):
-                text = opt_str(result, key, result_where, 255)
-                if text:
-                    details[key] = text
-            if "source" not in details and report_source:
-                details["source"] = report_source
-            if report_name:
-                details["report"] = report_name
-            if properties:
-                details["properties"] = properties
-            title = message.strip().splitlines()[0] if message.strip() else (f"{policy} {rule}".strip())
-            targets: list[tuple[ResourceRef | None, dict[str, str]]] = list(resources) or [(None, {})]
-            for resource, raw_ref in targets:
-                finding_details = dict(details)
-                if raw_ref.get("name") and resource is not None and raw_ref["name"] != resource.name:
-                    finding_details["resource_name"] = raw_ref["name"]
-                if raw_ref.get("uid"):
-                    finding_details["resource_uid"] = raw_ref["uid"]
-                findings.append(
-                    Finding(
-                        kind="policy",
-                        source=self.name,
-                        rule_id=f"{policy}/{rule}" if rule else policy,
-                        title=title,
-                        severity=severity,
-                        fingerprint=_fingerprint(resource, report_namespace, policy, rule),
-                        resource=resource,
-                        package=package,
-                        references=references,
-                        occurred_at=occurred_at,
-                        description=message,
-                        details=finding_details,
-                    )
-                )
+            )
+        return findings
 
     @staticmethod
     def _object_ref(ref: Mapping[str, Any], where: str) -> dict[str, str]:
@@ -325,6 +327,50 @@ def _add_pair(pairs: list[tuple[ResourceRef | None, str]], pair: tuple[ResourceR
 def _add(resources: list[ResourceRef], resource: ResourceRef) -> None:
     if resource not in resources:
         resources.append(resource)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Report:
+    """What the results of one policy report share."""
+
+    kind: str
+    cluster_scoped: bool
+    namespace: str
+    name: str
+    source: str
+    scope: ResourceRef | None
+    scope_raw: dict[str, str]
+
+
+def _package(properties: Mapping[str, str]) -> PackageRef | None:
+    """The package a result's properties name (a vulnerability reported through a policy report)."""
+    if not properties.get("pkgName"):
+        return None
+    return PackageRef(
+        name=clean_text(properties["pkgName"], 255),
+        version=clean_text(properties.get("installedVersion", ""), 255),
+        fixed_version=clean_text(properties.get("fixedVersion", ""), 255),
+    )
+
+
+def _result_details(
+    result: Mapping[str, Any], result_where: str, header: _Report, *, scored: bool | None, properties: Mapping[str, str]
+) -> dict[str, Any]:
+    """The rest of a result's details, after its policy, rule and outcome (only the keys it gives)."""
+    details: dict[str, Any] = {"report_kind": header.kind}
+    if scored is not None:
+        details["scored"] = scored
+    for key in ("category", "source"):
+        text = opt_str(result, key, result_where, 255)
+        if text:
+            details[key] = text
+    if "source" not in details and header.source:
+        details["source"] = header.source
+    if header.name:
+        details["report"] = header.name
+    if properties:
+        details["properties"] = properties
+    return details
 
 
 parser = KyvernoParser()

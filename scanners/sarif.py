@@ -161,25 +161,14 @@ class SarifParser:
 
     def _result(self, value: Any, where: str, context: _RunContext) -> Finding | None:
         result = expect_dict(value, where)
-        result_kind = opt_str(result, "kind", where, 64) or "fail"
-        if result_kind.lower() in _NOT_PROBLEMS:
-            return None
-        if opt_str(result, "baselineState", where, 64) == "absent":
-            return None
-        if self._suppressed(result, where):
+        result_kind = self._problem_kind(result, where)
+        if not result_kind:
             return None
         rule, rule_id = self._rule(result, where, context)
         rule_props: Mapping[str, Any] = _properties(rule, f"{where}(rule)") if rule else {}
         result_props = _properties(result, where)
 
-        level = opt_str(result, "level", where, 32)
-        if level and level not in _LEVELS:
-            raise ParseError(f"{where}: level {level!r} is not one of error, warning, note, none")
-        if not level:
-            default = expect_dict(rule.get("defaultConfiguration") or {}, f"{where}(rule).defaultConfiguration") if rule else {}
-            level = opt_str(default, "level", f"{where}(rule).defaultConfiguration", 32)
-            if level not in _LEVELS:
-                level = "warning" if result_kind == "fail" else "none"
+        level = _level(result, rule, where, result_kind)
         security_severity = _number(result_props.get("security-severity"))
         if security_severity is None:
             security_severity = _number(rule_props.get("security-severity"))
@@ -193,39 +182,15 @@ class SarifParser:
         tags = [t for t in expect_list(rule_props.get("tags"), f"{where}(rule).properties.tags") if isinstance(t, str)]
         tags += [t for t in expect_list(result_props.get("tags"), f"{where}.properties.tags") if isinstance(t, str)]
         rule_name = opt_str(rule, "name", f"{where}(rule)", 255) if rule else ""
-        if _VULN_ID.match(rule_id):
-            kind = "vulnerability"
-        elif any("secret" in t.lower() for t in tags) or "secret" in rule_name.lower():
-            kind = "secret"
-        else:
-            kind = "misconfiguration"
-
-        package = None
-        if kind == "vulnerability" and context.tool_name.lower() == "trivy":
-            lines = {key: val for key, val in _TRIVY_LINE.findall(message)}
-            if lines.get("Package"):
-                package = PackageRef(
-                    name=clean_text(lines["Package"], 255),
-                    version=clean_text(lines.get("Installed Version", ""), 255),
-                    fixed_version=clean_text(lines.get("Fixed Version", ""), 255),
-                )
-        cvss = None
-        if kind == "vulnerability":
-            cvss = clean_cvss(rule_props.get("cvssv3_baseScore"))
-            if cvss is None:
-                cvss = clean_cvss(security_severity)
+        kind = _kind(rule_id, tags, rule_name)
+        package = _trivy_package(message) if kind == "vulnerability" and context.tool_name.lower() == "trivy" else None
+        cvss = _cvss(rule_props, security_severity) if kind == "vulnerability" else None
 
         short = _text(rule.get("shortDescription"), f"{where}(rule).shortDescription") if rule else ""
         full = _text(rule.get("fullDescription"), f"{where}(rule).fullDescription") if rule else ""
         title = short or message.split("\n", 1)[0] or rule_name or rule_id
-        fingerprint = make_fingerprint(
-            "sarif",
-            context.tool_name.lower(),
-            rule_id,
-            uri,
-            partial_text or ("" if start_line is None else str(start_line)),
-            package.name if package else "",
-        )
+        located = partial_text or ("" if start_line is None else str(start_line))
+        fingerprint = make_fingerprint("sarif", context.tool_name.lower(), rule_id, uri, located, package.name if package else "")
         details: dict[str, Any] = {
             "tool": context.tool_name,
             "tool_version": context.tool_version,
@@ -233,11 +198,7 @@ class SarifParser:
             "result_kind": result_kind if result_kind != "fail" else "",
             "security_severity": security_severity,
             "rule_name": rule_name if rule_name != rule_id else "",
-            "uri": uri,
-            "start_line": start_line,
-            "end_line": end_line,
-            "partial_fingerprints": {k: v for k, v in sorted(partial.items()) if isinstance(v, (str, int))},
-            "tags": tags[:30],
+            **_where_found(uri, start_line, end_line, partial, tags),
             "baseline_state": opt_str(result, "baselineState", where, 64),
         }
         return Finding(
@@ -256,6 +217,18 @@ class SarifParser:
             description="\n\n".join(part for part in (message, full) if part),
             details={k: v for k, v in details.items() if v not in ("", None, [], {})},
         )
+
+    @classmethod
+    def _problem_kind(cls, result: Mapping[str, Any], where: str) -> str:
+        """The result's kind ("fail" unless it says), or "" for no problem: passed, gone from the baseline, suppressed."""
+        result_kind = opt_str(result, "kind", where, 64) or "fail"
+        if result_kind.lower() in _NOT_PROBLEMS:
+            return ""
+        if opt_str(result, "baselineState", where, 64) == "absent":
+            return ""
+        if cls._suppressed(result, where):
+            return ""
+        return result_kind
 
     @staticmethod
     def _suppressed(result: Mapping[str, Any], where: str) -> bool:
@@ -325,6 +298,55 @@ class _RunContext:
         self.by_id = by_id
         self.image = image
         self.occurred_at = occurred_at
+
+
+def _level(result: Mapping[str, Any], rule: Mapping[str, Any] | None, where: str, result_kind: str) -> str:
+    """The result's level, else its rule's default, else what its kind implies."""
+    level = opt_str(result, "level", where, 32)
+    if level and level not in _LEVELS:
+        raise ParseError(f"{where}: level {level!r} is not one of error, warning, note, none")
+    if not level:
+        default = expect_dict(rule.get("defaultConfiguration") or {}, f"{where}(rule).defaultConfiguration") if rule else {}
+        level = opt_str(default, "level", f"{where}(rule).defaultConfiguration", 32)
+        if level not in _LEVELS:
+            level = "warning" if result_kind == "fail" else "none"
+    return level
+
+
+def _cvss(rule_props: Mapping[str, Any], security_severity: float | None) -> float | None:
+    """A vulnerability's CVSS: the rule's ``cvssv3_baseScore``, else its security severity (a CVSS score too)."""
+    cvss = clean_cvss(rule_props.get("cvssv3_baseScore"))
+    return clean_cvss(security_severity) if cvss is None else cvss
+
+
+def _where_found(uri: str, start_line: int | None, end_line: int | None, partial: Mapping[str, Any], tags: list[str]) -> dict[str, Any]:
+    return {
+        "uri": uri,
+        "start_line": start_line,
+        "end_line": end_line,
+        "partial_fingerprints": {k: v for k, v in sorted(partial.items()) if isinstance(v, (str, int))},
+        "tags": tags[:30],
+    }
+
+
+def _kind(rule_id: str, tags: list[str], rule_name: str) -> str:
+    if _VULN_ID.match(rule_id):
+        return "vulnerability"
+    if any("secret" in t.lower() for t in tags) or "secret" in rule_name.lower():
+        return "secret"
+    return "misconfiguration"
+
+
+def _trivy_package(message: str) -> PackageRef | None:
+    """The package Trivy's SARIF names in the lines of a vulnerability's message."""
+    lines = {key: val for key, val in _TRIVY_LINE.findall(message)}
+    if not lines.get("Package"):
+        return None
+    return PackageRef(
+        name=clean_text(lines["Package"], 255),
+        version=clean_text(lines.get("Installed Version", ""), 255),
+        fixed_version=clean_text(lines.get("Fixed Version", ""), 255),
+    )
 
 
 parser = SarifParser()

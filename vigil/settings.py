@@ -334,6 +334,15 @@ VIGIL_RAW_RETENTION_DAYS = int(os.environ.get("VIGIL_RAW_RETENTION_DAYS", "30"))
 VIGIL_OCCURRENCE_RETENTION_DAYS = int(os.environ.get("VIGIL_OCCURRENCE_RETENTION_DAYS", "180"))
 #: Event sightings (an alert or denial touching a finding: nudges count them, posture charts them per day) go after this.
 VIGIL_SIGHTING_RETENTION_DAYS = int(os.environ.get("VIGIL_SIGHTING_RETENTION_DAYS", "400"))
+#: Event-stream reports (one Falco alert or admission denial each) go, with their payloads, this long after receipt
+#: unless something still names them.  Never shorter than the sightings' retention: a sighting cascades from its
+#: report, so a shorter setting would delete sightings before their own time; refused at startup rather than clamped.
+VIGIL_EVENT_REPORT_RETENTION_DAYS = int(os.environ.get("VIGIL_EVENT_REPORT_RETENTION_DAYS", str(VIGIL_SIGHTING_RETENTION_DAYS)))
+if VIGIL_EVENT_REPORT_RETENTION_DAYS < VIGIL_SIGHTING_RETENTION_DAYS:
+    raise RuntimeError(
+        f"VIGIL_EVENT_REPORT_RETENTION_DAYS ({VIGIL_EVENT_REPORT_RETENTION_DAYS}) must be at least"
+        f" VIGIL_SIGHTING_RETENTION_DAYS ({VIGIL_SIGHTING_RETENTION_DAYS}): a sighting is deleted with its report"
+    )
 #: Pruned hourly on the maintenance queue (the beat block at the end); idempotent, in batches.
 
 # Report uploads are read as a stream with their own cap (VIGIL_MAX_REPORT_BYTES), not buffered by Django.

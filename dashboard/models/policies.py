@@ -133,6 +133,8 @@ class GateDecision(models.Model):
         indexes = [
             models.Index(fields=["team", "-created_at"], name="gatedecision_team_idx"),
             models.Index(fields=["image", "-created_at"], name="gatedecision_image_idx"),
+            # Few decisions name a report (a gate asked with POST ?wait=): deleting a report (retention) finds them here.
+            models.Index(fields=["report"], condition=models.Q(report__isnull=False), name="gatedecision_report_idx"),
         ]
 
     def __str__(self) -> str:

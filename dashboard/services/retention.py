@@ -2,12 +2,16 @@
 
 - Raw payloads (``ReportPayload``, the bytes as posted) of reports that are done or failed, after
   ``VIGIL_RAW_RETENTION_DAYS``.  The report itself (its metadata, counts, outcomes and the finding events that name it)
-  stays; ``Report.payload_pruned_at`` records when, so the report page can say so.  A queued or processing report keeps
+  stays (an event report until its own retention, below); ``Report.payload_pruned_at`` records when, so the report
+  page can say so.  A queued or processing report keeps
   its payload whatever its age: a worker still needs it.
 - Finding occurrences (a tag, digest or workload a finding was seen in) not seen for ``VIGIL_OCCURRENCE_RETENTION_DAYS``,
   except each finding's most recent one: a finding always keeps where it was last seen.
 - Event sightings (one row per alert or denial touching a finding, for nudges and posture) older than
   ``VIGIL_SIGHTING_RETENTION_DAYS``.
+- Event-stream reports (one Falco alert or admission denial each: ``format`` in ``EVENT_REPORT_FORMATS``) that are
+  done or failed and were received before ``VIGIL_EVENT_REPORT_RETENTION_DAYS``, with their payloads, unless something
+  still names them (``KEPT_WHILE_NAMED``).  Scan reports (snapshots, Kyverno and Gatekeeper included) are never pruned.
 - Event samples need no pruning: a runtime or admission finding keeps its newest few in ``details`` (finding_rows.SAMPLES_KEPT).
 
 Each batch is its own short transaction, so pruning a backlog never holds locks for long nor one huge transaction;
@@ -22,16 +26,39 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from dashboard import metrics
-from dashboard.models import EventSighting, FindingOccurrence, Report, ReportPayload, ReportStatus
+from dashboard.models import (
+    EventSighting,
+    Finding,
+    FindingEvent,
+    FindingOccurrence,
+    LifecycleScope,
+    Report,
+    ReportPayload,
+    ReportStatus,
+)
+from dashboard.models.reports import EVENT_REPORT_FORMATS
 
 log = logging.getLogger(__name__)
 
 #: Rows deleted per transaction.
 BATCH = 1000
+
+#: What keeps an old event report while it names it, each a few rows per finding at most, never one per alert:
+#: its sightings (they cascade from it; pruned by their own, shorter or equal, age first), the finding events it
+#: caused (the audit trail says "by a falco report" with a link), and the findings and lifecycle scopes whose
+#: last report it is (ownership reads that report's team).  Every other reference lets go (``on_delete=SET_NULL``,
+#: pinned by a test): a gate decision asked with ``POST ?wait=`` keeps its decision, reasons and image and shows no
+#: report; any reference added later (a finding's first report, say) goes the same way unless it is listed here.
+KEPT_WHILE_NAMED: tuple[tuple[type[Model], str], ...] = (
+    (EventSighting, "report"),
+    (FindingEvent, "report"),
+    (Finding, "last_report"),
+    (LifecycleScope, "last_report"),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +66,7 @@ class Pruned:
     payloads: int = 0
     occurrences: int = 0
     sightings: int = 0
+    reports: int = 0
 
 
 def _cutoff(now: dt.datetime, days: int) -> dt.datetime:
@@ -85,6 +113,41 @@ def prune_sightings(*, now: dt.datetime, days: int, batch: int = BATCH) -> int:
     return _in_batches(EventSighting.objects.filter(seen_at__lt=_cutoff(now, days)), batch=batch)
 
 
+def _event_reports_past(cutoff: dt.datetime) -> QuerySet[Report]:
+    """Finished event reports received before ``cutoff`` that nothing in ``KEPT_WHILE_NAMED`` names."""
+    candidates = Report.objects.filter(
+        format__in=EVENT_REPORT_FORMATS, received_at__lt=cutoff, status__in=[ReportStatus.DONE, ReportStatus.FAILED]
+    )
+    for model, field in KEPT_WHILE_NAMED:
+        candidates = candidates.filter(~Exists(model._default_manager.filter(**{field: OuterRef("pk")})))
+    return candidates
+
+
+def _after(reports: QuerySet[Report], received_at: dt.datetime, pk: object) -> QuerySet[Report]:
+    """``reports`` after ``(received_at, pk)`` in that order; the ``>=`` is what the index range starts from."""
+    return reports.filter(Q(received_at__gt=received_at) | Q(received_at=received_at, pk__gt=pk), received_at__gte=received_at)
+
+
+def prune_event_reports(*, now: dt.datetime, days: int, batch: int = BATCH) -> int:
+    """Delete the event reports received before ``days`` ago that nothing still names, with their payloads.
+
+    Walked oldest first from where the previous batch stopped, so the reports kept because they are named are
+    read once a run, not once a batch.  A report a worker holds locked is skipped, not waited for.
+    """
+    candidates = _event_reports_past(_cutoff(now, days))
+    total, after = 0, None
+    while True:
+        page = candidates if after is None else _after(candidates, *after)
+        with transaction.atomic():
+            rows = list(page.select_for_update(skip_locked=True).order_by("received_at", "pk").values_list("received_at", "pk")[:batch])
+            if rows:
+                Report.objects.filter(pk__in=[pk for _, pk in rows]).delete()
+        total += len(rows)
+        if len(rows) < batch:
+            return total
+        after = rows[-1]
+
+
 def retention_prune(*, now: dt.datetime | None = None, batch: int = BATCH) -> Pruned:
     """Prune everything past its retention (the maintenance queue's beat task; no actor: a system job)."""
     moment = now or timezone.now()
@@ -92,8 +155,16 @@ def retention_prune(*, now: dt.datetime | None = None, batch: int = BATCH) -> Pr
         payloads=prune_payloads(now=moment, days=settings.VIGIL_RAW_RETENTION_DAYS, batch=batch),
         occurrences=prune_occurrences(now=moment, days=settings.VIGIL_OCCURRENCE_RETENTION_DAYS, batch=batch),
         sightings=prune_sightings(now=moment, days=settings.VIGIL_SIGHTING_RETENTION_DAYS, batch=batch),
+        # After the sightings: a report whose sightings just went is free to go in the same run.
+        reports=prune_event_reports(now=moment, days=settings.VIGIL_EVENT_REPORT_RETENTION_DAYS, batch=batch),
     )
     for kind, count in dataclasses.asdict(pruned).items():
         metrics.RETENTION_PRUNED.labels(kind).inc(count)
-    log.info("retention pruned %s payloads, %s occurrences, %s sightings", pruned.payloads, pruned.occurrences, pruned.sightings)
+    log.info(
+        "retention pruned %s payloads, %s occurrences, %s sightings, %s event reports",
+        pruned.payloads,
+        pruned.occurrences,
+        pruned.sightings,
+        pruned.reports,
+    )
     return pruned

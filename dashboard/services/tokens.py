@@ -129,18 +129,11 @@ def token_create(
     cluster (what it reports and asks about is that cluster's, and it may not name another).
     """
     ensure_administrator(created_by, "create tokens")
-    if scope not in TokenScope.values:
-        raise ApplicationError(f"unknown scope {scope!r}; use one of {', '.join(TokenScope.values)}")
-    if not name.strip():
-        raise ApplicationError("a token needs a name")
-    if all_teams and scope == TokenScope.READ:
-        raise ApplicationError("organisation-wide ingest is for a token that posts reports: scope ingest or admin", code="invalid_grant")
+    _check_grant(name=name, scope=scope, all_teams=all_teams)
     expires_at = _expiry(days=days, no_expiry=no_expiry, created_by=created_by)
     cidrs = clean_cidrs(allowed_cidrs)
     cluster = clean_cluster(cluster)
-    public = _random(_PUBLIC_LEN)
-    body = TOKEN_PREFIX + public + _random(_SECRET_LEN)
-    plaintext = body + _checksum(body)
+    public, plaintext = _new_plaintext()
     token = ApiToken.objects.create(
         team=team,
         name=name.strip()[:100],
@@ -158,9 +151,32 @@ def token_create(
     extra = [other for other in extra_teams if other.pk != team.pk]
     if extra:
         token.extra_teams.set(extra)
+    _audit_created(token, extra=extra, actor=created_by, ip=ip, signing=signing)
+    return token, plaintext
+
+
+def _check_grant(*, name: str, scope: str, all_teams: bool) -> None:
+    if scope not in TokenScope.values:
+        raise ApplicationError(f"unknown scope {scope!r}; use one of {', '.join(TokenScope.values)}")
+    if not name.strip():
+        raise ApplicationError("a token needs a name")
+    if all_teams and scope == TokenScope.READ:
+        raise ApplicationError("organisation-wide ingest is for a token that posts reports: scope ingest or admin", code="invalid_grant")
+
+
+def _new_plaintext() -> tuple[str, str]:
+    """``(public prefix, plaintext token)`` of a new random token."""
+    public = _random(_PUBLIC_LEN)
+    body = TOKEN_PREFIX + public + _random(_SECRET_LEN)
+    return public, body + _checksum(body)
+
+
+def _audit_created(token: ApiToken, *, extra: list[Team], actor: User | None, ip: str | None, signing: bool) -> None:
+    """The audit record of a new token: every grant it carries, in the summary and the details."""
+    team, scope, expires_at = token.team, token.scope, token.expires_at
     audit_record(
         action=AuditEvent.Action.TOKEN_CREATED,
-        actor=created_by,
+        actor=actor,
         ip=ip,
         team=team,
         target=token,
@@ -168,19 +184,18 @@ def token_create(
         summary=f"token {token.name} ({token.prefix}) created with scope {scope} for {team.slug}"
         + (f" and {', '.join(sorted(t.slug for t in extra))}" if extra else "")
         + (" that never expires" if expires_at is None else "")
-        + (", with organisation-wide ingest (its reports may change every team's findings)" if all_teams else ""),
+        + (", with organisation-wide ingest (its reports may change every team's findings)" if token.all_teams else ""),
         details={
             **_ids(token),
-            "expires_at": token.expires_at.isoformat() if token.expires_at else None,
+            "expires_at": expires_at.isoformat() if expires_at else None,
             "extra_teams": sorted(t.slug for t in extra),
-            "allowed_cidrs": cidrs,
+            "allowed_cidrs": token.allowed_cidrs,
             "signed": signing,
             "no_expiry": expires_at is None,
-            "all_teams": all_teams,
-            "cluster": cluster,
+            "all_teams": token.all_teams,
+            "cluster": token.cluster,
         },
     )
-    return token, plaintext
 
 
 def _expiry(*, days: int | None, no_expiry: bool, created_by: User | None) -> datetime | None:

@@ -66,34 +66,15 @@ def rule_create(
     match_vex_not_affected: bool = False,
 ) -> TriageRule:
     """A rule for one team (its champion) or for every team (staff only)."""
-    rights = TriageRights.of(by)
-    if team is None and not rights.staff:
-        raise ApplicationError("only administrators create rules for every team", code="forbidden", status=403)
-    if team is not None and not rights.may_accept_risk(team.pk):
-        raise ApplicationError("only the team's champion creates its triage rules", code="forbidden", status=403)
+    _ensure_may_create(by, team)
     if action not in Action.values:
         raise ApplicationError(f"unknown action {action!r}; use one of: {', '.join(Action.values)}", code="invalid_action")
     if not (name or "").strip():
         raise ApplicationError("a rule needs a name", code="name_required")
-    patterns = [match_rule_id, match_package, match_image, match_path]
-    if match_vex_not_affected and action != Action.FALSE_POSITIVE:
-        raise ApplicationError("a rule applying VEX not_affected marks findings false positive", code="invalid_action")
-    if not any(p.strip() for p in patterns) and not match_kind and not match_vex_not_affected:
-        raise ApplicationError("a rule needs at least one condition (rule id, package, image, path or kind)", code="no_condition")
-    if match_kind and match_kind not in Kind.values:
-        raise ApplicationError(f"unknown kind {match_kind!r}", code="invalid_kind")
-    today = timezone.localdate()
-    if action == Action.ACCEPT_RISK:
-        accept_until = risk_acceptance.clean_expires(accept_until, today=today) if accept_until else None
-        if accept_until is None:
-            raise ApplicationError("a rule that accepts risk needs a date until which it accepts", code="invalid_expiry")
-    else:
-        accept_until = None
-    if action == Action.SET_SEVERITY:
-        if severity not in Severity.values:
-            raise ApplicationError(f"a severity rule needs one of: {', '.join(Severity.values)}", code="invalid_severity")
-    else:
-        severity = ""
+    _check_conditions(
+        action=action, patterns=[match_rule_id, match_package, match_image, match_path], kind=match_kind, vex=match_vex_not_affected
+    )
+    accept_until, severity = _action_values(action, accept_until=accept_until, severity=severity)
     return TriageRule.objects.create(
         team=team,
         name=name.strip()[:200],
@@ -110,6 +91,40 @@ def rule_create(
         created_by=triage.person_of(by),
         created_at=timezone.now(),
     )
+
+
+def _ensure_may_create(by: Any, team: Team | None) -> None:
+    rights = TriageRights.of(by)
+    if team is None and not rights.staff:
+        raise ApplicationError("only administrators create rules for every team", code="forbidden", status=403)
+    if team is not None and not rights.may_accept_risk(team.pk):
+        raise ApplicationError("only the team's champion creates its triage rules", code="forbidden", status=403)
+
+
+def _check_conditions(*, action: str, patterns: list[str], kind: str, vex: bool) -> None:
+    """A rule matches on something, and only a false-positive rule applies VEX not_affected."""
+    if vex and action != Action.FALSE_POSITIVE:
+        raise ApplicationError("a rule applying VEX not_affected marks findings false positive", code="invalid_action")
+    if not any(p.strip() for p in patterns) and not kind and not vex:
+        raise ApplicationError("a rule needs at least one condition (rule id, package, image, path or kind)", code="no_condition")
+    if kind and kind not in Kind.values:
+        raise ApplicationError(f"unknown kind {kind!r}", code="invalid_kind")
+
+
+def _action_values(action: str, *, accept_until: dt.date | None, severity: str) -> tuple[dt.date | None, str]:
+    """``(accept_until, severity)`` as the action uses them: each required by its own action, blank for the others."""
+    if action == Action.ACCEPT_RISK:
+        accept_until = risk_acceptance.clean_expires(accept_until, today=timezone.localdate()) if accept_until else None
+        if accept_until is None:
+            raise ApplicationError("a rule that accepts risk needs a date until which it accepts", code="invalid_expiry")
+    else:
+        accept_until = None
+    if action == Action.SET_SEVERITY:
+        if severity not in Severity.values:
+            raise ApplicationError(f"a severity rule needs one of: {', '.join(Severity.values)}", code="invalid_severity")
+    else:
+        severity = ""
+    return accept_until, severity
 
 
 def rule_set_enabled(*, rule: TriageRule, by: Any, enabled: bool) -> TriageRule:
