@@ -24,7 +24,6 @@ from dashboard.ingest.write import (
     changed_values,
     chunks,
     creatable,
-    event_row,
     fallback_scopes,
     image_of,
     items_of,
@@ -39,6 +38,7 @@ from dashboard.ingest.write import (
 )
 from dashboard.models import ACTIVE_STATUSES, Finding, FindingEvent, Image, Report, Status, Team
 from dashboard.services import intel, risk, running
+from dashboard.services.finding_events import event_row, events_write
 from dashboard.services.images import LAST_SEEN_STEP, Recorded, images_record
 from scanners.base import ImageRef, ParseResult
 from scanners.digest import STABLE_FORMATS
@@ -115,7 +115,7 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
     triaged = run.triaged
     _close_absent(report, stream, source, result, now, items, active_before, resolved, rights, run.foreign, triaged, run.events)
     triaged.not_yours += len(run.foreign)
-    insert_rows(FindingEvent, run.events)
+    events_write(run.events)
     triaged.findings_total = len(items)
     triaged.scopes = sorted(locked) if source in STABLE_FORMATS else []
     triaged.finding_ids = list(run.ids.values())
@@ -216,7 +216,7 @@ class _Run:
         for pk, fp in insert_rows(Finding, new, unique_fields=["fingerprint"], returning=["id", "fingerprint"]):
             self.ids[fp] = pk
             self.triaged.new_ids.append(pk)
-            self.events.append(event_row(pk, FindingEvent.Type.CREATED, report, now, to_status=Status.OPEN))
+            self.events.append(event_row(finding_id=pk, type=FindingEvent.Type.CREATED, report=report, now=now, to_status=Status.OPEN))
             self.triaged.counts["new"] += 1
 
     def update_stored(self, chunk: Sequence[str]) -> None:
@@ -230,7 +230,14 @@ class _Run:
             if row.status == Status.FIXED:
                 values.update(reopened_values(severity=values.get("severity", row.severity), now=now, sla=self.sla))
                 self.events.append(
-                    event_row(row.id, FindingEvent.Type.REOPENED, report, now, from_status=Status.FIXED, to_status=Status.OPEN)
+                    event_row(
+                        finding_id=row.id,
+                        type=FindingEvent.Type.REOPENED,
+                        report=report,
+                        now=now,
+                        from_status=Status.FIXED,
+                        to_status=Status.OPEN,
+                    )
                 )
                 counts["reopened"] += 1
                 triaged.reopened_ids.append(row.id)
@@ -324,10 +331,10 @@ def close_findings(
         for pk, status in active:
             events.append(
                 event_row(
-                    pk,
-                    FindingEvent.Type.FIXED,
-                    report,
-                    now,
+                    finding_id=pk,
+                    type=FindingEvent.Type.FIXED,
+                    report=report,
+                    now=now,
                     from_status=status,
                     to_status=Status.FIXED,
                     reason=reason or _ABSENT,
@@ -335,5 +342,5 @@ def close_findings(
             )
         closed += len(active)
     if own_events:
-        insert_rows(FindingEvent, events)
+        events_write(events)
     return closed

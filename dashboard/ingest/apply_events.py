@@ -31,7 +31,6 @@ from dashboard.ingest.write import (
     changed_values,
     chunks,
     creatable,
-    event_row,
     fallback_scopes,
     image_of,
     items_of,
@@ -45,6 +44,7 @@ from dashboard.ingest.write import (
 )
 from dashboard.models import Finding, FindingEvent, Image, Report, Status
 from dashboard.services import intel, risk, running
+from dashboard.services.finding_events import event_row, events_write
 from dashboard.services.images import Recorded, images_record
 from scanners.base import ImageRef, ParseResult
 
@@ -93,7 +93,7 @@ def apply_event_reports(reports: Sequence[EventReport]) -> list[IngestOutcome]:
         for fp, item in named.items()
         if fp in batch.ids
     )
-    insert_rows(FindingEvent, batch.events)
+    events_write(batch.events)
     return batch.outcomes_of(items)
 
 
@@ -138,7 +138,9 @@ class _Batch:
                 self.ids[fp] = pk
                 self.created.add(fp)
                 self.outcomes[merged[fp].first].new_ids.append(pk)
-                self.events.append(event_row(pk, FindingEvent.Type.CREATED, first, first.observed_at, to_status=Status.OPEN))
+                self.events.append(
+                    event_row(finding_id=pk, type=FindingEvent.Type.CREATED, report=first, now=first.observed_at, to_status=Status.OPEN)
+                )
 
     def update_known(self) -> None:
         """Reopen or update the stored findings the sender may change (one write per set of changed columns)."""
@@ -154,7 +156,14 @@ class _Batch:
                 now = first.observed_at
                 values.update(reopened_values(severity=values.get("severity", row.severity), now=now, sla=sla))
                 self.events.append(
-                    event_row(row.id, FindingEvent.Type.REOPENED, first, now, from_status=Status.FIXED, to_status=Status.OPEN)
+                    event_row(
+                        finding_id=row.id,
+                        type=FindingEvent.Type.REOPENED,
+                        report=first,
+                        now=now,
+                        from_status=Status.FIXED,
+                        to_status=Status.OPEN,
+                    )
                 )
                 self.reopened.add(fp)
                 self.outcomes[entry.first].reopened_ids.append(row.id)

@@ -302,10 +302,6 @@ def write_changed(changed: dict[tuple[str, ...], list[Finding]]) -> None:
         bulk_update_rows(Finding, group, [*fields, "last_seen", "last_report"], batch_size=BATCH)
 
 
-def event_row(finding_id: int, type_: str, report: Report | None, now: dt.datetime, **extra: Any) -> dict[str, Any]:
-    return {"finding_id": finding_id, "type": type_, "report_id": report.pk if report else None, "created_at": now, **extra}
-
-
 def record_occurrences(named: Iterable[tuple[int, Item, dt.datetime]]) -> None:
     """First/last seen per tag, digest and workload of the findings named: (finding id, item, when) triples;
     a finding may come with several items (a batch of event reports, from pods of several image versions).

@@ -26,7 +26,8 @@ from dashboard.models import ACTIVE_STATUSES, Finding, FindingEvent, Membership,
 from dashboard.models.audit import AuditEvent
 from dashboard.services import triage
 from dashboard.services.audit import audit_record
-from dashboard.services.triage import BulkResult, TriageRights, actor_label, chunks, make_event, person_of
+from dashboard.services.finding_events import event_row, events_write, person_of
+from dashboard.services.triage import BulkResult, TriageRights, actor_label, chunks
 
 logger = logging.getLogger(__name__)
 
@@ -157,9 +158,9 @@ def _record_pending(
     acceptance: RiskAcceptance, ids: list[int], *, by: Any, now: dt.datetime, reason: str, batch: uuid.UUID, until: dt.date
 ) -> None:
     """An event on each finding of an acceptance waiting for its second person."""
-    FindingEvent.objects.bulk_create(
+    events_write(
         [
-            make_event(
+            event_row(
                 finding_id=pk,
                 type=FindingEvent.Type.ACCEPTANCE,
                 by=by,
@@ -223,9 +224,9 @@ def accept_findings(
         if not rows:
             continue
         Finding.objects.filter(pk__in=[pk for pk, _ in rows]).update(status=Status.RISK_ACCEPTED, status_changed_at=now)
-        FindingEvent.objects.bulk_create(
+        events_write(
             [
-                make_event(
+                event_row(
                     finding_id=pk,
                     type=FindingEvent.Type.STATUS,
                     by=by,
@@ -322,9 +323,9 @@ def acceptance_reject(
         locked.decision_reason = text
         locked.save(update_fields=["state", "approved_by", "decided_at", "decision_reason"])
         verb = "withdrawn" if own else "rejected"
-        FindingEvent.objects.bulk_create(
+        events_write(
             [
-                make_event(
+                event_row(
                     finding_id=pk,
                     type=FindingEvent.Type.ACCEPTANCE,
                     by=by,
@@ -390,9 +391,9 @@ def _reopen_expired(acceptance: RiskAcceptance, *, now: dt.datetime, today: dt.d
     )
     for chunk in chunks(rows):
         Finding.objects.filter(pk__in=chunk).update(status=Status.OPEN, status_changed_at=now)
-        FindingEvent.objects.bulk_create(
+        events_write(
             [
-                make_event(
+                event_row(
                     finding_id=pk,
                     type=FindingEvent.Type.REOPENED,
                     by=None,

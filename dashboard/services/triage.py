@@ -29,6 +29,7 @@ from dashboard.selectors import access
 from dashboard.services import intel
 from dashboard.services.audit import actor_label as audit_actor_label
 from dashboard.services.audit import audit_record
+from dashboard.services.finding_events import event_row, events_write, person_of
 
 BATCH = 1000
 
@@ -90,13 +91,6 @@ def may_triage(by: Any, team_id: int | None) -> bool:
 
 def may_accept_risk(by: Any, team_id: int | None) -> bool:
     return TriageRights.of(by).may_accept_risk(team_id)
-
-
-def person_of(by: Any) -> User | None:
-    """The person behind an action (None for a token or the system)."""
-    if by is None or getattr(by, "api_token", None) is not None or not getattr(by, "is_authenticated", False):
-        return None
-    return by  # type: ignore[no-any-return]
 
 
 def actor_label(by: Any) -> str:
@@ -168,38 +162,6 @@ class BulkResult:
 
 def new_batch() -> uuid.UUID:
     return uuid.uuid4()
-
-
-def make_event(
-    *,
-    finding_id: int,
-    type: str,
-    by: Any,
-    now: dt.datetime,
-    reason: str = "",
-    from_status: str = "",
-    to_status: str = "",
-    batch: uuid.UUID | None = None,
-    data: dict[str, Any] | None = None,
-    rule_id: int | None = None,
-    undoes_id: int | None = None,
-) -> FindingEvent:
-    extra = dict(data or {})
-    if getattr(by, "api_token", None) is not None:
-        extra["by"] = actor_label(by)
-    return FindingEvent(
-        finding_id=finding_id,
-        type=type,
-        from_status=from_status,
-        to_status=to_status,
-        actor=person_of(by),
-        reason=reason[:5000],
-        created_at=now,
-        batch=batch,
-        data=extra,
-        triage_rule_id=rule_id,
-        undoes_id=undoes_id,
-    )
 
 
 def chunks(values: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
@@ -288,9 +250,9 @@ def findings_set_status(
             elif reopening:
                 fields["fixed_at"] = None
             Finding.objects.filter(pk__in=moved).update(**fields)
-            FindingEvent.objects.bulk_create(
+            events_write(
                 [
-                    make_event(
+                    event_row(
                         finding_id=pk,
                         type=FindingEvent.Type.STATUS,
                         by=by,
@@ -360,9 +322,9 @@ def findings_assign(
                 continue
             Finding.objects.filter(pk__in=[pk for pk, _ in moving]).update(assignee=assignee)
             to_id = assignee.pk if assignee else None
-            FindingEvent.objects.bulk_create(
+            events_write(
                 [
-                    make_event(
+                    event_row(
                         finding_id=pk,
                         type=FindingEvent.Type.ASSIGNED,
                         by=by,

@@ -26,6 +26,7 @@ from dashboard.errors import ApplicationError
 from dashboard.models import ACTIVE_STATUSES, Finding, FindingEvent, Kind, RiskAcceptance, Severity, Status, Team, TriageRule
 from dashboard.models.audit import AuditEvent
 from dashboard.services import intel, risk_acceptance, tickets_webhooks, triage
+from dashboard.services.finding_events import event_row, events_write
 from dashboard.services.triage import TriageRights, chunks
 
 Action = TriageRule.Action
@@ -223,9 +224,9 @@ def _set_severity(rule: TriageRule, rows: list[dict[str, Any]], now: dt.datetime
             "finding_id", flat=True
         )
     )
-    FindingEvent.objects.bulk_create(
+    events_write(
         [
-            triage.make_event(
+            event_row(
                 finding_id=row["id"],
                 type=FindingEvent.Type.SEVERITY,
                 by=None,
@@ -251,9 +252,9 @@ def _by_team(rows: list[dict[str, Any]]) -> dict[int | None, list[int]]:
 def _mark_false_positive(rule: TriageRule, rows: list[dict[str, Any]], now: dt.datetime) -> list[int]:
     ids = [row["id"] for row in rows]
     Finding.objects.filter(pk__in=ids).update(status=Status.FALSE_POSITIVE, status_changed_at=now)
-    FindingEvent.objects.bulk_create(
+    events_write(
         [
-            triage.make_event(
+            event_row(
                 finding_id=row["id"],
                 type=FindingEvent.Type.STATUS,
                 by=None,

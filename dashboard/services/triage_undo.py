@@ -15,6 +15,7 @@ from dashboard.models import Finding, FindingEvent, Status
 from dashboard.models.audit import AuditEvent
 from dashboard.selectors.finding_detail import STATUS_EVENT_TYPES, undo_blocker
 from dashboard.services import intel
+from dashboard.services.finding_events import event_row, events_write
 from dashboard.services.triage import (
     BulkResult,
     TriageRights,
@@ -22,7 +23,6 @@ from dashboard.services.triage import (
     chunks,
     clean_reason,
     detach_from_acceptances,
-    make_event,
     new_batch,
 )
 
@@ -62,7 +62,7 @@ def events_undo(
                 .values("id", "status", "assignee_id", "severity", "team_id")
             }
             updates: dict[tuple[str, Any], list[int]] = {}
-            new_events: list[FindingEvent] = []
+            new_events: list[dict[str, Any]] = []
             for event in chunk:
                 finding = findings.get(event.finding_id)
                 if finding is None:
@@ -86,7 +86,7 @@ def events_undo(
                 elif field == "severity":
                     data = {"from": event.data.get("to"), "to": value}
                 new_events.append(
-                    make_event(
+                    event_row(
                         finding_id=event.finding_id,
                         type=FindingEvent.Type.UNDONE,
                         by=by,
@@ -105,7 +105,7 @@ def events_undo(
                 if field == "status" and event.to_status == Status.RISK_ACCEPTED:
                     detach_from_acceptances(ids=[event.finding_id])
             _apply_undo_updates(updates, now)
-            FindingEvent.objects.bulk_create(new_events)
+            events_write(new_events)
         audit_changes(
             action=AuditEvent.Action.STATUS_CHANGED,
             by=by,
