@@ -36,16 +36,16 @@ from dashboard.ingest.write import (
     items_of,
     new_row,
     record_occurrences,
-    reopened_values,
     scope_owners,
     score_new,
     stored_findings,
     write_changed,
 )
 from dashboard.models import Finding, FindingEvent, Image, Report, Status
-from dashboard.services import intel, risk, running
+from dashboard.services import intel, running
 from dashboard.services.finding_events import event_row, events_write
 from dashboard.services.images import Recorded, images_record
+from dashboard.services.reopen import Reopening, findings_reopen
 from scanners.base import ImageRef, ParseResult
 
 
@@ -145,6 +145,7 @@ class _Batch:
     def update_known(self) -> None:
         """Reopen or update the stored findings the sender may change (one write per set of changed columns)."""
         changed: dict[tuple[str, ...], list[Finding]] = {}
+        reopening: list[Reopening] = []
         for fp, row in self.known.items():
             if fp in self.foreign:
                 continue
@@ -152,27 +153,17 @@ class _Batch:
             first, latest = self.reports[entry.first].report, self.reports[entry.last].report
             values = changed_values(row, entry.item, event=True)
             if row.status == Status.FIXED:
-                sla = risk.sla_days_for(first.team.sla_days if first.team is not None else None)
-                now = first.observed_at
-                values.update(reopened_values(severity=values.get("severity", row.severity), now=now, sla=sla))
-                self.events.append(
-                    event_row(
-                        finding_id=row.id,
-                        type=FindingEvent.Type.REOPENED,
-                        report=first,
-                        now=now,
-                        from_status=Status.FIXED,
-                        to_status=Status.OPEN,
-                    )
-                )
+                reopening.append(Reopening(row.id, row.status, first.observed_at, first))
                 self.reopened.add(fp)
                 self.outcomes[entry.first].reopened_ids.append(row.id)
             changed.setdefault(tuple(sorted(values)), []).append(
                 Finding(pk=row.id, last_seen=max(row.last_seen, latest.observed_at), last_report=latest, **values)
             )
-            if values.keys() - PER_OCCURRENCE:  # content, scope or status: triage looks again
+            if values.keys() - PER_OCCURRENCE or row.status == Status.FIXED:  # content, scope or status: triage looks again
                 self.outcomes[entry.last].changed_ids.append(row.id)
         write_changed(changed)
+        # Re-scored with everything the batch changed, after its triage rules (triage_rules.after_ingest).
+        findings_reopen(rows=reopening, events=self.events, rescore=False)
 
     def outcomes_of(self, items: list[dict[str, Item]]) -> list[IngestOutcome]:
         """Each report's counts: new or reopened where it was the first to name a finding, else unchanged."""

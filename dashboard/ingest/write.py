@@ -20,7 +20,7 @@ from dashboard.db.update_values import bulk_update_rows
 from dashboard.ingest.rights import SenderRights
 from dashboard.ingest.scopes import policy_scope_key, scope_key
 from dashboard.models import Finding, FindingOccurrence, Image, OwnerSource, Report, Status, Team
-from dashboard.services import intel, risk
+from dashboard.services import intel
 from dashboard.services.images import LAST_SEEN_STEP
 from dashboard.services.ownership import resolve_owner, rules_for
 from scanners import registry
@@ -287,12 +287,6 @@ def changed_values(row: Stored, item: Item, *, event: bool) -> dict[str, Any]:
     if event:
         values["occurrences"] = row.occurrences + item.count
     return values
-
-
-def reopened_values(*, severity: str, now: dt.datetime, sla: dict[str, int]) -> dict[str, Any]:
-    """A fixed finding named again reopens, due again by its severity's SLA counted from now."""
-    due = risk.due_date(severity=severity, start=now.date(), sla_days=sla)
-    return {"status": Status.OPEN, "fixed_at": None, "status_changed_at": now, "due_date": due}
 
 
 def write_changed(changed: dict[tuple[str, ...], list[Finding]]) -> None:

@@ -27,6 +27,7 @@ from dashboard.models.audit import AuditEvent
 from dashboard.services import triage
 from dashboard.services.audit import audit_record
 from dashboard.services.finding_events import event_row, events_write, person_of
+from dashboard.services.reopen import Reopening, findings_reopen
 from dashboard.services.triage import BulkResult, TriageRights, actor_label, chunks
 
 logger = logging.getLogger(__name__)
@@ -389,24 +390,11 @@ def _reopen_expired(acceptance: RiskAcceptance, *, now: dt.datetime, today: dt.d
         .select_for_update()
         .values_list("id", flat=True)
     )
-    for chunk in chunks(rows):
-        Finding.objects.filter(pk__in=chunk).update(status=Status.OPEN, status_changed_at=now)
-        events_write(
-            [
-                event_row(
-                    finding_id=pk,
-                    type=FindingEvent.Type.REOPENED,
-                    by=None,
-                    now=now,
-                    reason=f"risk acceptance #{acceptance.pk} expired on {acceptance.expires.isoformat()}",
-                    from_status=Status.RISK_ACCEPTED,
-                    to_status=Status.OPEN,
-                    data={"acceptance": acceptance.pk},
-                )
-                for pk in chunk
-            ]
-        )
-    triage.reopen_side_effects(ids=rows, today=today)
+    findings_reopen(
+        rows=[Reopening(pk, Status.RISK_ACCEPTED, now) for pk in rows],
+        reason=f"risk acceptance #{acceptance.pk} expired on {acceptance.expires.isoformat()}",
+        data={"acceptance": acceptance.pk},
+    )
     triage.audit_changes(
         action=AuditEvent.Action.STATUS_CHANGED,
         by=None,
