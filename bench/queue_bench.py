@@ -114,9 +114,6 @@ def populate(n: int) -> dict[str, Any]:
                 )
             )
         created = Finding.objects.bulk_create(rows, batch_size=CHUNK)
-        FindingEvent.objects.bulk_create(
-            [FindingEvent(finding=f, type="created", to_status="open", created_at=f.first_seen) for f in created], batch_size=CHUNK
-        )
         FindingOccurrence.objects.bulk_create(
             [FindingOccurrence(finding=f, tag="1.0.0", first_seen=f.first_seen, last_seen=now) for f in created], batch_size=CHUNK
         )

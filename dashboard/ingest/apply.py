@@ -213,7 +213,6 @@ class _Run:
         for pk, fp in insert_rows(Finding, new, unique_fields=["fingerprint"], returning=["id", "fingerprint"]):
             self.ids[fp] = pk
             self.triaged.new_ids.append(pk)
-            self.events.append(event_row(finding_id=pk, type=FindingEvent.Type.CREATED, report=report, now=now, to_status=Status.OPEN))
             self.triaged.counts["new"] += 1
 
     def update_stored(self, chunk: Sequence[str]) -> None:

@@ -41,9 +41,9 @@ from dashboard.ingest.write import (
     stored_findings,
     write_changed,
 )
-from dashboard.models import Finding, FindingEvent, Image, Report, Status
+from dashboard.models import Finding, Image, Report, Status
 from dashboard.services import intel, running
-from dashboard.services.finding_events import event_row, events_write
+from dashboard.services.finding_events import events_write
 from dashboard.services.images import Recorded, images_record
 from dashboard.services.reopen import Reopening, findings_reopen
 from scanners.base import ImageRef, ParseResult
@@ -134,13 +134,9 @@ class _Batch:
             allowed = [row for row in rows if row["fingerprint"] not in self.foreign]
             rows, facts = score_new(allowed, facts, {fp: merged[fp].item for fp in chunk})
             for pk, fp in insert_rows(Finding, rows, unique_fields=["fingerprint"], returning=["id", "fingerprint"]):
-                first = reports[merged[fp].first].report
                 self.ids[fp] = pk
                 self.created.add(fp)
                 self.outcomes[merged[fp].first].new_ids.append(pk)
-                self.events.append(
-                    event_row(finding_id=pk, type=FindingEvent.Type.CREATED, report=first, now=first.observed_at, to_status=Status.OPEN)
-                )
 
     def update_known(self) -> None:
         """Reopen or update the stored findings the sender may change (one write per set of changed columns)."""

@@ -144,6 +144,7 @@ def new_row(item: Item, report: Report, image: Image | None, stream: str, now: d
         "last_seen": now,
         "status_changed_at": now,
         "last_report_id": report.pk,
+        "first_report_id": report.pk,
     }
 
 

@@ -72,6 +72,9 @@ class Finding(models.Model):
     # Mostly empty foreign keys are indexed only where set (partial indexes in Meta): inserts skip them.
     assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, db_index=False)
     last_report = models.ForeignKey(Report, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    #: The report that first saw it: a finding's creation is recorded here (with ``first_seen``), not as an event.
+    #: Indexed: a report's "new" outcome lists its findings by it.
+    first_report = models.ForeignKey(Report, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # Ownership: how the team was decided, and the rule that decided it.
     owner_source = models.CharField(max_length=16, blank=True, default="")
     owner_rule = models.ForeignKey(
@@ -145,10 +148,10 @@ class FindingOccurrence(models.Model):
 
 
 class FindingEvent(models.Model):
-    """Every change to a finding: who (a person, a report or a rule), when and why."""
+    """Every change to a finding: who (a person, a report or a rule), when and why.  Its creation is on the finding
+    (``first_seen``, ``first_report``), not an event."""
 
     class Type(models.TextChoices):
-        CREATED = "created"
         REOPENED = "reopened"
         FIXED = "fixed"
         STATUS = "status"

@@ -17,10 +17,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from dashboard.db.update_values import bulk_update_rows
-from dashboard.models import Finding, FindingEvent, Report, Status
+from dashboard.models import Finding, FindingEvent, Report, Status, Ticket, TicketLink
 from dashboard.services import intel
 from dashboard.services.finding_events import event_row, events_write
-from dashboard.services.tickets_webhooks import tickets_seen_after_close
 
 BATCH = 1000
 
@@ -78,8 +77,16 @@ def findings_reopen(
         events_write(new_events)
     else:
         events.extend(new_events)
-    tickets_seen_after_close(ids=[row.finding_id for row in rows if row.report is not None])
+    _tickets_seen_after_close([row.finding_id for row in rows if row.report is not None])
     ids = [row.finding_id for row in rows]
     if rescore and rows:
         intel.findings_rescore(ids=ids, today=timezone.localdate(max(row.at for row in rows)))
     return ids
+
+
+def _tickets_seen_after_close(ids: Sequence[int]) -> None:
+    """Findings a report saw again: where a closed ticket was theirs, it did not fix them (shown beside the ticket)."""
+    for start in range(0, len(ids), BATCH):
+        TicketLink.objects.filter(finding_id__in=ids[start : start + BATCH], ticket__state=Ticket.State.CLOSED).update(
+            seen_after_close=True
+        )
