@@ -4,12 +4,16 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Concat
 
 from dashboard.models.access import visible_team_filter
 from dashboard.models.choices import ACTIVE_STATUSES, SEVERITY_ORDER, Kind, Severity, Status, Stream
 from dashboard.models.images import Image
 from dashboard.models.reports import Report
 from dashboard.models.teams import Team
+
+#: Between the searched fields in ``Finding.search_text``: a search for text spanning two fields finds nothing.
+SEARCH_SEPARATOR = "\n"
 
 
 class FindingQuerySet(models.QuerySet["Finding"]):
@@ -98,6 +102,14 @@ class Finding(models.Model):
             output_field=models.SmallIntegerField(),
         ),
         output_field=models.SmallIntegerField(),
+        db_persist=True,
+    )
+
+    #: What the queue's free-text search looks in (rule id, title, package), one column for one trigram index
+    #: (0004_events_search); computed by the database, so no path that writes these fields can leave it behind.
+    search_text = models.GeneratedField(
+        expression=Concat("rule_id", models.Value(SEARCH_SEPARATOR), "title", models.Value(SEARCH_SEPARATOR), "package_name"),
+        output_field=models.TextField(),
         db_persist=True,
     )
 
