@@ -49,6 +49,13 @@ _ROW_FIELDS = (
 # --- managing rules -----------------------------------------------------------------------------
 
 
+def _check_may_create(rights: TriageRights, team: Team | None) -> None:
+    if team is None and not rights.staff:
+        raise ApplicationError("only administrators create rules for every team", code="forbidden", status=403)
+    if team is not None and not rights.may_accept_risk(team.pk):
+        raise ApplicationError("only the team's champion creates its triage rules", code="forbidden", status=403)
+
+
 def rule_create(
     *,
     by: Any,
@@ -66,11 +73,7 @@ def rule_create(
     match_vex_not_affected: bool = False,
 ) -> TriageRule:
     """A rule for one team (its champion) or for every team (staff only)."""
-    rights = TriageRights.of(by)
-    if team is None and not rights.staff:
-        raise ApplicationError("only administrators create rules for every team", code="forbidden", status=403)
-    if team is not None and not rights.may_accept_risk(team.pk):
-        raise ApplicationError("only the team's champion creates its triage rules", code="forbidden", status=403)
+    _check_may_create(TriageRights.of(by), team)
     if action not in Action.values:
         raise ApplicationError(f"unknown action {action!r}; use one of: {', '.join(Action.values)}", code="invalid_action")
     if not (name or "").strip():
