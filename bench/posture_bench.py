@@ -78,8 +78,6 @@ SELECT md5(g::text) || md5((g * 7)::text), i.team_id, gen.image_id,
        'rule', '', false, '{{}}', gen.first_seen::date
 FROM gen JOIN dashboard_image i ON i.id = gen.image_id;
 INSERT INTO dashboard_findingevent (finding_id, type, from_status, to_status, reason, created_at, data)
-    SELECT id, 'created', '', 'open', '', first_seen, '{{}}' FROM dashboard_finding;
-INSERT INTO dashboard_findingevent (finding_id, type, from_status, to_status, reason, created_at, data)
     SELECT id, CASE status WHEN 'fixed' THEN 'fixed' ELSE 'status' END, 'open', status, '',
            COALESCE(fixed_at, first_seen + interval '2 days'), '{{}}'
     FROM dashboard_finding WHERE status <> 'open' AND COALESCE(fixed_at, first_seen + interval '2 days') < now();

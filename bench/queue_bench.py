@@ -3,7 +3,7 @@
     .venv/bin/python bench/queue_bench.py [--findings 100000] [--requests 15] [--db vigil_queuebench] [--keep-db] [--no-docs]
 
 Needs the machine's PostgreSQL on 127.0.0.1:5432 (trust auth).  The script creates its own database,
-migrates it, fills it with ``bulk_create`` (one team with --findings findings, each with an event and an
+migrates it, fills it with ``bulk_create`` (one team with --findings findings, each with an
 occurrence, plus a second team of 10,000 the champion must not see), then requests each page with the
 Django test client as a logged-in champion: a few warm-up requests, then --requests timed ones.  The
 figure is the median (and the 90th percentile) of the time the test client takes for the request: the
@@ -114,9 +114,6 @@ def populate(n: int) -> dict[str, Any]:
                 )
             )
         created = Finding.objects.bulk_create(rows, batch_size=CHUNK)
-        FindingEvent.objects.bulk_create(
-            [FindingEvent(finding=f, type="created", to_status="open", created_at=f.first_seen) for f in created], batch_size=CHUNK
-        )
         FindingOccurrence.objects.bulk_create(
             [FindingOccurrence(finding=f, tag="1.0.0", first_seen=f.first_seen, last_seen=now) for f in created], batch_size=CHUNK
         )

@@ -119,13 +119,14 @@ class ReportPayloadFactory(factory.django.DjangoModelFactory):
 
 
 class FindingEventFactory(factory.django.DjangoModelFactory):
-    """A finding's history entry (created, reopened, fixed ...): what the nudge rules count."""
+    """A finding's history entry (a status change, reopened, fixed ...): what the nudge rules count.  Its creation
+    is on the finding (``first_seen``, ``first_report``), not an event."""
 
     class Meta:
         model = models.FindingEvent
 
     finding = factory.SubFactory(FindingFactory)
-    type = models.FindingEvent.Type.CREATED
+    type = models.FindingEvent.Type.STATUS
     to_status = models.Status.OPEN
     created_at = factory.LazyFunction(timezone.now)
 

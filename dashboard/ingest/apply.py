@@ -24,22 +24,22 @@ from dashboard.ingest.write import (
     changed_values,
     chunks,
     creatable,
-    event_row,
     fallback_scopes,
     image_of,
     items_of,
     new_row,
     read_chunks,
     record_occurrences,
-    reopened_values,
     scope_owners,
     score_new,
     stored_findings,
     write_changed,
 )
 from dashboard.models import ACTIVE_STATUSES, Finding, FindingEvent, Image, Report, Status, Team
-from dashboard.services import intel, risk, running
+from dashboard.services import intel, running
+from dashboard.services.finding_events import event_row, events_write
 from dashboard.services.images import LAST_SEEN_STEP, Recorded, images_record
+from dashboard.services.reopen import Reopening, findings_reopen
 from scanners.base import ImageRef, ParseResult
 from scanners.digest import STABLE_FORMATS
 
@@ -115,7 +115,7 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
     triaged = run.triaged
     _close_absent(report, stream, source, result, now, items, active_before, resolved, rights, run.foreign, triaged, run.events)
     triaged.not_yours += len(run.foreign)
-    insert_rows(FindingEvent, run.events)
+    events_write(run.events)
     triaged.findings_total = len(items)
     triaged.scopes = sorted(locked) if source in STABLE_FORMATS else []
     triaged.finding_ids = list(run.ids.values())
@@ -176,7 +176,6 @@ class _Run:
     items: dict[str, Item]
     images: dict[str, Image]
     rights: SenderRights
-    sla: dict[str, int]
     known: dict[str, Stored]
     foreign: set[int]
     triaged: IngestOutcome
@@ -196,12 +195,10 @@ class _Run:
         images: dict[str, Image],
         rights: SenderRights,
     ) -> _Run:
-        team = report.team
         known = stored_findings(list(items), with_details=False)
         foreign = {row.id for row in known.values() if not rights.may_change(row.team_id)}
         triaged = IngestOutcome(counts={"new": 0, "reopened": 0, "unchanged": 0, "fixed": 0}, held_closures=[], findings_total=0)
-        sla = risk.sla_days_for(team.sla_days if team is not None else None)
-        return cls(report, stream, now, items, images, rights, sla, known, foreign, triaged)
+        return cls(report, stream, now, items, images, rights, known, foreign, triaged)
 
     def insert_new(self, chunk: Sequence[str], labels: dict[str, str]) -> None:
         """Create the chunk's findings not stored yet that the sender may create."""
@@ -216,7 +213,6 @@ class _Run:
         for pk, fp in insert_rows(Finding, new, unique_fields=["fingerprint"], returning=["id", "fingerprint"]):
             self.ids[fp] = pk
             self.triaged.new_ids.append(pk)
-            self.events.append(event_row(pk, FindingEvent.Type.CREATED, report, now, to_status=Status.OPEN))
             self.triaged.counts["new"] += 1
 
     def update_stored(self, chunk: Sequence[str]) -> None:
@@ -224,28 +220,28 @@ class _Run:
         triaged, counts, report, now = self.triaged, self.triaged.counts, self.report, self.now
         stored = {fp: self.known[fp] for fp in chunk if fp in self.known and self.known[fp].id not in self.foreign}
         changed: dict[tuple[str, ...], list[Finding]] = {}
+        reopening: list[Reopening] = []
         for fp, row in stored.items():
             self.ids[fp] = row.id
             values = changed_values(row, self.items[fp], event=False)
             if row.status == Status.FIXED:
-                values.update(reopened_values(severity=values.get("severity", row.severity), now=now, sla=self.sla))
-                self.events.append(
-                    event_row(row.id, FindingEvent.Type.REOPENED, report, now, from_status=Status.FIXED, to_status=Status.OPEN)
-                )
+                reopening.append(Reopening(row.id, row.status, now, report))
                 counts["reopened"] += 1
                 triaged.reopened_ids.append(row.id)
             else:
                 counts["unchanged"] += 1
                 triaged.unchanged_ids.append(row.id)
-            if values:
+            if values or row.status == Status.FIXED:
                 changed.setdefault(tuple(sorted(values)), []).append(
                     Finding(pk=row.id, last_seen=max(row.last_seen, now), last_report=report, **values)
                 )
-                if values.keys() - PER_OCCURRENCE:  # content, scope or status: triage looks again
+                if values.keys() - PER_OCCURRENCE or row.status == Status.FIXED:  # content, scope or status: triage looks again
                     triaged.changed_ids.append(row.id)
             else:
                 self.seen_ids.append(row.id)
         write_changed(changed)
+        # Re-scored with everything the report changed, after its triage rules (triage_rules.after_ingest).
+        findings_reopen(rows=reopening, events=self.events, rescore=False)
 
     def touch_seen(self) -> None:
         """Unchanged findings: move "last seen" forward at most once per LAST_SEEN_STEP, so re-importing
@@ -324,10 +320,10 @@ def close_findings(
         for pk, status in active:
             events.append(
                 event_row(
-                    pk,
-                    FindingEvent.Type.FIXED,
-                    report,
-                    now,
+                    finding_id=pk,
+                    type=FindingEvent.Type.FIXED,
+                    report=report,
+                    now=now,
                     from_status=status,
                     to_status=Status.FIXED,
                     reason=reason or _ABSENT,
@@ -335,5 +331,5 @@ def close_findings(
             )
         closed += len(active)
     if own_events:
-        insert_rows(FindingEvent, events)
+        events_write(events)
     return closed

@@ -31,21 +31,21 @@ from dashboard.ingest.write import (
     changed_values,
     chunks,
     creatable,
-    event_row,
     fallback_scopes,
     image_of,
     items_of,
     new_row,
     record_occurrences,
-    reopened_values,
     scope_owners,
     score_new,
     stored_findings,
     write_changed,
 )
-from dashboard.models import Finding, FindingEvent, Image, Report, Status
-from dashboard.services import intel, risk, running
+from dashboard.models import Finding, Image, Report, Status
+from dashboard.services import intel, running
+from dashboard.services.finding_events import events_write
 from dashboard.services.images import Recorded, images_record
+from dashboard.services.reopen import Reopening, findings_reopen
 from scanners.base import ImageRef, ParseResult
 
 
@@ -93,7 +93,7 @@ def apply_event_reports(reports: Sequence[EventReport]) -> list[IngestOutcome]:
         for fp, item in named.items()
         if fp in batch.ids
     )
-    insert_rows(FindingEvent, batch.events)
+    events_write(batch.events)
     return batch.outcomes_of(items)
 
 
@@ -134,15 +134,14 @@ class _Batch:
             allowed = [row for row in rows if row["fingerprint"] not in self.foreign]
             rows, facts = score_new(allowed, facts, {fp: merged[fp].item for fp in chunk})
             for pk, fp in insert_rows(Finding, rows, unique_fields=["fingerprint"], returning=["id", "fingerprint"]):
-                first = reports[merged[fp].first].report
                 self.ids[fp] = pk
                 self.created.add(fp)
                 self.outcomes[merged[fp].first].new_ids.append(pk)
-                self.events.append(event_row(pk, FindingEvent.Type.CREATED, first, first.observed_at, to_status=Status.OPEN))
 
     def update_known(self) -> None:
         """Reopen or update the stored findings the sender may change (one write per set of changed columns)."""
         changed: dict[tuple[str, ...], list[Finding]] = {}
+        reopening: list[Reopening] = []
         for fp, row in self.known.items():
             if fp in self.foreign:
                 continue
@@ -150,20 +149,17 @@ class _Batch:
             first, latest = self.reports[entry.first].report, self.reports[entry.last].report
             values = changed_values(row, entry.item, event=True)
             if row.status == Status.FIXED:
-                sla = risk.sla_days_for(first.team.sla_days if first.team is not None else None)
-                now = first.observed_at
-                values.update(reopened_values(severity=values.get("severity", row.severity), now=now, sla=sla))
-                self.events.append(
-                    event_row(row.id, FindingEvent.Type.REOPENED, first, now, from_status=Status.FIXED, to_status=Status.OPEN)
-                )
+                reopening.append(Reopening(row.id, row.status, first.observed_at, first))
                 self.reopened.add(fp)
                 self.outcomes[entry.first].reopened_ids.append(row.id)
             changed.setdefault(tuple(sorted(values)), []).append(
                 Finding(pk=row.id, last_seen=max(row.last_seen, latest.observed_at), last_report=latest, **values)
             )
-            if values.keys() - PER_OCCURRENCE:  # content, scope or status: triage looks again
+            if values.keys() - PER_OCCURRENCE or row.status == Status.FIXED:  # content, scope or status: triage looks again
                 self.outcomes[entry.last].changed_ids.append(row.id)
         write_changed(changed)
+        # Re-scored with everything the batch changed, after its triage rules (triage_rules.after_ingest).
+        findings_reopen(rows=reopening, events=self.events, rescore=False)
 
     def outcomes_of(self, items: list[dict[str, Item]]) -> list[IngestOutcome]:
         """Each report's counts: new or reopened where it was the first to name a finding, else unchanged."""

@@ -52,8 +52,9 @@ def _earlier(report: Report) -> Report | None:
 
 def _named_by(report: Report) -> list[int]:
     """Every finding an applied report named: those it left unchanged, created or reopened."""
-    touched = FindingEvent.objects.filter(report=report, type__in=[FindingEvent.Type.CREATED, FindingEvent.Type.REOPENED])
-    return sorted({*report.unchanged_ids, *touched.values_list("finding_id", flat=True)})
+    created = Finding.objects.filter(first_report=report).values_list("id", flat=True)
+    reopened = FindingEvent.objects.filter(report=report, type=FindingEvent.Type.REOPENED).values_list("finding_id", flat=True)
+    return sorted({*report.unchanged_ids, *created, *reopened})
 
 
 def report_repeat(*, report: Report, now: dt.datetime | None = None) -> Report | None:

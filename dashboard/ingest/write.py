@@ -20,7 +20,7 @@ from dashboard.db.update_values import bulk_update_rows
 from dashboard.ingest.rights import SenderRights
 from dashboard.ingest.scopes import policy_scope_key, scope_key
 from dashboard.models import Finding, FindingOccurrence, Image, OwnerSource, Report, Status, Team
-from dashboard.services import intel, risk
+from dashboard.services import intel
 from dashboard.services.images import LAST_SEEN_STEP
 from dashboard.services.ownership import resolve_owner, rules_for
 from scanners import registry
@@ -144,6 +144,7 @@ def new_row(item: Item, report: Report, image: Image | None, stream: str, now: d
         "last_seen": now,
         "status_changed_at": now,
         "last_report_id": report.pk,
+        "first_report_id": report.pk,
     }
 
 
@@ -289,21 +290,11 @@ def changed_values(row: Stored, item: Item, *, event: bool) -> dict[str, Any]:
     return values
 
 
-def reopened_values(*, severity: str, now: dt.datetime, sla: dict[str, int]) -> dict[str, Any]:
-    """A fixed finding named again reopens, due again by its severity's SLA counted from now."""
-    due = risk.due_date(severity=severity, start=now.date(), sla_days=sla)
-    return {"status": Status.OPEN, "fixed_at": None, "status_changed_at": now, "due_date": due}
-
-
 def write_changed(changed: dict[tuple[str, ...], list[Finding]]) -> None:
     """Write changed findings grouped by the fields they change (so no row gets another's columns), with
     "last seen" and the last report."""
     for fields, group in changed.items():
         bulk_update_rows(Finding, group, [*fields, "last_seen", "last_report"], batch_size=BATCH)
-
-
-def event_row(finding_id: int, type_: str, report: Report | None, now: dt.datetime, **extra: Any) -> dict[str, Any]:
-    return {"finding_id": finding_id, "type": type_, "report_id": report.pk if report else None, "created_at": now, **extra}
 
 
 def record_occurrences(named: Iterable[tuple[int, Item, dt.datetime]]) -> None:

@@ -4,12 +4,16 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Concat
 
 from dashboard.models.access import visible_team_filter
 from dashboard.models.choices import ACTIVE_STATUSES, SEVERITY_ORDER, Kind, Severity, Status, Stream
 from dashboard.models.images import Image
 from dashboard.models.reports import Report
 from dashboard.models.teams import Team
+
+#: Between the searched fields in ``Finding.search_text``: a search for text spanning two fields finds nothing.
+SEARCH_SEPARATOR = "\n"
 
 
 class FindingQuerySet(models.QuerySet["Finding"]):
@@ -72,6 +76,9 @@ class Finding(models.Model):
     # Mostly empty foreign keys are indexed only where set (partial indexes in Meta): inserts skip them.
     assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, db_index=False)
     last_report = models.ForeignKey(Report, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    #: The report that first saw it: a finding's creation is recorded here (with ``first_seen``), not as an event.
+    #: Indexed: a report's "new" outcome lists its findings by it.
+    first_report = models.ForeignKey(Report, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # Ownership: how the team was decided, and the rule that decided it.
     owner_source = models.CharField(max_length=16, blank=True, default="")
     owner_rule = models.ForeignKey(
@@ -95,6 +102,14 @@ class Finding(models.Model):
             output_field=models.SmallIntegerField(),
         ),
         output_field=models.SmallIntegerField(),
+        db_persist=True,
+    )
+
+    #: What the queue's free-text search looks in (rule id, title, package), one column for one trigram index
+    #: (0004_events_search); computed by the database, so no path that writes these fields can leave it behind.
+    search_text = models.GeneratedField(
+        expression=Concat("rule_id", models.Value(SEARCH_SEPARATOR), "title", models.Value(SEARCH_SEPARATOR), "package_name"),
+        output_field=models.TextField(),
         db_persist=True,
     )
 
@@ -145,10 +160,10 @@ class FindingOccurrence(models.Model):
 
 
 class FindingEvent(models.Model):
-    """Every change to a finding: who (a person, a report or a rule), when and why."""
+    """Every change to a finding: who (a person, a report or a rule), when and why.  Its creation is on the finding
+    (``first_seen``, ``first_report``), not an event."""
 
     class Type(models.TextChoices):
-        CREATED = "created"
         REOPENED = "reopened"
         FIXED = "fixed"
         STATUS = "status"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -16,6 +17,7 @@ from dashboard.models import (
     FindingOccurrence,
     KevEntry,
     Membership,
+    Report,
     RiskAcceptance,
     Status,
 )
@@ -42,9 +44,29 @@ def undo_blocker(event: FindingEvent, *, status: str, assignee_id: int | None, s
 
 
 @dataclasses.dataclass
+class Created:
+    """The first entry of a finding's history, read from the finding (its creation is not an event): when it was
+    first seen and by which report.  Shaped like a FindingEvent for the page."""
+
+    created_at: dt.datetime
+    report: Report | None
+    type: str = "created"
+    from_status: str = ""
+    to_status: str = Status.OPEN
+    reason: str = ""
+    actor: None = None
+    triage_rule: None = None
+    data: dict[str, Any] = dataclasses.field(default_factory=dict)
+    pk: None = None
+    undone: bool = False
+    can_undo: bool = False
+
+
+@dataclasses.dataclass
 class FindingDetail:
     finding: Finding
-    events: list[FindingEvent]
+    #: Newest first, ending with its creation.
+    events: list[FindingEvent | Created]
     comments: list[Comment]
     occurrences: list[FindingOccurrence]
     acceptances: list[RiskAcceptance]
@@ -55,9 +77,8 @@ class FindingDetail:
 
 
 def finding_detail(*, user: Any, pk: int) -> FindingDetail:
-    finding = (
-        Finding.objects.visible_to(user).select_related("team", "image", "assignee", "last_report", "owner_rule").filter(pk=pk).first()
-    )
+    related = ("team", "image", "assignee", "last_report", "first_report", "owner_rule")
+    finding = Finding.objects.visible_to(user).select_related(*related).filter(pk=pk).first()
     if finding is None:
         raise Http404("no such finding")
     events = list(finding.events.select_related("actor", "report", "triage_rule")[:200])
@@ -90,7 +111,7 @@ def finding_detail(*, user: Any, pk: int) -> FindingDetail:
     )
     return FindingDetail(
         finding=finding,
-        events=events,
+        events=[*events, Created(created_at=finding.first_seen, report=finding.first_report)],
         comments=list(finding.comments.select_related("author")),
         occurrences=list(finding.occurrence_set.all()[:200]),
         acceptances=list(finding.risk_acceptances.select_related("requested_by", "approved_by").order_by("-created_at", "-id")[:20]),

@@ -259,7 +259,7 @@ def _fact_filters(qs: QuerySet[Finding], *, user: Any, filters: FindingFilters) 
 def _time_filters(qs: QuerySet[Finding], filters: FindingFilters, today: dt.date) -> QuerySet[Finding]:
     """Text, moments, acceptances, base layers and reports."""
     if filters.q:
-        qs = qs.filter(Q(rule_id__icontains=filters.q) | Q(title__icontains=filters.q) | Q(package_name__icontains=filters.q))
+        qs = qs.filter(search_text__icontains=filters.q)  # rule id, title and package (Finding.search_text)
     if filters.since:
         qs = qs.filter(first_seen__gte=_moment(filters.since))
     if filters.fixed_since:

@@ -112,17 +112,40 @@ def _finding_rows(qs: QuerySet[Any], *extra: str) -> list[dict[str, Any]]:
 
 
 def appearance_signals(*, team_id: int, since: dt.datetime, until: dt.datetime) -> list[Signal]:
-    """Findings of the team that appeared (created) or came back (reopened) in (since, until]."""
-    qs = FindingEvent.objects.filter(
-        finding__team_id=team_id,
-        type__in=[FindingEvent.Type.CREATED, FindingEvent.Type.REOPENED],
-        created_at__gt=since,
-        created_at__lte=until,
+    """Findings of the team that appeared (first seen) or came back (reopened) in (since, until]."""
+    created = Finding.objects.filter(team_id=team_id, first_seen__gt=since, first_seen__lte=until).exclude(status__in=IGNORED_STATUSES)
+    reopened = FindingEvent.objects.filter(
+        finding__team_id=team_id, type=FindingEvent.Type.REOPENED, created_at__gt=since, created_at__lte=until
     ).exclude(finding__status__in=IGNORED_STATUSES)
     return [
         Signal(row["finding_id"], row["created_at"], _facts(row), _where(row), row["type"])
-        for row in _finding_rows(qs.order_by("created_at", "id"), "created_at", "type")
+        for row in _in_order([*_created_rows(created), *_finding_rows(reopened, "created_at", "type")])
     ]
+
+
+def _created_rows(findings: QuerySet[Finding], *extra: str) -> list[dict[str, Any]]:
+    """The rows ``_finding_rows`` reads from events, of findings appearing: created when first seen.  ``extra``:
+    more columns of the finding, named as from an event (``finding__team_id``)."""
+    columns = [name.removeprefix("finding__") for name in (*_FACTS.values(), *_WHERE, *extra)]
+    rows = findings.annotate(details_class=KeyTextTransform("class", "details"), details_purl=KeyTextTransform("purl", "details")).values(
+        "id", "first_seen", "details_class", "details_purl", *columns
+    )
+    return [
+        {
+            "finding_id": row["id"],
+            "created_at": row["first_seen"],
+            "type": "created",
+            "details_class": row["details_class"],
+            "details_purl": row["details_purl"],
+            **{f"finding__{name}": row[name] for name in columns},
+        }
+        for row in rows
+    ]
+
+
+def _in_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Appearances oldest first; at the same moment a finding's creation before a reopening."""
+    return sorted(rows, key=lambda row: (row["created_at"], row["type"] != "created", row["finding_id"]))
 
 
 def fixed_signals(*, team_id: int, since: dt.datetime, until: dt.datetime) -> list[Signal]:
@@ -343,19 +366,14 @@ _Appearances = dict[int, list[tuple[dt.datetime, int, frozenset[str]]]]
 
 
 def _appearances(team_ids: set[int], *, start: dt.datetime, end: dt.datetime) -> _Appearances:
-    """Per team: when each finding appeared (created or reopened) in the range, with its nudge classes."""
-    events = _finding_rows(
-        FindingEvent.objects.filter(
-            finding__team_id__in=team_ids,
-            type__in=[FindingEvent.Type.CREATED, FindingEvent.Type.REOPENED],
-            created_at__gte=start,
-            created_at__lt=end,
-        ).exclude(finding__status__in=IGNORED_STATUSES),
-        "created_at",
-        "finding__team_id",
-    )
+    """Per team: when each finding appeared (first seen or reopened) in the range, with its nudge classes."""
+    created = Finding.objects.filter(team_id__in=team_ids, first_seen__gte=start, first_seen__lt=end).exclude(status__in=IGNORED_STATUSES)
+    reopened = FindingEvent.objects.filter(
+        finding__team_id__in=team_ids, type=FindingEvent.Type.REOPENED, created_at__gte=start, created_at__lt=end
+    ).exclude(finding__status__in=IGNORED_STATUSES)
+    rows = _in_order([*_created_rows(created, "finding__team_id"), *_finding_rows(reopened, "created_at", "type", "finding__team_id")])
     appearances: _Appearances = defaultdict(list)
-    for row in events:
+    for row in rows:
         classes = frozenset(key.lower() for key in nudge_classes_for(_facts(row)))
         appearances[row["finding__team_id"]].append((row["created_at"], row["finding_id"], classes))
     return appearances

@@ -1,9 +1,10 @@
 """What a report changed, read from stored data: its findings by outcome, the closures it holds, and the
 reports waiting for a person to confirm them.
 
-Each outcome is known exactly: ``new``, ``reopened`` and ``fixed`` are FindingEvent rows carrying the
-report (confirmed held closures too); ``unchanged`` is ``Report.unchanged_ids`` (an unchanged finding gets
-no event); ``held`` is ``Report.held_closures`` (what is still waiting for confirmation).
+Each outcome is known exactly: ``new`` are the findings the report first saw (``Finding.first_report``);
+``reopened`` and ``fixed`` are FindingEvent rows carrying the report (confirmed held closures too);
+``unchanged`` is ``Report.unchanged_ids`` (an unchanged finding gets no event); ``held`` is
+``Report.held_closures`` (what is still waiting for confirmation).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dashboard.models.access import sees_everything, visible_teams
 
 #: The outcomes, in the order a report's page lists them.
 OUTCOMES = ("new", "reopened", "unchanged", "fixed", "held")
-_EVENT_OF = {"new": FindingEvent.Type.CREATED, "reopened": FindingEvent.Type.REOPENED, "fixed": FindingEvent.Type.FIXED}
+_EVENT_OF = {"reopened": FindingEvent.Type.REOPENED, "fixed": FindingEvent.Type.FIXED}
 #: A report's page lists at most this many held findings (a selection is confirmed from them).
 HELD_SHOWN = 500
 
@@ -38,7 +39,7 @@ def outcome_filter(*, report: str, outcome: str) -> Q:
     if report_id is None:
         return Q(pk__in=[])
     wanted = [outcome] if outcome else list(OUTCOMES)
-    condition = Q(pk__in=[])
+    condition = Q(first_report_id=report_id) if "new" in wanted else Q(pk__in=[])
     events = [_EVENT_OF[name] for name in wanted if name in _EVENT_OF]
     if events:
         condition |= Q(pk__in=FindingEvent.objects.filter(report_id=report_id, type__in=events).values("finding_id"))

@@ -18,13 +18,14 @@ import dataclasses
 import datetime as dt
 import fnmatch
 import hashlib
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, FilteredRelation, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -107,22 +108,37 @@ def _finding_draft(*, event: str, team: Team, group: str, subject: str, why: str
     return Draft(event, team, group, subject, [*lines, "", f"All of them: {link}"], link, len(findings))
 
 
+def _brought(reports: list[Report]) -> list[tuple[Report, Finding]]:
+    """(report, finding) for each active, owned critical or KEV finding a report created (its first report) or
+    reopened (a REOPENED event of the report), by report then finding; in one query."""
+    by_pk = {report.pk: report for report in reports}
+    reopening = FilteredRelation("events", condition=Q(events__type=FindingEvent.Type.REOPENED, events__report__in=reports))
+    rows = (
+        Finding.objects.annotate(reopening=reopening)
+        .filter(Q(severity=Severity.CRITICAL) | Q(kev=True), team__isnull=False, status__in=ACTIVE_STATUSES)
+        .filter(Q(first_report__in=reports) | Q(reopening__isnull=False))
+        .annotate(reopened_by=F("reopening__report_id"))
+        .select_related("team", "image")
+    )
+    findings: dict[int, Finding] = {}
+    pairs: set[tuple[uuid.UUID, int]] = set()
+    for finding in rows:
+        findings.setdefault(finding.pk, finding)
+        for report_id in (finding.first_report_id, finding.reopened_by):  # type: ignore[attr-defined]
+            if report_id in by_pk:
+                pairs.add((report_id, finding.pk))
+    return [(by_pk[report_id], findings[finding_id]) for report_id, finding_id in sorted(pairs)]
+
+
 def _new_critical(reports: list[Report]) -> list[Draft]:
     """New or reopened critical or KEV findings, one message per report and team."""
-    events = (
-        FindingEvent.objects.filter(report__in=reports, type__in=[FindingEvent.Type.CREATED, FindingEvent.Type.REOPENED])
-        .filter(Q(finding__severity=Severity.CRITICAL) | Q(finding__kev=True), finding__team__isnull=False)
-        .filter(finding__status__in=ACTIVE_STATUSES)
-        .select_related("finding__team", "finding__image", "report")
-        .order_by("report_id", "finding_id")
-    )
     groups: dict[tuple[str, int], list[Finding]] = defaultdict(list)
     by_key: dict[tuple[str, int], tuple[Report, Team]] = {}
-    for event in events:
-        key = (str(event.report_id), event.finding.team_id or 0)
-        if event.finding not in groups[key]:
-            groups[key].append(event.finding)
-        by_key[key] = (event.report, event.finding.team)  # type: ignore[assignment]
+    for report, finding in _brought(reports):
+        key = (str(report.pk), finding.team_id or 0)
+        if finding not in groups[key]:
+            groups[key].append(finding)
+        by_key[key] = (report, finding.team)  # type: ignore[assignment]
     drafts = []
     for key, findings in groups.items():
         report, team = by_key[key]

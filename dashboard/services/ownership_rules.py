@@ -21,6 +21,7 @@ from dashboard.models import AuditEvent, Finding, FindingEvent, Image, Ownership
 from dashboard.selectors.access import ensure_administrator
 from dashboard.selectors.ownership import CompiledRule, Owner, RuleSet, decide_owner
 from dashboard.services.audit import audit_record
+from dashboard.services.finding_events import event_row, events_write
 from dashboard.services.ownership import validate_pattern
 
 #: The Celery task (dashboard/tasks.py) that re-applies rules after a change; takes the rule id.
@@ -208,7 +209,7 @@ def _reassign_chunk(chunk: list[int], *, rules: RuleSet, teams: dict[int, Team],
             .select_related("image", "last_report")
         )
         changed: list[Finding] = []
-        events: list[FindingEvent] = []
+        events: list[dict[str, Any]] = []
         for finding in findings:
             owner = _owner_now(finding, rules=rules, teams=teams)
             new_team_id = owner.team.pk if owner.team else None
@@ -220,12 +221,12 @@ def _reassign_chunk(chunk: list[int], *, rules: RuleSet, teams: dict[int, Team],
                 new = owner.team.slug if owner.team else "unowned"
                 moves[(old, new)] += 1
                 reason = f"{old} → {new}: {owner.reason}"[:2000]
-                events.append(FindingEvent(finding_id=finding.pk, type=FindingEvent.Type.OWNER, reason=reason, created_at=now))
+                events.append(event_row(finding_id=finding.pk, type=FindingEvent.Type.OWNER, reason=reason, now=now))
             finding.team_id, finding.owner_rule_id = new_team_id, new_rule_id
             finding.owner_source, finding.owner_reason = owner.source, owner.reason[:300]
             changed.append(finding)
         bulk_update_rows(Finding, changed, ["team", "owner_rule", "owner_source", "owner_reason"], batch_size=BATCH)
-        FindingEvent.objects.bulk_create(events, batch_size=BATCH)
+        events_write(events)
     return len(events)
 
 
@@ -281,12 +282,16 @@ def finding_set_owner(*, finding: Finding, team: Team | None, by: Any, ip: str |
     locked.owner_reason = locked.owner_reason[:300]
     locked.save(update_fields=["team", "owner_rule", "owner_source", "owner_reason"])
     new = locked.team.slug if locked.team else "unowned"
-    FindingEvent.objects.create(
-        finding=locked,
-        type=FindingEvent.Type.OWNER,
-        actor=by if getattr(by, "pk", None) else None,
-        reason=f"{old} → {new}: {locked.owner_reason}",
-        created_at=timezone.now(),
+    events_write(
+        [
+            event_row(
+                finding_id=locked.pk,
+                type=FindingEvent.Type.OWNER,
+                by=by,
+                reason=f"{old} → {new}: {locked.owner_reason}",
+                now=timezone.now(),
+            )
+        ]
     )
     audit_record(
         action=AuditEvent.Action.OWNER_SET,

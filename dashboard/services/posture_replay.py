@@ -23,6 +23,8 @@ from dashboard.models.choices import ACTIVE_STATUSES, Status
 from dashboard.models.posture import AGE_BUCKETS, TTF_BUCKETS, ttf_bucket
 
 _ACTIVE = frozenset(str(status) for status in ACTIVE_STATUSES)
+#: The type of a history's first entry: the finding opened when first seen (read from the finding, not an event).
+CREATED = "created"
 TeamKey = int | None
 
 
@@ -135,7 +137,7 @@ class Replay:
         flows = self._flows(team, event.at)
         if flows is None:
             return
-        if event.type == "created":
+        if event.type == CREATED:
             flows.new += 1
         elif event.type == "reopened":
             flows.reopened += 1
@@ -168,7 +170,7 @@ class Replay:
         return severity, team
 
     def add(self, history: History) -> None:
-        events = history.events or [Event(history.first_seen, "created", Status.OPEN, {}, "")]
+        events = history.events or [Event(history.first_seen, CREATED, Status.OPEN, {}, "")]
         starts = [i for i, event in enumerate(events) if event.to_status in _ACTIVE]
         last_start = starts[-1] if starts else -1
         severity, team = self._initial(history)
@@ -190,7 +192,7 @@ class Replay:
             self._count(team=team, event=event, was_active=was_active)
             if status in _ACTIVE and not was_active:
                 opened = event.at
-                clock = self.day_of(event.at) if (self.restart and event.type != "created") else seen
+                clock = self.day_of(event.at) if (self.restart and event.type != CREATED) else seen
                 due = history.due_date if index == last_start else self.due_for(team, severity, clock)
                 if history.kev_due_date is not None and index != last_start and (due is None or history.kev_due_date < due):
                     due = history.kev_due_date

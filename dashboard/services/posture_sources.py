@@ -21,7 +21,7 @@ from dashboard.models import EventSighting, Finding, FindingEvent, Image, Status
 from dashboard.selectors.finding_classes import FACT_FIELDS, FindingFacts, classes_for
 from dashboard.selectors.stale_images import STALE_DAYS, scan_reports
 from dashboard.services import risk
-from dashboard.services.posture_replay import Event, History, Replay
+from dashboard.services.posture_replay import CREATED, Event, History, Replay
 
 CHUNK = 5000
 DayKey = tuple[int | None, int]
@@ -82,12 +82,12 @@ def histories(findings: Any) -> Iterator[History]:
             if pending[0] == pk:
                 own.append(Event(pending[1], pending[2], pending[3], pending[4] or {}, pending[5] or ""))
             pending = next(events, None)
-        if not own:
-            # Rows written without events (imports of old data): opened when first seen, fixed when fixed.
-            own = [Event(first_seen, FindingEvent.Type.CREATED, Status.OPEN, {}, "")]
-            if status != Status.OPEN:
-                own.append(Event(fixed_at or first_seen, FindingEvent.Type.STATUS, status, {}, ""))
-        yield History(team_id, severity, status, first_seen, due, kev_due, own)
+        # A finding's creation is not an event: it opened when first seen.
+        created = Event(first_seen, CREATED, Status.OPEN, {}, "")
+        if not own and status != Status.OPEN:
+            # Rows written without events (imports of old data): fixed when fixed.
+            own = [Event(fixed_at or first_seen, FindingEvent.Type.STATUS, status, {}, "")]
+        yield History(team_id, severity, status, first_seen, due, kev_due, [created, *own])
 
 
 def event_counts(*, start: dt.date, end: dt.date) -> dict[DayKey, Counter[str]]:

@@ -26,7 +26,9 @@ from dashboard.models import ACTIVE_STATUSES, Finding, FindingEvent, Membership,
 from dashboard.models.audit import AuditEvent
 from dashboard.services import triage
 from dashboard.services.audit import audit_record
-from dashboard.services.triage import BulkResult, TriageRights, actor_label, chunks, make_event, person_of
+from dashboard.services.finding_events import event_row, events_write, person_of
+from dashboard.services.reopen import Reopening, findings_reopen
+from dashboard.services.triage import BulkResult, TriageRights, actor_label, chunks
 
 logger = logging.getLogger(__name__)
 
@@ -157,9 +159,9 @@ def _record_pending(
     acceptance: RiskAcceptance, ids: list[int], *, by: Any, now: dt.datetime, reason: str, batch: uuid.UUID, until: dt.date
 ) -> None:
     """An event on each finding of an acceptance waiting for its second person."""
-    FindingEvent.objects.bulk_create(
+    events_write(
         [
-            make_event(
+            event_row(
                 finding_id=pk,
                 type=FindingEvent.Type.ACCEPTANCE,
                 by=by,
@@ -223,9 +225,9 @@ def accept_findings(
         if not rows:
             continue
         Finding.objects.filter(pk__in=[pk for pk, _ in rows]).update(status=Status.RISK_ACCEPTED, status_changed_at=now)
-        FindingEvent.objects.bulk_create(
+        events_write(
             [
-                make_event(
+                event_row(
                     finding_id=pk,
                     type=FindingEvent.Type.STATUS,
                     by=by,
@@ -322,9 +324,9 @@ def acceptance_reject(
         locked.decision_reason = text
         locked.save(update_fields=["state", "approved_by", "decided_at", "decision_reason"])
         verb = "withdrawn" if own else "rejected"
-        FindingEvent.objects.bulk_create(
+        events_write(
             [
-                make_event(
+                event_row(
                     finding_id=pk,
                     type=FindingEvent.Type.ACCEPTANCE,
                     by=by,
@@ -388,24 +390,11 @@ def _reopen_expired(acceptance: RiskAcceptance, *, now: dt.datetime, today: dt.d
         .select_for_update()
         .values_list("id", flat=True)
     )
-    for chunk in chunks(rows):
-        Finding.objects.filter(pk__in=chunk).update(status=Status.OPEN, status_changed_at=now)
-        FindingEvent.objects.bulk_create(
-            [
-                make_event(
-                    finding_id=pk,
-                    type=FindingEvent.Type.REOPENED,
-                    by=None,
-                    now=now,
-                    reason=f"risk acceptance #{acceptance.pk} expired on {acceptance.expires.isoformat()}",
-                    from_status=Status.RISK_ACCEPTED,
-                    to_status=Status.OPEN,
-                    data={"acceptance": acceptance.pk},
-                )
-                for pk in chunk
-            ]
-        )
-    triage.reopen_side_effects(ids=rows, today=today)
+    findings_reopen(
+        rows=[Reopening(pk, Status.RISK_ACCEPTED, now) for pk in rows],
+        reason=f"risk acceptance #{acceptance.pk} expired on {acceptance.expires.isoformat()}",
+        data={"acceptance": acceptance.pk},
+    )
     triage.audit_changes(
         action=AuditEvent.Action.STATUS_CHANGED,
         by=None,

@@ -183,7 +183,7 @@ def _write(rows: list[dict[str, Any]], *, start: dt.date, end: dt.date, team_ids
 def _findings_touched(day: dt.date) -> QuerySet[Finding]:
     since, until = sources.day_start(day), sources.day_start(day + dt.timedelta(days=1))
     touched = FindingEvent.objects.filter(created_at__gte=since, created_at__lt=until).values("finding_id")
-    return Finding.objects.filter(pk__in=touched)
+    return Finding.objects.filter(Q(pk__in=touched) | Q(first_seen__gte=since, first_seen__lt=until))
 
 
 def snapshot_take(*, now: dt.datetime | None = None) -> int:

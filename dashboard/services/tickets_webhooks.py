@@ -3,19 +3,19 @@
 The request proves itself the tracker's way (GitHub's and Jira's HMAC signatures, GitLab's token);
 an unproved request changes nothing and answers 403, the same whether or not the team has a tracker.  Fixed here
 means "fixed until the next scan": a scan that still sees a finding reopens it (the ingest reopen path), and
-``tickets_seen_after_close`` records on the link that the closed ticket did not fix it.
+``reopen.findings_reopen`` records on the link that the closed ticket did not fix it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from django.db import transaction
 from django.utils import timezone
 
 from dashboard.actors import SystemActor
 from dashboard.errors import ApplicationError
-from dashboard.models import ACTIVE_STATUSES, Finding, Status, Ticket, TicketLink, TrackerConfig
+from dashboard.models import ACTIVE_STATUSES, Finding, Status, Ticket, TrackerConfig
 from dashboard.models.audit import AuditEvent
 from dashboard.services import triage
 from dashboard.services.audit import audit_record
@@ -83,9 +83,3 @@ def _audit(ticket: Ticket, summary: str, ids: list[int]) -> None:
         target_id=str(ticket.pk),
         details={"findings": ids[:1000], "url": ticket.url},
     )
-
-
-def tickets_seen_after_close(*, ids: Sequence[int]) -> None:
-    """Findings a scan reopened: where a closed ticket was theirs, it did not fix them (shown beside the ticket)."""
-    if ids:
-        TicketLink.objects.filter(finding_id__in=list(ids), ticket__state=Ticket.State.CLOSED).update(seen_after_close=True)

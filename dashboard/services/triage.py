@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
@@ -26,9 +25,10 @@ from dashboard.models import ACTIVE_STATUSES, Comment, Finding, FindingEvent, Me
 from dashboard.models.access import sees_everything
 from dashboard.models.audit import AuditEvent
 from dashboard.selectors import access
-from dashboard.services import intel
 from dashboard.services.audit import actor_label as audit_actor_label
 from dashboard.services.audit import audit_record
+from dashboard.services.finding_events import event_row, events_write, person_of
+from dashboard.services.reopen import Reopening, findings_reopen
 
 BATCH = 1000
 
@@ -90,13 +90,6 @@ def may_triage(by: Any, team_id: int | None) -> bool:
 
 def may_accept_risk(by: Any, team_id: int | None) -> bool:
     return TriageRights.of(by).may_accept_risk(team_id)
-
-
-def person_of(by: Any) -> User | None:
-    """The person behind an action (None for a token or the system)."""
-    if by is None or getattr(by, "api_token", None) is not None or not getattr(by, "is_authenticated", False):
-        return None
-    return by  # type: ignore[no-any-return]
 
 
 def actor_label(by: Any) -> str:
@@ -170,38 +163,6 @@ def new_batch() -> uuid.UUID:
     return uuid.uuid4()
 
 
-def make_event(
-    *,
-    finding_id: int,
-    type: str,
-    by: Any,
-    now: dt.datetime,
-    reason: str = "",
-    from_status: str = "",
-    to_status: str = "",
-    batch: uuid.UUID | None = None,
-    data: dict[str, Any] | None = None,
-    rule_id: int | None = None,
-    undoes_id: int | None = None,
-) -> FindingEvent:
-    extra = dict(data or {})
-    if getattr(by, "api_token", None) is not None:
-        extra["by"] = actor_label(by)
-    return FindingEvent(
-        finding_id=finding_id,
-        type=type,
-        from_status=from_status,
-        to_status=to_status,
-        actor=person_of(by),
-        reason=reason[:5000],
-        created_at=now,
-        batch=batch,
-        data=extra,
-        triage_rule_id=rule_id,
-        undoes_id=undoes_id,
-    )
-
-
 def chunks(values: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
@@ -217,16 +178,6 @@ def clean_reason(reason: str | None, *, required: bool, what: str = "this change
 
 
 # --- status transitions -----------------------------------------------------------------------
-
-
-def reopen_side_effects(*, ids: Sequence[int], today: dt.date) -> None:
-    """A finding reopens: its SLA clock restarts when configured, and its due date follows."""
-    if not ids:
-        return
-    if settings.VIGIL_SLA_RESTART_ON_REOPEN:
-        for chunk in chunks(list(ids)):
-            Finding.objects.filter(pk__in=chunk).update(sla_started_on=today)
-    intel.findings_rescore(ids=ids, today=today)
 
 
 def detach_from_acceptances(*, ids: Sequence[int]) -> None:
@@ -256,59 +207,22 @@ def findings_set_status(
         raise ApplicationError(f"unknown status {status!r}; use one of: {', '.join(Status.values)}", code="invalid_status")
     if status == Status.RISK_ACCEPTED:
         raise ApplicationError("accepting risk needs a risk acceptance with a reason and an expiry", code="use_risk_acceptance")
-    reopening = status == Status.OPEN
     text = clean_reason(reason, required=status in REASON_REQUIRED, what=f"marking findings {status.replace('_', ' ')}")
     now = now or timezone.now()
     result = BulkResult(batch=batch or new_batch(), verb=f"now {status.replace('_', ' ')}")
-    rights = TriageRights.of(by)
     system = by if isinstance(by, SystemActor) else None
+    move = _Move(
+        status=status, by=by, now=now, reason=text, batch=result.batch, data={**(data or {}), **({"by": system.name} if system else {})}
+    )
+    rights = None if system is not None else TriageRights.of(by)
     by_team: dict[int | None, list[int]] = {}
     with transaction.atomic():
         for chunk in chunks(sorted(set(ids))):
             rows = list(Finding.objects.filter(pk__in=chunk).select_for_update().order_by("id").values_list("id", "status", "team_id"))
-            moving: list[tuple[int, str]] = []
-            for pk, current, team_id in rows:
-                if system is None and not rights.may_triage(team_id):
-                    result.skip("you may not triage this team's findings")
-                elif current == status:
-                    result.skip(f"already {status.replace('_', ' ')}")
-                elif status not in TRANSITIONS[current]:
-                    result.skip(f"a {current.replace('_', ' ')} finding cannot become {status.replace('_', ' ')}")
-                elif reopening and current not in ACTIVE_STATUSES and not text:
-                    result.skip("reopening a closed finding needs a reason")
-                else:
-                    moving.append((pk, current))
-                    by_team.setdefault(team_id, []).append(pk)
-            if not moving:
-                continue
-            moved = [pk for pk, _ in moving]
-            fields: dict[str, Any] = {"status": status, "status_changed_at": now}
-            if status == Status.FIXED:
-                fields["fixed_at"] = now
-            elif reopening:
-                fields["fixed_at"] = None
-            Finding.objects.filter(pk__in=moved).update(**fields)
-            FindingEvent.objects.bulk_create(
-                [
-                    make_event(
-                        finding_id=pk,
-                        type=FindingEvent.Type.STATUS,
-                        by=by,
-                        now=now,
-                        reason=text,
-                        from_status=current,
-                        to_status=status,
-                        batch=result.batch,
-                        data={**(data or {}), **({"by": system.name} if system else {})},
-                    )
-                    for pk, current in moving
-                ]
-            )
-            left_acceptance = [pk for pk, current in moving if current == Status.RISK_ACCEPTED]
-            detach_from_acceptances(ids=left_acceptance)
-            if reopening:
-                reopen_side_effects(ids=[pk for pk, current in moving if current not in ACTIVE_STATUSES], today=now.date())
-            result.changed.extend(moved)
+            moving = [(pk, current) for pk, current, team_id in rows if _may_move(move, rights, result, by_team, pk, current, team_id)]
+            if moving:
+                move.apply(moving)
+                result.changed.extend(pk for pk, _ in moving)
         audit_changes(
             action=AuditEvent.Action.STATUS_CHANGED,
             by=by,
@@ -319,6 +233,79 @@ def findings_set_status(
             details={"status": status, "batch": str(result.batch)},
         )
     return result
+
+
+def _may_move(
+    move: _Move,
+    rights: TriageRights | None,
+    result: BulkResult,
+    by_team: dict[int | None, list[int]],
+    pk: int,
+    current: str,
+    team_id: int | None,
+) -> bool:
+    """May this finding move (``rights`` None: a system actor that proved its right)?  Counts why not in ``result``,
+    and the ones that move per team in ``by_team``."""
+    status = move.status
+    if rights is not None and not rights.may_triage(team_id):
+        result.skip("you may not triage this team's findings")
+    elif current == status:
+        result.skip(f"already {status.replace('_', ' ')}")
+    elif status not in TRANSITIONS[current]:
+        result.skip(f"a {current.replace('_', ' ')} finding cannot become {status.replace('_', ' ')}")
+    elif status == Status.OPEN and current not in ACTIVE_STATUSES and not move.reason:
+        result.skip("reopening a closed finding needs a reason")
+    else:
+        by_team.setdefault(team_id, []).append(pk)
+        return True
+    return False
+
+
+@dataclasses.dataclass
+class _Move:
+    """One status change by one actor, applied a chunk of (id, status before) at a time: a closed finding set
+    back to open reopens (``reopen.findings_reopen``), the others just change status."""
+
+    status: str
+    by: Any
+    now: dt.datetime
+    reason: str
+    batch: uuid.UUID
+    data: dict[str, Any]
+
+    def apply(self, moving: Sequence[tuple[int, str]]) -> None:
+        reopening = [(pk, current) for pk, current in moving if self.status == Status.OPEN and current not in ACTIVE_STATUSES]
+        closed = {pk for pk, _ in reopening}
+        staying = [(pk, current) for pk, current in moving if pk not in closed]
+        fields: dict[str, Any] = {"status": self.status, "status_changed_at": self.now}
+        if self.status in (Status.FIXED, Status.OPEN):
+            fields["fixed_at"] = self.now if self.status == Status.FIXED else None
+        if staying:
+            Finding.objects.filter(pk__in=[pk for pk, _ in staying]).update(**fields)
+            events_write([self._event(pk, current) for pk, current in staying])
+        detach_from_acceptances(ids=[pk for pk, current in moving if current == Status.RISK_ACCEPTED])
+        if reopening:
+            findings_reopen(
+                rows=[Reopening(pk, current, self.now) for pk, current in reopening],
+                by=self.by,
+                reason=self.reason,
+                type=FindingEvent.Type.STATUS,
+                batch=self.batch,
+                data=self.data,
+            )
+
+    def _event(self, pk: int, current: str) -> dict[str, Any]:
+        return event_row(
+            finding_id=pk,
+            type=FindingEvent.Type.STATUS,
+            by=self.by,
+            now=self.now,
+            reason=self.reason,
+            from_status=current,
+            to_status=self.status,
+            batch=self.batch,
+            data=self.data,
+        )
 
 
 # --- assignment and comments ------------------------------------------------------------------
@@ -360,9 +347,9 @@ def findings_assign(
                 continue
             Finding.objects.filter(pk__in=[pk for pk, _ in moving]).update(assignee=assignee)
             to_id = assignee.pk if assignee else None
-            FindingEvent.objects.bulk_create(
+            events_write(
                 [
-                    make_event(
+                    event_row(
                         finding_id=pk,
                         type=FindingEvent.Type.ASSIGNED,
                         by=by,

@@ -16,7 +16,6 @@ import fnmatch
 from collections.abc import Sequence
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.db.models.fields.json import KT
@@ -25,7 +24,8 @@ from django.utils import timezone
 from dashboard.errors import ApplicationError
 from dashboard.models import ACTIVE_STATUSES, Finding, FindingEvent, Kind, RiskAcceptance, Severity, Status, Team, TriageRule
 from dashboard.models.audit import AuditEvent
-from dashboard.services import intel, risk_acceptance, tickets_webhooks, triage
+from dashboard.services import intel, risk_acceptance, triage
+from dashboard.services.finding_events import event_row, events_write
 from dashboard.services.triage import TriageRights, chunks
 
 Action = TriageRule.Action
@@ -238,9 +238,9 @@ def _set_severity(rule: TriageRule, rows: list[dict[str, Any]], now: dt.datetime
             "finding_id", flat=True
         )
     )
-    FindingEvent.objects.bulk_create(
+    events_write(
         [
-            triage.make_event(
+            event_row(
                 finding_id=row["id"],
                 type=FindingEvent.Type.SEVERITY,
                 by=None,
@@ -266,9 +266,9 @@ def _by_team(rows: list[dict[str, Any]]) -> dict[int | None, list[int]]:
 def _mark_false_positive(rule: TriageRule, rows: list[dict[str, Any]], now: dt.datetime) -> list[int]:
     ids = [row["id"] for row in rows]
     Finding.objects.filter(pk__in=ids).update(status=Status.FALSE_POSITIVE, status_changed_at=now)
-    FindingEvent.objects.bulk_create(
+    events_write(
         [
-            triage.make_event(
+            event_row(
                 finding_id=row["id"],
                 type=FindingEvent.Type.STATUS,
                 by=None,
@@ -344,18 +344,14 @@ def rule_apply_existing(*, rule: TriageRule, by: Any) -> RulesOutcome:
 
 
 def after_ingest(*, new_ids: Sequence[int], reopened_ids: Sequence[int], changed_ids: Sequence[int], now: dt.datetime) -> RulesOutcome:
-    """Triage what a report just created, reopened or changed.  Runs in the ingest transaction."""
+    """Triage what a report just created, reopened (reopen.findings_reopen) or changed.  Runs in the ingest transaction."""
     today = timezone.localdate(now)
-    if reopened_ids and settings.VIGIL_SLA_RESTART_ON_REOPEN:
-        for chunk in chunks(list(reopened_ids)):
-            Finding.objects.filter(pk__in=chunk).update(sla_started_on=today)
     fresh = [*new_ids, *reopened_ids]
     outcome = rules_apply(ids=fresh, now=now, quiet_severity_ids=changed_ids)
     taken = set(outcome.false_positive) | set(outcome.accepted)
     remaining = [pk for pk in fresh if pk not in taken] if fresh and risk_acceptance.scoped_acceptances_exist(today=today) else []
     for chunk in chunks(remaining):
         outcome.accepted.extend(risk_acceptance.scoped_acceptances_apply(rows=_rows(chunk), now=now))
-    tickets_webhooks.tickets_seen_after_close(ids=reopened_ids)
     # New findings were scored when they were inserted (ingest); re-score what changed since.
     intel.findings_rescore(ids=[*reopened_ids, *changed_ids, *outcome.severity], today=today)
     return outcome

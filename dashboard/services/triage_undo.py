@@ -15,6 +15,7 @@ from dashboard.models import Finding, FindingEvent, Status
 from dashboard.models.audit import AuditEvent
 from dashboard.selectors.finding_detail import STATUS_EVENT_TYPES, undo_blocker
 from dashboard.services import intel
+from dashboard.services.finding_events import event_row, events_write
 from dashboard.services.triage import (
     BulkResult,
     TriageRights,
@@ -22,7 +23,6 @@ from dashboard.services.triage import (
     chunks,
     clean_reason,
     detach_from_acceptances,
-    make_event,
     new_batch,
 )
 
@@ -52,60 +52,34 @@ def events_undo(
     by_team: dict[int | None, list[int]] = {}
     with transaction.atomic():
         for chunk in chunks(list(events)):
-            event_ids = [e.pk for e in chunk]
-            undone = set(FindingEvent.objects.filter(undoes_id__in=event_ids).values_list("undoes_id", flat=True))
-            finding_ids = sorted({e.finding_id for e in chunk})
+            undone = set(FindingEvent.objects.filter(undoes_id__in=[e.pk for e in chunk]).values_list("undoes_id", flat=True))
             findings: dict[int, dict[str, Any]] = {
                 row["id"]: dict(row)
-                for row in Finding.objects.filter(pk__in=finding_ids)
+                for row in Finding.objects.filter(pk__in=sorted({e.finding_id for e in chunk}))
                 .select_for_update()
                 .values("id", "status", "assignee_id", "severity", "team_id")
             }
             updates: dict[tuple[str, Any], list[int]] = {}
-            new_events: list[FindingEvent] = []
+            new_events: list[dict[str, Any]] = []
             for event in chunk:
                 finding = findings.get(event.finding_id)
                 if finding is None:
                     continue
-                if event.pk in undone:
-                    result.skip("already undone")
-                    continue
-                if not rights.may_triage(finding["team_id"]):
-                    result.skip("you may not triage this team's findings")
-                    continue
-                target = _undo_target(event, finding)
+                target = _undoable(event, finding, undone, rights)
                 if isinstance(target, str):
                     result.skip(target)
                     continue
                 field, value = target
                 updates.setdefault((field, value), []).append(event.finding_id)
                 finding[field] = value
-                data: dict[str, Any] = {}
-                if field == "assignee_id":
-                    data = {"from_assignee": event.data.get("to_assignee"), "to_assignee": value}
-                elif field == "severity":
-                    data = {"from": event.data.get("to"), "to": value}
-                new_events.append(
-                    make_event(
-                        finding_id=event.finding_id,
-                        type=FindingEvent.Type.UNDONE,
-                        by=by,
-                        now=now,
-                        reason=text,
-                        from_status=event.to_status if field == "status" else "",
-                        to_status=str(value) if field == "status" else "",
-                        batch=result.batch,
-                        data=data,
-                        undoes_id=event.pk,
-                    )
-                )
+                new_events.append(_undo_event(event, field, value, by=by, now=now, reason=text, batch=result.batch))
                 result.changed.append(event.finding_id)
                 if field == "status":
                     by_team.setdefault(finding["team_id"], []).append(event.finding_id)
                 if field == "status" and event.to_status == Status.RISK_ACCEPTED:
                     detach_from_acceptances(ids=[event.finding_id])
             _apply_undo_updates(updates, now)
-            FindingEvent.objects.bulk_create(new_events)
+            events_write(new_events)
         audit_changes(
             action=AuditEvent.Action.STATUS_CHANGED,
             by=by,
@@ -116,6 +90,36 @@ def events_undo(
             details={"batch": str(result.batch)},
         )
     return result
+
+
+def _undoable(event: FindingEvent, finding: dict[str, Any], undone: set[int], rights: TriageRights) -> tuple[str, Any] | str:
+    """(field, value to restore) for an event this actor may undo, or why not."""
+    if event.pk in undone:
+        return "already undone"
+    if not rights.may_triage(finding["team_id"]):
+        return "you may not triage this team's findings"
+    return _undo_target(event, finding)
+
+
+def _undo_event(event: FindingEvent, field: str, value: Any, *, by: Any, now: dt.datetime, reason: str, batch: uuid.UUID) -> dict[str, Any]:
+    """The UNDONE event recording that ``event`` was reverted (``field`` back to ``value``)."""
+    data: dict[str, Any] = {}
+    if field == "assignee_id":
+        data = {"from_assignee": event.data.get("to_assignee"), "to_assignee": value}
+    elif field == "severity":
+        data = {"from": event.data.get("to"), "to": value}
+    return event_row(
+        finding_id=event.finding_id,
+        type=FindingEvent.Type.UNDONE,
+        by=by,
+        now=now,
+        reason=reason,
+        from_status=event.to_status if field == "status" else "",
+        to_status=str(value) if field == "status" else "",
+        batch=batch,
+        data=data,
+        undoes_id=event.pk,
+    )
 
 
 def _apply_undo_updates(updates: dict[tuple[str, Any], list[int]], now: dt.datetime) -> None:

@@ -13,7 +13,7 @@ from django.utils import timezone
 import dashboard.tasks
 from dashboard.models import NotificationChannel
 from tests.browser.conftest import login
-from tests.factories import FindingEventFactory, FindingFactory, MembershipFactory, ReportFactory, TeamFactory, UserFactory
+from tests.factories import FindingFactory, MembershipFactory, ReportFactory, TeamFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
@@ -47,7 +47,7 @@ def test_a_champion_adds_a_webhook_and_the_team_hears_of_a_new_critical(live_ser
     page.wait_for_load_state("networkidle")
     added = page.inner_text("main")
     report = ReportFactory(team=team, finished_at=timezone.now(), format="trivy", image_ref="registry.example.com/payments/api:1.4.2")
-    FindingEventFactory(finding=FindingFactory(team=team, severity="critical", rule_id="CVE-2023-0286"), report=report)
+    FindingFactory(team=team, severity="critical", rule_id="CVE-2023-0286", first_report=report)
     dashboard.tasks.run_notifications()
     page.reload()
     server.shutdown()

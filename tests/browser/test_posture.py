@@ -20,11 +20,9 @@ def _findings(team, *, critical: int, fixed: int) -> None:
     for n in range(critical):
         opened = now - dt.timedelta(days=20 + n)
         finding = FindingFactory(team=team, severity="critical", first_seen=opened, due_date=(opened + dt.timedelta(days=7)).date())
-        FindingEventFactory(finding=finding, created_at=opened)
     for n in range(fixed):
         opened, closed = now - dt.timedelta(days=40 + n), now - dt.timedelta(days=10 + n)
         finding = FindingFactory(team=team, severity="high", status=Status.FIXED, first_seen=opened, fixed_at=closed)
-        FindingEventFactory(finding=finding, created_at=opened)
         FindingEventFactory(finding=finding, type="fixed", from_status=Status.OPEN, to_status=Status.FIXED, created_at=closed)
 
 

@@ -204,6 +204,7 @@ def _state() -> tuple[list[object], ...]:
         "status_changed_at",
         "due_date",
         "last_report__observed_at",
+        "first_report__observed_at",
         "description",
         "details",
         "content_hash",

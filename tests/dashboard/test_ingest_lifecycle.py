@@ -13,7 +13,7 @@ from django.utils import timezone
 from bench.reportgen import trivy_bytes, trivy_report
 from dashboard.ingest import receive
 from dashboard.ingest.receive import report_confirm_closures
-from dashboard.models import Finding, FindingEvent, Image, ImageVersion, Role, Status, Team
+from dashboard.models import Finding, FindingEvent, Image, ImageVersion, Report, Role, Status, Team
 from dashboard.services import intel
 from tests.dashboard.ingest_helpers import ingest
 from tests.factories import (
@@ -52,7 +52,8 @@ def test_importing_the_same_report_three_times_changes_nothing_after_the_first()
 
     assert first.counts == {"new": 40, "reopened": 0, "unchanged": 0, "fixed": 0}
     assert second.counts == third.counts == {"new": 0, "reopened": 0, "unchanged": 40, "fixed": 0}
-    assert FindingEvent.objects.count() == events == 40
+    assert FindingEvent.objects.count() == events == 0  # a creation is recorded on the finding, not as an event
+    assert Finding.objects.filter(first_report=first.pk).count() == 40
     assert Finding.objects.filter(status=Status.OPEN).count() == 40
 
 
@@ -77,7 +78,8 @@ def test_a_finding_that_comes_back_reopens_with_its_history() -> None:
 
     assert back.counts == {"new": 0, "reopened": 2, "unchanged": 38, "fixed": 0}
     reopened = Finding.objects.get(rule_id=report["Results"][0]["Vulnerabilities"][0]["VulnerabilityID"], package_path="")
-    assert list(reopened.events.order_by("created_at", "id").values_list("type", flat=True)) == ["created", "fixed", "reopened"]
+    assert list(reopened.events.order_by("created_at", "id").values_list("type", flat=True)) == ["fixed", "reopened"]
+    assert reopened.first_report_id == Report.objects.order_by("received_at").values_list("id", flat=True).first()
     assert reopened.status == Status.OPEN
 
 

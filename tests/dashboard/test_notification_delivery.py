@@ -19,7 +19,6 @@ from dashboard.services import notification_delivery
 from dashboard.services.notification_delivery import notifications_deliver
 from dashboard.services.posture_digest import posture_digest_queue
 from tests.factories import (
-    FindingEventFactory,
     FindingFactory,
     MembershipFactory,
     NotificationChannelFactory,
@@ -167,7 +166,7 @@ def test_the_task_scans_and_delivers_in_one_run(receiver: str) -> None:
     team = TeamFactory(name="Payments")
     NotificationChannelFactory(team=team, url=receiver)
     report = ReportFactory(team=team, finished_at=timezone.now())
-    FindingEventFactory(finding=FindingFactory(team=team, severity=Severity.CRITICAL), report=report)
+    FindingFactory(team=team, severity=Severity.CRITICAL, first_report=report)
 
     dashboard.tasks.run_notifications()
     dashboard.tasks.run_notifications()

@@ -50,7 +50,7 @@ def test_fifty_new_criticals_of_one_report_make_one_message_per_channel_naming_t
     chat, _mail = NotificationChannelFactory(team=team), NotificationChannelFactory(team=team, kind="email", url="")
     report = _finished_report(team, format="trivy", image_ref="registry.example.com/payments/api:1.4.2")
     for _ in range(50):
-        FindingEventFactory(finding=FindingFactory(team=team, severity=Severity.CRITICAL), report=report)
+        FindingFactory(team=team, severity=Severity.CRITICAL, first_report=report)
 
     created = notifications_scan()
 
@@ -69,7 +69,7 @@ def test_scanning_again_writes_nothing_new() -> None:
     team = TeamFactory()
     NotificationChannelFactory(team=team)
     report = _finished_report(team)
-    FindingEventFactory(finding=FindingFactory(team=team, kev=True, severity=Severity.HIGH), report=report)
+    FindingFactory(team=team, kev=True, severity=Severity.HIGH, first_report=report)
 
     first, second = notifications_scan(), notifications_scan(now=timezone.now() + dt.timedelta(minutes=1))
 
@@ -81,8 +81,8 @@ def test_a_report_naming_two_teams_tells_each_team_only_of_its_own_findings() ->
     alpha, bravo = TeamFactory(slug="alpha"), TeamFactory(slug="bravo")
     alpha_chat, bravo_chat = NotificationChannelFactory(team=alpha), NotificationChannelFactory(team=bravo)
     report = _finished_report(None)
-    FindingEventFactory(finding=FindingFactory(team=alpha, severity=Severity.CRITICAL, rule_id="CVE-ALPHA"), report=report)
-    FindingEventFactory(finding=FindingFactory(team=bravo, severity=Severity.CRITICAL, rule_id="CVE-BRAVO"), report=report)
+    FindingFactory(team=alpha, severity=Severity.CRITICAL, rule_id="CVE-ALPHA", first_report=report)
+    FindingFactory(team=bravo, severity=Severity.CRITICAL, rule_id="CVE-BRAVO", first_report=report)
 
     notifications_scan()
 
@@ -96,7 +96,7 @@ def test_a_channel_gets_only_the_events_it_subscribed_to_and_an_inactive_one_not
     reports_only = NotificationChannelFactory(team=team, events=[NotificationEvent.REPORT_PROBLEM])
     NotificationChannelFactory(team=team, active=False)
     report = _finished_report(team)
-    FindingEventFactory(finding=FindingFactory(team=team, severity=Severity.CRITICAL), report=report)
+    FindingFactory(team=team, severity=Severity.CRITICAL, first_report=report)
     _finished_report(team, status=ReportStatus.FAILED, error="not a Trivy report")
 
     notifications_scan()
@@ -108,9 +108,9 @@ def test_medium_findings_fixed_events_and_findings_already_false_positive_are_no
     team = TeamFactory()
     NotificationChannelFactory(team=team)
     report = _finished_report(team)
-    FindingEventFactory(finding=FindingFactory(team=team, severity=Severity.MEDIUM), report=report)
+    FindingFactory(team=team, severity=Severity.MEDIUM, first_report=report)
     FindingEventFactory(finding=FindingFactory(team=team, severity=Severity.CRITICAL), report=report, type=FindingEvent.Type.FIXED)
-    FindingEventFactory(finding=FindingFactory(team=team, severity=Severity.CRITICAL, status=Status.FALSE_POSITIVE), report=report)
+    FindingFactory(team=team, severity=Severity.CRITICAL, status=Status.FALSE_POSITIVE, first_report=report)
 
     assert notifications_scan() == 0
 
@@ -214,7 +214,7 @@ def test_a_report_committed_after_the_last_scan_but_finished_before_it_is_still_
     NotificationChannelFactory(team=team)
     notifications_scan()
     late = ReportFactory(team=team, finished_at=timezone.now() - dt.timedelta(minutes=3))
-    FindingEventFactory(finding=FindingFactory(team=team, severity=Severity.CRITICAL), report=late)
+    FindingFactory(team=team, severity=Severity.CRITICAL, first_report=late)
 
     assert notifications_scan() == 1
 
@@ -223,11 +223,12 @@ def test_a_scan_costs_the_same_queries_for_one_report_as_for_twenty(django_asser
     team = TeamFactory()
     NotificationChannelFactory(team=team)
     one = _finished_report(team)
-    FindingEventFactory(finding=FindingFactory(team=team, severity=Severity.CRITICAL), report=one)
+    FindingFactory(team=team, severity=Severity.CRITICAL, first_report=one)
     notifications_scan()
     later = timezone.now() + dt.timedelta(minutes=1)
     for report in [_finished_report(team, finished_at=later) for _ in range(20)]:
-        FindingEventFactory.create_batch(3, finding=FindingFactory(team=team, severity=Severity.CRITICAL), report=report)
+        brought = FindingFactory(team=team, severity=Severity.CRITICAL, first_report=report)
+        FindingEventFactory.create_batch(2, finding=brought, report=report, type=FindingEvent.Type.REOPENED)
 
     with django_assert_max_num_queries(15):
         created = notifications_scan(now=later + dt.timedelta(seconds=1))

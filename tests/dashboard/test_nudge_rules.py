@@ -53,8 +53,8 @@ def topics():
     return made
 
 
-def appeared(team, rule_id, at, *, event=FindingEvent.Type.CREATED, kind="misconfiguration", name="api", **fields):
-    """A finding of the team that appeared (or reopened) at ``at``."""
+def appeared(team, rule_id, at, *, kind="misconfiguration", name="api", **fields):
+    """A finding of the team that appeared (first seen) at ``at``."""
     finding = FindingFactory(
         team=team,
         kind=kind,
@@ -69,7 +69,6 @@ def appeared(team, rule_id, at, *, event=FindingEvent.Type.CREATED, kind="miscon
         status_changed_at=at,
         **fields,
     )
-    FindingEventFactory(finding=finding, type=event, created_at=at)
     return finding
 
 

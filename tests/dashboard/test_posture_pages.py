@@ -12,7 +12,7 @@ from dashboard.models import DailySnapshot, Role
 from dashboard.services.snapshots import snapshot_take, snapshots_backfill
 from tests.dashboard.test_posture_api import manager_of
 from tests.dashboard.test_posture_snapshots import DAY, at, fixed_finding, frozen, open_finding
-from tests.factories import FindingEventFactory, FindingFactory, MembershipFactory, TeamFactory, UserFactory
+from tests.factories import FindingFactory, MembershipFactory, TeamFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -88,8 +88,7 @@ def test_shift_left_shares_are_computed_per_team_and_class(client, teams) -> Non
     payments, _ = teams
     manager_of(payments, client=client)
     for stream in ("scan", "scan", "scan", "runtime"):
-        secret = FindingFactory(team=payments, kind="secret", stream=stream, rule_id="aws-access-key-id", first_seen=at(DAY, 8))
-        FindingEventFactory(finding=secret, created_at=at(DAY, 8))
+        FindingFactory(team=payments, kind="secret", stream=stream, rule_id="aws-access-key-id", first_seen=at(DAY, 8))
     with frozen(at(DAY, 22)):
         snapshot_take()
 

@@ -36,14 +36,12 @@ def frozen(moment: dt.datetime):
 
 def fixed_finding(team, *, severity: str, opened: dt.datetime, fixed: dt.datetime, due: dt.date):
     finding = FindingFactory(team=team, severity=severity, status=Status.FIXED, first_seen=opened, fixed_at=fixed, due_date=due)
-    FindingEventFactory(finding=finding, created_at=opened)
     FindingEventFactory(finding=finding, type=FindingEvent.Type.FIXED, from_status=Status.OPEN, to_status=Status.FIXED, created_at=fixed)
     return finding
 
 
 def open_finding(team, *, severity: str, opened: dt.datetime, due: dt.date | None):
     finding = FindingFactory(team=team, severity=severity, first_seen=opened, due_date=due)
-    FindingEventFactory(finding=finding, created_at=opened)
     return finding
 
 
