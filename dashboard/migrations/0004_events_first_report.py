@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('dashboard', '0002_postgresql'),
+        ('dashboard', '0003_ops_event_report_retention'),
     ]
 
     operations = [

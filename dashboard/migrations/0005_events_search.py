@@ -42,7 +42,7 @@ def three_search_indexes(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("dashboard", "0003_events_first_report"),
+        ("dashboard", "0004_events_first_report"),
     ]
 
     operations = [

@@ -52,10 +52,12 @@ BATCH = 1000
 #: caused (the audit trail says "by a falco report" with a link), and the findings and lifecycle scopes whose
 #: last report it is (ownership reads that report's team).  Every other reference lets go (``on_delete=SET_NULL``,
 #: pinned by a test): a gate decision asked with ``POST ?wait=`` keeps its decision, reasons and image and shows no
-#: report; any reference added later (a finding's first report, say) goes the same way unless it is listed here.
+#: report; any reference added later goes the same way unless it is listed here.  A finding's first report stays: its
+#: history starts there, and it costs one report per finding, not one per alert.
 KEPT_WHILE_NAMED: tuple[tuple[type[Model], str], ...] = (
     (EventSighting, "report"),
     (FindingEvent, "report"),
+    (Finding, "first_report"),
     (Finding, "last_report"),
     (LifecycleScope, "last_report"),
 )
