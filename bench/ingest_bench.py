@@ -1,6 +1,6 @@
 """Ingestion on the real stack, in one run: gunicorn, one Celery worker, PostgreSQL, Redis.
 
-    .venv/bin/python bench/ingest_bench.py [--n 10000] [--mb 50] [--alerts 1600] [--json bench/out/ingest.json]
+    .venv/bin/python bench/ingest_bench.py [--n 10000] [--mb 50] [--alerts 1600] [--only falco] [--json bench/out/ingest.json]
 
 Needs the machine's PostgreSQL on 127.0.0.1:5432 (trust auth) and Redis on 127.0.0.1:6379.  The script
 creates and drops its own database (``vigil_bench`` unless --db or VIGIL_BENCH_DB), uses a private queue name, and starts
@@ -305,10 +305,23 @@ def falco(stack: stack_mod.Stack, total: int, clients: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------- main
 
 
+PARTS = ("imports", "big", "falco")
+
+
 def run(
-    *, n: int, megabytes: float, alerts: int, clients: int, web_workers: int, web_threads: int, db_name: str, keep_db: bool
+    *,
+    n: int,
+    megabytes: float,
+    alerts: int,
+    clients: int,
+    web_workers: int,
+    web_threads: int,
+    db_name: str,
+    keep_db: bool,
+    parts: tuple[str, ...] = PARTS,
 ) -> dict[str, Any]:
-    report_file(megabytes)  # generated before the stack starts (cached under bench/out/)
+    if "big" in parts:
+        report_file(megabytes)  # generated before the stack starts (cached under bench/out/)
     with stack_mod.running_stack(db_name=db_name, web_workers=web_workers, web_threads=web_threads, keep_db=keep_db) as stack:
         figures: dict[str, Any] = {
             "web_workers": web_workers,
@@ -316,9 +329,11 @@ def run(
             "cpus": os.cpu_count(),
             "load_before": os.getloadavg(),
         }
-        figures["imports"] = imports(stack, n)
-        figures["big"] = big_report(stack, megabytes)
-        if alerts:
+        if "imports" in parts:
+            figures["imports"] = imports(stack, n)
+        if "big" in parts:
+            figures["big"] = big_report(stack, megabytes)
+        if alerts and "falco" in parts:
             figures["falco"] = falco(stack, alerts, clients)
         figures["load_after"] = os.getloadavg()
     return figures
@@ -421,6 +436,7 @@ def main() -> None:
     parser.add_argument("--web-threads", type=int, default=1, help="threads per gunicorn worker (default 1)")
     parser.add_argument("--db", default=os.environ.get("VIGIL_BENCH_DB", "vigil_bench"), help="database to create and drop")
     parser.add_argument("--keep-db", action="store_true", help="keep the database afterwards (to inspect it)")
+    parser.add_argument("--only", choices=PARTS, action="append", help="run only this part (a. and b. are imports); repeatable")
     parser.add_argument(
         "--json",
         type=Path,
@@ -436,6 +452,7 @@ def main() -> None:
         web_threads=args.web_threads,
         db_name=args.db,
         keep_db=args.keep_db,
+        parts=tuple(args.only or PARTS),
     )
     show(figures)
     if args.json:

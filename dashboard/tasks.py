@@ -44,9 +44,10 @@ def process_report(report_id: str) -> None:
 
 
 @shared_task(name=TASKS.PROCESS_EVENTS, **_REPORT_TASK_OPTIONS)
-def process_event_report(report_id: str) -> None:
-    """The same as process_report, routed to the events queue (settings.CELERY_TASK_ROUTES)."""
-    claim.report_process(report_id)
+def process_event_report(report_id: str, received_stream: str | None = None) -> None:
+    """An event report and every queued event report of its sender, in batches (routed to the events queue,
+    settings.CELERY_TASK_ROUTES); published once per burst of alerts, not once per alert (claim.events_process)."""
+    claim.events_process(report_id, received_stream)
 
 
 @shared_task(name=TASKS.SWEEP_REPORTS)

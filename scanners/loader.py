@@ -5,6 +5,11 @@ accepted.  Everything that could hurt the process is refused with a
 :class:`ParseError` that says what is wrong: bytes that are not UTF-8, XML,
 duplicate keys, absurd numbers, NaN, nesting deeper than Python can follow,
 YAML aliases (the "billion laughs" bomb).
+
+JSON is decoded by msgspec (compiled), and the checks it does not make are made around it at C speed
+(``_fast_json``): a document that passes them is exactly what the standard library would have returned.
+Whatever fails or is in doubt there is loaded again by the standard library with a hook for each check
+(``_json_loads``), which refuses it with the precise message, or accepts it as it always did.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import json
 import re
 from typing import Any
 
+import msgspec
 import yaml
 
 from scanners.base import ParseError, gc_paused
@@ -57,6 +63,72 @@ def _json_loads(text: str) -> Any:
     )
 
 
+_DECODER = msgspec.json.Decoder()
+_ENCODER = msgspec.json.Encoder()
+#: Every digit becomes "0", so one ``bytes.find`` spots a run of more digits than a number may have.
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_TOO_MANY_DIGITS = b"0" * (MAX_INT_DIGITS + 1)
+#: The input is scanned in pieces of this size (``_colons_unless_long_digits``).
+_PIECE = 256 * 1024
+#: Lists longer than this are encoded again in slices of it (``_colons``): counting never holds a copy of a large report.
+_SLICE = 256
+#: Objects and lists this near the top are counted member by member (a report's few large lists sit there).
+_SPLIT_DEPTH = 4
+
+
+def _fast_json(data: bytes) -> Any:
+    """The JSON document in ``data``, or ``None`` when it must go the standard library's way (``_json_loads``).
+
+    msgspec refuses all the standard library refuses (NaN, Infinity, control characters, invalid escapes,
+    lone surrogates, invalid UTF-8, nesting past the recursion limit), and more; what it accepts and the
+    standard library path would not is checked here:
+
+    - numbers: a run of more than MAX_INT_DIGITS digits anywhere sends the document the slow way (a float longer
+      than 400 characters has one too);
+    - duplicate keys (msgspec keeps the last one): each member has one colon after its key and strings keep
+      theirs, so the document encoded again has fewer colons than the input exactly when a key was given twice.
+      The input's ``\\u003a`` escapes are colons once encoded: they are counted in, so a miscount (an escaped
+      backslash before ``u003a``) only ever sends a document the slow way.
+    """
+    colons = _colons_unless_long_digits(data)
+    if colons is None:
+        return None
+    try:
+        document = _DECODER.decode(data)
+    except (msgspec.MsgspecError, ValueError, RecursionError):  # invalid UTF-8 is a UnicodeDecodeError
+        return None
+    if b"\\" in data and b"\\u003" in data:  # one byte is found far faster than five
+        colons += data.count(b"\\u003a") + data.count(b"\\u003A")
+    if _colons(document, 0) != colons:
+        return None
+    return document
+
+
+def _colons_unless_long_digits(data: bytes) -> int | None:
+    """The colons in ``data``; None if it has a run of more than MAX_INT_DIGITS digits.  In pieces a cache holds
+    (each one reaching into the next by as many bytes as a run that may cross the boundary needs)."""
+    colons = 0
+    for start in range(0, len(data), _PIECE):
+        piece = data[start : start + _PIECE + MAX_INT_DIGITS].translate(_DIGITS_AS_ZERO)
+        if piece.find(_TOO_MANY_DIGITS) >= 0:
+            return None
+        colons += piece.count(b":", 0, _PIECE)
+    return colons
+
+
+def _colons(node: Any, depth: int) -> int:
+    """The colons in ``node`` encoded as JSON; near the top, counted member by member and on slices of long lists."""
+    if depth < _SPLIT_DEPTH:
+        if type(node) is dict:
+            keys = sum(key.count(":") for key in node)
+            return len(node) + keys + sum(_colons(value, depth + 1) for value in node.values())
+        if type(node) is list:
+            if len(node) > _SLICE:
+                return sum(_colons(node[start : start + _SLICE], _SPLIT_DEPTH) for start in range(0, len(node), _SLICE))
+            return sum(_colons(item, depth + 1) for item in node)
+    return _ENCODER.encode(node).count(b":")
+
+
 class _SafeNoAliasLoader(yaml.SafeLoader):
     """SafeLoader that refuses anchors and aliases (exponential expansion)."""
 
@@ -94,8 +166,11 @@ def _yaml_load_all(text: str) -> list[Any]:
         raise ParseError(f"not valid JSON or YAML: {problem}{where}") from exc
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
 def decode(data: bytes) -> str:
-    if data.startswith(b"\xef\xbb\xbf"):
+    if data.startswith(_BOM):
         data = data[3:]
     try:
         text = data.decode("utf-8")
@@ -111,6 +186,10 @@ _SURROGATE = re.compile(r"(?<!\\)\\u[dD][89abAB][0-9a-fA-F]{2}(?:\\u[dD][c-fC-F]
 
 #: Every lone surrogate escape starts like this: a cheap search for it spares most reports the full pattern.
 _SURROGATE_HINT = re.compile(r"\\u[dD][89a-fA-F]")
+
+_SURROGATE_HINT_BYTES = re.compile(_SURROGATE_HINT.pattern.encode())
+#: A document msgspec may decode starts like this (JSON's own whitespace only: str.lstrip strips more).
+_JSON_START = re.compile(rb"[ \t\r\n]*[\[{]")
 
 _BARE_VALUE = re.compile(r'(?:-?[0-9]|"|(?:null|true|false)\s*$)')
 
@@ -133,6 +212,16 @@ def load_document(data: bytes) -> Any:
 
 
 def _load(data: bytes) -> Any:
+    body = data[3:] if data.startswith(_BOM) else data
+    if _JSON_START.match(body) and not (b"\\" in body and _SURROGATE_HINT_BYTES.search(body)):
+        document = _fast_json(body)
+        if document is not None:
+            return document
+    return _load_slowly(data)
+
+
+def _load_slowly(data: bytes) -> Any:
+    """Every check in Python, with the message that says what is wrong; JSON the standard library's way."""
     text = decode(data)
     stripped = text.lstrip()
     if not stripped:
@@ -171,6 +260,10 @@ def _json_lines(text: str) -> list[Any]:
     documents = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
+            continue
+        document = _fast_json(line.encode())
+        if document is not None:
+            documents.append(document)
             continue
         try:
             documents.append(_json_loads(line))

@@ -7,10 +7,14 @@ receive     ``receive.py``      ``report_submit``: validate the options, resolve
 store       ``receive.py``      ``_store`` / ``_insert``: the raw payload and the ``Report`` row are committed in one
                                 statement (``dashboard/db/``) before the 202 goes out; nothing is lost after that.
 publish     ``publish.py``      ``enqueue`` (in ``receive.py``) publishes the task after commit, through a kept
-                                producer per thread; ``report_sweep`` republishes what a lost message left queued.
+                                producer per thread: one per scan; for event reports one per burst of a sender's
+                                alerts (``publish_unless_pending``: a Redis ``SET NX`` mark the task clears when it
+                                starts).  ``report_sweep`` republishes what a lost message left queued or processing.
 claim       ``claim.py``        ``report_process`` (a Celery task, ``dashboard/tasks.py``): claim the row
                                 (queued -> processing, so a duplicate delivery changes nothing); ``repeat.py``
-                                recognises the same scan again and records it without parsing.
+                                recognises the same scan again and records it without parsing.  ``events_process``
+                                (the events queue's task): clear the sender's mark, then claim its queued event
+                                reports in batches (``_claim_events``, SKIP LOCKED) until none is left.
 parse       ``scanners/``       pure Python, no Django: ``scanners.registry`` detects the format, a parser turns
                                 the document into a ``ParseResult`` of normalised findings.
 apply       ``apply.py``        ``apply_report``: a snapshot report (scans, policy reports) upserts its findings

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import logging
 from typing import Any
 
@@ -20,7 +21,7 @@ from django.utils import timezone
 from dashboard import metrics
 from dashboard.db.advisory_locks import advisory_xact_lock
 from dashboard.db.update_values import bulk_update_rows
-from dashboard.ingest import apply, apply_events, repeat
+from dashboard.ingest import apply, apply_events, publish, repeat
 from dashboard.ingest.rights import FOREIGN_SCOPE, ForeignScopeError
 from dashboard.models import Report, ReportPayload, ReportStatus
 from dashboard.services import nudges, triage_rules
@@ -209,6 +210,91 @@ def _serialise_event_applies() -> None:
     advisory_xact_lock(EVENT_APPLY_LOCK)
 
 
+#: Batches one events task claims for its sender before it leaves the rest to a new task (others' turn).
+EVENT_DRAIN_ROUNDS = 25
+#: A pending mark (``events_pending_key``) expires after this: a task lost with its mark holds nothing up for longer.
+EVENT_PENDING_SECONDS = 60
+#: What ``_claim_events`` takes along: a report's sender.
+_SENDER_FIELDS = ("token_id", "submitted_by_id", "team_id", "declared_format", "image_ref", "stream")
+
+
+def takes_along(*, events: bool, size: int) -> bool:
+    """Is a stored report one an events task of its sender claims without a task of its own (``_claim_events``)?"""
+    return events and size <= EVENT_BATCH_REPORT_BYTES
+
+
+def events_pending_key(report: Report) -> str:
+    """The pending mark of the report's sender: set while an events task for the sender is queued and not started."""
+    sender = "\x1f".join(str(getattr(report, field) or "") for field in _SENDER_FIELDS)
+    database = settings.DATABASES["default"]["NAME"]
+    queue = publish.task_queue(publish.TASKS.PROCESS_EVENTS)
+    return f"vigil:events-pending:{database}:{queue}:{hashlib.sha256(sender.encode()).hexdigest()[:32]}"
+
+
+def events_process(report_id: Any, received_stream: str | None = None) -> Report | None:
+    """The events queue's task: clear the sender's pending mark, then apply the report with every queued event
+    report of its sender, a batch at a time, until none is left.
+
+    Reports stored after the mark was cleared set it again and publish a task of their own; reports stored
+    before are found here.  So one task is published per burst of alerts, not one per alert, and none is missed.
+    ``received_stream``: the report's stream as it was received (applying it records the stream it was applied
+    as, and the report may have been applied in an earlier task's batch already); else the row's.
+    """
+    template = Report.objects.filter(pk=report_id).first()
+    if template is None:
+        return None
+    if received_stream is not None:
+        template.stream = received_stream
+    publish.pending_clear(events_pending_key(template))
+    report = report_process(report_id)
+    rounds = 0
+    with metrics.database_time(connection) as spent:
+        while rounds < EVENT_DRAIN_ROUNDS and _drain_round(template):
+            rounds += 1
+    metrics.REPORT_DATABASE_SECONDS.labels(metrics.label(template.stream)).observe(spent.seconds)
+    if rounds == EVENT_DRAIN_ROUNDS:
+        _hand_over(template)
+    return report
+
+
+def _drain_round(template: Report) -> bool:
+    """Claim and apply one batch of the sender's queued reports; False when there was none."""
+    claimed = _claim_events(template, timezone.now())
+    if not claimed:
+        return False
+    jobs = _parsed(claimed)
+    if jobs:
+        _apply_jobs(jobs)
+    return True
+
+
+def _hand_over(template: Report) -> None:
+    """The sender kept sending: a new task (queued behind other senders' tasks) goes on with its reports."""
+    oldest = (
+        Report.objects.filter(status=ReportStatus.QUEUED, **{field: getattr(template, field) for field in _SENDER_FIELDS})
+        .order_by("received_at")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if oldest is not None:
+        key = events_pending_key(template)
+        args = [str(oldest), template.stream]
+        publish.publish_unless_pending(publish.TASKS.PROCESS_EVENTS, args, key=key, seconds=EVENT_PENDING_SECONDS)
+
+
+def _parsed(claimed: list[tuple[Report, Any]]) -> list[_Job]:
+    """Claimed reports parsed into jobs; one that does not parse fails alone."""
+    jobs = []
+    for report, document in claimed:
+        try:
+            parser, result = registry.parse_document(document, report.declared_format or None)
+        except ParseError as exc:
+            _fail(report.pk, str(exc))
+            continue
+        jobs.append(_Job(report.pk, parser.name, report.stream or parser.stream, with_cluster(result, report.cluster)))
+    return jobs
+
+
 def _process_events(leader: Report, first: _Job) -> Report:
     """Apply the leader and the queued event reports claimed with it, in one transaction.
 
@@ -216,16 +302,15 @@ def _process_events(leader: Report, first: _Job) -> Report:
     by one; every report keeps its own counts).  A report that does not parse fails alone; if applying the
     batch fails, it is rolled back and its reports are applied one by one, so one bad report fails alone.
     """
-    jobs = [first]
-    for report, document in _claim_events(leader, timezone.now()):
-        try:
-            parser, result = registry.parse_document(document, report.declared_format or None)
-        except ParseError as exc:
-            _fail(report.pk, str(exc))
-            continue
-        jobs.append(_Job(report.pk, parser.name, report.stream or parser.stream, with_cluster(result, report.cluster)))
+    jobs = [first, *_parsed(_claim_events(leader, timezone.now()))]
     if len(jobs) == 1:
         return _apply_or_fail(first)
+    applied = _apply_jobs(jobs)
+    return applied.get(leader.pk) or Report.objects.get(pk=leader.pk)
+
+
+def _apply_jobs(jobs: list[_Job]) -> dict[Any, Report]:
+    """Apply event reports as one batch (falling back to one by one), and claimed reports that are no events alone."""
     events = [job for job in jobs if job.source in apply.EVENT_FORMATS]
     others = [job for job in jobs if job.source not in apply.EVENT_FORMATS]  # undeclared, and not events after all
     try:
@@ -237,7 +322,7 @@ def _process_events(leader: Report, first: _Job) -> Report:
         applied = {job.report_id: _apply_or_fail(job) for job in events}
     for job in others:
         applied[job.report_id] = _apply_or_fail(job)
-    return applied.get(leader.pk) or Report.objects.get(pk=leader.pk)
+    return applied
 
 
 def _claim_events(leader: Report, now: dt.datetime) -> list[tuple[Report, Any]]:

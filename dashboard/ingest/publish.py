@@ -16,6 +16,7 @@ import os
 import threading
 from typing import Any
 
+import redis
 from celery import current_app
 from django.conf import settings
 from kombu import Producer
@@ -27,6 +28,9 @@ from dashboard import log_context
 class _Kept(threading.local):
     producer: Producer | None = None
     pid: int = 0
+    #: The Redis client that keeps the pending marks (``publish_unless_pending``), and the process it was made in.
+    marks: Any = None
+    marks_pid: int = 0
     #: Per queue: the publish options send_task works out from the configuration, looked up once per producer.
     options: dict[str, dict[str, Any]]
 
@@ -83,6 +87,50 @@ def publish_task(name: str, args: list[Any], *, queue: str) -> str:
         drop_producer()
         raise
     return task_id
+
+
+def publish_unless_pending(name: str, args: list[Any], *, key: str, seconds: int) -> bool:
+    """Publish task ``name`` unless one published under ``key`` is still pending; True when this call published.
+
+    The mark is a Redis key set only if absent (``SET NX EX``) and cleared by the task when it starts
+    (``pending_clear``), so whatever is stored before the task starts is the task's to find.  It expires after
+    ``seconds``, so a message lost with its mark still set holds nothing up for longer; a publish that fails
+    clears the mark at once.  Without a Redis broker, or when Redis does not answer, it publishes as usual.
+    """
+    client = _marks()
+    if client is not None:
+        try:
+            if not client.set(key, b"1", nx=True, ex=seconds):
+                return False
+        except Exception:  # noqa: BLE001 - a publish too many is harmless, one too few is not
+            _kept.marks = None
+    try:
+        publish_task(name, args, queue=task_queue(name))
+    except BaseException:
+        pending_clear(key)
+        raise
+    return True
+
+
+def pending_clear(key: str) -> None:
+    """Clear a pending mark (``publish_unless_pending``); never raises (the mark expires anyway)."""
+    client = _marks()
+    if client is not None:
+        try:
+            client.delete(key)
+        except Exception:  # noqa: BLE001
+            _kept.marks = None
+
+
+def _marks() -> Any:
+    url = str(settings.CELERY_BROKER_URL)
+    if not url.startswith(("redis://", "rediss://")):
+        return None
+    pid = os.getpid()
+    if _kept.marks is None or _kept.marks_pid != pid:
+        _kept.marks = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        _kept.marks_pid = pid
+    return _kept.marks
 
 
 def task_queue(name: str) -> str:

@@ -6,7 +6,9 @@ Celery task gets the report id only, after commit.  Processing is claim.py.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import logging
 from collections.abc import Collection
@@ -108,53 +110,105 @@ def report_submit(
     cluster speaks for that one: clusters.resolve_cluster).
     """
     _validate_options(format_name=format_name, image=image, stream=stream)
-    team = resolve_team(token=token, team_slug=team_slug, user=user)
-    cluster = resolve_cluster(token=token, requested=cluster)
+    submission = _Submission(
+        team=resolve_team(token=token, team_slug=team_slug, user=user),
+        cluster=resolve_cluster(token=token, requested=cluster),
+        token=token,
+        user=user,
+        team_slug=team_slug,
+        format_name=format_name,
+        image=image,
+        stream=stream,
+        idempotency_key=idempotency_key,
+        digest=hashlib.sha256(data).hexdigest(),
+        now=timezone.now(),
+    )
     if not data:
         raise ApplicationError("empty report: post the tool's output as the request body", code="empty")
-    digest = hashlib.sha256(data).hexdigest()
-    earlier = _same_key(token, idempotency_key, digest) if idempotency_key else None
+    earlier, same_bytes = _earlier(submission, size=len(data), deduplicate=deduplicate)
     if earlier is not None:
         return earlier, False
-    now = timezone.now()
+    return _validate_and_store(submission, data, same_bytes=same_bytes, observed_at=observed_at, enqueue_now=enqueue_now)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Submission:
+    """Who sent a report, for which team and cluster, with which options; its digest and when it arrived."""
+
+    team: Team | None
+    cluster: str
+    token: ApiToken | None
+    user: User | None
+    team_slug: str
+    format_name: str
+    image: str
+    stream: str
+    idempotency_key: str
+    digest: str
+    now: dt.datetime
+
+
+def _earlier(submission: _Submission, *, size: int, deduplicate: bool) -> tuple[Report | None, SameBytes | None]:
+    """``(the earlier report this one repeats, or None; what the INSERT still checks for the same bytes)``:
+    the report stored under the same Idempotency-Key, or one of the same bytes (``SameBytes``)."""
+    if submission.idempotency_key:
+        earlier = _same_key(submission.token, submission.idempotency_key, submission.digest)
+        if earlier is not None:
+            return earlier, None
     same_bytes = None
-    if deduplicate and not idempotency_key:
-        same_bytes = SameBytes.of(team=team, digest=digest, format_name=format_name, image=image, stream=stream, cluster=cluster, now=now)
-    same_bytes, duplicate = _same_bytes_before_insert(same_bytes, size=len(data))
-    if duplicate is not None:
-        return duplicate, False
+    if deduplicate and not submission.idempotency_key:
+        same_bytes = SameBytes.of(
+            team=submission.team,
+            digest=submission.digest,
+            format_name=submission.format_name,
+            image=submission.image,
+            stream=submission.stream,
+            cluster=submission.cluster,
+            now=submission.now,
+        )
+    same_bytes, duplicate = _same_bytes_before_insert(same_bytes, size=size)
+    return duplicate, same_bytes
+
+
+def _validate_and_store(
+    submission: _Submission, data: bytes, *, same_bytes: SameBytes | None, observed_at: dt.datetime | None, enqueue_now: bool
+) -> tuple[Report, bool]:
+    """Validate the report (a 403 for one about other teams' findings only), store it, count it (a 422 for one
+    that failed validation: it is stored, as failed)."""
+    sub = submission
     stable = stable_digest(data)
-    problem, detected = _checked(data, stable, token=token, user=user, team=team, team_slug=team_slug, options=(format_name, stream, image))
+    options = (sub.format_name, sub.stream, sub.image)
+    problem, detected = _checked(data, stable, token=sub.token, user=sub.user, team=sub.team, team_slug=sub.team_slug, options=options)
     try:
         report, created = _store(
-            team=team,
-            team_named=bool(team_slug),
-            cluster=cluster,
-            token=token,
-            user=user,
-            format_name=format_name,
-            stream=stream,
-            image=image,
-            digest=digest,
+            team=sub.team,
+            team_named=bool(sub.team_slug),
+            cluster=sub.cluster,
+            token=sub.token,
+            user=sub.user,
+            format_name=sub.format_name,
+            stream=sub.stream,
+            image=sub.image,
+            digest=sub.digest,
             stable=stable,
             data=data,
-            idempotency_key=idempotency_key,
-            observed_at=observed_at or now,
-            now=now,
+            idempotency_key=sub.idempotency_key,
+            observed_at=observed_at or sub.now,
+            now=sub.now,
             problem=problem,
             enqueue_now=enqueue_now,
             same_bytes=same_bytes,
-            events=is_event_report(declared_format=format_name or detected, stream=stream),
+            events=is_event_report(declared_format=sub.format_name or detected, stream=sub.stream),
         )
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key stored first: answer like it did.
-        earlier = _same_key(token, idempotency_key[:255], digest)
+        earlier = _same_key(sub.token, sub.idempotency_key[:255], sub.digest)
         if earlier is None:
             raise
         return earlier, False
     if not created:  # the same bytes were received before (checked in the INSERT): the first report answers
         return report, False
-    _received(report, received_as=format_name or detected, stream=stream, problem=problem)
+    _received(report, received_as=sub.format_name or detected, stream=sub.stream, problem=problem)
     return report, True
 
 
@@ -310,19 +364,27 @@ def _store(
     if earlier_id is not None:
         return Report.objects.get(pk=earlier_id), False
     if not problem and enqueue_now:
-        transaction.on_commit(lambda: enqueue(report.pk, events=events))  # at once outside a transaction: the insert is committed
+        # An event report its sender's events task takes along is published only when no such task is pending.
+        pending = claim.events_pending_key(report) if claim.takes_along(events=events, size=len(data)) else ""
+        on_commit = functools.partial(enqueue, report.pk, events=events, pending_key=pending, stream=report.stream)
+        transaction.on_commit(on_commit)  # at once outside a transaction: the insert is committed
     return report, True
 
 
-def enqueue(report_id: Any, *, events: bool = False) -> bool:
+def enqueue(report_id: Any, *, events: bool = False, pending_key: str = "", stream: str = "") -> bool:
     """Publish the processing task (on the events queue for an event report); never raises (the sweeper
-    re-enqueues what did not get through)."""
+    re-enqueues what did not get through).  With ``pending_key`` (an event report its sender's events task takes
+    along, received for ``stream``), only when no task of that sender is pending: the pending one will find it."""
     if settings.CELERY_TASK_ALWAYS_EAGER:  # embedded default: no broker, process in-process
         claim.report_process(report_id)
         return True
     try:
         # By name, so services never import tasks (tasks import services); on a producer kept by the thread.
-        publish.enqueue(EVENTS_TASK if events else PROCESS_TASK, [str(report_id)])
+        if pending_key:
+            args = [str(report_id), stream]
+            publish.publish_unless_pending(EVENTS_TASK, args, key=pending_key, seconds=claim.EVENT_PENDING_SECONDS)
+        else:
+            publish.enqueue(EVENTS_TASK if events else PROCESS_TASK, [str(report_id)])
     except Exception:
         logger.warning("could not enqueue report %s; the sweeper will retry", report_id, exc_info=True)
         return False

@@ -14,10 +14,10 @@ from django.utils import timezone
 from kombu import Message
 from rest_framework.test import APIClient
 
-from dashboard.ingest import publish, receive
+from dashboard.ingest import claim, publish, receive
 from dashboard.ingest.publish import drop_producer, publish_task
 from dashboard.ingest.receive import report_submit
-from dashboard.models import Finding, FindingEvent, Report, ReportPayload
+from dashboard.models import Finding, FindingEvent, Report, ReportPayload, ReportStatus
 from dashboard.services.tokens import token_create
 from tests.conftest import fixture_bytes
 from tests.factories import TeamFactory
@@ -205,8 +205,13 @@ OTHER_ALERT = fixture_bytes("falco/falcosidekick_webhook_payloads.jsonl").splitl
 
 @pytest.fixture
 def published(settings, monkeypatch) -> list[tuple[str, list[str], str, bool]]:
-    """Tasks are published to the broker (not run in-process); records (name, args, queue, inside a transaction)."""
+    """Tasks are published to the broker (not run in-process); records (name, args, queue, inside a transaction).
+
+    Event reports go to a private events queue: the pending marks of their senders are named after it.
+    """
     settings.CELERY_TASK_ALWAYS_EAGER = False
+    events_queue = f"vigil-test-{uuid.uuid4().hex[:8]}-events"
+    settings.CELERY_TASK_ROUTES = {**settings.CELERY_TASK_ROUTES, receive.EVENTS_TASK: {"queue": events_queue}}
     sent: list[tuple[str, list[str], str, bool]] = []
 
     def publish_task(name: str, args: list[str], *, queue: str) -> str:
@@ -221,13 +226,27 @@ def test_one_alert_costs_two_sql_statements_and_the_id_is_published_after_the_co
     require_postgres, client, published, settings, django_assert_num_queries
 ) -> None:
     post(client, OTHER_ALERT)  # the token's first use from this address is recorded (queries of its own)
+    publish.pending_clear(claim.events_pending_key(Report.objects.get()))  # its task started
 
     with django_assert_num_queries(2):  # the token; one INSERT that checks for the same bytes and stores report and payload
         response = post(client, ALERT)
 
     assert response.status_code == 202
-    assert published[-1] == ("vigil.events.process", [response.json()["id"]], "events", False)
+    assert published[-1] == ("vigil.events.process", [response.json()["id"], ""], publish.task_queue(receive.EVENTS_TASK), False)
     assert ReportPayload.objects.get(report_id=response.json()["id"]).raw == ALERT
+
+
+def test_alerts_of_a_sender_whose_task_is_pending_are_not_published_and_that_task_applies_them(require_postgres, client, published) -> None:
+    bodies = fixture_bytes("falco/falcosidekick_webhook_payloads.jsonl").splitlines()
+    ids = [post(client, body).json()["id"] for body in bodies]
+    pending_task = [args for name, args, _, _ in published if name == receive.EVENTS_TASK]
+
+    claim.events_process(ids[0])
+    after = post(client, ALERT.replace(b'"uuid": "', b'"uuid": "x', 1)).json()["id"]
+
+    assert pending_task == [[ids[0], ""]]
+    assert set(Report.objects.filter(pk__in=ids).values_list("status", flat=True)) == {ReportStatus.DONE}
+    assert [args for name, args, _, _ in published if name == receive.EVENTS_TASK] == [[ids[0], ""], [after, ""]]
 
 
 def test_a_retried_alert_answers_the_first_report_and_is_not_published_again(client, published) -> None:
@@ -235,7 +254,7 @@ def test_a_retried_alert_answers_the_first_report_and_is_not_published_again(cli
     again = post(client, ALERT)
 
     assert (first.status_code, again.status_code, again.json()) == (202, 202, first.json())
-    assert [args for _, args, _, _ in published] == [[first.json()["id"]]]
+    assert [args[0] for _, args, _, _ in published] == [first.json()["id"]]
     assert Report.objects.count() == ReportPayload.objects.count() == 1
 
 

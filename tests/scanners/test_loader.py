@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bench.reportgen import trivy_report
+from scanners import loader
 from scanners.base import ParseError
 from scanners.loader import load_document
 
@@ -91,3 +94,63 @@ def test_parse_exits_2_with_one_line_for_a_5000_digit_yaml_score(tmp_path: Path)
     assert result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1
     assert str(report) in result.stderr and "number with 5000 digits is too long" in result.stderr
+
+
+# --- the compiled decoder and the checks made around it -------------------------------------------------
+
+
+def _slow(data: bytes):
+    """The document as the standard library path loads it, every check a Python hook."""
+    return loader._load_slowly(data)
+
+
+def test_real_reports_load_exactly_as_the_standard_library_loads_them() -> None:
+    reports = [p for p in FIXTURES.rglob("*.json") if p.stat().st_size < 2_000_000]
+    assert len(reports) > 30
+    for path in reports:
+        data = path.read_bytes()
+        assert json.dumps(load_document(data)) == json.dumps(_slow(data)), path
+
+
+def test_a_duplicate_key_in_a_long_list_of_a_large_report_is_refused() -> None:
+    report = trivy_report(1500)
+    body = json.dumps(report).encode()
+    ids = [v["VulnerabilityID"] for v in report["Results"][0]["Vulnerabilities"]]
+    target = f'"VulnerabilityID": "{ids[-3]}"'.encode()
+    data = body.replace(target, target + b', "Severity": "LOW", "VulnerabilityID": "CVE-0"', 1)
+
+    with pytest.raises(ParseError, match="duplicate key 'VulnerabilityID' in a JSON object"):
+        load_document(data)
+
+
+def test_a_key_spelled_with_an_escaped_colon_is_a_duplicate_of_the_plain_one() -> None:
+    with pytest.raises(ParseError, match="duplicate key 'a:b'"):
+        load_document(b'{"a\\u003ab": 1, "a:b": 2}')
+
+
+def test_escaped_colons_and_an_escaped_backslash_before_u003a_are_text() -> None:
+    data = b'{"k\\u003A": "\\u003a", "v": "\\\\u003a", "w": "x:y"}'
+    assert load_document(data) == {"k:": ":", "v": "\\u003a", "w": "x:y"} == json.loads(data)
+
+
+@pytest.mark.parametrize("digits", [20, 25, 40])
+def test_integers_up_to_the_digit_limit_stay_exact_integers(digits: int) -> None:
+    number = int("7" * digits)
+    assert load_document(f'{{"n": {number}, "m": -{number}}}'.encode()) == {"n": number, "m": -number}
+
+
+def test_a_json_integer_one_digit_over_the_limit_is_refused() -> None:
+    with pytest.raises(ParseError, match=f"number with {loader.MAX_INT_DIGITS + 1} digits is too long"):
+        load_document(b'{"n": ' + b"8" * (loader.MAX_INT_DIGITS + 1) + b"}")
+
+
+def test_a_float_of_more_than_400_characters_is_refused() -> None:
+    with pytest.raises(ParseError, match="number with 402 characters is too long"):
+        load_document(b'{"cvss": 7.' + b"1" * 400 + b"}")
+
+
+def test_floats_are_the_same_numbers_the_standard_library_reads() -> None:
+    rng = random.Random(7)
+    numbers = [rng.uniform(-1e300, 1e300) for _ in range(500)] + [round(rng.uniform(0, 10), 1) for _ in range(500)]
+    data = ("[" + ", ".join(f"{n:.17g}" for n in numbers) + "]").encode()
+    assert load_document(data) == json.loads(data)
