@@ -20,7 +20,6 @@ from dashboard.ingest.receive import report_submit
 from dashboard.models import (
     EventSighting,
     Finding,
-    FindingEvent,
     GateDecision,
     LifecycleScope,
     Report,
