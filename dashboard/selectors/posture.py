@@ -196,9 +196,14 @@ def _first_seen(scope: Scope, period: Period) -> QuerySet[FirstSeenCount]:
 
 
 def first_seen_by_class(*, scope: Scope, period: Period) -> list[tuple[str, str, str, str, int]]:
-    """(team slug, team name, class, stream, findings) first seen in the period: one aggregate over its rows."""
-    rows = _first_seen(scope, period).values_list("team__slug", "team__name", "klass", "stream").annotate(total=Sum("n"))
-    return [(slug, name, klass, stream, int(total)) for slug, name, klass, stream, total in rows]
+    """(team slug, team name, class, stream, findings) first seen in the period: one aggregate over its rows, then the names.
+
+    Grouped by the team's id, not its slug and name: hashing two text columns more per row made a year's
+    aggregate half as slow again.
+    """
+    rows = list(_first_seen(scope, period).values_list("team_id", "klass", "stream").annotate(total=Sum("n")))
+    names = {pk: (slug, name) for pk, slug, name in Team.objects.filter(pk__in={row[0] for row in rows}).values_list("id", "slug", "name")}
+    return [(*names[team_id], klass, stream, int(total)) for team_id, klass, stream, total in rows if team_id in names]
 
 
 def first_seen_by_day(*, scope: Scope, period: Period) -> list[tuple[dt.date, str, int]]:
