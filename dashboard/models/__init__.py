@@ -18,7 +18,7 @@ from dashboard.models.notifications import TEAM_EVENTS, Notification, Notificati
 from dashboard.models.nudges import ACTIVE_NUDGE_STATES, EventSighting, Nudge, NudgeDigest, NudgeRule, NudgeState, TeamWebhook
 from dashboard.models.ownership import OwnershipRule, OwnerSource
 from dashboard.models.policies import POLICY_FIELDS, EnforcementPolicy, EnforcementPolicyVersion, GateDecision, GateOutcome, PolicyMode
-from dashboard.models.posture import SNAPSHOT_SEVERITIES, ActiveFindingDelta, DailySnapshot
+from dashboard.models.posture import SNAPSHOT_SEVERITIES, ActiveFindingDelta, DailySnapshot, FirstSeenCount
 from dashboard.models.reports import Report, ReportPayload
 from dashboard.models.running import WorkloadSighting
 from dashboard.models.sso import SsoIdentity
@@ -49,6 +49,7 @@ __all__ = [
     "Finding",
     "FindingEvent",
     "FindingOccurrence",
+    "FirstSeenCount",
     "GateDecision",
     "GateOutcome",
     "HomeVisit",

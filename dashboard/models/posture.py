@@ -99,8 +99,6 @@ class DailySnapshot(models.Model):
     unowned = models.PositiveIntegerField(default=0)
     #: Images not scanned for 14 days or more.
     stale_images = models.PositiveIntegerField(default=0)
-    #: Findings first seen that day per finding class and the stream that caught them: {class: {stream: n}}.
-    first_streams = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["date"]
@@ -127,6 +125,28 @@ class DailySnapshot(models.Model):
     @property
     def overdue_total(self) -> int:
         return sum(self.overdue_by_severity.values())
+
+
+class FirstSeenCount(models.Model):
+    """Findings of a team first seen on a day, per finding class and the stream that caught them (shift left).
+
+    Written with the team's daily snapshot, by the live snapshot and by the backfill alike.  One narrow row per
+    (team, day, class, stream) rather than a JSON document per snapshot, so a period's shares are one SQL
+    aggregate over the period's rows.  Unowned findings are on no team's page and are not counted here.
+    """
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+", db_index=False)
+    date = models.DateField()
+    #: One of Vigil's finding classes (``vigil:`` dropped), or ``other``; a finding in two classes counts in both.
+    klass = models.CharField(max_length=64)
+    stream = models.CharField(max_length=16)
+    n = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["date", "team", "klass", "stream"], name="first_seen_count_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.team_id} {self.date} {self.klass} {self.stream}: {self.n}"
 
 
 class ActiveFindingDelta(models.Model):

@@ -18,7 +18,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from dashboard.errors import ApplicationError
-from dashboard.models import ACTIVE_STATUSES, SNAPSHOT_SEVERITIES, ActiveFindingDelta, DailySnapshot, Finding, Team
+from dashboard.models import ACTIVE_STATUSES, SNAPSHOT_SEVERITIES, ActiveFindingDelta, DailySnapshot, Finding, FirstSeenCount, Team
 from dashboard.models.access import sees_everything, visible_teams
 
 PERIODS = (30, 90, 365)
@@ -189,8 +189,24 @@ def age_buckets(*, scope: Scope, day: dt.date | None) -> dict[str, int]:
     return totals
 
 
-def first_streams(*, scope: Scope, period: Period) -> list[tuple[int | None, dt.date, dict[str, dict[str, int]]]]:
-    """(team id, day, {class: {stream: n}}) of the days something was first seen, per team (never the organisation's row)."""
-    ids = scope.team_ids if not scope.organisation else tuple(Team.objects.values_list("id", flat=True))
-    rows = DailySnapshot.objects.filter(team_id__in=ids, date__gte=period.start, date__lte=period.end, new__gt=0)
-    return [(team_id, day, streams or {}) for team_id, day, streams in rows.values_list("team_id", "date", "first_streams")]
+def _first_seen(scope: Scope, period: Period) -> QuerySet[FirstSeenCount]:
+    """The period's first-seen counts of the scope's teams (the organisation: every team's; unowned findings are on none)."""
+    rows = FirstSeenCount.objects.filter(date__gte=period.start, date__lte=period.end).order_by()
+    return rows if scope.organisation else rows.filter(team_id__in=scope.team_ids)
+
+
+def first_seen_by_class(*, scope: Scope, period: Period) -> list[tuple[str, str, str, str, int]]:
+    """(team slug, team name, class, stream, findings) first seen in the period: one aggregate over its rows, then the names.
+
+    Grouped by the team's id, not its slug and name: hashing two text columns more per row made a year's
+    aggregate half as slow again.
+    """
+    rows = list(_first_seen(scope, period).values_list("team_id", "klass", "stream").annotate(total=Sum("n")))
+    names = {pk: (slug, name) for pk, slug, name in Team.objects.filter(pk__in={row[0] for row in rows}).values_list("id", "slug", "name")}
+    return [(*names[team_id], klass, stream, int(total)) for team_id, klass, stream, total in rows if team_id in names]
+
+
+def first_seen_by_day(*, scope: Scope, period: Period) -> list[tuple[dt.date, str, int]]:
+    """(day, stream, findings first seen that day over every class), oldest first: one aggregate."""
+    rows = _first_seen(scope, period).values_list("date", "stream").annotate(total=Sum("n")).order_by("date", "stream")
+    return [(day, stream, int(total)) for day, stream, total in rows]

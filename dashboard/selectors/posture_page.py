@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections import Counter, defaultdict
 from typing import Any
 
-from dashboard.models import Team
 from dashboard.selectors import posture
 from dashboard.selectors.finding_classes import class_label
 
@@ -84,18 +82,19 @@ class ShiftLeftRow:
 
 
 def shift_left(*, scope: posture.Scope, period: posture.Period) -> tuple[list[ShiftLeftRow], list[tuple[dt.date, dict[str, int]]]]:
-    """Per team and finding class, how many findings first seen in the period each stream caught; and per day, all classes."""
-    counts: dict[tuple[int, str], Counter[str]] = defaultdict(Counter)
-    daily: dict[dt.date, Counter[str]] = defaultdict(Counter)
-    for team_id, day, streams in posture.first_streams(scope=scope, period=period):
-        for klass, by_stream in streams.items():
-            counts[(team_id or 0, klass)].update({s: int(n) for s, n in by_stream.items()})
-            daily[day].update({s: int(n) for s, n in by_stream.items()})
-    teams = {pk: (slug, name) for pk, slug, name in Team.objects.filter(pk__in={k[0] for k in counts}).values_list("id", "slug", "name")}
+    """Per team and finding class, how many findings first seen in the period each stream caught; and per day, all classes.
+
+    Two aggregates over the period's first-seen counts (never the findings, nor a JSON document per snapshot).
+    """
+    counts: dict[tuple[str, str, str], dict[str, int]] = {}
+    for slug, name, klass, stream, n in posture.first_seen_by_class(scope=scope, period=period):
+        counts.setdefault((slug, name, klass), {})[stream] = n
     rows = [
-        ShiftLeftRow(teams[pk][0], teams[pk][1], klass, class_label(f"vigil:{klass}") if klass != "other" else "Other", dict(by_stream))
-        for (pk, klass), by_stream in counts.items()
-        if pk in teams
+        ShiftLeftRow(slug, name, klass, class_label(f"vigil:{klass}") if klass != "other" else "Other", by_stream)
+        for (slug, name, klass), by_stream in counts.items()
     ]
     rows.sort(key=lambda row: (row.team_name, -row.total, row.label))
-    return rows, [(day, dict(daily[day])) for day in sorted(daily)]
+    daily: dict[dt.date, dict[str, int]] = {}
+    for day, stream, n in posture.first_seen_by_day(scope=scope, period=period):
+        daily.setdefault(day, {})[stream] = n
+    return rows, list(daily.items())

@@ -2,7 +2,8 @@
 
 The live snapshot counts today's open, overdue and aged findings from the findings as they are now (three
 aggregates) and what happened today from today's events; the backfill replays every finding's events
-(services/posture_replay.py).  Both write the same rows; a test holds them equal.  Writing a day again
+(services/posture_replay.py).  Both write the same rows, and with them each team's first-seen counts per class
+and stream (FirstSeenCount, what the shift-left page sums); a test holds them equal.  Writing a day again
 replaces it (delete and insert in one transaction), so both are idempotent.
 """
 
@@ -19,7 +20,7 @@ from django.utils import timezone
 
 from dashboard.db.copy_rows import insert_rows
 from dashboard.errors import ApplicationError
-from dashboard.models import ACTIVE_STATUSES, SNAPSHOT_SEVERITIES, DailySnapshot, Finding, FindingEvent, Team
+from dashboard.models import ACTIVE_STATUSES, SNAPSHOT_SEVERITIES, DailySnapshot, Finding, FindingEvent, FirstSeenCount, Team
 from dashboard.models.posture import AGE_BUCKETS, TTF_BUCKETS
 from dashboard.services import posture_sources as sources
 from dashboard.services.posture_replay import Flows, Replay, ttf_histogram, ttf_summary
@@ -134,9 +135,7 @@ def _cumulative_base(*, team_ids: list[int | None], before: dt.date) -> dict[int
 def _build(inputs: Inputs, *, team_ids: list[int], with_org: bool, now: dt.datetime) -> list[dict[str, Any]]:
     keys: list[int | None] = [*team_ids, ORG] if with_org else list(team_ids)
     running = _cumulative_base(team_ids=keys, before=inputs.start - dt.timedelta(days=1))
-    all_teams: set[int | None] = {
-        key[0] for source in (inputs.stock, inputs.flows, inputs.events, inputs.stale, inputs.first) for key in source
-    }
+    all_teams: set[int | None] = {key[0] for source in (inputs.stock, inputs.flows, inputs.events, inputs.stale) for key in source}
     rows = []
     for index in range(inputs.days):
         day = inputs.start + dt.timedelta(days=index)
@@ -159,25 +158,39 @@ def _build(inputs: Inputs, *, team_ids: list[int], with_org: bool, now: dt.datet
 
 def _extras(row: dict[str, Any], inputs: Inputs, *, index: int, members: set[int | None], unowned: bool) -> None:
     events: Counter[str] = Counter()
-    streams: dict[str, Counter[str]] = {}
     stale = 0
     for member in members:
         events.update(inputs.events.get((member, index), Counter()))
         stale += inputs.stale.get((member, index), 0)
-        for klass, counts in inputs.first.get((member, index), {}).items():
-            streams.setdefault(klass, Counter()).update(counts)
     row["admission_denials"], row["runtime_alerts"] = events.get("admission", 0), events.get("runtime", 0)
     row["stale_images"] = stale
-    row["first_streams"] = {klass: dict(counts) for klass, counts in sorted(streams.items())}
     part = inputs.stock.get((None, index)) if unowned else None
     row["unowned"] = sum(part.open.values()) if part else 0
 
 
+def _first_seen_rows(inputs: Inputs, *, team_ids: list[int]) -> list[dict[str, Any]]:
+    """FirstSeenCount rows of ``team_ids``: one per day, class and stream that caught something first seen that day."""
+    wanted = set(team_ids)
+    return [
+        {"team_id": team_id, "date": inputs.start + dt.timedelta(days=index), "klass": klass, "stream": stream, "n": n}
+        for (team_id, index), classes in inputs.first.items()
+        if team_id in wanted
+        for klass, counts in sorted(classes.items())
+        for stream, n in sorted(counts.items())
+        if n
+    ]
+
+
 @transaction.atomic
-def _write(rows: list[dict[str, Any]], *, start: dt.date, end: dt.date, team_ids: list[int], with_org: bool) -> None:
+def _write(
+    rows: list[dict[str, Any]], first_seen: list[dict[str, Any]], *, start: dt.date, end: dt.date, team_ids: list[int], with_org: bool
+) -> None:
+    """Replaces the range's snapshots of ``team_ids`` (and the organisation's, ``with_org``) and their first-seen counts."""
     scope = Q(team_id__in=team_ids) | Q(team__isnull=True) if with_org else Q(team_id__in=team_ids)
     DailySnapshot.objects.filter(scope, date__gte=start, date__lte=end).delete()
     insert_rows(DailySnapshot, rows)
+    FirstSeenCount.objects.filter(team_id__in=team_ids, date__gte=start, date__lte=end).delete()
+    insert_rows(FirstSeenCount, first_seen)
 
 
 def _findings_touched(day: dt.date) -> QuerySet[Finding]:
@@ -203,7 +216,7 @@ def snapshot_take(*, now: dt.datetime | None = None) -> int:
     team_ids = list(Team.objects.order_by("id").values_list("id", flat=True))
     inputs = _inputs(start=today, end=today, stock=_live_stock(today), replay=replay)
     rows = _build(inputs, team_ids=team_ids, with_org=True, now=now)
-    _write(rows, start=today, end=today, team_ids=team_ids, with_org=True)
+    _write(rows, _first_seen_rows(inputs, team_ids=team_ids), start=today, end=today, team_ids=team_ids, with_org=True)
     return len(rows)
 
 
@@ -229,5 +242,5 @@ def snapshots_backfill(*, days: int, team_slug: str = "", end: dt.date | None = 
     team_ids = list(teams.values_list("id", flat=True))
     inputs = _inputs(start=start, end=end, stock=_replayed_stock(replay), replay=replay)
     rows = _build(inputs, team_ids=team_ids, with_org=not team_slug, now=now)
-    _write(rows, start=start, end=end, team_ids=team_ids, with_org=not team_slug)
+    _write(rows, _first_seen_rows(inputs, team_ids=team_ids), start=start, end=end, team_ids=team_ids, with_org=not team_slug)
     return len(rows)

@@ -60,3 +60,27 @@ def test_a_manager_changes_the_period_sorts_teams_and_opens_the_queue(live_serve
     assert "/findings/?team=storefront&status=active&severity=critical" in page.url
     assert page.locator("table.findings tbody tr").count() == 3
     assert page.console_errors == []
+
+
+def test_shift_left_draws_both_charts_and_sorts_its_table(live_server, transactional_db, page) -> None:
+    payments = TeamFactory(slug="payments", name="Payments")
+    _findings(payments, critical=3, fixed=0)
+    now = timezone.now()
+    for stream in ("runtime", "admission"):
+        opened = now - dt.timedelta(days=5)
+        finding = FindingFactory(team=payments, kind="secret", stream=stream, rule_id="aws-access-key-id", first_seen=opened)
+        FindingEventFactory(finding=finding, created_at=opened)
+    manager = UserFactory(username="meg")
+    MembershipFactory(user=manager, team=payments, role=Role.MANAGER)
+    snapshots_backfill(days=60)
+
+    login(page, live_server.url, "meg", "correct-horse-battery")
+    page.goto(f"{live_server.url}/posture/shift-left/?days=90")
+    for chart in ("shares-chart", "trend-chart"):
+        page.wait_for_selector(f"#{chart} .main-svg", timeout=15000)
+    assert page.locator("#shares-chart .bars .point").count() > 0
+    labels = page.locator("#shift-left tbody tr td:nth-child(2)")
+    assert labels.all_inner_texts() == ["Vulnerable application dependencies", "Secrets in images"]  # most findings first
+    page.click("#shift-left th >> text=Findings")
+    assert labels.all_inner_texts() == ["Secrets in images", "Vulnerable application dependencies"]
+    assert page.console_errors == []

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from dashboard.ingest.claim import report_process
 from dashboard.ingest.receive import report_confirm_closures, report_submit
-from dashboard.models import DailySnapshot, Finding, FindingEvent, Role, Status
+from dashboard.models import DailySnapshot, Finding, FindingEvent, FirstSeenCount, Role, Status
 from dashboard.services import triage
 from dashboard.services.snapshots import snapshot_take, snapshots_backfill
 from dashboard.tasks import take_snapshots
@@ -56,6 +56,12 @@ def all_rows() -> list[dict]:
     return [comparable(row) for row in DailySnapshot.objects.order_by("date", "team_id")]
 
 
+def first_seen(**filters) -> list[tuple]:
+    """The shift-left counts written with the snapshots."""
+    rows = FirstSeenCount.objects.filter(**filters).order_by("date", "team_id", "klass", "stream")
+    return list(rows.values_list("team_id", "date", "klass", "stream", "n"))
+
+
 @pytest.fixture
 def hand_made(settings):
     """Five findings of one team whose figures on DAY were worked out by hand (comments), in Paris time."""
@@ -95,13 +101,15 @@ def test_the_daily_snapshot_counts_what_was_worked_out_by_hand(hand_made) -> Non
 def test_a_backfill_rebuilds_the_hand_made_day_exactly(hand_made) -> None:
     with frozen(at(DAY, 23)):
         snapshot_take()
-    live = all_rows()
+    live, live_first_seen = all_rows(), first_seen()
     DailySnapshot.objects.all().delete()
+    FirstSeenCount.objects.all().delete()
 
     with frozen(at(DAY, 23)):
         snapshots_backfill(days=1)
 
     assert all_rows() == live
+    assert first_seen() == live_first_seen
 
 
 def test_taking_the_snapshot_again_replaces_the_day(hand_made) -> None:
@@ -154,11 +162,13 @@ def test_a_backfill_equals_the_snapshots_the_beat_task_took_day_by_day(settings)
     image = "registry.example.com/payments/api:1.0.0"
     days = [DAY + dt.timedelta(days=n) for n in range(4)]
     live: list[dict] = []
+    live_first_seen: list[tuple] = []
 
     def evening(day: dt.date) -> None:
         with frozen(at(day, 23, 30)):
             take_snapshots()
         live.extend(comparable(row) for row in DailySnapshot.objects.filter(date=day).order_by("team_id"))
+        live_first_seen.extend(first_seen(date=day))
 
     _ingest("trivy/scheme_2_many_vulns.json", team="payments", image=image, when=at(days[0], 9), champion=champion)
     evening(days[0])
@@ -172,6 +182,7 @@ def test_a_backfill_equals_the_snapshots_the_beat_task_took_day_by_day(settings)
     _ingest("trivy/scheme_2_many_vulns.json", team="payments", image=image, when=at(days[3], 9), champion=champion)
     evening(days[3])
     DailySnapshot.objects.all().delete()
+    FirstSeenCount.objects.all().delete()
 
     with frozen(at(days[3], 23, 30)):
         call_command("backfill_snapshots", "--days", "4")
@@ -179,6 +190,8 @@ def test_a_backfill_equals_the_snapshots_the_beat_task_took_day_by_day(settings)
     rebuilt = all_rows()
     assert [row["date"] for row in rebuilt] == [row["date"] for row in live]
     assert rebuilt == live
+    assert first_seen() == live_first_seen
+    assert {klass for _, _, klass, _, _ in live_first_seen} >= {"os-package-cves"}
     assert sum(row["fixed"] for row in live) > 0
     assert sum(row["reopened"] for row in live) > 0
     assert sum(row["false_positive"] for row in live) == 2  # the team's row and the organisation's
@@ -202,12 +215,13 @@ def test_backfill_is_idempotent_and_can_be_limited_to_one_team(hand_made) -> Non
     open_finding(other, severity="low", opened=at(DAY - dt.timedelta(days=3), 9), due=None)
     with frozen(at(DAY, 23)):
         snapshots_backfill(days=5)
-        first = all_rows()
+        first, counts = all_rows(), first_seen()
         snapshots_backfill(days=5)
-        assert all_rows() == first
+        assert (all_rows(), first_seen()) == (first, counts)
         call_command("backfill_snapshots", "--days", "5", "--team", "storefront")
 
-    assert all_rows() == first
+    assert (all_rows(), first_seen()) == (first, counts)
+    assert len(counts) == 4  # payments' 3 days with a finding first seen, storefront's 1
     assert DailySnapshot.objects.filter(team=other).count() == 5
 
 
