@@ -36,7 +36,7 @@ def copy_back(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("dashboard", "0002_postgresql"),
+        ("dashboard", "0005_events_search"),
     ]
 
     operations = [
