@@ -76,14 +76,25 @@ class Entry:
 class Resolved:
     """Pending entries resolved against the known digests."""
 
-    #: The normalised findings of the entries not known, in report order, merged as a full parse merges them.
-    findings: list[Finding]
-    #: The known entries with the fingerprint of their stored finding, not normalised.
-    unchanged: list[tuple[Entry, str]]
+    #: The normalised findings of the entries not known, merged as a full parse merges them, and the known entries
+    #: with the fingerprint of their stored finding (not normalised), in report order.
+    in_order: list[Finding | tuple[Entry, str]]
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [found for found in self.in_order if not isinstance(found, tuple)]
+
+    @property
+    def unchanged(self) -> list[tuple[Entry, str]]:
+        return [found for found in self.in_order if isinstance(found, tuple)]
 
 
 #: Keeps one finding per fingerprint: ``merge(findings, finding, place)`` adds ``finding`` or folds it into the first.
 Merge = Callable[[dict[str, "Finding"], "Finding", Any], None]
+
+
+def _own(finding: Finding) -> str:
+    return finding.fingerprint
 
 
 @dataclasses.dataclass
@@ -93,11 +104,13 @@ class Pending:
     entries: list[Entry]
     merge: Merge
 
-    def resolve(self, known: Mapping[str, str]) -> Resolved:
-        """Normalise the entries whose digest is not in ``known`` (digest -> fingerprint); leave the others.
+    def resolve(self, known: Mapping[str, str], identity: Callable[[Finding], str] = _own) -> Resolved:
+        """Normalise the entries whose digest is not in ``known`` (digest -> stored fingerprint); leave the others.
 
-        A known entry whose fingerprint another entry of the report also names is normalised after all: the
-        merged finding's content is not one entry's.  With ``known`` empty this is exactly the full parse.
+        ``identity`` gives a normalised finding's fingerprint as the stored ones are (the caller may rewrite them,
+        e.g. for an image override).  A known entry whose fingerprint another entry of the report also names is
+        normalised after all: the merged finding's content is not one entry's.  With ``known`` empty this is
+        exactly the full parse.
         """
         built: dict[int, Finding | None] = {}
         named: Counter[str] = Counter()
@@ -107,24 +120,28 @@ class Pending:
                 finding = built[index] = entry.build()
                 if finding is None:
                     continue
-                fingerprint = finding.fingerprint
+                fingerprint = identity(finding)
             named[fingerprint] += 1
         findings: dict[str, Finding] = {}
-        unchanged: list[tuple[Entry, str]] = []
+        in_order: list[Finding | tuple[Entry, str]] = []
         for index, entry in enumerate(self.entries):
             if index in built:
                 finding = built[index]
             elif named[known[entry.digest]] == 1:
-                unchanged.append((entry, known[entry.digest]))
+                in_order.append((entry, known[entry.digest]))
                 continue
             else:
                 finding = entry.build()
-            if finding is not None:
-                self.merge(findings, finding, entry.place)
-        for fingerprint, finding in findings.items():
-            if named[fingerprint] > 1:
+            if finding is None:
+                continue
+            first = finding.fingerprint not in findings
+            self.merge(findings, finding, entry.place)
+            if first:
+                in_order.append(findings[finding.fingerprint])
+        for finding in findings.values():
+            if named[identity(finding)] > 1:
                 finding.entry_hash = ""  # several entries made it
-        return Resolved(findings=list(findings.values()), unchanged=unchanged)
+        return Resolved(in_order)
 
 
 class PendingFindings:

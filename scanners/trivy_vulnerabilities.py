@@ -3,8 +3,11 @@
 ``_build`` normalises them when the ingest needs the finding (never for an entry it knows unchanged).
 
 Identity: image repository (or the target when there is no image) + ``VulnerabilityID`` + ``PkgName`` + package
-path.  The entry's digest covers the fields read and the context the finding depends on (image name, target, result
-class and type, Kubernetes resource); not the tag, digest or report time, which are occurrences.
+path.  The entry's digest covers the fields read and the context the finding depends on (image name, result class
+and type, Kubernetes resource, and the target where it is the identity or the path).  It leaves out what changes
+with every build or database update and is kept in ``details`` only as the latest value, never a reason to rewrite
+a finding (:data:`UNDIGESTED`; the ingest's VOLATILE_DETAILS, a test checks): the target text, which names the tag,
+the layer, the last-modified date.  Nor the tag, digest or report time, which are occurrences.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from scanners.fingerprint import make_fingerprint
 from scanners.trivy_fields import Scope, clean_strings, iso_timestamp, section, section_str, severity_word, strings
 
 SOURCE = "trivy"
+#: Details the digest leaves out: they change with every build or update of the vulnerability database.
+UNDIGESTED = ("target", "layer_digest", "layer_diff_id", "last_modified")
 
 
 def pick_cvss(cvss: Any, preferred: str, where: str) -> tuple[float | None, str, str]:
@@ -64,17 +69,20 @@ def _vendor_order(vendors: Mapping[str, Any], preferred: str) -> Iterator[str]:
 
 def vulnerability_entry(value: Any, where: str, scope: Scope, target: str, result_class: str, result_type: str) -> Entry:
     """The entry of one vulnerability: read and checked now (``ParseError`` with its path), normalised on demand."""
-    fields = _read(value, where)
+    fields, volatile = _read(value, where)
     resource = scope.resource
     where_found = (resource.cluster, resource.namespace, resource.kind, resource.name) if resource is not None else ()
-    context = (scope.image_name, target, result_class, result_type, where_found)
+    # The target only where it is part of the identity: the anchor without an image, a lock file's path.
+    named_by_target = not scope.image or (not fields[2] and result_class == "lang-pkgs")
+    context = (scope.image_name, target if named_by_target else "", result_class, result_type, where_found)
     digest = entry_digest(SOURCE, (context, fields))
-    build = functools.partial(_build, fields, scope, target, result_class, result_type, digest)
+    build = functools.partial(_build, fields, volatile, scope, target, result_class, result_type, digest)
     return Entry(digest=digest, image=scope.image, resource=resource, build=build, place=(target, scope))
 
 
-def _read(value: Any, where: str) -> tuple[Any, ...]:
-    """Every field the finding is built from, checked in the order a full parse checks them (the first error wins)."""
+def _read(value: Any, where: str) -> tuple[tuple[Any, ...], tuple[str, str, Any]]:
+    """Every field the finding is built from, checked in the order a full parse checks them (the first error wins):
+    those the digest covers, and the layer and last-modified date (:data:`UNDIGESTED`)."""
     vuln = expect_dict(value, where)
     vuln_id = opt_str(vuln, "VulnerabilityID", where, 255)
     pkg_name = opt_str(vuln, "PkgName", where, 255)
@@ -90,7 +98,16 @@ def _read(value: Any, where: str) -> tuple[Any, ...]:
     data_source = section(vuln, "DataSource", where)
     fixed = opt_str(vuln, "FixedVersion", where, 255)
     urls = (opt_str(vuln, "PrimaryURL", where, 2000), strings(vuln.get("References"), where, "References"))
-    return (
+    status = opt_str(vuln, "Status", where, 64)
+    purl = section_str(identifier, "PURL", where, "PkgIdentifier", 1000)
+    vendor_ids = clean_strings(vuln.get("VendorIDs"), where, "VendorIDs")
+    data_id = section_str(data_source, "ID", where, "DataSource", 255)
+    volatile = (
+        section_str(layer, "Digest", where, "Layer", 255),
+        section_str(layer, "DiffID", where, "Layer", 255),
+        vuln.get("LastModifiedDate"),
+    )
+    fields = (
         vuln_id,
         pkg_name,
         pkg_path,
@@ -98,26 +115,27 @@ def _read(value: Any, where: str) -> tuple[Any, ...]:
         cvss,
         fixed,
         urls,
-        opt_str(vuln, "Status", where, 64),
-        section_str(identifier, "PURL", where, "PkgIdentifier", 1000),
-        clean_strings(vuln.get("VendorIDs"), where, "VendorIDs"),
-        section_str(data_source, "ID", where, "DataSource", 255),
-        section_str(layer, "Digest", where, "Layer", 255),
-        section_str(layer, "DiffID", where, "Layer", 255),
+        status,
+        purl,
+        vendor_ids,
+        data_id,
         vuln.get("PublishedDate"),
-        vuln.get("LastModifiedDate"),
         opt_str(vuln, "Title", where, MAX_TITLE),
         severity_word(vuln, "Severity", where),
         opt_str(vuln, "InstalledVersion", where, 255),
         strings(vuln.get("CweIDs"), where, "CweIDs"),
         opt_str(vuln, "Description", where),
     )
+    return fields, volatile
 
 
-def _build(fields: tuple[Any, ...], scope: Scope, target: str, result_class: str, result_type: str, digest: str) -> Finding:
+def _build(
+    fields: tuple[Any, ...], volatile: tuple[str, str, Any], scope: Scope, target: str, result_class: str, result_type: str, digest: str
+) -> Finding:
     """The normalised finding of fields ``_read`` checked; never raises."""
-    (vuln_id, pkg_name, pkg_path, severity_source, cvss, fixed, urls, status, purl, vendor_ids, data_source, layer_digest,
-     layer_diff_id, published, last_modified, title, severity, installed, cwe_ids, description) = fields  # fmt: skip
+    (vuln_id, pkg_name, pkg_path, severity_source, cvss, fixed, urls, status, purl, vendor_ids, data_source, published,
+     title, severity, installed, cwe_ids, description) = fields  # fmt: skip
+    layer_digest, layer_diff_id, last_modified = volatile
     pkg_path = pkg_path.lstrip("/")
     if not pkg_path and result_class == "lang-pkgs":
         # Lock files (requirements.txt, package-lock.json, ...) have no PkgPath: the target is the path.
