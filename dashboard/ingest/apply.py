@@ -211,7 +211,8 @@ class _Run:
         rights: SenderRights,
     ) -> _Run:
         team = report.team
-        known = stored_findings(list(items), with_details=False)
+        known = {fp: item.stored for fp, item in items.items() if item.stored is not None}
+        known.update(stored_findings([fp for fp, item in items.items() if item.stored is None], with_details=False))
         foreign = {row.id for row in known.values() if not rights.may_change(row.team_id)}
         triaged = IngestOutcome(counts={"new": 0, "reopened": 0, "unchanged": 0, "fixed": 0}, held_closures=[], findings_total=0)
         sla = risk.sla_days_for(team.sla_days if team is not None else None)

@@ -21,10 +21,10 @@ import dataclasses
 from collections.abc import Iterable
 
 from dashboard.ingest.scopes import covered_scopes, lock_scopes, scope_key
-from dashboard.ingest.write import Item, add_item, overridden, read_chunks, stored_digest
+from dashboard.ingest.write import Item, Stored, add_item, overridden, read_chunks, stored_digest, stored_rows
 from dashboard.models import Finding, Report
 from scanners.base import Finding as ParsedFinding
-from scanners.base import ImageRef, ParseResult, ResourceRef
+from scanners.base import ImageRef, ParseResult
 from scanners.entries import Entry, Pending
 from scanners.fingerprint import make_fingerprint
 
@@ -37,7 +37,7 @@ def applies(result: ParseResult) -> bool:
     return ENABLED and result.pending is not None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class _Placed:
     """Where an entry lands in this report: its image (the override, when it applies), scope and stored digest."""
 
@@ -57,16 +57,16 @@ class _Report:
     result: ParseResult
     override: ImageRef | None
 
-    def place(self, entry: Entry, scopes: dict[tuple[ImageRef | None, ResourceRef | None], str]) -> _Placed:
-        applied = overridden(entry.image, self.override, self.result.artifact)
-        image = self.override if applied else entry.image
-        where = (image, entry.resource)
-        key = scopes.get(where)
-        if key is None:
-            key = scopes[where] = scope_key(
-                stream=self.stream, source=self.source, image=image, resource=entry.resource, team=self.report.team
-            )
-        name = self.override.name if applied and self.override is not None else ""
+    def place(self, entry: Entry, spots: dict[tuple[int, int], tuple[ImageRef | None, str, str]]) -> _Placed:
+        # The entries of one result share their image and resource objects: placed once per pair of them.
+        spot = spots.get((id(entry.image), id(entry.resource)))
+        if spot is None:
+            applied = overridden(entry.image, self.override, self.result.artifact)
+            image = self.override if applied else entry.image
+            key = scope_key(stream=self.stream, source=self.source, image=image, resource=entry.resource, team=self.report.team)
+            name = self.override.name if applied and self.override is not None else ""
+            spot = spots[id(entry.image), id(entry.resource)] = (image, key, name)
+        image, key, name = spot
         return _Placed(image, key, stored_digest(entry.digest, override=name, cluster=self.report.cluster), name)
 
     def identity(self, finding: ParsedFinding) -> str:
@@ -88,9 +88,9 @@ def pending_items(
     if pending is None:
         raise ValueError("the report's entries were normalised already: apply.report_scopes takes them")
     facts = _Report(report, source, stream, result, override)
-    scope_of: dict[tuple[ImageRef | None, ResourceRef | None], str] = {}
-    placed = [facts.place(entry, scope_of) for entry in pending.entries]
-    keys = set(scope_of.values())
+    spots: dict[tuple[int, int], tuple[ImageRef | None, str, str]] = {}
+    placed = [facts.place(entry, spots) for entry in pending.entries]
+    keys = {key for _, key, _ in spots.values()}
     artifact = override or result.artifact
     scopes = covered_scopes(
         team=report.team, source=source, stream=stream, result=result, artifact=artifact, item_scopes=((key, "") for key in keys)
@@ -101,18 +101,26 @@ def pending_items(
     by_digest = {
         entry.digest: fingerprint
         for entry, where in zip(pending.entries, placed, strict=True)
-        if where.digest and (fingerprint := known.get((where.scope_key, where.digest))) is not None
+        if where.digest and (fingerprint := _fingerprint(known.get((where.scope_key, where.digest)))) is not None
     }
     items = _items(facts, pending, placed, by_digest)
+    rows = dict(known.values())
+    for fingerprint, item in items.items():
+        item.stored = rows.get(fingerprint)
     return items, scopes, locked
 
 
-def _known(keys: Iterable[str]) -> dict[tuple[str, str], str]:
-    """The fingerprints of the findings stored in these scopes, by (scope, stored digest)."""
-    known: dict[tuple[str, str], str] = {}
+def _fingerprint(known: tuple[str, Stored] | None) -> str | None:
+    return known[0] if known is not None else None
+
+
+def _known(keys: Iterable[str]) -> dict[tuple[str, str], tuple[str, Stored]]:
+    """The findings stored in these scopes with a digest, by (scope, stored digest): read once, for recognising the
+    unchanged entries and for the apply step (``Item.stored``)."""
+    known: dict[tuple[str, str], tuple[str, Stored]] = {}
     for chunk in read_chunks(sorted(keys)):
-        rows = Finding.objects.filter(scope_key__any=chunk).exclude(entry_hash="").values_list("scope_key", "entry_hash", "fingerprint")
-        known.update(((key, digest), fingerprint) for key, digest, fingerprint in rows)
+        rows = stored_rows(Finding.objects.filter(scope_key__any=chunk).exclude(entry_hash=""))
+        known.update(((row.scope_key, row.entry_hash), (fingerprint, row)) for fingerprint, row in rows.items())
     return known
 
 

@@ -58,6 +58,8 @@ class Item:
     entry: Entry | None = None
     #: What ``Finding.entry_hash`` holds for it (``stored_digest``); "" when the parser offers no digest.
     entry_hash: str = ""
+    #: Its stored finding, when it was read already (with the digests of the report's scopes, unchanged.py).
+    stored: Stored | None = None
 
     @property
     def parsed(self) -> ParsedFinding:
@@ -309,13 +311,35 @@ class Stored:
     entry_hash: str = ""
 
 
+#: The columns of ``Stored``, as ``stored_rows`` reads them.
+STORED_COLUMNS = (
+    "fingerprint",
+    "id",
+    "status",
+    "scope_key",
+    "last_seen",
+    "content_hash",
+    "occurrences",
+    "severity",
+    "team_id",
+    "entry_hash",
+)
+
+
 def stored_findings(fingerprints: Sequence[str], *, with_details: bool) -> dict[str, Stored]:
-    columns = ["fingerprint", "id", "status", "scope_key", "last_seen", "content_hash", "occurrences", "severity", "team_id", "entry_hash"]
     stored: dict[str, Stored] = {}
     for chunk in read_chunks(fingerprints):
-        rows = Finding.objects.filter(fingerprint__any=chunk).values_list(*columns, *(["details"] if with_details else []))
-        for fingerprint, pk, status, key, seen, hashed, count, severity, team_id, entry, *details in rows:
-            stored[fingerprint] = Stored(pk, status, key, seen, hashed, count, severity, details[0] if details else None, team_id, entry)
+        stored.update(stored_rows(Finding.objects.filter(fingerprint__any=chunk), with_details=with_details))
+    return stored
+
+
+def stored_rows(findings: Any, *, with_details: bool = False) -> dict[str, Stored]:
+    """The ``Stored`` columns of these findings (a queryset), by fingerprint: one query."""
+    stored: dict[str, Stored] = {}
+    for fingerprint, pk, status, key, seen, hashed, count, severity, team_id, entry, *details in findings.values_list(
+        *STORED_COLUMNS, *(["details"] if with_details else [])
+    ):
+        stored[fingerprint] = Stored(pk, status, key, seen, hashed, count, severity, details[0] if details else None, team_id, entry)
     return stored
 
 
@@ -407,8 +431,11 @@ def record_occurrences(named: Iterable[tuple[int, Item, dt.datetime]]) -> None:
         return
     since = min(wanted.values()) - LAST_SEEN_STEP
     seen: dict[tuple[int, str, str, str], dt.datetime] = {}
+    tags, digests = {tag for _, tag, _, _ in wanted}, {digest for _, _, digest, _ in wanted}
     for chunk in read_chunks(sorted({pk for pk, *_ in wanted})):
         recent = FindingOccurrence.objects.filter(finding_id__any=chunk, last_seen__gte=since)
+        if len(tags) + len(digests) <= OCCURRENCE_FILTER:  # the usual scan: one tag, one digest; not the older tags'
+            recent = recent.filter(tag__in=sorted(tags), digest__in=sorted(digests))
         seen.update(
             ((pk, tag, digest, workload), last) for pk, tag, digest, workload, last in recent.values_list(*_OCCURRENCE_KEY, "last_seen")
         )
@@ -421,3 +448,5 @@ def record_occurrences(named: Iterable[tuple[int, Item, dt.datetime]]) -> None:
 
 
 _OCCURRENCE_KEY = ("finding_id", "tag", "digest", "workload")
+#: Up to this many tags and digests named, the occurrences read are only theirs.
+OCCURRENCE_FILTER = 20
