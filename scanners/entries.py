@@ -52,10 +52,10 @@ def entry_digest(parser: str, fields: tuple[Any, ...]) -> str:
     if not CODE_VERSION:
         return ""
     try:
-        data = marshal.dumps(fields, 2)
+        data = marshal.dumps((parser, CODE_VERSION, fields), 2)
     except ValueError:
         return ""
-    return hashlib.blake2b(parser.encode() + b"\0" + CODE_VERSION + data, digest_size=16).hexdigest()
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 @dataclasses.dataclass(slots=True)
@@ -159,7 +159,10 @@ class PendingFindings:
         state = result.__dict__
         pending = state.get("_pending")
         if pending is not None:
-            state["_findings"], state["_pending"] = pending.resolve({}).findings, None
+            from scanners.base import gc_paused  # here: base imports this module
+
+            with gc_paused():  # as the parse itself: the findings built stay alive, nothing they make is cyclic
+                state["_findings"], state["_pending"] = pending.resolve({}).findings, None
         return state["_findings"]
 
     def __set__(self, result: ParseResult, value: list[Finding]) -> None:
