@@ -13,7 +13,12 @@ import datetime as dt
 import gc
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from scanners.entries import PendingFindings
+
+if TYPE_CHECKING:
+    from scanners.entries import Pending
 
 KINDS = ("vulnerability", "misconfiguration", "secret", "policy", "runtime", "compliance")
 SEVERITIES = ("critical", "high", "medium", "low", "info", "unknown")
@@ -350,6 +355,9 @@ class Finding:
     status_hint: str = ""
     #: Format-specific details worth keeping (fix state, match type, enforcement action, ...).
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: The digest of the report entry this finding was normalised from (``scanners.entries``): "" when the
+    #: parser offers none, or when the finding merges several entries (its content is then not one entry's).
+    entry_hash: str = ""
     #: True when the parser built every field from already cleaned values, within the limits below
     #: (``opt_str`` / ``clean_text`` / ``clean_references`` / ``normalise_cwes`` / ``clean_cvss``, and
     #: ``details`` as :func:`clean_json` would return it): nothing is cleaned a second time.
@@ -396,7 +404,7 @@ class Finding:
 class ParseResult:
     """Everything a parser learned from one report."""
 
-    findings: list[Finding]
+    findings: PendingFindings = PendingFindings()  # noqa: RUF009 - a descriptor, not a shared default
     #: The image the whole report is about, when there is one.
     artifact: ImageRef | None = None
     #: Resources the report evaluated (policy reports): lifecycle closes only within these.
@@ -415,6 +423,19 @@ class ParseResult:
     components: list[dict[str, str]] = dataclasses.field(default_factory=list)
     #: When the tool says it produced the report (its own clock, aware, UTC), when the format says; None otherwise.
     observed_at: dt.datetime | None = None
+
+    @classmethod
+    def deferred(cls, pending: Pending, **fields: Any) -> ParseResult:
+        """A result whose findings are ``pending``'s entries, read and checked but not normalised yet."""
+        result = cls(findings=[], **fields)
+        result.__dict__["_pending"] = pending
+        return result
+
+    @property
+    def pending(self) -> Pending | None:
+        """The entries not normalised yet (None once ``findings`` was read, or when the parser normalised them all)."""
+        pending: Pending | None = self.__dict__.get("_pending")
+        return pending
 
 
 class Parser(Protocol):

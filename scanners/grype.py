@@ -19,6 +19,7 @@ id Grype reports (the GHSA); the CVE is kept in ``details["related_vulnerabiliti
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -38,6 +39,7 @@ from scanners.base import (
     opt_str,
     parse_moment,
 )
+from scanners.entries import Entry, Pending, entry_digest
 from scanners.fingerprint import make_fingerprint
 from scanners.trivy import image_from_refs, iso_timestamp
 
@@ -136,19 +138,10 @@ class GrypeParser:
         image, scope_name, labels = self._source(source)
         descriptor = expect_dict(doc.get("descriptor") or {}, "descriptor")
         occurred_at = iso_timestamp(descriptor.get("timestamp"))
-        findings: dict[str, Finding] = {}
-        for index, item in enumerate(expect_list(doc.get("matches"), "matches")):
-            finding = self._match(item, f"matches[{index}]", image, scope_name, occurred_at)
-            first = findings.get(finding.fingerprint)
-            if first is None:
-                findings[finding.fingerprint] = finding
-                continue
-            # One package, one vulnerability, several matchers or locations: one finding.
-            for key in ("match_types", "locations"):
-                merged = first.details.setdefault(key, [])
-                merged.extend(v for v in finding.details.get(key, []) if v not in merged)
+        context = (image.name if image else scope_name, occurred_at, image)
+        entries = [self._entry(item, f"matches[{index}]", context) for index, item in enumerate(expect_list(doc.get("matches"), "matches"))]
         observed = parse_moment(descriptor.get("timestamp"))
-        return ParseResult(findings=list(findings.values()), artifact=image, labels=labels, observed_at=observed)
+        return ParseResult.deferred(Pending(entries, _merge), artifact=image, labels=labels, observed_at=observed)
 
     @staticmethod
     def _source(source: Mapping[str, Any]) -> tuple[ImageRef | None, str, dict[str, str]]:
@@ -185,7 +178,15 @@ class GrypeParser:
         )
         return image, user_input, labels
 
-    def _match(self, value: Any, where: str, image: ImageRef | None, scope_name: str, occurred_at: str | None) -> Finding:
+    def _entry(self, value: Any, where: str, context: tuple[str, str | None, ImageRef | None]) -> Entry:
+        """One match, read and checked now (``ParseError`` with its path), normalised on demand (scanners/entries.py).
+        Its digest covers the fields read and the image name (or the scanned path): not the tag, digest or time."""
+        fields = self._read(value, where)
+        digest = entry_digest(self.name, (context[0], fields))
+        return Entry(digest=digest, image=context[2], resource=None, build=functools.partial(self._build, fields, context, digest))
+
+    def _read(self, value: Any, where: str) -> tuple[Any, ...]:
+        """Every field the finding is built from, checked in the order they are needed (the first error wins)."""
         match = expect_dict(value, where)
         vuln = expect_dict(match.get("vulnerability"), f"{where}.vulnerability")
         artifact = expect_dict(match.get("artifact"), f"{where}.artifact")
@@ -202,26 +203,35 @@ class GrypeParser:
             path = opt_str(location, "path", f"{where}.artifact.locations[{l_index}]", 1000)
             if path:
                 locations.append(path)
-        path = package_path(artifact_type, locations)
         purl = opt_str(artifact, "purl", f"{where}.artifact", 1000)
-
         severity_text = vuln.get("severity")
         if severity_text is not None and not isinstance(severity_text, str):
             raise ParseError(f"{where}.vulnerability: severity is not a string")
-        severity = normalise_severity(severity_text)  # Negligible -> low (see the module docstring)
-
-        fix_state, fix_versions = self._fix(vuln, f"{where}.vulnerability")
-        match_types, matchers, suggested = self._match_details(match.get("matchDetails"), f"{where}.matchDetails")
-        related, related_cvss = self._related(match.get("relatedVulnerabilities"), f"{where}.relatedVulnerabilities")
-        cvss, cvss_source, cvss_vector = pick_grype_cvss(vuln, f"{where}.vulnerability")
-        if cvss is None and related_cvss[0] is not None:
-            cvss, cvss_source, cvss_vector = related_cvss  # e.g. a Debian record whose score is on the NVD record
-
+        fix = self._fix(vuln, f"{where}.vulnerability")
+        match_details = self._match_details(match.get("matchDetails"), f"{where}.matchDetails")
+        related = self._related(match.get("relatedVulnerabilities"), f"{where}.relatedVulnerabilities")
+        cvss = pick_grype_cvss(vuln, f"{where}.vulnerability")
         urls = _string_list(vuln.get("urls"), f"{where}.vulnerability.urls")
         links = _string_list(vuln.get("links"), f"{where}.vulnerability.links")
         data_source = opt_str(vuln, "dataSource", f"{where}.vulnerability", 2000)
-        epss = vuln.get("epss")
-        kev = vuln.get("knownExploited")
+        namespace = opt_str(vuln, "namespace", f"{where}.vulnerability", 255)
+        language = opt_str(artifact, "language", f"{where}.artifact", 64)
+        version = opt_str(artifact, "version", f"{where}.artifact", 255)
+        description = opt_str(vuln, "description", f"{where}.vulnerability")
+        extra = (vuln.get("epss"), vuln.get("knownExploited"), vuln.get("risk"))
+        return (vuln_id, pkg_name, artifact_type, locations, purl, severity_text, fix, match_details, related, cvss, urls, links,
+                data_source, namespace, language, version, description, extra)  # fmt: skip
+
+    def _build(self, fields: tuple[Any, ...], context: tuple[str, str | None, ImageRef | None], digest: str) -> Finding:
+        """The normalised finding of fields ``_read`` checked; never raises."""
+        (vuln_id, pkg_name, artifact_type, locations, purl, severity_text, (fix_state, fix_versions),
+         (match_types, matchers, suggested), (related, related_cvss), cvss, urls, links, data_source, namespace,
+         language, version, description, (epss, kev, risk)) = fields  # fmt: skip
+        scope_name, occurred_at, image = context
+        path = package_path(artifact_type, locations)
+        score, cvss_source, cvss_vector = cvss
+        if score is None and related_cvss[0] is not None:
+            score, cvss_source, cvss_vector = related_cvss  # e.g. a Debian record whose score is on the NVD record
         details: dict[str, Any] = {
             "fix_state": fix_state,
             "fix_versions": fix_versions,
@@ -229,36 +239,31 @@ class GrypeParser:
             "match_types": match_types,
             "matchers": matchers,
             "related_vulnerabilities": related,
-            "namespace": opt_str(vuln, "namespace", f"{where}.vulnerability", 255),
+            "namespace": namespace,
             "purl": purl,
             "locations": locations[:20],
-            "language": opt_str(artifact, "language", f"{where}.artifact", 64),
+            "language": language,
             "cvss_source": cvss_source,
             "cvss_vector": cvss_vector,
             "epss": epss[0] if isinstance(epss, list) and epss and isinstance(epss[0], dict) else None,
             "known_exploited": bool(kev) if isinstance(kev, list) else None,
-            "risk": vuln.get("risk") if isinstance(vuln.get("risk"), (int, float)) else None,
+            "risk": risk if isinstance(risk, (int, float)) else None,
         }
         return Finding(
             kind="vulnerability",
             source=self.name,
             rule_id=vuln_id,
             title=f"{vuln_id} in {pkg_name}",
-            severity=severity,
-            fingerprint=make_fingerprint("vuln", image.name if image else scope_name, vuln_id, pkg_name, path),
+            severity=normalise_severity(severity_text),  # Negligible -> low (see the module docstring)
+            fingerprint=make_fingerprint("vuln", scope_name, vuln_id, pkg_name, path),
             image=image,
-            package=PackageRef(
-                name=pkg_name,
-                version=opt_str(artifact, "version", f"{where}.artifact", 255),
-                fixed_version=", ".join(fix_versions),
-                type=artifact_type,
-                path=path,
-            ),
-            cvss=cvss,
+            package=PackageRef(name=pkg_name, version=version, fixed_version=", ".join(fix_versions), type=artifact_type, path=path),
+            cvss=score,
             references=clean_references([data_source, *urls, *links]),
             occurred_at=occurred_at,
-            description=opt_str(vuln, "description", f"{where}.vulnerability"),
+            description=description,
             details={k: v for k, v in details.items() if v not in ("", None, [])},
+            entry_hash=digest,
         )
 
     @staticmethod
@@ -303,3 +308,14 @@ class GrypeParser:
 
 
 parser = GrypeParser()
+
+
+def _merge(findings: dict[str, Finding], finding: Finding, _place: Any) -> None:
+    """One package, one vulnerability, several matchers or locations: one finding."""
+    first = findings.get(finding.fingerprint)
+    if first is None:
+        findings[finding.fingerprint] = finding
+        return
+    for key in ("match_types", "locations"):
+        merged = first.details.setdefault(key, [])
+        merged.extend(v for v in finding.details.get(key, []) if v not in merged)

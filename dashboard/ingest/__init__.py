@@ -16,13 +16,16 @@ claim       ``claim.py``        ``report_process`` (a Celery task, ``dashboard/t
                                 (the events queue's task): clear the sender's mark, then claim its queued event
                                 reports in batches (``_claim_events``, SKIP LOCKED) until none is left.
 parse       ``scanners/``       pure Python, no Django: ``scanners.registry`` detects the format, a parser turns
-                                the document into a ``ParseResult`` of normalised findings.
+                                the document into a ``ParseResult`` of normalised findings; Trivy and Grype
+                                read and check every entry but leave it pending, with a digest
+                                (``scanners/entries.py``).
 apply       ``apply.py``        ``apply_report``: a snapshot report (scans, policy reports) upserts its findings
                                 by fingerprint and closes by absence only inside the scopes it covers
                                 (``scopes.py``, locked per scope) and only what its sender may change
                                 (``rights.py``).  ``apply_events.py``: event reports (Falco alerts, admission
                                 denials) are applied as a batch that never closes anything; ``quiet.py`` resolves
-                                them after a quiet period (a beat task).
+                                them after a quiet period (a beat task).  ``unchanged.py``: a re-scan's pending
+                                entries whose digest is stored in their scope are applied without normalising.
 write       ``write.py``        what a parsed finding becomes as a row (``new_row``, ``changed_values``), read and
                                 written in chunks through ``dashboard/db/`` (COPY, ``UPDATE ... FROM (VALUES ...)``).
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dashboard.db.copy_rows import insert_rows
+from dashboard.ingest import unchanged
 from dashboard.ingest.rights import ForeignScopeError, SenderRights, own_image_items, report_sender_rights
 from dashboard.ingest.scopes import covered_scopes, explicitly_evaluated, lock_scopes, mark_applied
 from dashboard.ingest.write import (
@@ -77,10 +78,10 @@ def _policy_of(item: Item) -> str:
 
 
 def report_scopes(
-    *, team: Team | None, source: str, stream: str, result: ParseResult, override: ImageRef | None
+    *, team: Team | None, source: str, stream: str, result: ParseResult, override: ImageRef | None, cluster: str = ""
 ) -> tuple[dict[str, Item], set[str]]:
     """The report's items (by fingerprint) and the lifecycle scopes it closes by absence in (none for events)."""
-    items = items_of(team, source, stream, result, override)
+    items = items_of(team, source, stream, result, override, cluster=cluster)
     if source in EVENT_FORMATS:
         return items, set()
     item_scopes = [(item.scope_key, _policy_of(item)) for item in items.values()]
@@ -99,10 +100,12 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
         raise ValueError(f"{source} reports are events: apply_events.apply_event_reports applies them")
     override = ImageRef.parse(report.image_ref) if report.image_ref else None
     rights = report_sender_rights(report)
-    items, scopes = report_scopes(team=report.team, source=source, stream=stream, result=result, override=override)
+    items, scopes, locked = _items_and_scopes(report, source, stream, result, override)
     resolved = _resolved(result)
-    locked = scopes | {item.scope_key for item in items.values()} | {key for key, _ in resolved.values()}
-    lock_scopes(locked)
+    unlocked = (scopes | {item.scope_key for item in items.values()} | {key for key, _ in resolved.values()}) - locked
+    if unlocked:
+        lock_scopes(unlocked)
+    locked |= unlocked
     mark_applied(locked, report=report)  # what a repeated scan is compared with (repeat.py)
     active_before = _active_in(scopes)
     images = _record_images(report, items, override, result, rights, source, now)
@@ -125,6 +128,17 @@ def apply_report(*, report: Report, source: str, stream: str, result: ParseResul
     if triaged.not_yours:
         counts["not_yours"] = triaged.not_yours
     return triaged
+
+
+def _items_and_scopes(
+    report: Report, source: str, stream: str, result: ParseResult, override: ImageRef | None
+) -> tuple[dict[str, Item], set[str], set[str]]:
+    """The report's items, the scopes it covers, and those of its scopes already locked: all of them when its
+    entries are recognised as unchanged before they are normalised (unchanged.py), else none yet."""
+    if unchanged.applies(result):
+        return unchanged.pending_items(report=report, source=source, stream=stream, result=result, override=override)
+    items, scopes = report_scopes(team=report.team, source=source, stream=stream, result=result, override=override, cluster=report.cluster)
+    return items, scopes, set()
 
 
 def _resolved(result: ParseResult) -> dict[int, tuple[str, int | None]]:
@@ -195,7 +209,8 @@ class _Run:
         images: dict[str, Image],
         rights: SenderRights,
     ) -> _Run:
-        known = stored_findings(list(items), with_details=False)
+        known = {fp: item.stored for fp, item in items.items() if item.stored is not None}
+        known.update(stored_findings([fp for fp, item in items.items() if item.stored is None], with_details=False))
         foreign = {row.id for row in known.values() if not rights.may_change(row.team_id)}
         triaged = IngestOutcome(counts={"new": 0, "reopened": 0, "unchanged": 0, "fixed": 0}, held_closures=[], findings_total=0)
         return cls(report, stream, now, items, images, rights, known, foreign, triaged)
@@ -223,7 +238,8 @@ class _Run:
         reopening: list[Reopening] = []
         for fp, row in stored.items():
             self.ids[fp] = row.id
-            values = changed_values(row, self.items[fp], event=False)
+            item = self.items[fp]
+            values = changed_values(row, item, event=False)
             if row.status == Status.FIXED:
                 reopening.append(Reopening(row.id, row.status, now, report))
                 counts["reopened"] += 1
@@ -232,16 +248,27 @@ class _Run:
                 counts["unchanged"] += 1
                 triaged.unchanged_ids.append(row.id)
             if values or row.status == Status.FIXED:
-                changed.setdefault(tuple(sorted(values)), []).append(
-                    Finding(pk=row.id, last_seen=max(row.last_seen, now), last_report=report, **values)
-                )
                 if values.keys() - PER_OCCURRENCE or row.status == Status.FIXED:  # content, scope or status: triage looks again
                     triaged.changed_ids.append(row.id)
-            else:
-                self.seen_ids.append(row.id)
+            elif not self._seen_again(row, item.entry_hash):
+                continue
+            if item.entry_hash != row.entry_hash and item.entry_hash:
+                values["entry_hash"] = item.entry_hash  # a row written anyway keeps its entry's latest digest
+            changed.setdefault(tuple(sorted(values)), []).append(
+                Finding(pk=row.id, last_seen=max(row.last_seen, now), last_report=report, **values)
+            )
         write_changed(changed)
         # Re-scored with everything the report changed, after its triage rules (triage_rules.after_ingest).
         findings_reopen(rows=reopening, events=self.events, rescore=False)
+
+    def _seen_again(self, row: Stored, digest: str) -> bool:
+        """An unchanged finding: written only when "last seen" moves (at most once per LAST_SEEN_STEP: touch_seen,
+        or here, with a digest it does not have yet, e.g. the first scans after a deploy); True if written here.
+        Never a write for the digest alone: every write of a finding rewrites its row and every index of it."""
+        if digest and row.entry_hash != digest and row.last_seen < self.now - LAST_SEEN_STEP:
+            return True
+        self.seen_ids.append(row.id)
+        return False
 
     def touch_seen(self) -> None:
         """Unchanged findings: move "last seen" forward at most once per LAST_SEEN_STEP, so re-importing

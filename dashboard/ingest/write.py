@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from django.db import connection
@@ -25,7 +26,8 @@ from dashboard.services.images import LAST_SEEN_STEP
 from dashboard.services.ownership import resolve_owner, rules_for
 from scanners import registry
 from scanners.base import Finding as ParsedFinding
-from scanners.base import ImageRef, ParseResult
+from scanners.base import ImageRef, ParseResult, ResourceRef
+from scanners.entries import Entry
 from scanners.fingerprint import make_fingerprint
 
 #: Formats whose findings are events (aggregated, never closed by absence): declared by each parser.
@@ -44,16 +46,63 @@ VOLATILE_DETAILS = frozenset({"target", "layer_digest", "layer_diff_id", "also_s
 
 @dataclasses.dataclass
 class Item:
-    parsed: ParsedFinding
+    """One finding a report names: normalised (``finding``), or an entry of a re-scan recognised as unchanged
+    (``entry``, unchanged.py), normalised only if something asks for ``parsed``."""
+
     fingerprint: str
     image: ImageRef | None
     scope_key: str
     count: int = 1
     samples: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    finding: ParsedFinding | None = None
+    entry: Entry | None = None
+    #: What ``Finding.entry_hash`` holds for it (``stored_digest``); "" when the parser offers no digest.
+    entry_hash: str = ""
+    #: Its stored finding, when it was read already (with the digests of the report's scopes, unchanged.py).
+    stored: Stored | None = None
+
+    @property
+    def parsed(self) -> ParsedFinding:
+        if self.finding is None:
+            built = self.entry.build() if self.entry is not None else None
+            if built is None:
+                raise ValueError(f"item {self.fingerprint} has neither a finding nor an entry that builds one")
+            self.finding = built
+        return self.finding
+
+    @property
+    def resource(self) -> ResourceRef | None:
+        return self.entry.resource if self.finding is None and self.entry is not None else self.parsed.resource
 
     @functools.cached_property
     def content_hash(self) -> str:
         return content_hash(content_of(self), event=self.parsed.source in EVENT_FORMATS)
+
+
+def _code_version() -> bytes:
+    """A hash of this module's source: what a parsed finding becomes as a row is decided here (``new_row``,
+    ``content_of``, ``content_hash``), so a change here makes every stored digest unknown, as a parser change does
+    (scanners/entries.py), and the first scan of each scope after the deploy takes the full path."""
+    try:
+        return hashlib.blake2b(Path(__file__).read_bytes(), digest_size=16).digest()
+    except OSError:
+        return b""  # source not readable: no digest is stored, nothing is taken as unchanged
+
+
+_CODE_VERSION = _code_version()
+
+
+def stored_digest(digest: str, *, override: str = "", cluster: str = "") -> str:
+    """What ``Finding.entry_hash`` holds for an entry's digest: salted with this module's source, and with what the
+    report adds to the fingerprint (the ``image`` override it applied, the sender's cluster).  "" for no digest."""
+    if not digest or not _CODE_VERSION:
+        return ""
+    return hashlib.blake2b(f"{override}\0{cluster}\0{digest}".encode(), key=_CODE_VERSION, digest_size=16).hexdigest()
+
+
+def overridden(image: ImageRef | None, override: ImageRef | None, artifact: ImageRef | None) -> bool:
+    """Whether the report's ``image`` override replaces this image (the report's own image, or none)."""
+    return override is not None and (image is None or image == artifact or image.name == getattr(artifact, "name", None))
 
 
 def _finding_scope(
@@ -65,24 +114,55 @@ def _finding_scope(
     return scope_key(stream=stream, source=source, image=image, resource=parsed.resource, team=team)
 
 
-def items_of(team: Team | None, source: str, stream: str, result: ParseResult, override: ImageRef | None) -> dict[str, Item]:
+def items_of(
+    team: Team | None, source: str, stream: str, result: ParseResult, override: ImageRef | None, *, cluster: str = ""
+) -> dict[str, Item]:
     """Findings keyed by fingerprint; duplicates inside one report are merged and counted."""
     items: dict[str, Item] = {}
     policy_level = {policy for resource, policy in result.evaluated_policies if resource is None}
     for parsed in result.findings:
-        image, fingerprint = parsed.image, parsed.fingerprint
-        if override is not None and (image is None or image == result.artifact or image.name == getattr(result.artifact, "name", None)):
-            image = override
-            fingerprint = make_fingerprint("image-override", override.name, parsed.fingerprint)
-        item = items.get(fingerprint)
-        if item is None:
-            key = _finding_scope(parsed, image, team, source, stream, policy_level)
-            item = items[fingerprint] = Item(parsed=parsed, fingerprint=fingerprint, image=image, scope_key=key)
-        else:
-            item.count += 1
-        if source in EVENT_FORMATS:
-            item.samples = [_sample(parsed), *item.samples][:SAMPLES_KEPT]
+        add_item(
+            items,
+            parsed,
+            team=team,
+            source=source,
+            stream=stream,
+            result=result,
+            override=override,
+            cluster=cluster,
+            policy_level=policy_level,
+        )
     return items
+
+
+def add_item(
+    items: dict[str, Item],
+    parsed: ParsedFinding,
+    *,
+    team: Team | None,
+    source: str,
+    stream: str,
+    result: ParseResult,
+    override: ImageRef | None,
+    cluster: str,
+    policy_level: set[str],
+) -> None:
+    """Add a normalised finding to ``items`` under its fingerprint (the override's, when it applies), or count it again."""
+    image, fingerprint = parsed.image, parsed.fingerprint
+    applied = overridden(image, override, result.artifact)
+    if applied and override is not None:
+        image = override
+        fingerprint = make_fingerprint("image-override", override.name, parsed.fingerprint)
+    item = items.get(fingerprint)
+    if item is None:
+        key = _finding_scope(parsed, image, team, source, stream, policy_level)
+        digest = stored_digest(parsed.entry_hash, override=override.name if applied and override else "", cluster=cluster)
+        item = items[fingerprint] = Item(fingerprint=fingerprint, image=image, scope_key=key, finding=parsed, entry_hash=digest)
+    else:
+        item.count += 1
+        item.entry_hash = ""  # several findings of the report made it
+    if source in EVENT_FORMATS:
+        item.samples = [_sample(parsed), *item.samples][:SAMPLES_KEPT]
 
 
 def _sample(parsed: ParsedFinding) -> dict[str, Any]:
@@ -137,6 +217,7 @@ def new_row(item: Item, report: Report, image: Image | None, stream: str, now: d
         "references": parsed.references,
         "details": content_of(item)["details"],
         "content_hash": item.content_hash,
+        "entry_hash": item.entry_hash,
         "status_hint": parsed.status_hint[:32],
         "sla_started_on": now.date(),
         "occurrences": item.count,
@@ -227,15 +308,39 @@ class Stored:
     details: dict[str, Any] | None
     #: The owning team (None: unowned): a sender changes only the findings it may (rights.py).
     team_id: int | None = None
+    #: The digest of the entry the stored content was normalised from (``stored_digest``; "" when none).
+    entry_hash: str = ""
+
+
+#: The columns of ``Stored``, as ``stored_rows`` reads them.
+STORED_COLUMNS = (
+    "fingerprint",
+    "id",
+    "status",
+    "scope_key",
+    "last_seen",
+    "content_hash",
+    "occurrences",
+    "severity",
+    "team_id",
+    "entry_hash",
+)
 
 
 def stored_findings(fingerprints: Sequence[str], *, with_details: bool) -> dict[str, Stored]:
-    columns = ["fingerprint", "id", "status", "scope_key", "last_seen", "content_hash", "occurrences", "severity", "team_id"]
     stored: dict[str, Stored] = {}
     for chunk in read_chunks(fingerprints):
-        rows = Finding.objects.filter(fingerprint__any=chunk).values_list(*columns, *(["details"] if with_details else []))
-        for fingerprint, pk, status, key, seen, hashed, count, severity, team_id, *details in rows:
-            stored[fingerprint] = Stored(pk, status, key, seen, hashed, count, severity, details[0] if details else None, team_id)
+        stored.update(stored_rows(Finding.objects.filter(fingerprint__any=chunk), with_details=with_details))
+    return stored
+
+
+def stored_rows(findings: Any, *, with_details: bool = False) -> dict[str, Stored]:
+    """The ``Stored`` columns of these findings (a queryset), by fingerprint: one query."""
+    stored: dict[str, Stored] = {}
+    for fingerprint, pk, status, key, seen, hashed, count, severity, team_id, entry, *details in findings.values_list(
+        *STORED_COLUMNS, *(["details"] if with_details else [])
+    ):
+        stored[fingerprint] = Stored(pk, status, key, seen, hashed, count, severity, details[0] if details else None, team_id, entry)
     return stored
 
 
@@ -278,8 +383,10 @@ def changed_values(row: Stored, item: Item, *, event: bool) -> dict[str, Any]:
     takes the latest occurrence's text, details and samples every time, and counts its occurrences), its
     scope when it moved.  Empty when nothing changed."""
     values: dict[str, Any] = {}
-    if row.content_hash != item.content_hash:
-        values.update(content_of(item, row.details), content_hash=item.content_hash)
+    if item.entry_hash and row.entry_hash == item.entry_hash and not event:
+        pass  # the same entry, read by the same code: the same content (and not normalised again: unchanged.py)
+    elif row.content_hash != item.content_hash:
+        values.update(content_of(item, row.details), content_hash=item.content_hash, entry_hash=item.entry_hash)
     elif event:
         content = content_of(item, row.details)
         values.update(description=content["description"], details=content["details"])
@@ -306,7 +413,7 @@ def record_occurrences(named: Iterable[tuple[int, Item, dt.datetime]]) -> None:
     for pk, item, when in named:
         tag = item.image.tag[:128] if item.image else ""
         digest = item.image.digest[:128] if item.image else ""
-        resource = item.parsed.resource
+        resource = item.resource
         workload = f"{resource.namespace}/{resource.kind}/{resource.name}".strip("/")[:255] if resource and resource.name else ""
         key = (pk, tag, digest, workload)
         if (tag or digest or workload) and (key not in wanted or when < wanted[key]):
@@ -315,8 +422,11 @@ def record_occurrences(named: Iterable[tuple[int, Item, dt.datetime]]) -> None:
         return
     since = min(wanted.values()) - LAST_SEEN_STEP
     seen: dict[tuple[int, str, str, str], dt.datetime] = {}
+    tags, digests = {tag for _, tag, _, _ in wanted}, {digest for _, _, digest, _ in wanted}
     for chunk in read_chunks(sorted({pk for pk, *_ in wanted})):
         recent = FindingOccurrence.objects.filter(finding_id__any=chunk, last_seen__gte=since)
+        if len(tags) + len(digests) <= OCCURRENCE_FILTER:  # the usual scan: one tag, one digest; not the older tags'
+            recent = recent.filter(tag__in=sorted(tags), digest__in=sorted(digests))
         seen.update(
             ((pk, tag, digest, workload), last) for pk, tag, digest, workload, last in recent.values_list(*_OCCURRENCE_KEY, "last_seen")
         )
@@ -329,3 +439,5 @@ def record_occurrences(named: Iterable[tuple[int, Item, dt.datetime]]) -> None:
 
 
 _OCCURRENCE_KEY = ("finding_id", "tag", "digest", "workload")
+#: Up to this many tags and digests named, the occurrences read are only theirs.
+OCCURRENCE_FILTER = 20

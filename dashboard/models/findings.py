@@ -64,6 +64,9 @@ class Finding(models.Model):
     details = models.JSONField(default=dict, blank=True)
     #: Hash of the scanner's content as last ingested (write.content_hash): re-imports compare it, not every column.
     content_hash = models.CharField(max_length=32, blank=True, default="")
+    #: Digest of the report entry that content was normalised from (ingest/write.stored_digest; "" when none): a
+    #: re-scan recognises an unchanged entry by it before normalising it (ingest/unchanged.py).
+    entry_hash = models.CharField(max_length=32, blank=True, default="")
     status_hint = models.CharField(max_length=32, blank=True, default="")
     risk_score = models.FloatField(default=0)
     #: Times the finding was reported (events for admission/runtime; reports for scans).
