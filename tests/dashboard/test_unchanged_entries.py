@@ -101,9 +101,11 @@ def series(start: dt.datetime) -> None:
 
 def state() -> tuple[list[Any], ...]:
     """Every stored fact of the findings, their occurrences and events and the reports, without database ids."""
-    skipped = {"id", "entry_hash", "last_report", "image", "owner_rule", "assignee", "team"}
+    skipped = {"id", "entry_hash", "first_report", "last_report", "image", "owner_rule", "assignee", "team"}
     columns = [field.attname for field in Finding._meta.concrete_fields if field.name not in skipped]
-    findings = Finding.objects.order_by("fingerprint").values_list(*columns, "last_report__observed_at", "image__repository", "team__slug")
+    findings = Finding.objects.order_by("fingerprint").values_list(
+        *columns, "first_report__observed_at", "last_report__observed_at", "image__repository", "team__slug"
+    )
     occurrences = FindingOccurrence.objects.order_by("finding__fingerprint", "tag", "digest").values_list(
         "finding__fingerprint", "tag", "digest", "workload", "first_seen", "last_seen"
     )
