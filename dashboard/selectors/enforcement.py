@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db.models import Max, Q
+from django.db.models.fields.json import KT
 
 from dashboard.enforcement.decision import SEVERITY_RANK, FindingFacts, Policy, policy_from_mapping
 from dashboard.models import (
@@ -25,12 +26,11 @@ from dashboard.models import (
     ImageVersion,
     RiskAcceptance,
     Status,
-    TrainingModule,
 )
 from dashboard.models.access import sees_everything, visible_teams
-from dashboard.selectors.finding_classes import FACT_FIELDS, classes_for, matching_topics
+from dashboard.selectors.finding_classes import FACT_FIELDS, classes_for
 from dashboard.selectors.finding_classes import FindingFacts as LearningFacts
-from dashboard.selectors.training import topic_catalogue
+from dashboard.selectors.training import module_picker
 from scanners.base import ImageRef
 
 #: Statuses a decision looks at: open work, and risk acceptances (which exempt only while they run).
@@ -246,23 +246,33 @@ def policy_values(policy: Policy) -> dict[str, Any]:
 
 
 def modules_for_findings(*, ids: Sequence[int]) -> dict[int, dict[str, str]]:
-    """Finding id -> the training module for its topic ({"title", "url"}), as nudges pick it; four queries at most."""
+    """Finding id -> the training module for its topic ({"title", "url"}), as nudges pick it.
+
+    One query for the findings' classes; the catalogue itself comes from ``module_picker`` (read at most once a
+    minute per process: it teaches and decides nothing, so no triage change can wait on it).
+    """
     if not ids:
         return {}
-    rows = Finding.objects.filter(pk__in=sorted(set(ids))).order_by().values("id", *FACT_FIELDS)
-    keys = {row["id"]: classes_for(LearningFacts.from_values(row)) for row in rows}
+    rows = (
+        Finding.objects.filter(pk__in=sorted(set(ids)))
+        .order_by()
+        .values("id", *_CLASS_FIELDS, details_class=KT("details__class"), details_purl=KT("details__purl"))
+    )
+    keys = {row["id"]: classes_for(LearningFacts.from_values(_class_values(row))) for row in rows}
     if not any(keys.values()):
         return {}
-    catalogue = topic_catalogue()
-    topic_keys = {pk: topic.keys for pk, topic in catalogue.items()}
-    first_module: dict[int, int] = {}
+    picker = module_picker()
+    out = {}
     for finding_id, classes in keys.items():
-        topics = matching_topics(classes, topic_keys) if classes else []
-        if topics:
-            first_module[finding_id] = catalogue[topics[0]].module_ids[0]
-    modules = {module.pk: module for module in TrainingModule.objects.filter(pk__in=set(first_module.values())).only("title", "url")}
-    return {
-        finding_id: {"title": modules[module_id].title, "url": modules[module_id].url}
-        for finding_id, module_id in first_module.items()
-        if module_id in modules
-    }
+        module = picker.module_for(classes)
+        if module is not None:
+            out[finding_id] = module
+    return out
+
+
+#: The classifier's columns but ``details``, of which it reads two keys (a finding's details can be large).
+_CLASS_FIELDS = tuple(name for name in FACT_FIELDS if name != "details")
+
+
+def _class_values(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "details": {"class": row["details_class"], "purl": row["details_purl"]}}
