@@ -13,9 +13,10 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from django.db.models import Max, Q
+from django.db.models import Q, QuerySet
 from django.db.models.fields.json import KT
 
+from dashboard.db.decision_findings import Wanted, decision_findings
 from dashboard.enforcement.decision import SEVERITY_RANK, FindingFacts, Policy, policy_from_mapping
 from dashboard.models import (
     ACTIVE_STATUSES,
@@ -24,10 +25,9 @@ from dashboard.models import (
     Finding,
     Image,
     ImageVersion,
-    RiskAcceptance,
     Status,
 )
-from dashboard.models.access import sees_everything, visible_teams
+from dashboard.models.access import sees_everything, visible_team_filter, visible_teams
 from dashboard.selectors.finding_classes import FACT_FIELDS, classes_for
 from dashboard.selectors.finding_classes import FindingFacts as LearningFacts
 from dashboard.selectors.training import module_picker
@@ -35,21 +35,6 @@ from scanners.base import ImageRef
 
 #: Statuses a decision looks at: open work, and risk acceptances (which exempt only while they run).
 CANDIDATE_STATUSES = (*ACTIVE_STATUSES, Status.RISK_ACCEPTED)
-_FACT_COLUMNS = (
-    "id",
-    "rule_id",
-    "kind",
-    "severity",
-    "status",
-    "title",
-    "package_name",
-    "package_version",
-    "fixed_version",
-    "kev",
-    "epss",
-    "due_date",
-    "image_id",
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +101,7 @@ def images_findings(
     ``user`` (a person or a request's token principal) sees only the findings and images of the teams it may
     read; ``user=None`` reads everything (the admission webhook: its token decides on any image but reads nothing).
     With ``policy_of`` (the policy that decides for an image) and ``today``, only the findings that could violate
-    that policy are read (``may_violate``): the decision is the same, from a fraction of the rows.
+    that policy are read (``wanted_by``): the decision is the same, from a fraction of the rows.
     """
     parsed = {ref: ImageRef.parse(ref) for ref in refs}
     wanted = {(item.registry, item.repository) for item in parsed.values() if item is not None}
@@ -144,12 +129,11 @@ def images_findings(
         and _version_seen(item, images[(item.registry, item.repository)], versions)
     }
     wanted_images = {image.pk: image for image in seen.values()}
-    where = None
-    if policy_of is not None and today is not None and wanted_images:
-        where = Q(pk__in=[])
-        for pk, candidate in wanted_images.items():
-            where |= Q(image_id=pk) & may_violate(policy_of(candidate), today)
-    by_image = _findings_by_image(set(wanted_images), user, where)
+    if policy_of is not None and today is not None:
+        reads = [wanted_by(policy_of(image), today, image_id=pk) for pk, image in wanted_images.items()]
+    else:
+        reads = [Wanted(image_id=pk, every=True) for pk in wanted_images]
+    by_image = _findings_by_image(reads, user)
     out: dict[str, ImageFindings] = {}
     for ref, item in parsed.items():
         image = seen.get(ref)
@@ -158,46 +142,44 @@ def images_findings(
     return out
 
 
-def may_violate(policy: Policy, today: dt.date) -> Q:
-    """Findings that could violate one of ``policy``'s rules (``violated_rules``), as a filter: a superset of
+def wanted_by(policy: Policy, today: dt.date, *, image_id: int) -> Wanted:
+    """The findings of an image that could violate one of ``policy``'s rules (``violated_rules``): a superset of
     those that do, so deciding on what it selects gives the same decision as deciding on every finding."""
-    fix_ok = ~Q(fixed_version="") if policy.fix_required else Q()
     if policy.rule_ids:  # shell patterns and AVD- aliases: any finding may be named
-        return Q()
-    parts: list[Q] = []
-    if policy.min_severity:
-        lowest = SEVERITY_RANK.get(policy.min_severity, 99)
-        parts.append(Q(severity__in=[name for name, rank in SEVERITY_RANK.items() if rank >= lowest]) & fix_ok)
-    if policy.epss_min is not None:
-        parts.append(Q(epss__gte=policy.epss_min) & fix_ok)
-    if policy.kev:
-        parts.append(Q(kev=True))
-    if policy.sla_overdue:
-        parts.append(Q(due_date__lt=today))
-    if policy.secrets:
-        parts.append(Q(kind="secret"))
-    where = Q(pk__in=[])
-    for part in parts:
-        where |= part
-    return where
-
-
-def _findings_by_image(image_ids: set[int], user: Any, where: Q | None = None) -> dict[int, list[FindingFacts]]:
-    if not image_ids:
-        return {}
-    qs = Finding.objects.all() if user is None else Finding.objects.visible_to(user)
-    if where is not None:
-        qs = qs.filter(where)
-    rows = (
-        qs.filter(image_id__in=sorted(image_ids), status__in=CANDIDATE_STATUSES)
-        .annotate(accepted_until=Max("risk_acceptances__expires", filter=Q(risk_acceptances__state=RiskAcceptance.State.APPROVED)))
-        .order_by()
-        .values(*_FACT_COLUMNS, "accepted_until")
+        return Wanted(image_id=image_id, every=True)
+    lowest = SEVERITY_RANK.get(policy.min_severity, 99)
+    return Wanted(
+        image_id=image_id,
+        severities=tuple(name for name, rank in SEVERITY_RANK.items() if rank >= lowest) if policy.min_severity else (),
+        fix_required=policy.fix_required,
+        epss_min=policy.epss_min,
+        kev=policy.kev,
+        overdue_before=today if policy.sla_overdue else None,
+        secrets=policy.secrets,
     )
+
+
+def _findings_by_image(wanted: list[Wanted], user: Any) -> dict[int, list[FindingFacts]]:
+    if not wanted:
+        return {}
+    rows = decision_findings(wanted=wanted, statuses=CANDIDATE_STATUSES, team_ids=_finding_team_ids(user))
     out: dict[int, list[FindingFacts]] = {}
     for row in rows:
         out.setdefault(row["image_id"], []).append(_facts(row))
     return out
+
+
+def _finding_team_ids(user: Any) -> list[int] | None:
+    """The teams whose findings ``user`` reads, as ``Finding.objects.visible_to`` scopes them (None: every team)."""
+    if user is None:
+        return None
+    scope = visible_team_filter(user)
+    if scope is None:
+        return None
+    teams = scope["team_id__in"]
+    if isinstance(teams, QuerySet):  # a person's memberships
+        return sorted({row["team_id"] for row in teams})
+    return sorted(teams)
 
 
 def image_findings(
