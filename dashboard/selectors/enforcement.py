@@ -13,10 +13,11 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.db.models.fields.json import KT
 
 from dashboard.db.decision_findings import Wanted, decision_findings
+from dashboard.db.decision_inputs import images_with_versions, namespace_rules, policies_with_teams
 from dashboard.enforcement.decision import SEVERITY_RANK, FindingFacts, Policy, policy_from_mapping
 from dashboard.models import (
     ACTIVE_STATUSES,
@@ -24,12 +25,12 @@ from dashboard.models import (
     EnforcementPolicy,
     Finding,
     Image,
-    ImageVersion,
     Status,
 )
 from dashboard.models.access import sees_everything, visible_team_filter, visible_teams
 from dashboard.selectors.finding_classes import FACT_FIELDS, classes_for
 from dashboard.selectors.finding_classes import FindingFacts as LearningFacts
+from dashboard.selectors.ownership import RuleSet, decide_owner
 from dashboard.selectors.training import module_picker
 from scanners.base import ImageRef
 
@@ -105,22 +106,20 @@ def images_findings(
     """
     parsed = {ref: ImageRef.parse(ref) for ref in refs}
     wanted = {(item.registry, item.repository) for item in parsed.values() if item is not None}
+    tags = {item.tag for item in parsed.values() if item is not None and item.tag and not item.digest}
+    digests = {item.digest for item in parsed.values() if item is not None and item.digest}
     images: dict[tuple[str, str], Image] = {}
+    versions: set[tuple[int, str, str]] = set()
     if wanted:
-        rows = Image.objects.filter(registry__in={r for r, _ in wanted}, repository__in={p for _, p in wanted})
-        images = {(image.registry, image.repository): image for image in rows if (image.registry, image.repository) in wanted}
+        found = images_with_versions(registries={r for r, _ in wanted}, repositories={p for _, p in wanted}, tags=tags, digests=digests)
+        for candidate, tag, digest in found:
+            if (candidate.registry, candidate.repository) in wanted:
+                images.setdefault((candidate.registry, candidate.repository), candidate)
+                if tag is not None:
+                    versions.add((candidate.pk, tag, digest or ""))
     readable = _readable_team_ids(user) if images else None
     if readable is not None:
         images = {key: image for key, image in images.items() if image.team_id in readable}
-    tags = {item.tag for item in parsed.values() if item is not None and item.tag and not item.digest}
-    digests = {item.digest for item in parsed.values() if item is not None and item.digest}
-    versions: set[tuple[int, str, str]] = set()
-    if images and (tags or digests):
-        versions = set(
-            ImageVersion.objects.filter(image__in=[image.pk for image in images.values()])
-            .filter(Q(tag__in=tags) | Q(digest__in=digests))
-            .values_list("image_id", "tag", "digest")
-        )
     seen = {
         ref: images[(item.registry, item.repository)]
         for ref, item in parsed.items()
@@ -199,11 +198,17 @@ def policy_of(row: EnforcementPolicy | None) -> Policy:
 
 def policy_for(*, team_id: int | None) -> Policy:
     """The policy that decides for a team: its own, else the organisation default, else the built-in default (one query)."""
-    rows = EnforcementPolicy.objects.select_related("team").filter(
-        Q(team__isnull=True) | Q(team_id=team_id) if team_id else Q(team__isnull=True)
-    )
-    by_team = {row.team_id: row for row in rows}
+    by_team = {row.team_id: row for row in policies_with_teams(team_id=team_id)}
     return policy_of(by_team.get(team_id) if team_id in by_team else by_team.get(None))
+
+
+def namespace_owner(namespace: str) -> int | None:
+    """The team owning ``namespace`` by the namespace ownership rules (None when no rule claims it), decided as
+    ``would_block.namespace_team`` decides it, from one statement."""
+    if not namespace:
+        return None
+    owner = decide_owner(rules=RuleSet(namespace_rules()), image="", namespace=namespace, labels={}, report_team=None, named=False)
+    return owner.team.pk if owner.team is not None else None
 
 
 def policies_read_once() -> Callable[[int | None], Policy]:

@@ -28,8 +28,7 @@ from dashboard.enforcement.decision import FAIL, PASS, Decision, decide, worst_o
 from dashboard.errors import ApplicationError
 from dashboard.ingest.receive import report_submit
 from dashboard.models import GateDecision, WorkloadSighting
-from dashboard.selectors.enforcement import ImageFindings, images_findings, modules_for_findings, policies_read_once
-from dashboard.selectors.would_block import namespace_team
+from dashboard.selectors.enforcement import ImageFindings, images_findings, modules_for_findings, namespace_owner, policies_read_once
 from dashboard.services.clusters import resolve_cluster
 from dashboard.services.gate import decision_record
 from dashboard.services.running import Sighting, sightings_record
@@ -99,7 +98,7 @@ def admission_validate(*, document: Any, by: Any, cluster: str = "", now: dt.dat
 def _decide(request: AdmissionRequest, now: dt.datetime) -> list[ImageDecision]:
     """One decision per distinct image (a pod's init containers often repeat an image)."""
     containers = list({container.reference: container for container in request.containers}.values())
-    team_of_namespace = namespace_team(request.namespace)
+    team_of_namespace = namespace_owner(request.namespace)
     policy_of = policies_read_once()
     refs = [container.reference for container in containers]
     # Only the findings that could violate each image's policy are read: the same decision from fewer rows.
