@@ -40,6 +40,10 @@ COLUMNS = (
     "due_date",
     "image_id",
 )
+#: What the training classifier reads besides (selectors/finding_classes.FACT_FIELDS), so that the modules that
+#: teach a decision's reasons need no second read; ``details`` only by the two keys it reads (details can be large).
+CLASS_COLUMNS = ("source", "cwe", "package_type", "resource_kind")
+DETAILS_KEYS = ("class", "purl")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,22 +78,30 @@ def _shape_for(conn: BaseDatabaseWrapper) -> _Shape:
         table = Finding._meta.db_table
         through = RiskAcceptance.findings.through._meta
         acceptance = RiskAcceptance._meta.db_table
-        fields = [Finding._meta.get_field(name.removesuffix("_id") if name == "image_id" else name) for name in COLUMNS]
+        names = (*COLUMNS, *CLASS_COLUMNS)
+        fields = [Finding._meta.get_field(name.removesuffix("_id") if name == "image_id" else name) for name in names]
         expires = RiskAcceptance._meta.get_field("expires")
         columns = ", ".join(f"f.{qn(str(field.column))}" for field in fields)  # type: ignore[union-attr]
+        details = ", ".join(_details_key(conn, key) for key in DETAILS_KEYS)
         select = (
-            f"SELECT {columns}, (SELECT MAX(a.{qn('expires')}) FROM {qn(through.db_table)} m"  # noqa: S608 - names from the models
+            f"SELECT {columns}, {details}, (SELECT MAX(a.{qn('expires')}) FROM {qn(through.db_table)} m"  # noqa: S608 - names from the models
             f" INNER JOIN {qn(acceptance)} a ON a.{qn('id')} = m.{qn('riskacceptance_id')}"
             f" WHERE m.{qn('finding_id')} = f.{qn('id')} AND a.{qn('state')} = %s) FROM {qn(table)} f"
         )
-        cols = [field.get_col(table) for field in fields] + [expires.get_col(acceptance)]  # type: ignore[union-attr]
+        cols = [field.get_col(table) for field in fields]  # type: ignore[union-attr]
         converters = []
-        for position, col in enumerate(cols):
+        for position, col in [*enumerate(cols), (len(cols) + len(DETAILS_KEYS), expires.get_col(acceptance))]:
             needed = (*conn.ops.get_db_converters(col), *col.get_db_converters(conn))
             if needed:
                 converters.append((position, needed, col))
         found = _shapes[conn] = _Shape(select=select, converters=tuple(converters))
     return found
+
+
+def _details_key(conn: BaseDatabaseWrapper, key: str) -> str:
+    """One key of ``details`` as text (PostgreSQL's ``->>``, SQLite's ``json_extract``)."""
+    column = f"f.{conn.ops.quote_name('details')}"
+    return f"{column} ->> '{key}'" if conn.vendor == "postgresql" else f"json_extract({column}, '$.{key}')"
 
 
 def _placeholders(values: Sequence[Any]) -> str:
@@ -119,8 +131,9 @@ def _image_clause(wanted: Wanted, params: list[Any]) -> str:
 
 
 def decision_findings(*, wanted: Sequence[Wanted], statuses: Sequence[str], team_ids: Sequence[int] | None) -> list[dict[str, Any]]:
-    """The findings ``wanted`` names in ``statuses`` (of ``team_ids`` only, unless None), as ``.values()`` rows
-    with ``accepted_until``: the latest expiry of an approved risk acceptance of each (None: none)."""
+    """The findings ``wanted`` names in ``statuses`` (of ``team_ids`` only, unless None), as ``.values()`` rows of
+    ``COLUMNS`` and ``CLASS_COLUMNS``, ``details_class`` and ``details_purl``, and ``accepted_until``: the latest expiry
+    of an approved risk acceptance of each (None: none)."""
     if not wanted or not statuses or (team_ids is not None and not team_ids):
         return []
     conn = connections[DEFAULT_DB_ALIAS]
@@ -134,7 +147,7 @@ def decision_findings(*, wanted: Sequence[Wanted], statuses: Sequence[str], team
     with conn.cursor() as cursor:
         cursor.execute(f"{shape.select} WHERE {where}", params)
         rows = cursor.fetchall()
-    names = (*COLUMNS, "accepted_until")
+    names = (*COLUMNS, *CLASS_COLUMNS, *(f"details_{key}" for key in DETAILS_KEYS), "accepted_until")
     out = []
     for row in rows:
         values = list(row)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from django.db.models import QuerySet
@@ -47,6 +47,8 @@ class ImageFindings:
     image: Image | None
     #: None when Vigil has never seen the image (or this tag / digest of it), or the caller may not read it.
     findings: tuple[FindingFacts, ...] | None
+    #: Finding id -> what the training classifier reads of it (``modules_for_findings(known=...)``).
+    learning: Mapping[int, LearningFacts] = dataclasses.field(default_factory=dict)
 
     @property
     def known(self) -> bool:
@@ -132,12 +134,12 @@ def images_findings(
         reads = [wanted_by(policy_of(image), today, image_id=pk) for pk, image in wanted_images.items()]
     else:
         reads = [Wanted(image_id=pk, every=True) for pk in wanted_images]
-    by_image = _findings_by_image(reads, user)
+    by_image, learning = _findings_by_image(reads, user)
     out: dict[str, ImageFindings] = {}
     for ref, item in parsed.items():
         image = seen.get(ref)
         findings = tuple(by_image.get(image.pk, ())) if image is not None else None
-        out[ref] = ImageFindings(ref=ref, parsed=item, image=image, findings=findings)
+        out[ref] = ImageFindings(ref=ref, parsed=item, image=image, findings=findings, learning=learning)
     return out
 
 
@@ -158,14 +160,30 @@ def wanted_by(policy: Policy, today: dt.date, *, image_id: int) -> Wanted:
     )
 
 
-def _findings_by_image(wanted: list[Wanted], user: Any) -> dict[int, list[FindingFacts]]:
+def _findings_by_image(wanted: list[Wanted], user: Any) -> tuple[dict[int, list[FindingFacts]], _Learning]:
     if not wanted:
-        return {}
+        return {}, _Learning({})
     rows = decision_findings(wanted=wanted, statuses=CANDIDATE_STATUSES, team_ids=_finding_team_ids(user))
     out: dict[int, list[FindingFacts]] = {}
     for row in rows:
         out.setdefault(row["image_id"], []).append(_facts(row))
-    return out
+    return out, _Learning({row["id"]: row for row in rows})
+
+
+class _Learning(Mapping[int, LearningFacts]):
+    """Finding id -> its classifier facts, built only for the findings asked about (a decision's reasons)."""
+
+    def __init__(self, rows: dict[int, dict[str, Any]]) -> None:
+        self._rows = rows
+
+    def __getitem__(self, key: int) -> LearningFacts:
+        return LearningFacts.from_values(_class_values(self._rows[key]))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
 
 
 def _finding_team_ids(user: Any) -> list[int] | None:
@@ -232,20 +250,26 @@ def policy_values(policy: Policy) -> dict[str, Any]:
     return values
 
 
-def modules_for_findings(*, ids: Sequence[int]) -> dict[int, dict[str, str]]:
+def modules_for_findings(*, ids: Sequence[int], known: Mapping[int, LearningFacts] | None = None) -> dict[int, dict[str, str]]:
     """Finding id -> the training module for its topic ({"title", "url"}), as nudges pick it.
 
-    One query for the findings' classes; the catalogue itself comes from ``module_picker`` (read at most once a
-    minute per process: it teaches and decides nothing, so no triage change can wait on it).
+    The findings' classes from ``known`` (what the decision read: ``ImageFindings.learning``), else one query;
+    the catalogue itself comes from ``module_picker`` (read at most once a minute per process: it teaches and
+    decides nothing, so no triage change can wait on it).
     """
     if not ids:
         return {}
-    rows = (
-        Finding.objects.filter(pk__in=sorted(set(ids)))
-        .order_by()
-        .values("id", *_CLASS_FIELDS, details_class=KT("details__class"), details_purl=KT("details__purl"))
-    )
-    keys = {row["id"]: classes_for(LearningFacts.from_values(_class_values(row))) for row in rows}
+    known = known or {}
+    facts = {pk: known[pk] for pk in set(ids) if pk in known}
+    missing = sorted(set(ids) - set(facts))
+    if missing:
+        rows = (
+            Finding.objects.filter(pk__in=missing)
+            .order_by()
+            .values("id", *_CLASS_FIELDS, details_class=KT("details__class"), details_purl=KT("details__purl"))
+        )
+        facts.update({row["id"]: LearningFacts.from_values(_class_values(row)) for row in rows})
+    keys = {pk: classes_for(value) for pk, value in facts.items()}
     if not any(keys.values()):
         return {}
     picker = module_picker()

@@ -75,7 +75,9 @@ def admission_validate(*, document: Any, by: Any, cluster: str = "", now: dt.dat
     moment = timezone.localtime(now or timezone.now())
     decisions = _decide(request, moment)
     worst = worst_of(item.decision for item in decisions)
-    modules = modules_for_findings(ids=sorted({reason.finding.id for item in decisions for reason in item.decision.reasons}))
+    reasons = {reason.finding.id: item.inputs.learning for item in decisions for reason in item.decision.reasons}
+    known = {pk: learning[pk] for pk, learning in reasons.items() if pk in learning}  # what the decision read
+    modules = modules_for_findings(ids=sorted(reasons), known=known)
     lines = _warnings(decisions, modules)
     shown = [line for item, line in lines if item.decision.decision != PASS]
     review = render_response(

@@ -90,6 +90,6 @@ def gate_check(*, ref: str, by: Any, report: Report | None = None, now: dt.datet
     if inputs.parsed is None:
         raise ApplicationError(f"{ref[:200]!r} is not an image reference (REGISTRY/REPOSITORY[:TAG][@DIGEST])", code="invalid_image")
     decision = decide(policy=policy_of(inputs.team_id), findings=inputs.findings, now=moment)
-    modules = modules_for_findings(ids=[reason.finding.id for reason in decision.reasons])
+    modules = modules_for_findings(ids=[reason.finding.id for reason in decision.reasons], known=inputs.learning)
     record = decision_record(decision=decision, point=GateDecision.Point.CI, ref=ref, inputs=inputs, by=by, report=report)
     return GateResult(decision=decision, inputs=inputs, modules=modules, record=record)

@@ -112,3 +112,12 @@ def test_the_gate_teaches_from_the_kept_catalogue_and_decides_fresh(payments, fi
     Finding.objects.filter(pk=finding.pk).update(status=Status.FALSE_POSITIVE)
     second = client.get("/api/v1/gate/", {"image": "nginx:1.14.2"}).json()
     assert (first["decision"], first["reasons"][0]["module"]["title"], second["decision"]) == ("warn", patching, "pass")
+
+
+def test_a_warned_decision_reads_token_rules_image_policy_findings_and_writes_its_record_and_event(
+    webhook, finding, patching, django_assert_num_queries
+) -> None:
+    warnings(webhook)  # the token's first use from this address; the catalogue read
+    with django_assert_num_queries(9):  # and the savepoint around storing the event
+        taught = warnings(webhook)
+    assert any(patching in line for line in taught)
