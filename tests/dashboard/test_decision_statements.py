@@ -11,9 +11,11 @@ from django.utils import timezone
 
 from dashboard.db.decision_findings import Wanted, decision_findings
 from dashboard.db.decision_inputs import images_with_versions, namespace_rules, policies_with_teams
-from dashboard.models import EnforcementPolicy, Finding, OwnershipRule, RiskAcceptance, Status
+from dashboard.db.decision_record import insert_decision
+from dashboard.models import EnforcementPolicy, Finding, GateDecision, OwnershipRule, RiskAcceptance, Status
 from dashboard.selectors.enforcement import namespace_owner
 from dashboard.selectors.would_block import namespace_team
+from dashboard.services.tokens import token_create
 from tests.factories import (
     EnforcementPolicyFactory,
     FindingFactory,
@@ -96,3 +98,29 @@ def test_the_findings_read_are_only_those_of_the_teams_given() -> None:
         [mine.pk],
         [],
     )
+
+
+def test_a_decision_row_reads_back_as_it_was_given() -> None:
+    image = ImageFactory(repository="payments/api")
+    token, _ = token_create(team=image.team, name="ci", scope="read")
+    values = {
+        "created_at": timezone.now(),
+        "point": GateDecision.Point.ADMISSION,
+        "image_ref": "registry.example.com/payments/api:1.4.1",
+        "image": image,
+        "team_id": image.team_id,
+        "policy_team": "payments",
+        "policy_version": 3,
+        "mode": "enforce",
+        "decision": "fail",
+        "reasons": [{"finding": 7, "rule_id": "CVE-2024-1", "severity": "critical", "rules": ["severity", "kev"]}],
+        "reason_count": 1,
+        "cluster": "prod",
+        "namespace": "payments",
+        "token": token,
+        "actor_label": "token ci",
+    }
+    record = insert_decision(GateDecision(**values))
+    stored = GateDecision.objects.get()
+    assert (record.pk, record._state.adding) == (stored.pk, False)
+    assert model_to_dict(stored) == model_to_dict(GateDecision(pk=record.pk, **values))
