@@ -1,7 +1,8 @@
 """The findings an enforcement decision reads: one statement written out as text, not a queryset.
 
 Every admission request and CI gate call reads an image's candidate findings with the latest expiry of their
-approved risk acceptances, filtered to those that could violate the deciding policy.  As a queryset (an OR of the
+approved risk acceptances, filtered to those that could violate the deciding policy, with what the training
+classifier reads of them (so the modules that teach the reasons need no second read).  As a queryset (an OR of the
 policy's rules per image, ``Max`` over the acceptances with a filter, ``GROUP BY`` every column) Django spent more
 CPU compiling it than PostgreSQL spent running it: about a third of a passing decision.  Written out here it costs
 string joins; the acceptance expiry is a correlated subquery on the through table's finding index instead of a

@@ -2,7 +2,10 @@
 
 ``image_findings`` (or ``images_findings`` for many images at once) reads what the pure decision
 (dashboard/enforcement/decision.py) needs about an image's findings; ``policy_for`` reads the policy that
-decides.  Nothing is cached: a false positive marked or an acceptance revoked a moment ago counts at once.
+decides.  Nothing they decide on is cached: a false positive marked or an acceptance revoked a moment ago counts
+at once.  The statements are written out in dashboard/db/ (decision_inputs, decision_findings): compiling them as
+querysets on every request cost more CPU than running them.  Only the training catalogue that names the module for
+a reason is kept, a minute per process (``selectors/training.module_picker``): it teaches and decides nothing.
 """
 
 from __future__ import annotations
@@ -99,7 +102,9 @@ def _readable_team_ids(user: Any) -> set[int] | None:
 def images_findings(
     *, refs: Sequence[str], user: Any = None, policy_of: Callable[[Image], Policy] | None = None, today: dt.date | None = None
 ) -> dict[str, ImageFindings]:
-    """Every reference in ``refs`` -> what Vigil knows about it, in at most four queries whatever the number of refs.
+    """Every reference in ``refs`` -> what Vigil knows about it in a constant number of queries whatever the number
+    of refs: the images with their versions, the findings, and for a caller other than Vigil the teams it reads
+    (a token's extra teams; a person's memberships, twice), besides ``policy_of``'s.
 
     ``user`` (a person or a request's token principal) sees only the findings and images of the teams it may
     read; ``user=None`` reads everything (the admission webhook: its token decides on any image but reads nothing).
