@@ -2,9 +2,10 @@
 
 Starts the real stack (bench/stack.py: its own database, gunicorn, one Celery worker), imports a realistic Trivy
 report for two images (one with critical findings that have a fix: the default policy warns; one whose findings
-are all low: it passes), creates an ``admission`` token bound to a cluster, then, from ``--clients`` concurrent
-clients, in this order: GET /healthz, POST /api/v1/admission/validate for the passing image (a Deployment: the
-decision, a GateDecision row, the sighting skipped within its minute), the warned image (the same, plus the
+are all low: it passes), loads the shipped training catalogue, creates an ``admission`` token bound to a cluster,
+then, from ``--clients`` concurrent clients, in this order: GET /healthz, POST /api/v1/admission/validate for the
+passing image (a Deployment: the decision, a GateDecision row, the sighting skipped within its minute), the
+warned image (the same, its warnings naming training modules, plus the
 admission event stored and published for the worker), then /healthz again.  It prints requests per second, p50
 and p99 of each, and the ratio of each decision's p99 to the trivial view's (aim: at most 2x).  Between the
 webhook and the second /healthz, the CI gate: GET /api/v1/gate/ for the warned image with a read token (the
@@ -128,7 +129,9 @@ def progress(message: str) -> None:
 
 
 def seed(stack: stack_mod.Stack, findings: int) -> None:
-    """Scan results for both images: the warned one as generated (criticals with fixes), the passing one all low."""
+    """Scan results for both images: the warned one as generated (criticals with fixes), the passing one all low;
+    the shipped training catalogue, so that the warnings name their modules as they do in a real installation."""
+    progress(stack_mod._manage(stack.env, "load_training").strip())
     for name, image in IMAGES.items():
         report = json.loads(trivy_bytes(findings, image=image))
         if name == "passing":
@@ -148,7 +151,8 @@ def check(stack: stack_mod.Stack, token: str) -> dict[str, Any]:
         conn.request("POST", "/api/v1/admission/validate", body=review_for(image, 0), headers={"Authorization": f"Bearer {token}"})
         answer = json.loads(conn.getresponse().read())["response"]
         conn.close()
-        out[name] = {"allowed": answer["allowed"], "warnings": len(answer.get("warnings", []))}
+        lines = answer.get("warnings", [])
+        out[name] = {"allowed": answer["allowed"], "warnings": len(lines), "teaching": sum("; learn: " in line for line in lines)}
     return out
 
 
@@ -160,18 +164,20 @@ def run(*, requests: int, clients: int, findings: int, web_workers: int, web_thr
         reader = stack_mod._manage(stack.env, "create_token", "--team", "bench", "--name", "ci", "--scope", "read").splitlines()[-1]
         seed(stack, findings)
         figures: dict[str, Any] = {"clients": clients, "web_workers": web_workers, "web_threads": web_threads, "findings": findings}
+        figures["load_average_start"] = os.getloadavg()[0]
         figures["answers"] = check(stack, token)
         for label, kind in SCENARIOS:
             progress(f"{label}: {requests} requests from {clients} clients")
             figures[label] = load(stack.port, reader if kind == "gate" else token, kind, requests, clients)
         trivial = max(figures["healthz"]["p99_ms"], figures["healthz_again"]["p99_ms"])
         figures["p99_ratio"] = {name: figures[name]["p99_ms"] / trivial for name in (*IMAGES, "gate")}
+        figures["load_average_end"] = os.getloadavg()[0]
         return figures
 
 
 def show(f: dict[str, Any]) -> None:
     print(f"{f['clients']} clients, gunicorn {f['web_workers']} workers x {f['web_threads']} threads; {f['findings']} findings per image")
-    print(f"answers: {f['answers']}")
+    print(f"answers: {f['answers']}; load average {f['load_average_start']:.1f} -> {f['load_average_end']:.1f}")
     for name, _ in SCENARIOS:
         r = f[name]
         print(f"{name:14} {r['ok']:5}/{r['requests']} ok  {r['per_second']:7.0f}/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms")

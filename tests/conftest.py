@@ -28,6 +28,10 @@ def _eager_tasks(request: pytest.FixtureRequest) -> None:
         settings.CELERY_TASK_ALWAYS_EAGER = True
         # Tests create many users; the production hasher is deliberately slow.
         settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+        # A process keeps the training catalogue a minute; each test's catalogue is its own (rolled back after it).
+        from dashboard.selectors.training import forget_module_picker
+
+        forget_module_picker()
 
 
 @pytest.fixture

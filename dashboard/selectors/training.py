@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.db.models import Prefetch
@@ -36,6 +38,58 @@ def topic_catalogue() -> dict[int, TopicInfo]:
         keys = tuple(str(key) for key in (topic.keys or []) if isinstance(key, str))
         out[topic.pk] = TopicInfo(topic.pk, topic.slug, topic.name, topic.summary, keys, topic.urgent, module_ids)
     return out
+
+
+#: How long a process answers "which module teaches this" from the catalogue it read (the points of enforcement).
+#: The catalogue teaches and decides nothing, so an edit seen up to a minute late changes no decision.
+PICKER_SECONDS = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ModulePicker:
+    """The catalogue as the points of enforcement use it: for a finding's class keys, the first module of the
+    first topic (in slug order) that covers one of them, as ``topic_catalogue`` and nudges pick it."""
+
+    #: (the topic's keys lower-cased, its first active module's id), in slug order.
+    topics: tuple[tuple[frozenset[str], int], ...]
+    #: Module id -> {"title", "url"}.
+    modules: Mapping[int, Mapping[str, str]]
+    read_at: float
+
+    def module_for(self, classes: Iterable[str]) -> dict[str, str] | None:
+        wanted = {key.lower() for key in classes}
+        if not wanted:
+            return None
+        for keys, module_id in self.topics:
+            if wanted & keys and module_id in self.modules:
+                return dict(self.modules[module_id])
+        return None
+
+
+#: This process's picker (replaced whole, never changed: threads that race both read the catalogue, harmlessly).
+_picked: dict[str, ModulePicker] = {}
+
+
+def _picker_read() -> ModulePicker:
+    catalogue = topic_catalogue()
+    topics = tuple((frozenset(key.lower() for key in topic.keys), topic.module_ids[0]) for topic in catalogue.values())
+    wanted = {module_id for _, module_id in topics}
+    rows = TrainingModule.objects.filter(pk__in=wanted).values_list("id", "title", "url") if wanted else []
+    modules = {pk: {"title": title, "url": url} for pk, title, url in rows}
+    return ModulePicker(topics=topics, modules=modules, read_at=time.monotonic())
+
+
+def module_picker() -> ModulePicker:
+    """The catalogue's module picker, read at most once a minute per process (three queries when it is read)."""
+    picker = _picked.get("picker")
+    if picker is None or time.monotonic() - picker.read_at >= PICKER_SECONDS:
+        picker = _picked["picker"] = _picker_read()
+    return picker
+
+
+def forget_module_picker() -> None:
+    """Read the catalogue again at the next use (tests, and after loading a catalogue in this process)."""
+    _picked.clear()
 
 
 def modules_for_finding(*, finding: Any, limit: int = 4) -> list[TrainingModule]:

@@ -28,8 +28,7 @@ from dashboard.enforcement.decision import FAIL, PASS, Decision, decide, worst_o
 from dashboard.errors import ApplicationError
 from dashboard.ingest.receive import report_submit
 from dashboard.models import GateDecision, WorkloadSighting
-from dashboard.selectors.enforcement import ImageFindings, images_findings, modules_for_findings, policies_read_once
-from dashboard.selectors.would_block import namespace_team
+from dashboard.selectors.enforcement import ImageFindings, images_findings, modules_for_findings, namespace_owner, policies_read_once
 from dashboard.services.clusters import resolve_cluster
 from dashboard.services.gate import decision_record
 from dashboard.services.running import Sighting, sightings_record
@@ -76,7 +75,9 @@ def admission_validate(*, document: Any, by: Any, cluster: str = "", now: dt.dat
     moment = timezone.localtime(now or timezone.now())
     decisions = _decide(request, moment)
     worst = worst_of(item.decision for item in decisions)
-    modules = modules_for_findings(ids=sorted({reason.finding.id for item in decisions for reason in item.decision.reasons}))
+    reasons = {reason.finding.id: item.inputs.learning for item in decisions for reason in item.decision.reasons}
+    known = {pk: learning[pk] for pk, learning in reasons.items() if pk in learning}  # what the decision read
+    modules = modules_for_findings(ids=sorted(reasons), known=known)
     lines = _warnings(decisions, modules)
     shown = [line for item, line in lines if item.decision.decision != PASS]
     review = render_response(
@@ -99,7 +100,7 @@ def admission_validate(*, document: Any, by: Any, cluster: str = "", now: dt.dat
 def _decide(request: AdmissionRequest, now: dt.datetime) -> list[ImageDecision]:
     """One decision per distinct image (a pod's init containers often repeat an image)."""
     containers = list({container.reference: container for container in request.containers}.values())
-    team_of_namespace = namespace_team(request.namespace)
+    team_of_namespace = namespace_owner(request.namespace)
     policy_of = policies_read_once()
     refs = [container.reference for container in containers]
     # Only the findings that could violate each image's policy are read: the same decision from fewer rows.

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from dashboard.db.decision_record import insert_decision
 from dashboard.enforcement.decision import Decision, decide
 from dashboard.errors import ApplicationError
 from dashboard.models import GateDecision, Report
@@ -55,7 +56,7 @@ def decision_record(
         {"finding": reason.finding.id, "rule_id": reason.finding.rule_id, "severity": reason.finding.severity, "rules": list(reason.rules)}
         for reason in decision.reasons[:RECORDED_REASONS]
     ]
-    return GateDecision.objects.create(
+    record = GateDecision(
         created_at=decision.evaluated_at,
         point=point,
         image_ref=ref[:600],
@@ -75,6 +76,7 @@ def decision_record(
         actor_label=actor_label(by)[:255] if by is not None else "Vigil",
         report=report,
     )
+    return insert_decision(record)
 
 
 def gate_check(*, ref: str, by: Any, report: Report | None = None, now: dt.datetime | None = None) -> GateResult:
@@ -90,6 +92,6 @@ def gate_check(*, ref: str, by: Any, report: Report | None = None, now: dt.datet
     if inputs.parsed is None:
         raise ApplicationError(f"{ref[:200]!r} is not an image reference (REGISTRY/REPOSITORY[:TAG][@DIGEST])", code="invalid_image")
     decision = decide(policy=policy_of(inputs.team_id), findings=inputs.findings, now=moment)
-    modules = modules_for_findings(ids=[reason.finding.id for reason in decision.reasons])
+    modules = modules_for_findings(ids=[reason.finding.id for reason in decision.reasons], known=inputs.learning)
     record = decision_record(decision=decision, point=GateDecision.Point.CI, ref=ref, inputs=inputs, by=by, report=report)
     return GateResult(decision=decision, inputs=inputs, modules=modules, record=record)
