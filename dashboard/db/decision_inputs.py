@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import weakref
 from collections.abc import Callable, Collection, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -21,6 +21,8 @@ from django.db.models import Model
 from django.db.models.expressions import Col
 
 from dashboard.models import EnforcementPolicy, Image, ImageVersion, OwnershipRule, Team
+
+M = TypeVar("M", bound=Model)
 
 _Converters = tuple[tuple[int, tuple[Callable[..., Any], ...], Col], ...]
 
@@ -127,17 +129,7 @@ def policies_with_teams(*, team_id: int | None) -> list[EnforcementPolicy]:
         f"SELECT {select.columns} FROM {qn(EnforcementPolicy._meta.db_table)} p"  # noqa: S608
         f" LEFT JOIN {qn(Team._meta.db_table)} t ON t.{qn('id')} = p.{qn('team_id')} WHERE {where}"
     )
-    with conn.cursor() as cursor:
-        cursor.execute(sql, [team_id] if team_id is not None else [])
-        rows = cursor.fetchall()
-    out = []
-    width = select.widths[0]
-    for row in rows:
-        values = _converted(conn, select, row)
-        policy = _instance(EnforcementPolicy, conn, values[:width])
-        policy._state.fields_cache["team"] = _instance(Team, conn, values[width:]) if policy.team_id is not None else None
-        out.append(policy)
-    return out
+    return _with_teams(conn, select, sql, [team_id] if team_id is not None else [], EnforcementPolicy)
 
 
 def namespace_rules() -> list[OwnershipRule]:
@@ -149,14 +141,19 @@ def namespace_rules() -> list[OwnershipRule]:
         f"SELECT {select.columns} FROM {qn(OwnershipRule._meta.db_table)} r"  # noqa: S608
         f" INNER JOIN {qn(Team._meta.db_table)} t ON t.{qn('id')} = r.{qn('team_id')} WHERE r.{qn('kind')} = %s"
     )
+    return _with_teams(conn, select, sql, [OwnershipRule.Kind.NAMESPACE.value], OwnershipRule)
+
+
+def _with_teams(conn: BaseDatabaseWrapper, select: _Select, sql: str, params: list[Any], model: type[M]) -> list[M]:
+    """Run ``sql`` (the model's columns, then its team's) and build each row's instance with its team loaded."""
     with conn.cursor() as cursor:
-        cursor.execute(sql, [OwnershipRule.Kind.NAMESPACE.value])
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
     out = []
     width = select.widths[0]
     for row in rows:
         values = _converted(conn, select, row)
-        rule = _instance(OwnershipRule, conn, values[:width])
-        rule._state.fields_cache["team"] = _instance(Team, conn, values[width:])
-        out.append(rule)
+        instance = _instance(model, conn, values[:width])
+        instance._state.fields_cache["team"] = _instance(Team, conn, values[width:]) if instance.team_id is not None else None
+        out.append(instance)
     return out
