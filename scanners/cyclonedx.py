@@ -38,11 +38,11 @@ from scanners.base import (
     normalise_cwes,
     normalise_severity,
     opt_str,
-    parse_moment,
     severity_from_score,
 )
 from scanners.fingerprint import make_fingerprint
 from scanners.grype import package_path
+from scanners.moments import parse_moment
 from scanners.trivy import image_from_refs, iso_timestamp
 
 _VEX_HINTS = {

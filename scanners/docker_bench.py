@@ -18,20 +18,9 @@ import datetime
 import re
 from typing import Any
 
-from scanners.base import (
-    Finding,
-    ParseError,
-    ParseResult,
-    ResourceRef,
-    clean_text,
-    expect_dict,
-    expect_list,
-    opt_str,
-    parse_moment,
-    req_str,
-    type_name,
-)
+from scanners.base import Finding, ParseError, ParseResult, ResourceRef, clean_text, expect_dict, expect_list, opt_str, req_str, type_name
 from scanners.fingerprint import make_fingerprint
+from scanners.moments import parse_moment
 
 _RESULTS = frozenset({"PASS", "WARN", "INFO", "NOTE"})
 _HIGH = re.compile(

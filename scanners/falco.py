@@ -26,21 +26,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from scanners.base import (
-    Finding,
-    ImageRef,
-    ParseError,
-    ParseResult,
-    ResourceRef,
-    clean_text,
-    expect_dict,
-    latest_moment,
-    opt_str,
-    req_str,
-    type_name,
-)
+from scanners.base import Finding, ImageRef, ParseError, ParseResult, ResourceRef, clean_text, expect_dict, opt_str, req_str, type_name
 from scanners.fingerprint import make_fingerprint, workload_name
 from scanners.kubernetes import rfc3339_to_iso
+from scanners.moments import latest_moment
 
 PRIORITY_SEVERITY = {
     "emergency": "critical",

@@ -16,20 +16,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from scanners.base import (
-    Finding,
-    ParseError,
-    ParseResult,
-    ResourceRef,
-    expect_dict,
-    expect_list,
-    latest_moment,
-    opt_str,
-    req_str,
-    type_name,
-)
+from scanners.base import Finding, ParseError, ParseResult, ResourceRef, expect_dict, expect_list, opt_str, req_str, type_name
 from scanners.fingerprint import make_fingerprint, workload_name
 from scanners.kubernetes import join_path, objects_in, rfc3339_to_iso
+from scanners.moments import latest_moment
 
 _GROUP = "constraints.gatekeeper.sh/"
 _SEVERITY = {"deny": "medium", "scoped": "medium", "warn": "low", "dryrun": "low"}

@@ -37,10 +37,10 @@ from scanners.base import (
     expect_list,
     normalise_severity,
     opt_str,
-    parse_moment,
 )
 from scanners.entries import Entry, Pending, entry_digest
 from scanners.fingerprint import make_fingerprint
+from scanners.moments import parse_moment
 from scanners.trivy import image_from_refs, iso_timestamp
 
 #: Package databases: a location there says "installed by the OS package manager", not a file path.

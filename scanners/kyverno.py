@@ -33,15 +33,14 @@ from scanners.base import (
     clean_text,
     expect_dict,
     expect_list,
-    latest_moment,
     normalise_severity,
     opt_str,
-    parse_moment,
     req_str,
     type_name,
 )
 from scanners.fingerprint import make_fingerprint, workload_name
 from scanners.kubernetes import join_path, objects_in
+from scanners.moments import latest_moment, parse_moment
 from scanners.trivy import iso_timestamp
 
 _GROUPS = ("wgpolicyk8s.io/", "openreports.io/")

@@ -43,13 +43,13 @@ from scanners.base import (
     clean_text,
     expect_dict,
     expect_list,
-    latest_moment,
     normalise_cwes,
     opt_str,
     severity_from_score,
     type_name,
 )
 from scanners.fingerprint import make_fingerprint
+from scanners.moments import latest_moment
 from scanners.trivy import image_from_refs, iso_timestamp
 
 _LEVELS = {"error": "high", "warning": "medium", "note": "low", "none": "info"}

@@ -22,20 +22,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from scanners.base import (
-    Finding,
-    ImageRef,
-    ParseError,
-    ParseResult,
-    ResourceRef,
-    clean_text,
-    expect_dict,
-    expect_list,
-    gc_paused,
-    opt_str,
-    parse_moment,
-)
+from scanners.base import Finding, ImageRef, ParseError, ParseResult, ResourceRef, clean_text, expect_dict, expect_list, gc_paused, opt_str
 from scanners.entries import Entry, Pending
+from scanners.moments import parse_moment
 from scanners.trivy_fields import Scope, image_from_refs, image_from_target, iso_timestamp, parse_image, severity_word
 from scanners.trivy_misconfig import misconfiguration, secret
 from scanners.trivy_vulnerabilities import pick_cvss, vulnerability_entry

@@ -32,10 +32,10 @@ from scanners.base import (
     clean_text,
     expect_dict,
     expect_list,
-    latest_moment,
     opt_str,
 )
 from scanners.fingerprint import make_fingerprint, workload_name
+from scanners.moments import latest_moment
 from scanners.trivy import iso_timestamp, pick_cvss, severity_word
 
 API_GROUP = "aquasecurity.github.io/"

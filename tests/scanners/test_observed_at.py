@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from scanners.base import parse_moment
+from scanners.moments import parse_moment
 from scanners.registry import parse_bytes
 from tests.conftest import fixture_bytes
 
