@@ -1,21 +1,20 @@
 """More Celery worker processes, more throughput: scan reports and Falco alerts applied by 1, 2 (and 4) processes.
 
-    .venv/bin/python bench/scale_bench.py [--scans 200] [--findings 150] [--alerts 5000] [--workers 1,2,4] [--no-docs]
+    .venv/bin/python bench/scale_bench.py [--scans 200] [--findings 150] [--alerts 5000] [--senders 4] [--workers 1,2,4] [--no-docs]
 
 Real engines only: the machine's PostgreSQL (127.0.0.1:5432) and Redis (VIGIL_BENCH_BROKER_URL, default
 redis://127.0.0.1:6379/0), a real ``celery worker`` (prefork pool, ``--concurrency N``) consuming the reports and
 events queues under a private prefix.  The reports are stored once in a seed database (report_submit, not enqueued);
-each run starts from a copy of it (CREATE DATABASE ... TEMPLATE), starts the worker, publishes one task per report
-(scans on the reports queue, then alerts on the events queue) and times, for each phase, from the first publish to
+each run starts from a copy of it (CREATE DATABASE ... TEMPLATE), starts the worker, publishes one task per scan on
+the reports queue, then one task per sending cluster on the events queue (what the receive path publishes for a burst
+of alerts: that task drains its sender's queued alerts in batches) and times, for each phase, from the first publish to
 the moment the database says every report of the phase is done.  Every run must end with the same exact totals
 (reports done, findings, occurrences): every report done and none failed, one occurrence per scanned finding and
 per alert, and the same number of findings in every run; the script stops otherwise.  It prints a table and writes
 it under "Scale-out" in docs/performance.md (unless --no-docs).
 
 At the issue's size (the defaults: 200 scans, 5,000 alerts, 1, 2 and 4 processes) expect about 6 to 10 minutes on a
-shared 2-core machine: seeding about a minute (the migration most of it), then each run 1 to 2.5 minutes (200
-scans at 4-6/s, 5,000 alerts at 70-300/s, a worker start and a database copy).  A run at a tenth of the size
-(``--scans 20 --alerts 500``) takes 50-80 s.
+shared 2-core machine at load 2-3: about two minutes (seeding 25 s, then each run 25-40 s).
 """
 
 from __future__ import annotations
@@ -61,8 +60,9 @@ def env_for(name: str) -> dict[str, str]:
     return env
 
 
-def seed(scans: int, findings: int, alerts: int) -> dict[str, list[str]]:
-    """Store the reports in the seed database (queued, not enqueued); returns their ids by phase."""
+def seed(scans: int, findings: int, alerts: int, senders: int) -> dict[str, list[str]]:
+    """Store the reports in the seed database (queued, not enqueued); returns their ids by phase, and under "leaders"
+    the first alert of each sender (a cluster: its own team here), the one whose task the receive path publishes."""
     _admin(f'DROP DATABASE IF EXISTS "{SEED_DB}" WITH (FORCE)')
     _admin(f'CREATE DATABASE "{SEED_DB}"')
     os.environ.update(env_for(SEED_DB))
@@ -76,7 +76,9 @@ def seed(scans: int, findings: int, alerts: int) -> dict[str, list[str]]:
     from dashboard.services.teams import team_create
 
     team_create(slug="bench", name="Bench")
-    ids: dict[str, list[str]] = {"scans": [], "alerts": []}
+    for sender in range(senders):
+        team_create(slug=f"cluster-{sender}", name=f"Cluster {sender}")
+    ids: dict[str, list[str]] = {"scans": [], "alerts": [], "leaders": []}
     started = time.monotonic()
     for n in range(scans):
         image = f"registry.example.com/bench/app{n}"
@@ -88,8 +90,11 @@ def seed(scans: int, findings: int, alerts: int) -> dict[str, list[str]]:
     for n in range(alerts):
         alert = {**ALERT, "uuid": str(uuid.UUID(int=n)), "output": f"{ALERT['output']} seq={n}", "hostname": f"node-{n % 20}"}
         alert["output_fields"] = {**ALERT["output_fields"], "k8s.pod.name": f"api-{n % 50}"}
-        report, _ = report_submit(data=json.dumps(alert).encode(), team_slug="bench", format_name="falco", enqueue_now=False)
+        team = f"cluster-{n % senders}"
+        report, _ = report_submit(data=json.dumps(alert).encode(), team_slug=team, format_name="falco", enqueue_now=False)
         ids["alerts"].append(str(report.pk))
+        if n < senders:
+            ids["leaders"].append(str(report.pk))
     print(f"seeded {alerts} alerts in {time.monotonic() - started:.0f} s", flush=True)
     connections.close_all()  # a template database must have no connections
     return ids
@@ -144,9 +149,12 @@ def run(processes: int, ids: dict[str, list[str]]) -> dict[str, Any]:
     figures: dict[str, Any] = {"processes": processes}
     try:
         _wait_log(log, "ready.", worker, timeout=120)
-        for phase, task, queue in (("scans", "vigil.reports.process", "reports"), ("alerts", "vigil.events.process", "events")):
+        # Scans: one task each.  Alerts: one task per sender, as the receive path publishes for a burst that is all
+        # stored before its first task starts (a pending mark per sender); that task drains its sender's queue.
+        phases = (("scans", "scans", "vigil.reports.process", "reports"), ("alerts", "leaders", "vigil.events.process", "events"))
+        for phase, published, task, queue in phases:
             started = time.monotonic()
-            for report_id in ids[phase]:
+            for report_id in ids[published]:
                 current_app.send_task(task, args=[report_id], queue=PREFIX + queue)
             wait_done(conn, ids[phase])
             seconds = time.monotonic() - started
@@ -161,7 +169,8 @@ def run(processes: int, ids: dict[str, list[str]]) -> dict[str, Any]:
 def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     base = results[0]
     lines = [
-        f"{args.scans} Trivy scans of {args.findings} findings each (distinct images), then {args.alerts} Falco alerts,",
+        f"{args.scans} Trivy scans of {args.findings} findings each (distinct images), then {args.alerts} Falco alerts"
+        f" from {args.senders} clusters,",
         "applied by one `celery worker` with N prefork processes on the reports and events queues (Redis, PostgreSQL 16).",
         "",
         "| worker processes | scans/s | speed-up | alerts/s | speed-up | reports done | findings | occurrences |",
@@ -196,10 +205,11 @@ def main() -> int:
     parser.add_argument("--findings", type=int, default=150)
     parser.add_argument("--alerts", type=int, default=5000)
     parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--senders", type=int, default=4, help="clusters sending the alerts (each its own team)")
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args()
     started = time.monotonic()
-    ids = seed(args.scans, args.findings, args.alerts)
+    ids = seed(args.scans, args.findings, args.alerts, args.senders)
     print(f"seeded {len(ids['scans'])} scans and {len(ids['alerts'])} alerts in {time.monotonic() - started:.0f} s", flush=True)
     results = []
     try:
