@@ -59,7 +59,7 @@ INSERT INTO dashboard_finding (
     fingerprint, team_id, image_id, kind, source, stream, scope_key, rule_id, title, description, severity, status,
     package_name, package_version, fixed_version, package_type, package_path, resource_cluster, resource_namespace,
     resource_kind, resource_name, kev, cwe, "references", details, content_hash, status_hint, risk_score, occurrences,
-    first_seen, last_seen, status_changed_at, fixed_at, due_date, owner_source, owner_reason, exposed, risk_parts, sla_started_on)
+    first_seen, last_seen, status_changed_at, fixed_at, due_date, owner_source, owner_reason, exposed, risk_parts, sla_started_on, entry_hash)
 SELECT md5(g::text) || md5((g * 7)::text), i.team_id, gen.image_id,
        CASE WHEN r_stream < 0.85 THEN 'vulnerability' WHEN r_stream < 0.95 THEN 'policy' ELSE 'runtime' END,
        CASE WHEN r_stream < 0.85 THEN 'trivy' WHEN r_stream < 0.95 THEN 'kyverno' ELSE 'falco' END,
@@ -76,7 +76,7 @@ SELECT md5(g::text) || md5((g * 7)::text), i.team_id, gen.image_id,
        CASE WHEN r_fix < 0.55 AND gen.first_seen + r_age * interval '120 days' < now()
             THEN gen.first_seen + r_age * interval '120 days' END,
        (gen.first_seen::date + CASE gen.severity WHEN 'critical' THEN 7 WHEN 'high' THEN 30 WHEN 'medium' THEN 90 WHEN 'low' THEN 180 END),
-       'rule', '', false, '{{}}', gen.first_seen::date
+       'rule', '', false, '{{}}', gen.first_seen::date, ''
 FROM gen JOIN dashboard_image i ON i.id = gen.image_id;
 INSERT INTO dashboard_findingevent (finding_id, type, from_status, to_status, reason, created_at, data)
     SELECT id, CASE status WHEN 'fixed' THEN 'fixed' ELSE 'status' END, 'open', status, '',
