@@ -59,7 +59,8 @@ INSERT INTO dashboard_finding (
     fingerprint, team_id, image_id, kind, source, stream, scope_key, rule_id, title, description, severity, status,
     package_name, package_version, fixed_version, package_type, package_path, resource_cluster, resource_namespace,
     resource_kind, resource_name, kev, cwe, "references", details, content_hash, status_hint, risk_score, occurrences,
-    first_seen, last_seen, status_changed_at, fixed_at, due_date, owner_source, owner_reason, exposed, risk_parts, sla_started_on, entry_hash)
+    first_seen, last_seen, status_changed_at, fixed_at, due_date, owner_source, owner_reason, exposed, risk_parts, sla_started_on,
+    entry_hash)
 SELECT md5(g::text) || md5((g * 7)::text), i.team_id, gen.image_id,
        CASE WHEN r_stream < 0.85 THEN 'vulnerability' WHEN r_stream < 0.95 THEN 'policy' ELSE 'runtime' END,
        CASE WHEN r_stream < 0.85 THEN 'trivy' WHEN r_stream < 0.95 THEN 'kyverno' ELSE 'falco' END,
