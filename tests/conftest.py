@@ -29,9 +29,12 @@ def _eager_tasks(request: pytest.FixtureRequest) -> None:
         # Tests create many users; the production hasher is deliberately slow.
         settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
         # A process keeps the training catalogue a minute; each test's catalogue is its own (rolled back after it).
+        # Decisions are kept per process while nothing they read changed; each test's database is its own.
+        from dashboard.selectors.decision_memo import forget_decisions
         from dashboard.selectors.training import forget_module_picker
 
         forget_module_picker()
+        forget_decisions()
 
 
 @pytest.fixture

@@ -227,6 +227,9 @@ VIGIL_RUNNING_DAYS = int(os.environ.get("VIGIL_RUNNING_DAYS", "3"))
 VIGIL_TOXIC_EPSS = float(os.environ.get("VIGIL_TOXIC_EPSS", "0.1"))
 VIGIL_TOXIC_ALERT_DAYS = int(os.environ.get("VIGIL_TOXIC_ALERT_DAYS", "7"))
 VIGIL_TOKEN_DAYS = int(os.environ.get("VIGIL_TOKEN_DAYS", "365"))
+#: Decisions kept per process for at most this long while nothing they read changed (PostgreSQL: 0 turns it off).
+#: Bounds how late a new training module shows up in a warning; a triage or policy change counts at once.
+VIGIL_DECISION_MEMO_SECONDS = int(os.environ.get("VIGIL_DECISION_MEMO_SECONDS", "60"))
 
 # --- Triage -------------------------------------------------------------
 #: Risk acceptances: default and longest lifetime in days.

@@ -17,7 +17,15 @@ from dashboard.models.images import BaseLayerCount, Image, ImageVersion
 from dashboard.models.notifications import TEAM_EVENTS, Notification, NotificationChannel, NotificationCursor, NotificationEvent
 from dashboard.models.nudges import ACTIVE_NUDGE_STATES, EventSighting, Nudge, NudgeDigest, NudgeRule, NudgeState, TeamWebhook
 from dashboard.models.ownership import OwnershipRule, OwnerSource
-from dashboard.models.policies import POLICY_FIELDS, EnforcementPolicy, EnforcementPolicyVersion, GateDecision, GateOutcome, PolicyMode
+from dashboard.models.policies import (
+    POLICY_FIELDS,
+    DecisionChange,
+    EnforcementPolicy,
+    EnforcementPolicyVersion,
+    GateDecision,
+    GateOutcome,
+    PolicyMode,
+)
 from dashboard.models.posture import SNAPSHOT_SEVERITIES, ActiveFindingDelta, DailySnapshot, FirstSeenCount
 from dashboard.models.reports import Report, ReportPayload
 from dashboard.models.running import WorkloadSighting
@@ -42,6 +50,7 @@ __all__ = [
     "BaseLayerCount",
     "Comment",
     "DailySnapshot",
+    "DecisionChange",
     "EnforcementPolicy",
     "EnforcementPolicyVersion",
     "EpssScore",

@@ -139,3 +139,22 @@ class GateDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.point} {self.decision} {self.image_ref}"
+
+
+class DecisionChange(models.Model):
+    """A change to what enforcement decisions read, written by PostgreSQL's triggers (migration 0008), never by Vigil.
+
+    One row per statement and image whose findings, versions or row changed (``image_id``), or ``GLOBAL`` for a
+    change that may move any decision: policies, ownership rules, teams, risk acceptances, a token's teams.  The
+    decision memo (selectors/decision_memo.py) keys what it keeps on these rows' count and highest id per image, read
+    in one statement before the inputs; a change committed afterwards makes a new key, so no decision is ever answered
+    from inputs older than the last committed change.  Rows are only added (no lock, nothing for writers to wait on)
+    and folded every minute (``decision_changes_fold``).  Not a foreign key: the image may be deleted meanwhile.
+    """
+
+    GLOBAL = 0
+
+    image_id = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["image_id", "id"], name="decision_change_image")]

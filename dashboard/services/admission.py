@@ -2,7 +2,8 @@
 
 Whose policy decides: the team that owns the namespace (ownership rules), else the team that owns the image, else
 the organisation default.  The decision is ``dashboard.enforcement.decision.decide`` on the image's findings read
-fresh (no cache: a false positive marked or an acceptance revoked a moment ago counts in the next decision).  The
+as they are now: a false positive marked or an acceptance revoked a moment ago counts in the next decision (the
+memo, selectors/decision_memo.py, answers a repeated request only while nothing the decision reads has changed).  The
 answer teaches: each warning names the finding's vulnerability id, the image, its fix and the training module.
 
 Every decision is recorded: a GateDecision row per image (services/gate.py); a denial or warnings (audit findings
@@ -28,6 +29,7 @@ from dashboard.enforcement.decision import FAIL, PASS, Decision, decide, worst_o
 from dashboard.errors import ApplicationError
 from dashboard.ingest.receive import report_submit
 from dashboard.models import GateDecision, WorkloadSighting
+from dashboard.selectors.decision_memo import remembered
 from dashboard.selectors.enforcement import ImageFindings, images_findings, modules_for_findings, namespace_owner, policies_read_once
 from dashboard.services.clusters import resolve_cluster
 from dashboard.services.gate import decision_record
@@ -73,11 +75,8 @@ def admission_validate(*, document: Any, by: Any, cluster: str = "", now: dt.dat
     token = getattr(by, "api_token", None)
     cluster = resolve_cluster(token=token, requested=cluster)
     moment = timezone.localtime(now or timezone.now())
-    decisions = _decide(request, moment)
+    decisions, modules = _decided(request, moment)
     worst = worst_of(item.decision for item in decisions)
-    reasons = {reason.finding.id: item.inputs.learning for item in decisions for reason in item.decision.reasons}
-    known = {pk: learning[pk] for pk, learning in reasons.items() if pk in learning}  # what the decision read
-    modules = modules_for_findings(ids=sorted(reasons), known=known)
     lines = _warnings(decisions, modules)
     shown = [line for item, line in lines if item.decision.decision != PASS]
     review = render_response(
@@ -97,9 +96,23 @@ def admission_validate(*, document: Any, by: Any, cluster: str = "", now: dt.dat
     return AdmissionOutcome(review, request, decisions)
 
 
-def _decide(request: AdmissionRequest, now: dt.datetime) -> list[ImageDecision]:
-    """One decision per distinct image (a pod's init containers often repeat an image)."""
+def _decided(request: AdmissionRequest, now: dt.datetime) -> tuple[list[ImageDecision], dict[int, dict[str, str]]]:
+    """The decision on each distinct image (a pod's init containers often repeat an image) and the modules that
+    teach their reasons; kept while nothing they read changes (selectors/decision_memo.py)."""
     containers = list({container.reference: container for container in request.containers}.values())
+    refs = tuple(container.reference for container in containers)
+    key = ("admission", request.namespace, refs)
+    kept = remembered(key=key, refs=refs, day=now.date(), compute=lambda: _decide(request, containers, now))
+    decisions = [
+        ImageDecision(container, item.inputs, dataclasses.replace(item.decision, evaluated_at=now))
+        for container, item in zip(containers, kept, strict=True)
+    ]
+    reasons = {reason.finding.id: item.inputs.learning for item in decisions for reason in item.decision.reasons}
+    known = {pk: learning[pk] for pk, learning in reasons.items() if pk in learning}  # what the decision read
+    return decisions, modules_for_findings(ids=sorted(reasons), known=known)
+
+
+def _decide(request: AdmissionRequest, containers: Sequence[Container], now: dt.datetime) -> list[ImageDecision]:
     team_of_namespace = namespace_owner(request.namespace)
     policy_of = policies_read_once()
     refs = [container.reference for container in containers]

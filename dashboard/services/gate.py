@@ -17,8 +17,10 @@ from dashboard.db.decision_record import insert_decision
 from dashboard.enforcement.decision import Decision, decide
 from dashboard.errors import ApplicationError
 from dashboard.models import GateDecision, Report
+from dashboard.selectors.decision_memo import memo_key_for, remembered
 from dashboard.selectors.enforcement import ImageFindings, image_findings, modules_for_findings, policies_read_once
 from dashboard.services.audit import actor_label
+from scanners.base import ImageRef
 
 #: Reasons kept on a GateDecision row (the answer itself lists them all).
 RECORDED_REASONS = 50
@@ -86,12 +88,21 @@ def gate_check(*, ref: str, by: Any, report: Report | None = None, now: dt.datet
     if not ref:
         raise ApplicationError("name the image: ?image=REGISTRY/REPOSITORY[:TAG][@DIGEST]", code="missing_image")
     moment = timezone.localtime(now or timezone.now())
-    policy_of = policies_read_once()
-    # Only the findings that could violate the image's policy are read: the same decision from fewer rows.
-    inputs = image_findings(ref=ref, user=by, policy_of=lambda image: policy_of(image.team_id), today=moment.date())
-    if inputs.parsed is None:
+    if ImageRef.parse(ref) is None:
         raise ApplicationError(f"{ref[:200]!r} is not an image reference (REGISTRY/REPOSITORY[:TAG][@DIGEST])", code="invalid_image")
-    decision = decide(policy=policy_of(inputs.team_id), findings=inputs.findings, now=moment)
+    who = memo_key_for(by)
+    if who is None:  # a person: memberships are not in the memo's record of changes
+        inputs, decision = _decide(ref, by, moment)
+    else:
+        inputs, decision = remembered(key=("gate", who, ref), refs=[ref], day=moment.date(), compute=lambda: _decide(ref, by, moment))
+        decision = dataclasses.replace(decision, evaluated_at=moment)
     modules = modules_for_findings(ids=[reason.finding.id for reason in decision.reasons], known=inputs.learning)
     record = decision_record(decision=decision, point=GateDecision.Point.CI, ref=ref, inputs=inputs, by=by, report=report)
     return GateResult(decision=decision, inputs=inputs, modules=modules, record=record)
+
+
+def _decide(ref: str, by: Any, now: dt.datetime) -> tuple[ImageFindings, Decision]:
+    policy_of = policies_read_once()
+    # Only the findings that could violate the image's policy are read: the same decision from fewer rows.
+    inputs = image_findings(ref=ref, user=by, policy_of=lambda image: policy_of(image.team_id), today=now.date())
+    return inputs, decide(policy=policy_of(inputs.team_id), findings=inputs.findings, now=now)

@@ -1,4 +1,4 @@
-"""What the points of enforcement keep between requests (the training catalogue, a minute), and what they never keep."""
+"""What the points of enforcement keep between requests (the training catalogue, a minute), and what never waits on it."""
 
 from __future__ import annotations
 
@@ -78,7 +78,13 @@ def queries_of(client: APIClient) -> int:
     return len(captured.captured_queries)
 
 
-def test_the_catalogue_is_read_once_a_minute(webhook, finding, patching, clock) -> None:
+@pytest.fixture
+def no_memo(settings) -> None:
+    """Every decision reads its inputs (what the decision memo saves is pinned in test_decision_memo.py)."""
+    settings.VIGIL_DECISION_MEMO_SECONDS = 0
+
+
+def test_the_catalogue_is_read_once_a_minute(webhook, finding, patching, clock, no_memo) -> None:
     warnings(webhook)  # the token's first use from this address
     training.forget_module_picker()
     first = queries_of(webhook)
@@ -115,7 +121,7 @@ def test_the_gate_teaches_from_the_kept_catalogue_and_decides_fresh(payments, fi
 
 
 def test_a_warned_decision_reads_token_rules_image_policy_findings_and_writes_its_record_and_event(
-    webhook, finding, patching, django_assert_num_queries
+    webhook, finding, patching, django_assert_num_queries, no_memo
 ) -> None:
     warnings(webhook)  # the token's first use from this address; the catalogue read
     with django_assert_num_queries(9):  # and the savepoint around storing the event
