@@ -22,6 +22,7 @@ import http.client
 import json
 import multiprocessing
 import os
+import resource
 import statistics
 import sys
 import threading
@@ -168,11 +169,20 @@ def run(*, requests: int, clients: int, findings: int, web_workers: int, web_thr
         figures["answers"] = check(stack, token)
         for label, kind in SCENARIOS:
             progress(f"{label}: {requests} requests from {clients} clients")
+            before, clients_before = stack.cpu_snapshot(), _children_cpu()
             figures[label] = load(stack.port, reader if kind == "gate" else token, kind, requests, clients)
+            used = {**stack_mod.cpu_used(before, stack.cpu_snapshot()), "clients": _children_cpu() - clients_before}
+            figures[label]["cpu_ms_per_request"] = {group: seconds * 1000 / requests for group, seconds in used.items()}
         trivial = max(figures["healthz"]["p99_ms"], figures["healthz_again"]["p99_ms"])
         figures["p99_ratio"] = {name: figures[name]["p99_ms"] / trivial for name in (*IMAGES, "gate")}
         figures["load_average_end"] = os.getloadavg()[0]
         return figures
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished children (the client processes, once joined)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def show(f: dict[str, Any]) -> None:
@@ -180,7 +190,9 @@ def show(f: dict[str, Any]) -> None:
     print(f"answers: {f['answers']}; load average {f['load_average_start']:.1f} -> {f['load_average_end']:.1f}")
     for name, _ in SCENARIOS:
         r = f[name]
+        cpu = "  ".join(f"{group} {ms:.2f}" for group, ms in r["cpu_ms_per_request"].items())
         print(f"{name:14} {r['ok']:5}/{r['requests']} ok  {r['per_second']:7.0f}/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms")
+        print(f"{'':14} CPU ms per request: {cpu}")
     for name, ratio in f["p99_ratio"].items():
         print(f"p99 {name} / p99 of the trivial view (the slower of its two runs): {ratio:.2f}x (aim <= 2x)")
 
