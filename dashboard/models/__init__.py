@@ -19,7 +19,7 @@ from dashboard.models.nudges import ACTIVE_NUDGE_STATES, EventSighting, Nudge, N
 from dashboard.models.ownership import OwnershipRule, OwnerSource
 from dashboard.models.policies import POLICY_FIELDS, EnforcementPolicy, EnforcementPolicyVersion, GateDecision, GateOutcome, PolicyMode
 from dashboard.models.posture import SNAPSHOT_SEVERITIES, ActiveFindingDelta, DailySnapshot, FirstSeenCount
-from dashboard.models.reports import Report, ReportPayload
+from dashboard.models.reports import AdmissionRepeat, Report, ReportPayload
 from dashboard.models.running import WorkloadSighting
 from dashboard.models.sso import SsoIdentity
 from dashboard.models.teams import Membership, Team
@@ -36,6 +36,7 @@ __all__ = [
     "SNAPSHOT_SEVERITIES",
     "TEAM_EVENTS",
     "ActiveFindingDelta",
+    "AdmissionRepeat",
     "ApiToken",
     "AuditEvent",
     "AuditLogIsAppendOnly",
