@@ -30,8 +30,11 @@ def _eager_tasks(request: pytest.FixtureRequest) -> None:
         settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
         # A process keeps the training catalogue a minute; each test's catalogue is its own (rolled back after it).
         from dashboard.selectors.training import forget_module_picker
+        from dashboard.services.admission_repeats import forget_firsts
 
         forget_module_picker()
+        # A web thread remembers the admission events it stored a minute; each test's reports are its own.
+        forget_firsts()
 
 
 @pytest.fixture
