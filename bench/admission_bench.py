@@ -6,7 +6,8 @@ are all low: it passes), loads the shipped training catalogue, creates an ``admi
 then, from ``--clients`` concurrent clients, in this order: GET /healthz, POST /api/v1/admission/validate for the
 passing image (a Deployment: the decision, a GateDecision row, the sighting skipped within its minute), the
 warned image (the same, its warnings naming training modules, plus the
-admission event stored and published for the worker), then /healthz again.  It prints requests per second, p50
+admission event: the first of a minute stored and published for the worker, each repeat one row that the beat
+task counts into a report), then /healthz again.  It prints requests per second, p50
 and p99 of each, and the ratio of each decision's p99 to the trivial view's (aim: at most 2x).  Between the
 webhook and the second /healthz, the CI gate: GET /api/v1/gate/ for the warned image with a read token (the
 decision, its training modules and a GateDecision row).

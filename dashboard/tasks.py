@@ -11,6 +11,7 @@ from dashboard.db import active_counts
 from dashboard.ingest import claim, quiet, receive, signing
 from dashboard.ingest.publish import TASKS
 from dashboard.services import (
+    admission_repeats,
     base_image_counts,
     digest,
     intel,
@@ -65,6 +66,12 @@ def take_snapshots() -> None:
 @shared_task(name=TASKS.RESOLVE_QUIET_EVENTS)
 def resolve_quiet_events() -> None:
     quiet.resolve_quiet_events()
+
+
+@shared_task(name=TASKS.FLUSH_ADMISSION_REPEATS)
+def flush_admission_repeats() -> None:
+    """Every minute: the admission webhook's repeats become event reports counting them (at least once, idempotent)."""
+    admission_repeats.repeats_flush()
 
 
 # --- Ownership and tokens ---------------------------------------------------------

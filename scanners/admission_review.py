@@ -15,11 +15,18 @@ Accepted documents: one AdmissionReview or a list of them (JSON array / JSON lin
 words (``Forbidden``, ``Invalid``, ...); else the policy named in the message (Kyverno's
 ``policy:\\n  rule: message`` block, or Gatekeeper's ``[constraint] message``); else ``admission-denied``.
 Pods are identified by their workload name (``workload_name``), never with their pod-hash suffix.
+
+``event_digest``: a digest of exactly what this parser reads of one review to make its findings, but for what
+differs per request (the request ``uid``, a pod's generated name): two reviews with one digest make the same
+findings (identity, text, severity, image), their details naming each its own request.  Vigil keys its own
+repeated admission events on it (they are counted, not stored again: dashboard/services/admission_repeats.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -165,6 +172,40 @@ class AdmissionReviewParser:
             text = clean_text(raw).strip()
             if text:
                 result.findings.append(_warning(text, source=self.name, details=details, subject=subject, image=first_image))
+
+
+def event_digest(value: Any) -> str:
+    """What decides the findings of one review (``_parse_review``'s reads), as a digest.
+
+    Left out, because they differ per request and decide no finding's identity, text or severity: the request
+    ``uid`` (``details["request_uid"]``) and a pod's generated name when its workload name is kept
+    (``details["resource_name"]``: every pod of a ReplicaSet, each retry of a crash-looping Job).  Put in, though
+    the parser reads it of denials only: the status of an allowed review too (a webhook's message names its policy
+    and version, and a changed answer is a new digest even where it would make the same findings).  Raises
+    ParseError as ``parse`` does.
+    """
+
+    def at(path: str) -> str:
+        return path
+
+    request, response, allowed = _decision(value, "", at)
+    subject = _Subject.of(request, at)
+    obj, obj_where = subject.obj, subject.obj_where
+    user_info = request.get("userInfo")
+    status = response.get("status")
+    read = {
+        "operation": opt_str(request, "operation", at("request"), 32),
+        "subject": [subject.sub_resource, subject.kind, subject.namespace, subject.name],
+        "labels": subject.metadata.get("labels"),
+        "containers": pod_containers(obj, opt_str(obj, "kind", obj_where, 255) or subject.kind, obj_where),
+        "dry_run": request.get("dryRun") is True,
+        "username": user_info.get("username") if isinstance(user_info, dict) else None,
+        "allowed": allowed,
+        "warnings": response.get("warnings"),
+        "status": {key: status.get(key) for key in ("message", "reason", "code")} if isinstance(status, dict) else None,
+    }
+    text = json.dumps(read, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def _decision(value: Any, where: str, at: Callable[[str], str]) -> tuple[Mapping[str, Any], Mapping[str, Any], bool]:

@@ -32,9 +32,12 @@ def _eager_tasks(request: pytest.FixtureRequest) -> None:
         # Decisions are kept per process while nothing they read changed; each test's database is its own.
         from dashboard.selectors.decision_memo import forget_decisions
         from dashboard.selectors.training import forget_module_picker
+        from dashboard.services.admission_repeats import forget_firsts
 
         forget_module_picker()
         forget_decisions()
+        # A web thread remembers the admission events it stored a minute; each test's reports are its own.
+        forget_firsts()
 
 
 @pytest.fixture

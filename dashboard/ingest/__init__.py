@@ -23,9 +23,11 @@ apply       ``apply.py``        ``apply_report``: a snapshot report (scans, poli
                                 by fingerprint and closes by absence only inside the scopes it covers
                                 (``scopes.py``, locked per scope) and only what its sender may change
                                 (``rights.py``).  ``apply_events.py``: event reports (Falco alerts, admission
-                                denials) are applied as a batch that never closes anything; ``quiet.py`` resolves
-                                them after a quiet period (a beat task).  ``unchanged.py``: a re-scan's pending
-                                entries whose digest is stored in their scope are applied without normalising.
+                                denials) are applied as a batch that never closes anything, each report's
+                                findings counted ``Report.occurrences`` times (Vigil's own repeats of an event:
+                                ``services/admission_repeats.py``); ``quiet.py`` resolves them after a quiet period
+                                (a beat task).  ``unchanged.py``: a re-scan's pending entries whose digest is
+                                stored in their scope are applied without normalising.
 write       ``write.py``        what a parsed finding becomes as a row (``new_row``, ``changed_values``), read and
                                 written in chunks through ``dashboard/db/`` (COPY, ``UPDATE ... FROM (VALUES ...)``).
 

@@ -6,7 +6,8 @@ applying them one after another (each a batch of one; the only way events are ap
 the first report that names it and at that report's time, takes its text, details and scope from the
 latest one, keeps the most recent samples and counts every occurrence; "last seen" and the last report
 are the latest report's.  Every report keeps its own counts (new, reopened, unchanged) and the findings
-it named (event sightings for the nudges).
+it named (event sightings for the nudges).  A report standing for several identical events (``Report.occurrences``)
+counts each of its findings that many times (``_counted``).
 
 The batch has one sender (claim.py claims only reports of the leader's sender): findings of teams it
 may not change are left untouched and counted ``not_yours`` by each report naming them; a report naming nothing
@@ -73,7 +74,7 @@ def apply_event_reports(reports: Sequence[EventReport]) -> list[IngestOutcome]:
     """Apply event reports (in arrival order) whose rows the caller locked, inside the caller's transaction;
     one outcome per report."""
     rights = _batch_rights(reports)
-    items = [items_of(e.report.team, e.source, e.stream, e.result, _override(e.report)) for e in reports]
+    items = [_counted(items_of(e.report.team, e.source, e.stream, e.result, _override(e.report)), e.report) for e in reports]
     merged = _merge(items)
     lock_scopes({item.scope_key for named in items for item in named.values()})
     images = _record_images(reports, items)
@@ -187,6 +188,16 @@ def _batch_rights(reports: Sequence[EventReport]) -> SenderRights:
     if len(senders) > 1:
         raise ValueError("a batch of event reports has one sender")
     return report_sender_rights(reports[0].report)
+
+
+def _counted(items: dict[str, Item], report: Report) -> dict[str, Item]:
+    """A report standing for several identical events (``Report.occurrences``: a minute's repeats of one admission
+    event, services/admission_repeats.py) names each of its findings that many times.  Only here: the scan path
+    (apply.py) never reads it, and only Vigil sets it, on event reports."""
+    if report.occurrences != 1:
+        for item in items.values():
+            item.count *= report.occurrences
+    return items
 
 
 def _override(report: Report) -> ImageRef | None:

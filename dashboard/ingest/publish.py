@@ -48,6 +48,8 @@ class TASKS:
     PROCESS_EVENTS = "vigil.events.process"
     SWEEP_REPORTS = "vigil.reports.sweep"
     RESOLVE_QUIET_EVENTS = "vigil.events.resolve_quiet"
+    #: Every minute: the admission webhook's repeated events become event reports counting them.
+    FLUSH_ADMISSION_REPEATS = "vigil.admission.flush_repeats"
     TAKE_SNAPSHOTS = "vigil.snapshots.take"
     REASSIGN_OWNERSHIP = "vigil.ownership.reassign"
     PRUNE_SIGNATURES = "vigil.tokens.prune_signatures"

@@ -99,6 +99,7 @@ def report_submit(
     enqueue_now: bool = True,
     deduplicate: bool = True,
     cluster: str = "",
+    occurrences: int = 1,
 ) -> tuple[Report, bool]:
     """Store a report and enqueue its processing after commit.
 
@@ -107,9 +108,14 @@ def report_submit(
     a key, the same bytes posted again for the same team, format, image and
     stream within VIGIL_DEDUPLICATE_SECONDS return the first report (senders such
     as falcosidekick retry without keys).  ``cluster``: the ``cluster=`` the sender named (a token bound to a
-    cluster speaks for that one: clusters.resolve_cluster).
+    cluster speaks for that one: clusters.resolve_cluster).  ``occurrences``: how many identical events the report
+    stands for (Vigil's own, never a sender's: services/admission_repeats.py); only for a declared event format, and
+    never answered with an earlier report of the same bytes (that would lose them).
     """
     _validate_options(format_name=format_name, image=image, stream=stream)
+    if occurrences < 1 or (occurrences > 1 and format_name not in apply.EVENT_FORMATS):
+        raise ApplicationError(f"occurrences {occurrences} is not a count of events of an event format", code="invalid_occurrences")
+    deduplicate = deduplicate and occurrences == 1
     submission = _Submission(
         team=resolve_team(token=token, team_slug=team_slug, user=user),
         cluster=resolve_cluster(token=token, requested=cluster),
@@ -122,6 +128,7 @@ def report_submit(
         idempotency_key=idempotency_key,
         digest=hashlib.sha256(data).hexdigest(),
         now=timezone.now(),
+        occurrences=occurrences,
     )
     if not data:
         raise ApplicationError("empty report: post the tool's output as the request body", code="empty")
@@ -146,6 +153,7 @@ class _Submission:
     idempotency_key: str
     digest: str
     now: dt.datetime
+    occurrences: int = 1
 
 
 def _earlier(submission: _Submission, *, size: int, deduplicate: bool) -> tuple[Report | None, SameBytes | None]:
@@ -199,6 +207,7 @@ def _validate_and_store(
             enqueue_now=enqueue_now,
             same_bytes=same_bytes,
             events=is_event_report(declared_format=sub.format_name or detected, stream=sub.stream),
+            occurrences=sub.occurrences,
         )
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key stored first: answer like it did.
@@ -335,6 +344,7 @@ def _store(
     cluster: str = "",
     same_bytes: SameBytes | None = None,
     events: bool = False,
+    occurrences: int = 1,
 ) -> tuple[Report, bool]:
     """Commit the report and its raw bytes; publish the task only after the commit.
 
@@ -355,6 +365,7 @@ def _store(
         idempotency_key=idempotency_key[:255],
         observed_at=observed_at,
         received_at=now,
+        occurrences=occurrences,
     )
     if problem:
         report.status = ReportStatus.FAILED

@@ -27,7 +27,7 @@ from dashboard.models.policies import (
     PolicyMode,
 )
 from dashboard.models.posture import SNAPSHOT_SEVERITIES, ActiveFindingDelta, DailySnapshot, FirstSeenCount
-from dashboard.models.reports import Report, ReportPayload
+from dashboard.models.reports import AdmissionRepeat, Report, ReportPayload
 from dashboard.models.running import WorkloadSighting
 from dashboard.models.sso import SsoIdentity
 from dashboard.models.teams import Membership, Team
@@ -44,6 +44,7 @@ __all__ = [
     "SNAPSHOT_SEVERITIES",
     "TEAM_EVENTS",
     "ActiveFindingDelta",
+    "AdmissionRepeat",
     "ApiToken",
     "AuditEvent",
     "AuditLogIsAppendOnly",

@@ -58,6 +58,11 @@ class Report(models.Model):
     #: The findings the report named that it neither created nor reopened (its "unchanged" outcome): the
     #: other outcomes are FindingEvent rows carrying the report, but an unchanged finding gets no event.
     unchanged_ids = models.JSONField(default=list, blank=True)
+    #: How many identical events the report stands for (event reports only; set by Vigil alone, never over the API):
+    #: a minute's repeats of one admission event are one report counting them (services/admission_repeats.py).
+    #: An IntegerField with a check of its own (at least 1): a PositiveIntegerField would add a second one (>= 0), and
+    #: each costs the migration a scan of the reports table.
+    occurrences = models.IntegerField(default=1)
     #: When the report's content was observed (received_at unless backdated, e.g. demo data).
     observed_at = models.DateTimeField()
     received_at = models.DateTimeField()
@@ -85,7 +90,8 @@ class Report(models.Model):
                 fields=["token", "idempotency_key"],
                 condition=~models.Q(idempotency_key=""),
                 name="report_token_idempotency_key_unique",
-            )
+            ),
+            models.CheckConstraint(condition=models.Q(occurrences__gte=1), name="report_occurrences_positive"),
         ]
 
     def __str__(self) -> str:
@@ -130,3 +136,19 @@ class ReportPayload(models.Model):
     @property
     def raw(self) -> bytes:
         return self.unpack(self.data, self.encoding)
+
+
+class AdmissionRepeat(models.Model):
+    """One more admission event of Vigil's webhook identical to the one ``report`` stored, within its minute.
+
+    A repeat costs this row (one INSERT) instead of a report, its payload and a publish; the flush
+    (services/admission_repeats.py, every minute) deletes a report's repeats and stores one event report counting
+    them.  Retention keeps a report while a repeat names it (services/retention.py ``KEPT_WHILE_NAMED``).
+    """
+
+    report = models.ForeignKey(Report, on_delete=models.CASCADE, related_name="repeats")
+    #: When the repeated decision was made: the latest becomes the flushed report's ``observed_at``.
+    at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"repeat of {self.report_id} at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -11,13 +11,18 @@ too) become an admission event, posted as the AdmissionReview (request and the a
 like any other admission event, so they aggregate into findings like Kyverno's or Gatekeeper's; an allowed deploy
 records a sighting of each image in its workload (services/running.py).  A dry run records nothing (the webhook
 declares ``sideEffects: NoneOnDryRun``).
+
+A repeated event (the API server asks about the same workload again and again: every pod of a ReplicaSet, a
+crash-looping Job, a controller's retries) costs one small row instead of a report: within a minute of the first
+event making the same findings, a repeat is counted on the first one's report and a beat task turns the counts into
+reports every minute (services/admission_repeats.py).  Counts stay exact; an event shows up at once, its repeats
+within a minute.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -27,10 +32,10 @@ from django.utils import timezone
 
 from dashboard.enforcement.decision import FAIL, PASS, Decision, decide, worst_of
 from dashboard.errors import ApplicationError
-from dashboard.ingest.receive import report_submit
 from dashboard.models import GateDecision, WorkloadSighting
 from dashboard.selectors.decision_memo import remembered
 from dashboard.selectors.enforcement import ImageFindings, images_findings, modules_for_findings, namespace_owner, policies_read_once
+from dashboard.services.admission_repeats import admission_event_record
 from dashboard.services.clusters import resolve_cluster
 from dashboard.services.gate import decision_record
 from dashboard.services.running import Sighting, sightings_record
@@ -90,7 +95,9 @@ def admission_validate(*, document: Any, by: Any, cluster: str = "", now: dt.dat
     )
     if not request.dry_run:
         every_line = [line for _, line in lines]
-        _record(request=request, document=document, review=review, decisions=decisions, lines=every_line, by=by, cluster=cluster)
+        _record(
+            request=request, document=document, review=review, decisions=decisions, lines=every_line, by=by, cluster=cluster, now=moment
+        )
         if worst != FAIL:
             _sightings(request, decisions, cluster, moment)
     return AdmissionOutcome(review, request, decisions)
@@ -175,8 +182,10 @@ def _record(
     lines: list[str],
     by: Any,
     cluster: str,
+    now: dt.datetime,
 ) -> None:
-    """A GateDecision per image; the denial and the warnings (audit ones too) as one admission event."""
+    """A GateDecision per image; the denial and the warnings (audit ones too) as one admission event (a repeat of one
+    recorded within the minute: counted on it, services/admission_repeats.py)."""
     for item in decisions:
         decision_record(
             decision=item.decision,
@@ -191,12 +200,10 @@ def _record(
         return
     response = {**review["response"], "warnings": lines}
     event = {"apiVersion": request.api_version, "kind": "AdmissionReview", "request": document["request"], "response": response}
+    policies = [(item.decision.policy.team_id, item.decision.policy.version, item.decision.mode) for item in decisions]
     try:
-        data = json.dumps(event).encode()
-        # Recorded as Vigil's own record of its decision, not as a report of the admission token's team: that
-        # token may ask about any team's images, and the denial belongs to the team owning the namespace or image
-        # (a team's report may not change another team's findings).  The decision row keeps who asked.
-        report_submit(data=data, token=None, format_name="admission-review", stream="admission", cluster=cluster, deduplicate=False)
+        # Vigil's own record of its decision, not a report of the admission token's team (admission_repeats.py).
+        admission_event_record(event=event, cluster=cluster, policies=policies, now=now)
     except ApplicationError:
         logger.exception("the admission event of request %s could not be stored", request.uid)
 

@@ -4,7 +4,8 @@
   ``VIGIL_RAW_RETENTION_DAYS``.  The report itself (its metadata, counts, outcomes and the finding events that name it)
   stays (an event report until its own retention, below); ``Report.payload_pruned_at`` records when, so the report
   page can say so.  A queued or processing report keeps
-  its payload whatever its age: a worker still needs it.
+  its payload whatever its age: a worker still needs it; so does a report an admission repeat names (the flush
+  stores its payload again, counting the repeats: services/admission_repeats.py).
 - Finding occurrences (a tag, digest or workload a finding was seen in) not seen for ``VIGIL_OCCURRENCE_RETENTION_DAYS``,
   except each finding's most recent one: a finding always keeps where it was last seen.
 - Event sightings (one row per alert or denial touching a finding, for nudges and posture) older than
@@ -31,6 +32,7 @@ from django.utils import timezone
 
 from dashboard import metrics
 from dashboard.models import (
+    AdmissionRepeat,
     EventSighting,
     Finding,
     FindingEvent,
@@ -53,8 +55,10 @@ BATCH = 1000
 #: last report it is (ownership reads that report's team).  Every other reference lets go (``on_delete=SET_NULL``,
 #: pinned by a test): a gate decision asked with ``POST ?wait=`` keeps its decision, reasons and image and shows no
 #: report; any reference added later goes the same way unless it is listed here.  A finding's first report stays: its
-#: history starts there, and it costs one report per finding, not one per alert.
+#: history starts there, and it costs one report per finding, not one per alert.  An admission repeat keeps the
+#: report it repeats (it cascades, and the flush stores that report's payload again; a repeat lives a minute at most).
 KEPT_WHILE_NAMED: tuple[tuple[type[Model], str], ...] = (
+    (AdmissionRepeat, "report"),
     (EventSighting, "report"),
     (FindingEvent, "report"),
     (Finding, "first_report"),
@@ -89,9 +93,11 @@ def _in_batches(candidates: QuerySet, *, batch: int) -> int:  # type: ignore[typ
 
 
 def prune_payloads(*, now: dt.datetime, days: int, batch: int = BATCH) -> int:
-    """Delete the raw payloads of finished reports received before ``days`` ago; mark those reports pruned."""
+    """Delete the raw payloads of finished reports received before ``days`` ago; mark those reports pruned.  Not of a
+    report an admission repeat names: the flush stores that payload again, counting the repeats."""
     finished = [ReportStatus.DONE, ReportStatus.FAILED]
-    candidates = ReportPayload.objects.filter(report__received_at__lt=_cutoff(now, days), report__status__in=finished)
+    repeated = AdmissionRepeat.objects.filter(report_id=OuterRef("report_id"))
+    candidates = ReportPayload.objects.filter(~Exists(repeated), report__received_at__lt=_cutoff(now, days), report__status__in=finished)
     total = 0
     while True:
         with transaction.atomic():

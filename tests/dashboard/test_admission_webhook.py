@@ -10,6 +10,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from dashboard.models import Finding, GateDecision, OwnershipRule, RiskAcceptance, Status, WorkloadSighting
+from dashboard.services.admission_repeats import repeats_flush
 from dashboard.services.running import forget_written
 from dashboard.services.tokens import token_create
 from scanners.admission_request import read_request
@@ -188,7 +189,9 @@ def test_warnings_become_admission_events_that_aggregate(webhook, payments, djan
     with django_capture_on_commit_callbacks(execute=True):
         validate(webhook, review("pod_create.json"))
     with django_capture_on_commit_callbacks(execute=True):
-        validate(webhook, review("pod_create.json"))
+        validate(webhook, review("pod_create.json"))  # a repeat: counted by the flush (test_admission_repeats.py)
+    with django_capture_on_commit_callbacks(execute=True):
+        repeats_flush()
     event = Finding.objects.get(stream="admission")
     seen = (event.rule_id, event.occurrences, event.resource_cluster, event.resource_namespace)
     assert seen == ("vigil/CVE-2023-0286", 2, "prod", "default")

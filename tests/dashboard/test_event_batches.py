@@ -12,6 +12,7 @@ from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from dashboard.errors import ApplicationError
 from dashboard.ingest import claim
 from dashboard.ingest.apply import close_findings
 from dashboard.ingest.claim import report_process
@@ -66,6 +67,28 @@ def test_one_task_applies_every_queued_alert_of_the_sender_with_exact_counts(tok
     assert done == [("done", 1, NEW if n < 3 else SEEN, "falco", "runtime") for n in range(12)]
     assert Finding.objects.filter(source="falco").count() == 3
     assert occurrences() == 12
+
+
+def test_a_report_standing_for_several_events_counts_each_alone_and_in_a_batch(token) -> None:
+    """Report.occurrences (Vigil's own: a minute's repeats of one admission event, services/admission_repeats.py)."""
+    lone = report_submit(data=alert(0), token=token, format_name="falco", occurrences=4, enqueue_now=False)[0]
+    report_process(lone.pk)
+    alone = occurrences()
+    queued = [report_submit(data=alert(n), token=token, format_name="falco", occurrences=n, enqueue_now=False)[0] for n in (1, 2, 3)]
+
+    report_process(queued[0].pk)
+
+    assert (alone, occurrences(), Report.objects.get(pk=lone.pk).counts) == (4, 10, NEW)
+
+
+@pytest.mark.parametrize(
+    ("format_name", "count"), [("falco", 0), ("falco", -2), ("trivy", 2), ("", 2)], ids=["zero", "negative", "scan", "undeclared"]
+)
+def test_only_vigil_sets_a_count_of_events_of_a_declared_event_format(token, format_name: str, count: int) -> None:
+    with pytest.raises(ApplicationError) as refused:
+        report_submit(data=alert(0), token=token, format_name=format_name, occurrences=count, enqueue_now=False)
+
+    assert (refused.value.code, Report.objects.count()) == ("invalid_occurrences", 0)
 
 
 def test_the_task_of_a_report_applied_in_a_batch_does_nothing(token) -> None:

@@ -10,7 +10,7 @@ from django.utils import timezone
 from prometheus_client import REGISTRY
 
 from dashboard.ingest.receive import report_submit
-from dashboard.models import EventSighting, Finding, FindingOccurrence, Report, ReportPayload, ReportStatus, Role
+from dashboard.models import AdmissionRepeat, EventSighting, Finding, FindingOccurrence, Report, ReportPayload, ReportStatus, Role
 from dashboard.services.retention import Pruned, retention_prune
 from tests.conftest import fixture_bytes
 from tests.factories import (
@@ -61,6 +61,15 @@ def test_old_payloads_of_finished_reports_go_in_batches_and_their_reports_stay_m
     assert set(ReportPayload.objects.values_list("report_id", flat=True)) == {young.pk, waiting.pk}
     assert Report.objects.count() == 5
     assert {r.pk: r.payload_pruned_at for r in Report.objects.filter(payload_pruned_at__isnull=False)} == {r.pk: NOW for r in old}
+
+
+def test_the_payload_of_a_report_an_admission_repeat_names_stays_for_the_flush_to_store_again() -> None:
+    repeated, free = payload_of(ReportStatus.DONE, days_ago(31)), payload_of(ReportStatus.DONE, days_ago(31))
+    AdmissionRepeat.objects.create(report=repeated, at=NOW)
+
+    assert retention_prune(now=NOW).payloads == 1
+    assert list(ReportPayload.objects.values_list("report_id", flat=True)) == [repeated.pk]
+    assert Report.objects.get(pk=free.pk).payload_pruned_at == NOW
 
 
 def test_occurrences_not_seen_for_the_retention_go_except_each_findings_most_recent() -> None:

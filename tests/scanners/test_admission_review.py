@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from scanners import registry
-from scanners.admission_review import BARE_RESPONSE, parser
+from scanners.admission_review import BARE_RESPONSE, event_digest, parser
 from scanners.base import ImageRef, ParseError, ResourceRef
 from scanners.loader import load_document
 
@@ -222,3 +222,74 @@ def test_gatekeeper_name_after_api_server_prefix() -> None:
     )
     (finding,) = parser.parse(review).findings
     assert finding.rule_id == "ns-must-have-gk"
+
+
+# --- event_digest: what decides a review's findings, but for what differs per request ----------------------------
+
+#: The fixtures holding one review (event_digest reads one).
+SINGLE = sorted(name for name in COUNTS if name.endswith(".json"))
+#: The details naming one request: the only part of its findings two reviews with one digest may differ in.
+PER_REQUEST = ("request_uid", "resource_name")
+
+
+def made(review: Any) -> list[dict[str, Any]]:
+    """The findings a review makes, but for the details naming its request."""
+    findings = [finding.to_dict() for finding in parser.parse(review).findings]
+    return [{**found, "details": {k: v for k, v in found["details"].items() if k not in PER_REQUEST}} for found in findings]
+
+
+@pytest.mark.parametrize("name", SINGLE)
+def test_another_request_with_the_same_review_has_its_digest_and_makes_its_findings(name: str) -> None:
+    review = load(name)
+    again = copy.deepcopy(review)
+    again["request"]["uid"] = "11111111-2222-4333-8444-555555555555"
+    again["response"]["uid"] = again["request"]["uid"]
+
+    assert (event_digest(again), made(again)) == (event_digest(review), made(review))
+
+
+def test_another_pod_of_the_replicaset_has_its_digest_and_makes_its_findings() -> None:
+    review = load("denied_ephemeral_debug.json")  # pod api-7d9f8b6c5-x2x4z
+    other = copy.deepcopy(review)
+    other["request"]["name"] = other["request"]["object"]["metadata"]["name"] = "api-7d9f8b6c5-q8z7w"
+
+    assert (event_digest(other), made(other)) == (event_digest(review), made(review))
+    assert parser.parse(other).findings[0].details["resource_name"] == "api-7d9f8b6c5-q8z7w"
+
+
+def _set(path: str, value: Any) -> Any:
+    def change(review: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        target = review
+        for key in parents:
+            target = target[key]
+        target[last] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        _set("request.namespace", "shop"),
+        _set("request.name", "web-5c8d7f9b4-q8z7w"),
+        _set("request.operation", "CONNECT"),
+        _set("request.userInfo", {"username": "someone-else"}),
+        _set("request.object.metadata.labels", {"app": "api", "team": "storefront"}),
+        _set("request.object.spec.containers", [{"name": "api", "image": "registry.example.com/payments/api:1.4.3"}]),
+        _set("response.allowed", True),
+        _set("response.warnings", ["policy vigil.CVE-2023-0286: CVE-2023-0286 in openssl 3.0.7 (critical)"]),
+        _set("response.status", {"code": 403, "reason": "vigil-policy", "message": "another policy version"}),
+    ],
+)
+def test_anything_else_the_findings_are_made_of_changes_the_digest(change: Any) -> None:
+    review = load("denied_ephemeral_debug.json")
+    changed = copy.deepcopy(review)
+    change(changed)
+
+    assert event_digest(changed) != event_digest(review)
+
+
+def test_the_digest_refuses_what_parse_refuses() -> None:
+    with pytest.raises(ParseError, match="no request"):
+        event_digest(load("bare_response_docs_example.json"))
