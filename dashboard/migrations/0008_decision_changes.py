@@ -28,6 +28,43 @@ BEGIN
 END $$;
 """
 
+# A finding's UPDATE counts only when it changes a column a decision reads (dashboard/db/decision_findings.py:
+# what blocks, what the warning says, whose it is, what teaches it).  Event findings are rewritten with every
+# alert or denial for their count, last seen and latest details; that moves no decision and must not make every
+# decision on a running image read its inputs again.
+DECIDING = (
+    "image_id", "team_id", "status", "severity", "kind", "rule_id", "title", "package_name", "package_version",
+    "fixed_version", "kev", "epss", "due_date", "source", "cwe", "package_type", "resource_kind",
+)  # fmt: skip
+DETAILS_READ = ("class", "purl")
+
+
+def _deciding(alias: str) -> str:
+    columns = [f"{alias}.{column}" for column in DECIDING] + [f"{alias}.details ->> '{key}'" for key in DETAILS_READ]
+    return f"ROW({', '.join(columns)})"
+
+
+FINDING_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION vigil_decision_change_finding() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO dashboard_decisionchange (image_id)
+            SELECT DISTINCT image_id FROM new_rows WHERE image_id IS NOT NULL ORDER BY 1;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO dashboard_decisionchange (image_id)
+            SELECT DISTINCT image_id FROM old_rows WHERE image_id IS NOT NULL ORDER BY 1;
+    ELSE
+        INSERT INTO dashboard_decisionchange (image_id)
+            SELECT moved.image_id FROM (
+                SELECT n.image_id, o.image_id AS old_image_id FROM new_rows n JOIN old_rows o ON o.id = n.id
+                WHERE {_deciding("n")} IS DISTINCT FROM {_deciding("o")}
+            ) AS changed CROSS JOIN LATERAL (VALUES (changed.image_id), (changed.old_image_id)) AS moved (image_id)
+            WHERE moved.image_id IS NOT NULL GROUP BY moved.image_id ORDER BY 1;
+    END IF;
+    RETURN NULL;
+END $$;
+"""  # noqa: S608 - the column names come from DECIDING, no input
+
 GLOBAL_FUNCTION = """
 CREATE OR REPLACE FUNCTION vigil_decision_change_global() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -48,7 +85,7 @@ END $$;
 
 #: (table, function): the image's own rows and the rows that name an image.
 IMAGE_TABLES = (
-    ("dashboard_finding", "by_image_id"),
+    ("dashboard_finding", "finding"),
     ("dashboard_imageversion", "by_image_id"),
     ("dashboard_image", "image"),
 )
@@ -80,6 +117,7 @@ CREATE = "\n".join(
     [
         IMAGE_COLUMN_FUNCTIONS.format(name="by_image_id", column="image_id"),
         IMAGE_COLUMN_FUNCTIONS.format(name="image", column="id"),
+        FINDING_FUNCTION,
         GLOBAL_FUNCTION,
         *(_triggers(table, function) for table, function in IMAGE_TABLES),
         *(_triggers(table, "global") for table in GLOBAL_TABLES),
@@ -97,6 +135,7 @@ DROP = "\n".join(
         ),
         "DROP TRIGGER vigil_decision_change_token ON dashboard_apitoken;",
         "DROP FUNCTION vigil_decision_change_by_image_id(); DROP FUNCTION vigil_decision_change_image();",
+        "DROP FUNCTION vigil_decision_change_finding();",
         "DROP FUNCTION vigil_decision_change_global(); DROP FUNCTION vigil_decision_change_token();",
     ]
 )

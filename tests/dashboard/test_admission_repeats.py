@@ -254,7 +254,8 @@ def statements(captured: CaptureQueriesContext) -> list[str]:
     return [" ".join(sql.split()[:3]) for sql in sqls if "dashboard_report" not in sql and not sql.startswith(("SAVEPOINT", "RELEASE"))]
 
 
-def test_a_repeat_costs_one_insert_beyond_the_decisions_own_statements(webhook, nginx, django_assert_num_queries) -> None:
+def test_a_repeat_costs_one_insert_beyond_the_decisions_own_statements(webhook, nginx, django_assert_num_queries, settings) -> None:
+    settings.VIGIL_DECISION_MEMO_SECONDS = 0  # the decision reads its inputs on every database (the memo: test_decision_memo.py)
     validate(webhook, pod(0))  # the token's first use from this address, the catalogue read, the first event stored
     body = json.dumps(pod(1))
     with CaptureQueriesContext(connection) as repeat, django_assert_num_queries(7):

@@ -9,6 +9,7 @@ it must be the expected one and the one computed with nothing kept.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from dashboard.api.authentication import TokenPrincipal
+from dashboard.db import decision_findings
 from dashboard.db.decision_changes import decision_changes_fold
 from dashboard.models import ApiToken, DecisionChange, Finding, Image, OwnershipRule, RiskAcceptance, Status
 from dashboard.selectors.decision_memo import forget_decisions
@@ -197,6 +199,20 @@ def test_a_repeated_decision_reads_the_record_of_changes_and_writes_its_own(worl
     assert (again.decision.decision, [r.finding.rule_id for r in again.decision.reasons]) == ("warn", ["CVE-2023-0286"])
 
 
+def test_a_finding_rewritten_only_for_its_count_and_last_seen_keeps_the_decision(world, django_assert_num_queries) -> None:
+    principal = TokenPrincipal(world["reader"])
+    gate_check(ref=REF, by=principal)
+    Finding.objects.filter(pk=world["critical"].pk).update(occurrences=7, last_seen=timezone.now(), details={"sample": 2})
+    with django_assert_num_queries(2):  # what an alert's or a denial's count moves is no input of a decision
+        gate_check(ref=REF, by=principal)
+
+
+def test_the_trigger_compares_every_column_a_decision_reads() -> None:
+    trigger = importlib.import_module("dashboard.migrations.0008_decision_changes")
+    read = {*decision_findings.COLUMNS, *decision_findings.CLASS_COLUMNS, "team_id"} - {"id"}
+    assert (read - set(trigger.DECIDING), set(decision_findings.DETAILS_KEYS) - set(trigger.DETAILS_READ)) == (set(), set())
+
+
 def test_without_the_memo_every_decision_reads_its_inputs(world, settings, django_assert_num_queries) -> None:
     settings.VIGIL_DECISION_MEMO_SECONDS = 0
     principal = TokenPrincipal(world["reader"])
@@ -221,3 +237,18 @@ def test_folding_keeps_one_row_per_image_and_the_next_change_still_counts(world)
     after_fold = gate(world["reader"])
     _false_positive(world)
     assert (rows.count(world["image"].pk), after_fold, *kept_and_fresh(world["reader"])) == (1, "warn", "pass", "pass")
+
+
+def test_a_repeated_warned_admission_reads_the_token_and_the_record_of_changes_and_writes_two_rows(
+    world, django_assert_num_queries, django_capture_on_commit_callbacks
+) -> None:
+    _, plaintext = token_create(team=world["ops"], name="webhook", scope="admission", cluster="prod")
+    webhook = APIClient()
+    webhook.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    with django_capture_on_commit_callbacks(execute=True):  # first use; the event stored and, once committed, remembered
+        webhook.post("/api/v1/admission/validate", POD.read_text(), content_type="application/json")
+    # The event's finding (the worker, run eagerly) is new on the image: the next decision reads its inputs once.
+    webhook.post("/api/v1/admission/validate", POD.read_text(), content_type="application/json")
+    with django_assert_num_queries(4):  # the token, the record of changes; the GateDecision row, the repeat's row
+        answer = webhook.post("/api/v1/admission/validate", POD.read_text(), content_type="application/json")
+    assert [line.split(":")[1].split()[0] for line in answer.json()["response"]["warnings"]] == ["CVE-2023-0286"]
