@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from dashboard.db import active_counts
+from dashboard.db import active_counts, decision_changes
 from dashboard.ingest import claim, quiet, receive, signing
 from dashboard.ingest.publish import TASKS
 from dashboard.services import (
@@ -72,6 +72,12 @@ def resolve_quiet_events() -> None:
 def flush_admission_repeats() -> None:
     """Every minute: the admission webhook's repeats become event reports counting them (at least once, idempotent)."""
     admission_repeats.repeats_flush()
+
+
+@shared_task(name=TASKS.FOLD_DECISION_CHANGES)
+def fold_decision_changes() -> None:
+    """Every minute: keep the decision memo's record of changes short (one statement; a reader sees it whole)."""
+    decision_changes.decision_changes_fold()
 
 
 # --- Ownership and tokens ---------------------------------------------------------

@@ -382,6 +382,7 @@ CELERY_BEAT_SCHEDULE = {
     "daily-snapshots": {"task": "vigil.snapshots.take", "schedule": 3600.0},
     "resolve-quiet-events": {"task": "vigil.events.resolve_quiet", "schedule": 3600.0},
     "flush-admission-repeats": {"task": "vigil.admission.flush_repeats", "schedule": 60.0},
+    "fold-decision-changes": {"task": "vigil.enforcement.fold_changes", "schedule": 60.0},
     "expire-risk-acceptances": {"task": "vigil.triage.expire_acceptances", "schedule": 3600.0},
     "compute-nudges": {"task": "vigil.nudges.compute", "schedule": 3600.0},
     "weekly-nudge-digest": {"task": "vigil.nudges.weekly_digest", "schedule": 3600.0},

@@ -50,6 +50,8 @@ class TASKS:
     RESOLVE_QUIET_EVENTS = "vigil.events.resolve_quiet"
     #: Every minute: the admission webhook's repeated events become event reports counting them.
     FLUSH_ADMISSION_REPEATS = "vigil.admission.flush_repeats"
+    #: Every minute: the record of changes to what decisions read, one row per image (db/decision_changes.py).
+    FOLD_DECISION_CHANGES = "vigil.enforcement.fold_changes"
     TAKE_SNAPSHOTS = "vigil.snapshots.take"
     REASSIGN_OWNERSHIP = "vigil.ownership.reassign"
     PRUNE_SIGNATURES = "vigil.tokens.prune_signatures"

@@ -21,7 +21,6 @@ from rest_framework.test import APIClient
 
 from dashboard.api.authentication import TokenPrincipal
 from dashboard.db import decision_findings
-from dashboard.db.decision_changes import decision_changes_fold
 from dashboard.models import ApiToken, DecisionChange, Finding, Image, OwnershipRule, RiskAcceptance, Status
 from dashboard.selectors.decision_memo import forget_decisions
 from dashboard.services.gate import gate_check
@@ -29,6 +28,7 @@ from dashboard.services.policies import policy_update
 from dashboard.services.running import forget_written
 from dashboard.services.tokens import token_create
 from dashboard.services.triage import findings_set_status
+from dashboard.tasks import fold_decision_changes
 from scanners.base import ImageRef
 from tests.conftest import FIXTURES
 from tests.factories import (
@@ -232,7 +232,7 @@ def test_a_kept_decision_answers_with_the_time_it_is_asked(world) -> None:
 def test_folding_keeps_one_row_per_image_and_the_next_change_still_counts(world) -> None:
     gate(world["reader"])
     Finding.objects.filter(pk=world["low"].pk).update(title="touched")  # a change that moves nothing
-    decision_changes_fold()
+    fold_decision_changes()  # the beat's task
     rows = list(DecisionChange.objects.values_list("image_id", flat=True).order_by("image_id"))
     after_fold = gate(world["reader"])
     _false_positive(world)
