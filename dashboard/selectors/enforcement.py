@@ -184,6 +184,9 @@ class _Learning(Mapping[int, LearningFacts]):
     def __getitem__(self, key: int) -> LearningFacts:
         return LearningFacts.from_values(_class_values(self._rows[key]))
 
+    def __contains__(self, key: object) -> bool:  # without building the facts (Mapping's default would)
+        return key in self._rows
+
     def __iter__(self) -> Iterator[int]:
         return iter(self._rows)
 

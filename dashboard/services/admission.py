@@ -109,13 +109,18 @@ def _decided(request: AdmissionRequest, now: dt.datetime) -> tuple[list[ImageDec
     containers = list({container.reference: container for container in request.containers}.values())
     refs = tuple(container.reference for container in containers)
     key = ("admission", request.namespace, refs)
-    kept = remembered(key=key, refs=refs, day=now.date(), compute=lambda: _decide(request, containers, now))
+    kept, modules = remembered(key=key, refs=refs, day=now.date(), compute=lambda: _taught(_decide(request, containers, now)))
     decisions = [
         ImageDecision(container, item.inputs, dataclasses.replace(item.decision, evaluated_at=now))
         for container, item in zip(containers, kept, strict=True)
     ]
+    return decisions, modules
+
+
+def _taught(decisions: list[ImageDecision]) -> tuple[list[ImageDecision], dict[int, dict[str, str]]]:
+    """The decisions with the training module of each reason (from what the decision read)."""
     reasons = {reason.finding.id: item.inputs.learning for item in decisions for reason in item.decision.reasons}
-    known = {pk: learning[pk] for pk, learning in reasons.items() if pk in learning}  # what the decision read
+    known = {pk: learning[pk] for pk, learning in reasons.items() if pk in learning}
     return decisions, modules_for_findings(ids=sorted(reasons), known=known)
 
 

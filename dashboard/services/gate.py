@@ -92,17 +92,18 @@ def gate_check(*, ref: str, by: Any, report: Report | None = None, now: dt.datet
         raise ApplicationError(f"{ref[:200]!r} is not an image reference (REGISTRY/REPOSITORY[:TAG][@DIGEST])", code="invalid_image")
     who = memo_key_for(by)
     if who is None:  # a person: memberships are not in the memo's record of changes
-        inputs, decision = _decide(ref, by, moment)
+        inputs, decision, modules = _decide(ref, by, moment)
     else:
-        inputs, decision = remembered(key=("gate", who, ref), refs=[ref], day=moment.date(), compute=lambda: _decide(ref, by, moment))
-        decision = dataclasses.replace(decision, evaluated_at=moment)
-    modules = modules_for_findings(ids=[reason.finding.id for reason in decision.reasons], known=inputs.learning)
+        kept = remembered(key=("gate", who, ref), refs=[ref], day=moment.date(), compute=lambda: _decide(ref, by, moment))
+        inputs, decision, modules = kept[0], dataclasses.replace(kept[1], evaluated_at=moment), kept[2]
     record = decision_record(decision=decision, point=GateDecision.Point.CI, ref=ref, inputs=inputs, by=by, report=report)
     return GateResult(decision=decision, inputs=inputs, modules=modules, record=record)
 
 
-def _decide(ref: str, by: Any, now: dt.datetime) -> tuple[ImageFindings, Decision]:
+def _decide(ref: str, by: Any, now: dt.datetime) -> tuple[ImageFindings, Decision, dict[int, dict[str, str]]]:
     policy_of = policies_read_once()
     # Only the findings that could violate the image's policy are read: the same decision from fewer rows.
     inputs = image_findings(ref=ref, user=by, policy_of=lambda image: policy_of(image.team_id), today=now.date())
-    return inputs, decide(policy=policy_of(inputs.team_id), findings=inputs.findings, now=now)
+    decision = decide(policy=policy_of(inputs.team_id), findings=inputs.findings, now=now)
+    modules = modules_for_findings(ids=[reason.finding.id for reason in decision.reasons], known=inputs.learning)
+    return inputs, decision, modules
