@@ -2,8 +2,9 @@
 
 ``image_findings`` (or ``images_findings`` for many images at once) reads what the pure decision
 (dashboard/enforcement/decision.py) needs about an image's findings; ``policy_for`` reads the policy that
-decides.  Nothing they decide on is cached: a false positive marked or an acceptance revoked a moment ago counts
-at once.  The statements are written out in dashboard/db/ (decision_inputs, decision_findings): compiling them as
+decides.  They read what is there now; the decision memo (selectors/decision_memo.py) calls them again whenever
+PostgreSQL's record of changes to these rows moved, so a false positive marked or an acceptance revoked a moment
+ago counts at once.  The statements are written out in dashboard/db/ (decision_inputs, decision_findings): compiling them as
 querysets on every request cost more CPU than running them.  Only the training catalogue that names the module for
 a reason is kept, a minute per process (``selectors/training.module_picker``): it teaches and decides nothing.
 """
