@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Case, CharField, Count, F, JSONField, Q, Value, When
+from django.db.models import Case, CharField, F, JSONField, Q, Sum, Value, When
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -91,7 +91,7 @@ def histories(findings: Any) -> Iterator[History]:
 
 
 def event_counts(*, start: dt.date, end: dt.date) -> dict[DayKey, Counter[str]]:
-    """Admission denials and runtime alerts (event sightings) per team and day."""
+    """Admission denials and runtime alerts (event sightings, each counting its report's occurrences) per team and day."""
     tz = timezone.get_default_timezone()
     rows = (
         EventSighting.objects.filter(
@@ -101,7 +101,8 @@ def event_counts(*, start: dt.date, end: dt.date) -> dict[DayKey, Counter[str]]:
         )
         .annotate(day=TruncDate("seen_at", tzinfo=tz))
         .values_list("team_id", "day", "finding__stream")
-        .annotate(n=Count("id"))
+        # A report may stand for many identical events (the webhook's counted repeats: Report.occurrences).
+        .annotate(n=Sum("report__occurrences"))
     )
     counts: dict[DayKey, Counter[str]] = defaultdict(Counter)
     for team_id, day, stream, n in rows:

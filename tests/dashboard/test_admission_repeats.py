@@ -11,6 +11,7 @@ import pytest
 from django.db import connection, connections, transaction
 from django.test import TestCase
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from dashboard.api.authentication import TokenPrincipal
@@ -19,10 +20,19 @@ from dashboard.models import AdmissionRepeat, EnforcementPolicy, Finding, GateDe
 from dashboard.services import admission_repeats
 from dashboard.services.admission import admission_validate
 from dashboard.services.admission_repeats import REPEAT_WINDOW, forget_firsts, repeats_flush
+from dashboard.services.posture_sources import event_counts
 from dashboard.services.tokens import token_create
 from scanners.base import ImageRef
 from tests.conftest import FIXTURES
-from tests.factories import EnforcementPolicyFactory, FindingFactory, ImageFactory, ImageVersionFactory, ReportFactory, TeamFactory
+from tests.factories import (
+    EnforcementPolicyFactory,
+    EventSightingFactory,
+    FindingFactory,
+    ImageFactory,
+    ImageVersionFactory,
+    ReportFactory,
+    TeamFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -311,3 +321,15 @@ def test_flushes_at_once_while_repeats_arrive_count_every_repeat_exactly_once() 
     left = sum(group.count for group in take_repeats(limit=10))  # what arrived after the last take
 
     assert (taken + left, AdmissionRepeat.objects.count()) == (400, 0)
+
+
+def test_posture_counts_every_occurrence_a_report_stands_for(payments) -> None:
+    denial = FindingFactory(team=payments, stream="admission", kind="policy", source="admission-review")
+    alone = ReportFactory(team=payments, declared_format="admission-review", stream="admission")
+    repeats = ReportFactory(team=payments, declared_format="admission-review", stream="admission", occurrences=4)
+    EventSightingFactory(finding=denial, report=alone)
+    EventSightingFactory(finding=denial, report=repeats)
+
+    today = timezone.localdate()
+    counts = event_counts(start=today, end=today)
+    assert {key: dict(value) for key, value in counts.items()} == {(payments.pk, 0): {"admission": 5}}
