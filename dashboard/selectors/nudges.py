@@ -67,6 +67,8 @@ class Signal:
     severity: str = ""
     #: The image tag for new-tag signals.
     tag: str = ""
+    #: How many events it stands for (a denial's report may count the webhook's repeats: Report.occurrences).
+    count: int = 1
 
 
 def _facts(row: dict[str, Any], prefix: str = "finding__") -> FindingFacts:
@@ -158,13 +160,22 @@ def fixed_signals(*, team_id: int, since: dt.datetime, until: dt.datetime) -> li
 
 
 def denial_signals(*, team_id: int, since: dt.datetime, until: dt.datetime) -> list[Signal]:
-    """Each admission denial of the team's deploys in (since, until] (one per report and finding)."""
+    """The admission denials of the team's deploys in (since, until]: a signal per report and finding, counting the
+    denials the report stands for."""
     qs = EventSighting.objects.filter(
         team_id=team_id, seen_at__gt=since, seen_at__lte=until, finding__kind="policy", finding__details__allowed=False
     ).exclude(finding__status__in=IGNORED_STATUSES)
     return [
-        Signal(row["finding_id"], row["seen_at"], _facts(row), _where(row), "denied", namespace=row["finding__resource_namespace"] or "")
-        for row in _finding_rows(qs.order_by("seen_at", "id"), "seen_at")
+        Signal(
+            row["finding_id"],
+            row["seen_at"],
+            _facts(row),
+            _where(row),
+            "denied",
+            namespace=row["finding__resource_namespace"] or "",
+            count=row["report__occurrences"],
+        )
+        for row in _finding_rows(qs.order_by("seen_at", "id"), "seen_at", "report__occurrences")
     ]
 
 

@@ -202,11 +202,12 @@ def repeated_denials(denials: Sequence[Signal], topics: Mapping[int, TopicInfo],
         by_policy[names[0] if names else signal.facts.rule_id].append(signal)
     out = []
     for policy, signals in sorted(by_policy.items()):
-        if len(signals) < config.denials_threshold:
+        times = sum(signal.count for signal in signals)
+        if times < config.denials_threshold:
             continue
         for topic_id in sorted({topic_id for signal in signals for topic_id in _topics_of(signal, topics)}):
             reason = (
-                f"The admission policy “{policy}” turned away your team's deploys {_plural(len(signals), 'time')} in the last "
+                f"The admission policy “{policy}” turned away your team's deploys {_plural(times, 'time')} in the last "
                 f"{config.denials_window_days} days, for example {signals[-1].where or policy}."
             )
             out.append(Candidate(topic_id, NudgeRule.REPEATED_DENIALS, _ids(signals), reason))

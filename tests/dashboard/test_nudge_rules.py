@@ -17,6 +17,7 @@ from tests.factories import (
     ImageFactory,
     ImageVersionFactory,
     NudgeFactory,
+    ReportFactory,
     TeamFactory,
     TopicFactory,
     TrainingModuleFactory,
@@ -204,6 +205,16 @@ def test_the_same_policy_denying_three_deploys_in_a_week_makes_a_nudge(team, top
         "The admission policy “disallow-latest-tag” turned away your team's deploys 3 times in the last 7 days, "
         "for example payments/Pod/api."
     )
+
+
+def test_denials_counted_by_one_report_count_each(team, topics) -> None:
+    finding = denial(team, "disallow-latest-tag")
+    EventSightingFactory(finding=finding, seen_at=NOW - HOUR)
+    EventSightingFactory(finding=finding, seen_at=NOW - HOUR, report=ReportFactory(team=team, occurrences=2))
+
+    nudges = nudges_compute(now=NOW, teams=[team], config=CONFIG)
+
+    assert (made(team), "3 times" in nudges[0].reason) == ([("mutable-tags", NudgeRule.REPEATED_DENIALS, 1)], True)
 
 
 def test_two_denials_in_the_week_or_warnings_are_not_enough(team, topics) -> None:
