@@ -10,8 +10,8 @@ change ever bypass the triggers: a TRUNCATE, a restored backup).  A false positi
 a policy saved or a re-scan committed before the request adds a row, so the next decision reads its inputs again:
 nothing is answered from inputs older than the last committed change.  Inputs read after the record can only be
 newer than it, which costs one more read.  The training modules that teach a kept decision's reasons are kept
-with it: they decide nothing, and a module added shows within two minutes (the catalogue a process keeps a minute,
-selectors/training.module_picker, plus this memo's minute).
+with it: they decide nothing, and a module added, or a finding's class changed, shows within two minutes (the
+catalogue a process keeps a minute, selectors/training.module_picker, plus this memo's minute).
 
 Only the decisions of Vigil itself (the admission webhook) and of tokens are kept: a token's teams are in the
 record, a person's memberships are not.  On SQLite, with the setting at 0, every call computes.
