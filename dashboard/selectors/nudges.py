@@ -165,17 +165,10 @@ def denial_signals(*, team_id: int, since: dt.datetime, until: dt.datetime) -> l
     qs = EventSighting.objects.filter(
         team_id=team_id, seen_at__gt=since, seen_at__lte=until, finding__kind="policy", finding__details__allowed=False
     ).exclude(finding__status__in=IGNORED_STATUSES)
+    rows = _finding_rows(qs.order_by("seen_at", "id"), "seen_at", "report__occurrences")
+    namespace, count = "finding__resource_namespace", "report__occurrences"
     return [
-        Signal(
-            row["finding_id"],
-            row["seen_at"],
-            _facts(row),
-            _where(row),
-            "denied",
-            namespace=row["finding__resource_namespace"] or "",
-            count=row["report__occurrences"],
-        )
-        for row in _finding_rows(qs.order_by("seen_at", "id"), "seen_at", "report__occurrences")
+        Signal(r["finding_id"], r["seen_at"], _facts(r), _where(r), "denied", namespace=r[namespace] or "", count=r[count]) for r in rows
     ]
 
 
