@@ -50,3 +50,13 @@ def require_postgres(db: None) -> None:
     if services_required():
         pytest.fail("CI requires PostgreSQL (DATABASE_URL)")
     pytest.skip("needs PostgreSQL (set DATABASE_URL)")
+
+
+@pytest.fixture
+def require_redis_broker(settings) -> None:
+    """For behaviour only a Redis broker has (the events' pending marks): fail in CI without it, skip elsewhere."""
+    if str(settings.CELERY_BROKER_URL).startswith(("redis://", "rediss://")):
+        return
+    if services_required():
+        pytest.fail("CI requires Redis (CELERY_BROKER_URL)")
+    pytest.skip("needs a Redis broker (set CELERY_BROKER_URL=redis://...)")

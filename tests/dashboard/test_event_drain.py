@@ -60,7 +60,7 @@ def test_a_sender_that_keeps_sending_is_handed_over_to_a_new_task_for_its_oldest
     assert published == [(publish.TASKS.PROCESS_EVENTS, [str(left[0]), ""])]
 
 
-def test_an_alert_stored_while_its_senders_task_is_pending_is_not_published(token, published) -> None:
+def test_an_alert_stored_while_its_senders_task_is_pending_is_not_published(token, published, require_redis_broker) -> None:
     first, second = queue(token, range(2))
     key = claim.events_pending_key(first)
 
