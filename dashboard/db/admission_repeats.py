@@ -43,6 +43,24 @@ class Taken:
     latest: dt.datetime
 
 
+# The report is checked in the statement itself: a repeat of a report that is gone (an operator deleted it inside
+# its minute) inserts nothing, so the caller can store the event in full, in or out of a transaction (the foreign
+# key is checked only at commit).
+INSERT = """
+INSERT INTO "dashboard_admissionrepeat" ("report_id", "at")
+    SELECT %s, %s WHERE EXISTS (SELECT 1 FROM "dashboard_report" WHERE "id" = %s)
+"""
+
+
+def insert_repeat(*, report_id: Any, at: dt.datetime) -> bool:
+    """Count one repeat of ``report_id``; False (nothing written) when that report is gone."""
+    value = AdmissionRepeat._meta.get_field("report").get_db_prep_value(report_id, connection)
+    moment = AdmissionRepeat._meta.get_field("at").get_db_prep_value(at, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(INSERT, [value, moment, value])
+        return bool(cursor.rowcount)
+
+
 def take_repeats(*, limit: int) -> list[Taken]:
     """Delete the repeats of up to ``limit`` reports and return them counted per report, oldest first.  Call it
     inside a transaction that also stores what they become: a rollback puts them all back."""

@@ -28,6 +28,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
 from dashboard.enforcement.decision import FAIL, PASS, Decision, decide, worst_of
@@ -95,11 +96,12 @@ def admission_validate(*, document: Any, by: Any, cluster: str = "", now: dt.dat
     )
     if not request.dry_run:
         every_line = [line for _, line in lines]
-        _record(
-            request=request, document=document, review=review, decisions=decisions, lines=every_line, by=by, cluster=cluster, now=moment
-        )
-        if worst != FAIL:
-            _sightings(request, decisions, cluster, moment)
+        with transaction.atomic():  # the decision's records land together, with one commit
+            _record(
+                request=request, document=document, review=review, decisions=decisions, lines=every_line, by=by, cluster=cluster, now=moment
+            )
+            if worst != FAIL:
+                _sightings(request, decisions, cluster, moment)
     return AdmissionOutcome(review, request, decisions)
 
 

@@ -27,12 +27,12 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import transaction
 
-from dashboard.db.admission_repeats import Taken, take_repeats
+from dashboard.db.admission_repeats import Taken, insert_repeat, take_repeats
 from dashboard.errors import ApplicationError
 from dashboard.ingest.receive import report_submit
-from dashboard.models import AdmissionRepeat, Report, ReportPayload
+from dashboard.models import Report, ReportPayload
 from scanners.admission_review import event_digest
 from scanners.base import ParseError
 
@@ -107,15 +107,11 @@ def _remember(key: str, report_id: Any, clock: float) -> None:
 
 def _repeat(key: str, report_id: Any, now: dt.datetime) -> bool:
     """Count a repeat of ``report_id``: one INSERT.  False when that report is gone (then this event is stored in
-    full and becomes the key's first); in a caller's transaction the missing report fails its commit instead."""
-    try:
-        AdmissionRepeat.objects.create(report_id=report_id, at=now)
-    except IntegrityError:
-        if connection.in_atomic_block:
-            raise
-        _firsts.of.pop(key, None)
-        return False
-    return True
+    full and becomes the key's first)."""
+    if insert_repeat(report_id=report_id, at=now):
+        return True
+    _firsts.of.pop(key, None)
+    return False
 
 
 def repeats_flush(*, batch: int = FLUSH_BATCH) -> int:
