@@ -48,12 +48,15 @@ class _Entry:
 _entries: dict[Hashable, _Entry] = {}
 
 
-def remembered(*, key: Hashable, refs: Collection[str], day: dt.date, compute: Callable[[], T]) -> T:
-    """``compute()`` (which reads only what the images of ``refs`` and the global inputs hold), or what it returned
-    for ``key`` before, if nothing it reads has changed since and it is still ``day``."""
+def remembered(*, key: Hashable, by: Any, refs: Collection[str], day: dt.date, compute: Callable[[], T]) -> T:
+    """``compute()`` (which reads only what the images of ``refs`` and the global inputs hold, as ``by`` may read
+    them), or what it returned for ``key`` and ``by`` before, if nothing it reads has changed since and it is still
+    ``day``.  ``by``: Vigil itself (None) or a token principal; a person's decisions are always computed."""
     seconds = settings.VIGIL_DECISION_MEMO_SECONDS
-    if seconds <= 0 or not changes_available():
+    who = _who(by)
+    if seconds <= 0 or who is None or not changes_available():
         return compute()
+    key = (who, key)
     parsed = [item for item in (ImageRef.parse(ref) for ref in refs) if item is not None]
     changes = decision_changes(registries={i.registry for i in parsed}, repositories={i.repository for i in parsed})
     clock = time.monotonic()
@@ -67,8 +70,8 @@ def remembered(*, key: Hashable, refs: Collection[str], day: dt.date, compute: C
     return value
 
 
-def memo_key_for(user: Any) -> Hashable | None:
-    """Who a decision is for, as a memo key: Vigil itself (``user`` None) or a token; None for a person."""
+def _who(user: Any) -> Hashable | None:
+    """Who a decision is for, as part of its key: Vigil itself (``user`` None) or a token; None for a person."""
     if user is None:
         return ("vigil",)
     token = getattr(user, "api_token", None)

@@ -111,7 +111,7 @@ def _decided(request: AdmissionRequest, now: dt.datetime) -> tuple[list[ImageDec
     containers = list({container.reference: container for container in request.containers}.values())
     refs = tuple(container.reference for container in containers)
     key = ("admission", request.namespace, refs)
-    kept, modules = remembered(key=key, refs=refs, day=now.date(), compute=lambda: _taught(_decide(request, containers, now)))
+    kept, modules = remembered(key=key, by=None, refs=refs, day=now.date(), compute=lambda: _taught(_decide(request, containers, now)))
     decisions = [
         ImageDecision(container, item.inputs, dataclasses.replace(item.decision, evaluated_at=now))
         for container, item in zip(containers, kept, strict=True)

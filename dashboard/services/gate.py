@@ -17,7 +17,7 @@ from dashboard.db.decision_record import insert_decision
 from dashboard.enforcement.decision import Decision, decide
 from dashboard.errors import ApplicationError
 from dashboard.models import GateDecision, Report
-from dashboard.selectors.decision_memo import memo_key_for, remembered
+from dashboard.selectors.decision_memo import remembered
 from dashboard.selectors.enforcement import ImageFindings, image_findings, modules_for_findings, policies_read_once
 from dashboard.services.audit import actor_label
 from scanners.base import ImageRef
@@ -90,12 +90,8 @@ def gate_check(*, ref: str, by: Any, report: Report | None = None, now: dt.datet
     moment = timezone.localtime(now or timezone.now())
     if ImageRef.parse(ref) is None:
         raise ApplicationError(f"{ref[:200]!r} is not an image reference (REGISTRY/REPOSITORY[:TAG][@DIGEST])", code="invalid_image")
-    who = memo_key_for(by)
-    if who is None:  # a person: memberships are not in the memo's record of changes
-        inputs, decision, modules = _decide(ref, by, moment)
-    else:
-        kept = remembered(key=("gate", who, ref), refs=[ref], day=moment.date(), compute=lambda: _decide(ref, by, moment))
-        inputs, decision, modules = kept[0], dataclasses.replace(kept[1], evaluated_at=moment), kept[2]
+    inputs, kept, modules = remembered(key=("gate", ref), by=by, refs=[ref], day=moment.date(), compute=lambda: _decide(ref, by, moment))
+    decision = dataclasses.replace(kept, evaluated_at=moment)
     record = decision_record(decision=decision, point=GateDecision.Point.CI, ref=ref, inputs=inputs, by=by, report=report)
     return GateResult(decision=decision, inputs=inputs, modules=modules, record=record)
 
